@@ -1,0 +1,231 @@
+/* conf: the settings table and its loader. Every setting exists once, in
+ * `table` below; --help, the README check and the loader all read it. */
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "conf.h"
+
+#ifndef COMET_DEFAULT_DB
+#define COMET_DEFAULT_DB "/var/lib/comet-fcgi/comet.db"
+#endif
+
+enum conf_type { CONF_INT, CONF_STR, CONF_BOOL_ENUM };
+
+struct conf_def {
+	const char *name;
+	enum conf_type type;
+	const char *def;	/* NULL: unset */
+	long min, max;		/* CONF_INT bounds */
+	const char *choices;	/* CONF_BOOL_ENUM: "false-word|true-word" */
+	size_t off;
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct conf, f)
+
+static const struct conf_def table[] = {
+	{ "COMET_DB", CONF_STR, COMET_DEFAULT_DB, 0, 0, NULL, OFF(db),
+	  "SQLite database file holding the message log" },
+	{ "COMET_TIMEOUT", CONF_INT, "25", 0, 3600, NULL, OFF(timeout),
+	  "seconds a long-poll waits when the request gives no timeout" },
+	{ "COMET_MAX_TIMEOUT", CONF_INT, "120", 0, 3600, NULL, OFF(max_timeout),
+	  "largest timeout a request may ask for; larger ones are capped" },
+	{ "COMET_KEEPALIVE", CONF_INT, "15", 1, 3600, NULL, OFF(keepalive),
+	  "seconds between keepalive comments on an event stream" },
+	{ "COMET_STREAM_MAX", CONF_INT, "300", 1, 86400, NULL, OFF(stream_max),
+	  "seconds an event stream stays open before the client resumes" },
+	{ "COMET_PUBLISH_KEY", CONF_STR, NULL, 0, 0, NULL, OFF(publish_key),
+	  "Bearer key for publishing, channel info, DELETE and stats; unset: loopback only" },
+	{ "COMET_TOKEN_KEY", CONF_STR, NULL, 0, 0, NULL, OFF(token_key),
+	  "HMAC key for private- channel tokens; unset: private channels refused" },
+	{ "COMET_MAX_MESSAGE", CONF_INT, "65536", 1, 16777216, NULL, OFF(max_message),
+	  "largest message body in bytes" },
+	{ "COMET_RETAIN", CONF_INT, "1000", 1, 100000000, NULL, OFF(retain),
+	  "messages kept per channel" },
+	{ "COMET_RETAIN_SECONDS", CONF_INT, "86400", 1, 3153600000L, NULL, OFF(retain_seconds),
+	  "seconds a message is kept" },
+	{ "COMET_CORS_ORIGIN", CONF_STR, NULL, 0, 0, NULL, OFF(cors_origin),
+	  "origin allowed to subscribe cross-origin; unset: no CORS headers" },
+	{ "COMET_SYNC", CONF_BOOL_ENUM, "normal", 0, 0, "normal|full", OFF(sync_full),
+	  "normal survives any process crash; full also survives power loss" },
+};
+
+#define NTABLE (sizeof table / sizeof table[0])
+
+const char *conf_name(int i)
+{
+	return i >= 0 && (size_t)i < NTABLE ? table[i].name : NULL;
+}
+
+void conf_print_help(FILE *f)
+{
+	for (size_t i = 0; i < NTABLE; i++) {
+		const struct conf_def *d = &table[i];
+		fprintf(f, "  %-22s %s\n", d->name, d->help);
+		if (d->type == CONF_INT)
+			fprintf(f, "  %-22s default %s, from %ld to %ld\n", "",
+				d->def, d->min, d->max);
+		else if (d->type == CONF_BOOL_ENUM)
+			fprintf(f, "  %-22s %s, default %s\n", "", d->choices, d->def);
+		else
+			fprintf(f, "  %-22s default %s\n", "", d->def ? d->def : "unset");
+	}
+}
+
+static int set_value(struct conf *c, const struct conf_def *d, const char *v,
+		     const char *origin, char *err, size_t errlen)
+{
+	char *base = (char *)c;
+	switch (d->type) {
+	case CONF_INT: {
+		const char *p = v;
+		long n = 0;
+		bool ok = *p != '\0';
+		for (; *p && ok; p++) {
+			if (*p < '0' || *p > '9' || n > (d->max - (*p - '0')) / 10)
+				ok = false;
+			else
+				n = n * 10 + (*p - '0');
+		}
+		if (!ok || n < d->min || n > d->max) {
+			snprintf(err, errlen, "%s%s: '%.40s' is not a whole number from %ld to %ld",
+				 d->name, origin, v, d->min, d->max);
+			return -1;
+		}
+		*(long *)(base + d->off) = n;
+		return 0;
+	}
+	case CONF_STR: {
+		char **slot = (char **)(base + d->off);
+		if (*v == '\0') {
+			snprintf(err, errlen, "%s%s: empty value (leave it unset instead)",
+				 d->name, origin);
+			return -1;
+		}
+		free(*slot);
+		*slot = xstrdup(v);
+		return 0;
+	}
+	case CONF_BOOL_ENUM: {
+		const char *bar = strchr(d->choices, '|');
+		size_t flen = (size_t)(bar - d->choices);
+		bool *slot = (bool *)(base + d->off);
+		if (strlen(v) == flen && strncmp(v, d->choices, flen) == 0)
+			*slot = false;
+		else if (strcmp(v, bar + 1) == 0)
+			*slot = true;
+		else {
+			snprintf(err, errlen, "%s%s: '%.40s' is not one of %s",
+				 d->name, origin, v, d->choices);
+			return -1;
+		}
+		return 0;
+	}
+	}
+	return -1;
+}
+
+static const struct conf_def *find(const char *name, size_t n)
+{
+	for (size_t i = 0; i < NTABLE; i++)
+		if (strlen(table[i].name) == n && strncmp(table[i].name, name, n) == 0)
+			return &table[i];
+	return NULL;
+}
+
+static void trim(char **s, char **e)
+{
+	while (*s < *e && (**s == ' ' || **s == '\t'))
+		(*s)++;
+	while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t' ||
+			   (*e)[-1] == '\r' || (*e)[-1] == '\n'))
+		(*e)--;
+}
+
+/* "NAME = value" lines; '#' starts a comment line; a value may be quoted. */
+static int load_file(struct conf *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "COMET_CONFIG: cannot open %.200s: %s",
+			 path, strerror(errno));
+		return -1;
+	}
+	char line[4096];
+	int lineno = 0, rc = 0;
+	while (rc == 0 && fgets(line, sizeof line, f)) {
+		lineno++;
+		char *s = line, *e = line + strlen(line);
+		trim(&s, &e);
+		if (s == e || *s == '#')
+			continue;
+		char *eq = memchr(s, '=', (size_t)(e - s));
+		if (!eq) {
+			snprintf(err, errlen, "COMET_CONFIG: %.200s:%d: expected NAME = value",
+				 path, lineno);
+			rc = -1;
+			break;
+		}
+		char *ks = s, *ke = eq, *vs = eq + 1, *ve = e;
+		trim(&ks, &ke);
+		trim(&vs, &ve);
+		if (ve - vs >= 2 && (*vs == '"' || *vs == '\'') && ve[-1] == *vs)
+			vs++, ve--;
+		const struct conf_def *d = find(ks, (size_t)(ke - ks));
+		if (!d) {
+			snprintf(err, errlen, "COMET_CONFIG: %.200s:%d: unknown setting '%.*s'",
+				 path, lineno, (int)(ke - ks > 64 ? 64 : ke - ks), ks);
+			rc = -1;
+			break;
+		}
+		*ve = '\0';
+		char origin[256];
+		snprintf(origin, sizeof origin, " (%.200s:%d)", path, lineno);
+		rc = set_value(c, d, vs, origin, err, errlen);
+	}
+	fclose(f);
+	return rc;
+}
+
+int conf_load(struct conf *c, conf_lookup_fn lookup, void *arg,
+	      char *err, size_t errlen)
+{
+	memset(c, 0, sizeof *c);
+	for (size_t i = 0; i < NTABLE; i++)
+		if (table[i].def && set_value(c, &table[i], table[i].def, "", err, errlen) < 0)
+			return -1;
+	const char *file = lookup("COMET_CONFIG", arg);
+	if (file && *file && load_file(c, file, err, errlen) < 0)
+		return -1;
+	for (size_t i = 0; i < NTABLE; i++) {
+		const char *v = lookup(table[i].name, arg);
+		if (v && set_value(c, &table[i], v, "", err, errlen) < 0)
+			return -1;
+	}
+	if (c->timeout > c->max_timeout) {
+		snprintf(err, errlen, "COMET_TIMEOUT: %ld is above COMET_MAX_TIMEOUT (%ld)",
+			 c->timeout, c->max_timeout);
+		return -1;
+	}
+	if (c->keepalive > c->stream_max) {
+		snprintf(err, errlen, "COMET_KEEPALIVE: %ld is above COMET_STREAM_MAX (%ld)",
+			 c->keepalive, c->stream_max);
+		return -1;
+	}
+	return 0;
+}
+
+void conf_free(struct conf *c)
+{
+	for (size_t i = 0; i < NTABLE; i++)
+		if (table[i].type == CONF_STR) {
+			char **slot = (char **)((char *)c + table[i].off);
+			free(*slot);
+			*slot = NULL;
+		}
+}

@@ -1,0 +1,31 @@
+/* handler: serves one request: picks the endpoint, checks access, parses
+ * (request.c), reads or appends (msglog.c), and answers at once or hands
+ * the request to the hub to be held. Logs what goes wrong, once. */
+#ifndef COMET_HANDLER_H
+#define COMET_HANDLER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "conn.h"
+#include "hub.h"
+#include "msglog.h"
+#include "notify.h"
+
+struct app {
+	struct conf conf;
+	struct msglog *log;	/* the accepting thread's connection; NULL until it opens */
+	struct notify *notify;
+	struct hub *hub;	/* started when the first request is held */
+	bool threaded;		/* FastCGI: the hub gets a thread; CGI: runs inline */
+	int64_t started_ms;
+};
+
+/* Opens the log and the notify file; 0, or -1 with err. Retried per request. */
+int handler_open(struct app *a, char *err, size_t errlen);
+
+/* Serves c; c is ended by the time this returns, or handed to the hub. */
+void handler_serve(struct app *a, struct conn *c);
+
+#endif

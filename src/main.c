@@ -1,0 +1,152 @@
+/* comet-fcgi: Comet (long-poll and streaming server push) as a FastCGI or
+ * CGI application over a SQLite message log. Command line and start-up. */
+#include "config.h"
+
+#include <fcgiapp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "conf.h"
+#include "handler.h"
+#include "msglog.h"
+#include "notify.h"
+#include "request.h"
+#include "server.h"
+#include "utf8.h"
+
+static void usage(FILE *f)
+{
+	fputs("Usage: comet-fcgi                    FastCGI (listen socket on fd 0) or CGI\n"
+	      "       comet-fcgi --listen ADDR      FastCGI on HOST:PORT, :PORT or a socket path\n"
+	      "       comet-fcgi publish [--type TYPE] CHANNEL [DATA]\n"
+	      "                                     append a message (DATA or stdin) and wake\n"
+	      "                                     subscribers; prints {\"id\",\"channel\",\"time\"}\n"
+	      "       comet-fcgi --help | --version\n"
+	      "\n"
+	      "Endpoints (last path segment): sub, pub, stats. See comet-fcgi(8).\n"
+	      "\n"
+	      "Environment (also NAME = value lines in the file named by COMET_CONFIG):\n", f);
+	conf_print_help(f);
+}
+
+static const char *env_lookup(const char *name, void *arg)
+{
+	return getenv(name);
+}
+
+static int cli_publish(struct app *a, int argc, char **argv)
+{
+	char err[512];
+	const char *ctype = "text/plain";
+	int i = 0;
+	if (i + 1 < argc && strcmp(argv[i], "--type") == 0) {
+		ctype = argv[i + 1];
+		i += 2;
+	}
+	if (i >= argc || argc - i > 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *chan = argv[i];
+	if (!request_channel_valid(chan, strlen(chan))) {
+		fprintf(stderr, "comet-fcgi: a channel name is 1 to 128 of A-Z a-z 0-9 _ - . : @\n");
+		return 2;
+	}
+	struct buf data = BUF_INIT;
+	if (i + 1 < argc) {
+		buf_adds(&data, argv[i + 1]);
+	} else {
+		char chunk[65536];
+		size_t n;
+		while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
+			buf_add(&data, chunk, n);
+	}
+	char type[REQ_TYPE_LEN + 1];
+	bool charset_ok;
+	struct req_error e;
+	int rc = 1;
+	if (request_media_type(ctype, type, &charset_ok, &e) < 0 || !charset_ok) {
+		fprintf(stderr, "comet-fcgi: --type: %s\n", charset_ok ? e.msg : "UTF-8 only");
+	} else if ((long)data.len > a->conf.max_message) {
+		fprintf(stderr, "comet-fcgi: message too large (COMET_MAX_MESSAGE is %ld)\n",
+			a->conf.max_message);
+	} else if (!utf8_valid(data.p ? data.p : "", data.len)) {
+		fprintf(stderr, "comet-fcgi: the message must be UTF-8 text without NUL bytes\n");
+	} else if (handler_open(a, err, sizeof err) < 0) {
+		fprintf(stderr, "comet-fcgi: %s\n", err);
+	} else {
+		struct msglog_msg m = { chan, type, data.p ? data.p : "", data.len };
+		int64_t id;
+		struct buf ack = BUF_INIT;
+		int r = msglog_append(a->log, &m, 1, clock_wall_ms(), &id, &ack, err, sizeof err);
+		if (r == 0) {
+			notify_bump(a->notify);
+			notify_published(a->notify, 1);
+			printf("%s\n", buf_str(&ack));
+			rc = 0;
+		} else {
+			fprintf(stderr, "comet-fcgi: %s\n", err);
+		}
+		buf_free(&ack);
+	}
+	buf_free(&data);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static struct app a;
+	char err[512];
+
+	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+		printf("comet-fcgi %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (conf_load(&a.conf, env_lookup, NULL, err, sizeof err) < 0) {
+		fprintf(stderr, "comet-fcgi: %s\n", err);
+		return 2;
+	}
+	a.started_ms = clock_wall_ms();
+	/* A client that went away must cost an EPIPE, never the process. */
+	signal(SIGPIPE, SIG_IGN);
+
+	if (argc > 1 && strcmp(argv[1], "publish") == 0)
+		return cli_publish(&a, argc - 2, argv + 2);
+
+	if (FCGX_Init() != 0) {
+		fprintf(stderr, "comet-fcgi: FCGX_Init failed\n");
+		return 1;
+	}
+	int listen_fd = 0;
+	if (argc > 1 && strcmp(argv[1], "--listen") == 0 && argc == 3) {
+		listen_fd = FCGX_OpenSocket(argv[2], 1024);
+		if (listen_fd < 0) {
+			fprintf(stderr, "comet-fcgi: cannot listen on %s\n", argv[2]);
+			return 1;
+		}
+	} else if (argc > 1) {
+		usage(stderr);
+		return 2;
+	} else if (FCGX_IsCGI()) {
+		if (!getenv("GATEWAY_INTERFACE") && !getenv("REQUEST_METHOD")) {
+			fputs("comet-fcgi: not started by a web server; see --help\n", stderr);
+			return 2;
+		}
+		/* Open early so a CGI request answers 503 with the reason logged. */
+		if (handler_open(&a, err, sizeof err) < 0)
+			fprintf(stderr, "comet-fcgi: %s\n", err);
+		return server_cgi(&a);
+	}
+	if (handler_open(&a, err, sizeof err) < 0)
+		fprintf(stderr, "comet-fcgi: %s (will retry per request)\n", err);
+	return server_fastcgi(&a, listen_fd);
+}

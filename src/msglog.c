@@ -1,0 +1,575 @@
+/* msglog: the SQLite message log.
+ *
+ * Schema (user_version 1):
+ *   msg(id INTEGER PRIMARY KEY AUTOINCREMENT, channel, time, type, data)
+ *     AUTOINCREMENT so that an id is never given twice, even after the
+ *     newest messages were deleted; index (channel, id) serves
+ *     "channel IN (...) AND id > ?" directly.
+ *   dropped(channel PRIMARY KEY, id): the newest id retention or DELETE
+ *     removed from that channel; a reader whose cursor is below it has a gap.
+ * Messages are rendered with SQLite's JSON functions, never by hand. */
+#include "config.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msglog.h"
+#include "request.h"
+
+#define BUSY_TIMEOUT_MS 5000
+
+#define RENDER "json_object('id',id,'channel',channel,'time',time,'type',type," \
+	"'data',CASE WHEN type='application/json' THEN json(data) ELSE data END)"
+
+enum {
+	S_BEGIN, S_BEGIN_IMMEDIATE, S_COMMIT, S_ROLLBACK, S_SEQ, S_INSERT,
+	S_KEEP_CUT, S_MARK, S_DEL_CHAN_UPTO, S_AGE_CUT, S_AGE_MARK, S_AGE_DEL,
+	S_JSON_VALID, S_SINCE, S_MARKS_AFTER, S_INFO, S_CHAN_MAX, S_COUNT,
+	S_NSTMT
+};
+
+static const char *const sql[S_NSTMT] = {
+	[S_BEGIN] = "BEGIN",
+	[S_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_SEQ] = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name='msg'),0)",
+	[S_INSERT] = "INSERT INTO msg(channel,time,type,data) VALUES(?1,?2,?3,?4) "
+		     "RETURNING id,json_object('id',id,'channel',channel,'time',time)",
+	[S_KEEP_CUT] = "SELECT id FROM msg WHERE channel=?1 ORDER BY id DESC LIMIT 1 OFFSET ?2",
+	[S_MARK] = "INSERT INTO dropped(channel,id) VALUES(?1,?2) "
+		   "ON CONFLICT(channel) DO UPDATE SET id=max(id,excluded.id)",
+	[S_DEL_CHAN_UPTO] = "DELETE FROM msg WHERE channel=?1 AND id<=?2",
+	[S_AGE_CUT] = "SELECT max(id) FROM (SELECT id,time FROM msg ORDER BY id LIMIT "
+		      "256) WHERE time<?1",
+	[S_AGE_MARK] = "INSERT INTO dropped(channel,id) SELECT channel,max(id) FROM msg "
+		       "WHERE id<=?1 GROUP BY channel "
+		       "ON CONFLICT(channel) DO UPDATE SET id=max(id,excluded.id)",
+	[S_AGE_DEL] = "DELETE FROM msg WHERE id<=?1",
+	[S_JSON_VALID] = "SELECT json_valid(?1)",
+	[S_SINCE] = "SELECT id,channel," RENDER " FROM msg WHERE id>?1 ORDER BY id LIMIT ?2",
+	[S_MARKS_AFTER] = "SELECT channel,id FROM dropped WHERE id>?1",
+	[S_INFO] = "SELECT json_object('channel',?1,'last_id',coalesce(max(id),0),"
+		   "'first_id',coalesce(min(id),0),'messages',count(*)) "
+		   "FROM msg WHERE channel=?1",
+	[S_CHAN_MAX] = "SELECT max(id),count(*) FROM msg WHERE channel=?1",
+	[S_COUNT] = "SELECT count(*) FROM msg",
+};
+
+static const char schema[] =
+	"CREATE TABLE msg(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" channel TEXT NOT NULL, time INTEGER NOT NULL,"
+	" type TEXT NOT NULL, data TEXT NOT NULL);"
+	"CREATE INDEX msg_channel_id ON msg(channel, id);"
+	"CREATE TABLE dropped(channel TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX dropped_id ON dropped(id);"
+	"PRAGMA user_version=1;";
+
+struct msglog {
+	sqlite3 *db;
+	long retain, retain_seconds;
+	sqlite3_stmt *st[S_NSTMT];
+	sqlite3_stmt *rd[REQ_MAX_CHANNELS + 1];	/* by channel count */
+	sqlite3_stmt *gap[REQ_MAX_CHANNELS + 1];
+};
+
+static int fail(struct msglog *l, int rc, const char *what, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: %s (%d)", what,
+		 l && l->db ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc), rc);
+	return MSGLOG_EUNAVAIL;
+}
+
+static sqlite3_stmt *stmt(struct msglog *l, int which, char *err, size_t errlen)
+{
+	if (!l->st[which]) {
+		int rc = sqlite3_prepare_v3(l->db, sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+					    &l->st[which], NULL);
+		if (rc != SQLITE_OK) {
+			fail(l, rc, "prepare", err, errlen);
+			return NULL;
+		}
+	}
+	return l->st[which];
+}
+
+/* Runs a statement that returns no rows of interest. */
+static int exec1(struct msglog *l, int which, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = stmt(l, which, err, errlen);
+	if (!s)
+		return MSGLOG_EUNAVAIL;
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return fail(l, rc, sql[which], err, errlen);
+	return 0;
+}
+
+static void rollback(struct msglog *l)
+{
+	char ignored[64];
+	if (!sqlite3_get_autocommit(l->db))
+		exec1(l, S_ROLLBACK, ignored, sizeof ignored);
+}
+
+/* One-row integer query: *out gets column 0, or dflt when no row/NULL. */
+static int int_query(struct msglog *l, sqlite3_stmt *s, int64_t dflt, int64_t *out,
+		     char *err, size_t errlen)
+{
+	int rc = sqlite3_step(s);
+	*out = dflt;
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+		*out = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(l, rc, "query", err, errlen);
+	return 0;
+}
+
+static int seq(struct msglog *l, int64_t *out, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = stmt(l, S_SEQ, err, errlen);
+	return s ? int_query(l, s, 0, out, err, errlen) : MSGLOG_EUNAVAIL;
+}
+
+static int pragma(struct msglog *l, const char *q, char *err, size_t errlen)
+{
+	int rc = sqlite3_exec(l->db, q, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : fail(l, rc, q, err, errlen);
+}
+
+static int init_schema(struct msglog *l, char *err, size_t errlen)
+{
+	if (pragma(l, "BEGIN IMMEDIATE", err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(l->db, "PRAGMA user_version", -1, &s, NULL);
+	if (rc != SQLITE_OK) {
+		rollback(l);
+		return fail(l, rc, "user_version", err, errlen);
+	}
+	int64_t v;
+	rc = int_query(l, s, 0, &v, err, errlen);
+	sqlite3_finalize(s);
+	if (rc == 0 && v == 0)
+		rc = pragma(l, schema, err, errlen);
+	else if (rc == 0 && v > MSGLOG_SCHEMA_VERSION) {
+		snprintf(err, errlen, "schema version %lld is newer than this program's (%d)",
+			 (long long)v, MSGLOG_SCHEMA_VERSION);
+		rc = MSGLOG_EUNAVAIL;
+	}
+	/* Later versions migrate here, one step per version, in this transaction. */
+	if (rc == 0)
+		rc = pragma(l, "COMMIT", err, errlen);
+	if (rc < 0)
+		rollback(l);
+	return rc;
+}
+
+int msglog_open(struct msglog **out, const char *path, bool sync_full,
+		char *err, size_t errlen)
+{
+	struct msglog *l = xcalloc(1, sizeof *l);
+	l->retain = 1000;
+	l->retain_seconds = 86400;
+	int rc = sqlite3_open_v2(path, &l->db,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				 SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		fail(l, rc, path, err, errlen);
+		msglog_close(l);
+		return MSGLOG_EUNAVAIL;
+	}
+	sqlite3_extended_result_codes(l->db, 1);
+	sqlite3_busy_timeout(l->db, BUSY_TIMEOUT_MS);
+	if (pragma(l, "PRAGMA journal_mode=WAL", err, errlen) < 0 ||
+	    pragma(l, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+		   err, errlen) < 0 ||
+	    pragma(l, "PRAGMA cache_size=-1024", err, errlen) < 0 ||
+	    init_schema(l, err, errlen) < 0) {
+		msglog_close(l);
+		return MSGLOG_EUNAVAIL;
+	}
+	*out = l;
+	return 0;
+}
+
+void msglog_close(struct msglog *l)
+{
+	if (!l)
+		return;
+	for (int i = 0; i < S_NSTMT; i++)
+		sqlite3_finalize(l->st[i]);
+	for (int i = 0; i <= REQ_MAX_CHANNELS; i++) {
+		sqlite3_finalize(l->rd[i]);
+		sqlite3_finalize(l->gap[i]);
+	}
+	sqlite3_close_v2(l->db);
+	free(l);
+}
+
+void msglog_retention(struct msglog *l, long count, long seconds)
+{
+	l->retain = count;
+	l->retain_seconds = seconds;
+}
+
+static int json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
+		      char *err, size_t errlen)
+{
+	sqlite3_stmt *s = stmt(l, S_JSON_VALID, err, errlen);
+	if (!s)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_bind_text(s, 1, data, (int)len, SQLITE_STATIC);
+	int64_t v;
+	int rc = int_query(l, s, 0, &v, err, errlen);
+	*ok = v == 1;
+	return rc;
+}
+
+/* Drops the oldest messages of chan beyond the per-channel count. */
+static int trim_count(struct msglog *l, const char *chan, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = stmt(l, S_KEEP_CUT, err, errlen);
+	if (!s)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, l->retain);
+	int64_t cut;
+	if (int_query(l, s, 0, &cut, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	if (cut == 0)
+		return 0;
+	sqlite3_stmt *m = stmt(l, S_MARK, err, errlen);
+	sqlite3_stmt *d = stmt(l, S_DEL_CHAN_UPTO, err, errlen);
+	if (!m || !d)
+		return MSGLOG_EUNAVAIL;
+	int64_t ignored;
+	sqlite3_bind_text(m, 1, chan, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(m, 2, cut);
+	sqlite3_bind_text(d, 1, chan, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(d, 2, cut);
+	if (int_query(l, m, 0, &ignored, err, errlen) < 0 ||
+	    int_query(l, d, 0, &ignored, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	return 0;
+}
+
+/* Drops messages older than the age limit, oldest first, a bounded number
+ * per call so that no publish pays for a long backlog at once. */
+static int trim_age(struct msglog *l, int64_t now_ms, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = stmt(l, S_AGE_CUT, err, errlen);
+	if (!s)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_bind_int64(s, 1, now_ms - (int64_t)l->retain_seconds * 1000);
+	int64_t cut;
+	if (int_query(l, s, 0, &cut, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	if (cut == 0)
+		return 0;
+	sqlite3_stmt *m = stmt(l, S_AGE_MARK, err, errlen);
+	sqlite3_stmt *d = stmt(l, S_AGE_DEL, err, errlen);
+	if (!m || !d)
+		return MSGLOG_EUNAVAIL;
+	int64_t ignored;
+	sqlite3_bind_int64(m, 1, cut);
+	sqlite3_bind_int64(d, 1, cut);
+	if (int_query(l, m, 0, &ignored, err, errlen) < 0 ||
+	    int_query(l, d, 0, &ignored, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	return 0;
+}
+
+int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t now_ms,
+		  int64_t *ids, struct buf *acks, char *err, size_t errlen)
+{
+	/* Validate before taking the write lock. */
+	for (int i = 0; i < n; i++) {
+		if (strcmp(m[i].type, "application/json") != 0)
+			continue;
+		bool ok;
+		if (json_valid(l, m[i].data, m[i].len, &ok, err, errlen) < 0)
+			return MSGLOG_EUNAVAIL;
+		if (!ok) {
+			snprintf(err, errlen, "the message is not valid JSON");
+			return MSGLOG_EINVAL;
+		}
+	}
+	sqlite3_stmt *ins = stmt(l, S_INSERT, err, errlen);
+	if (!ins || exec1(l, S_BEGIN_IMMEDIATE, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	size_t acks_len = acks->len;
+	for (int i = 0; i < n; i++) {
+		sqlite3_bind_text(ins, 1, m[i].channel, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 2, now_ms);
+		sqlite3_bind_text(ins, 3, m[i].type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 4, m[i].data, (int)m[i].len, SQLITE_STATIC);
+		int rc = sqlite3_step(ins);
+		if (rc == SQLITE_ROW) {
+			ids[i] = sqlite3_column_int64(ins, 0);
+			if (i)
+				buf_addc(acks, ',');
+			buf_add(acks, sqlite3_column_text(ins, 1),
+				(size_t)sqlite3_column_bytes(ins, 1));
+			rc = sqlite3_step(ins);
+		}
+		sqlite3_reset(ins);
+		sqlite3_clear_bindings(ins);
+		if (rc != SQLITE_DONE) {
+			fail(l, rc, "insert", err, errlen);
+			goto undo;
+		}
+		if (trim_count(l, m[i].channel, err, errlen) < 0)
+			goto undo;
+	}
+	if (trim_age(l, now_ms, err, errlen) < 0 || exec1(l, S_COMMIT, err, errlen) < 0)
+		goto undo;
+	return 0;
+undo:
+	rollback(l);
+	acks->len = acks_len;
+	return MSGLOG_EUNAVAIL;
+}
+
+/* The per-channel-count statements are made on first use. */
+static sqlite3_stmt *by_count(struct msglog *l, sqlite3_stmt **cache, int n,
+			      const char *head, const char *tail, char *err, size_t errlen)
+{
+	if (cache[n])
+		return cache[n];
+	struct buf q = BUF_INIT;
+	buf_adds(&q, head);
+	for (int i = 0; i < n; i++)
+		buf_adds(&q, i ? ",?" : "?");
+	buf_adds(&q, tail);
+	int rc = sqlite3_prepare_v3(l->db, q.p, -1, SQLITE_PREPARE_PERSISTENT, &cache[n], NULL);
+	buf_free(&q);
+	if (rc != SQLITE_OK) {
+		fail(l, rc, "prepare", err, errlen);
+		return NULL;
+	}
+	return cache[n];
+}
+
+static int read_rows(struct msglog *l, const char *const *chans, int nchan, int64_t since,
+		     int limit, struct msglog_page *pg, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = by_count(l, l->rd, nchan,
+				   "SELECT id," RENDER " FROM msg WHERE channel IN (",
+				   ") AND id>? ORDER BY id LIMIT ?", err, errlen);
+	if (!s)
+		return MSGLOG_EUNAVAIL;
+	for (int i = 0; i < nchan; i++)
+		sqlite3_bind_text(s, i + 1, chans[i], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, nchan + 1, since);
+	sqlite3_bind_int(s, nchan + 2, limit + 1);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (pg->count == limit) {
+			pg->more = true;
+			break;
+		}
+		if (pg->count++)
+			buf_addc(&pg->items, ',');
+		pg->last_id = sqlite3_column_int64(s, 0);
+		buf_add(&pg->items, sqlite3_column_text(s, 1), (size_t)sqlite3_column_bytes(s, 1));
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(l, rc, "read", err, errlen);
+	if (pg->more || since == 0)
+		return 0;
+	s = by_count(l, l->gap, nchan, "SELECT 1 FROM dropped WHERE channel IN (",
+		     ") AND id>? LIMIT 1", err, errlen);
+	if (!s)
+		return MSGLOG_EUNAVAIL;
+	for (int i = 0; i < nchan; i++)
+		sqlite3_bind_text(s, i + 1, chans[i], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, nchan + 1, since);
+	int64_t g;
+	if (int_query(l, s, 0, &g, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	pg->gap = g == 1;
+	return 0;
+}
+
+int msglog_read(struct msglog *l, const char *const *chans, int nchan, int64_t since,
+		int limit, struct msglog_page *pg, char *err, size_t errlen)
+{
+	buf_reset(&pg->items);
+	pg->count = 0;
+	pg->more = pg->gap = pg->reset = false;
+	if (nchan < 1 || nchan > REQ_MAX_CHANNELS) {
+		snprintf(err, errlen, "read: %d channels", nchan);
+		return MSGLOG_EUNAVAIL;
+	}
+	/* One read transaction: the messages and last_id from one snapshot. */
+	if (exec1(l, S_BEGIN, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = seq(l, &pg->log_last, err, errlen);
+	pg->last_id = pg->log_last;
+	if (rc == 0 && since > pg->log_last)
+		pg->reset = true;
+	else if (rc == 0 && since >= 0) {
+		rc = read_rows(l, chans, nchan, since, limit, pg, err, errlen);
+		/* Not cut by limit: the cursor moves to the newest id read. */
+		if (!pg->more)
+			pg->last_id = pg->log_last;
+	}
+	if (rc == 0)
+		rc = exec1(l, S_COMMIT, err, errlen);
+	if (rc < 0) {
+		rollback(l);
+		buf_reset(&pg->items);
+		pg->count = 0;
+	}
+	return rc;
+}
+
+void msglog_page_free(struct msglog_page *pg)
+{
+	buf_free(&pg->items);
+}
+
+int msglog_since(struct msglog *l, int64_t after, int max, struct msglog_batch *b,
+		 char *err, size_t errlen)
+{
+	memset(b, 0, sizeof *b);
+	sqlite3_stmt *s = stmt(l, S_SINCE, err, errlen);
+	sqlite3_stmt *mk = stmt(l, S_MARKS_AFTER, err, errlen);
+	if (!s || !mk || exec1(l, S_BEGIN, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = seq(l, &b->last_id, err, errlen);
+	if (rc < 0)
+		goto out;
+	sqlite3_bind_int64(s, 1, after);
+	sqlite3_bind_int(s, 2, max);
+	b->rows = xcalloc((size_t)max, sizeof *b->rows);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct msglog_row *r = &b->rows[b->n++];
+		r->id = sqlite3_column_int64(s, 0);
+		r->channel = xstrdup((const char *)sqlite3_column_text(s, 1));
+		r->jsonlen = (size_t)sqlite3_column_bytes(s, 2);
+		r->json = xstrndup((const char *)sqlite3_column_text(s, 2), r->jsonlen);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		rc = fail(l, rc, "since", err, errlen);
+		goto out;
+	}
+	if (b->n == max) {
+		b->full = true;
+		b->last_id = b->rows[b->n - 1].id;
+	}
+	sqlite3_bind_int64(mk, 1, after);
+	int cap = 0;
+	while ((rc = sqlite3_step(mk)) == SQLITE_ROW) {
+		if (b->nmarks == cap) {
+			cap = cap ? cap * 2 : 8;
+			b->marks = xrealloc(b->marks, (size_t)cap * sizeof *b->marks);
+		}
+		b->marks[b->nmarks].channel = xstrdup((const char *)sqlite3_column_text(mk, 0));
+		b->marks[b->nmarks++].id = sqlite3_column_int64(mk, 1);
+	}
+	sqlite3_reset(mk);
+	rc = rc == SQLITE_DONE ? exec1(l, S_COMMIT, err, errlen) : fail(l, rc, "marks", err, errlen);
+out:
+	if (rc < 0) {
+		rollback(l);
+		msglog_batch_free(b);
+	}
+	return rc;
+}
+
+void msglog_batch_free(struct msglog_batch *b)
+{
+	for (int i = 0; i < b->n; i++) {
+		free(b->rows[i].channel);
+		free(b->rows[i].json);
+	}
+	for (int i = 0; i < b->nmarks; i++)
+		free(b->marks[i].channel);
+	free(b->rows);
+	free(b->marks);
+	memset(b, 0, sizeof *b);
+}
+
+int msglog_info(struct msglog *l, const char *chan, struct buf *json,
+		char *err, size_t errlen)
+{
+	sqlite3_stmt *s = stmt(l, S_INFO, err, errlen);
+	if (!s)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		buf_add(json, sqlite3_column_text(s, 0), (size_t)sqlite3_column_bytes(s, 0));
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_ROW ? 0 : fail(l, rc, "info", err, errlen);
+}
+
+int msglog_delete(struct msglog *l, const char *chan, int64_t *deleted,
+		  char *err, size_t errlen)
+{
+	*deleted = 0;
+	sqlite3_stmt *s = stmt(l, S_CHAN_MAX, err, errlen);
+	if (!s || exec1(l, S_BEGIN_IMMEDIATE, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	int64_t top = 0;
+	if (rc == SQLITE_ROW) {
+		top = sqlite3_column_int64(s, 0);
+		*deleted = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_ROW) {
+		fail(l, rc, "delete", err, errlen);
+		goto undo;
+	}
+	if (top > 0) {
+		sqlite3_stmt *m = stmt(l, S_MARK, err, errlen);
+		sqlite3_stmt *d = stmt(l, S_DEL_CHAN_UPTO, err, errlen);
+		int64_t ignored;
+		if (!m || !d)
+			goto undo;
+		sqlite3_bind_text(m, 1, chan, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(m, 2, top);
+		sqlite3_bind_text(d, 1, chan, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(d, 2, top);
+		if (int_query(l, m, 0, &ignored, err, errlen) < 0 ||
+		    int_query(l, d, 0, &ignored, err, errlen) < 0)
+			goto undo;
+	}
+	if (exec1(l, S_COMMIT, err, errlen) < 0)
+		goto undo;
+	return 0;
+undo:
+	rollback(l);
+	*deleted = 0;
+	return MSGLOG_EUNAVAIL;
+}
+
+int msglog_counts(struct msglog *l, int64_t *messages, int64_t *last_id,
+		  char *err, size_t errlen)
+{
+	sqlite3_stmt *s = stmt(l, S_COUNT, err, errlen);
+	if (!s || exec1(l, S_BEGIN, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = int_query(l, s, 0, messages, err, errlen);
+	if (rc == 0)
+		rc = seq(l, last_id, err, errlen);
+	if (rc == 0)
+		rc = exec1(l, S_COMMIT, err, errlen);
+	if (rc < 0)
+		rollback(l);
+	return rc;
+}

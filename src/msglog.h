@@ -1,0 +1,89 @@
+/* msglog: the durable message log, one SQLite file in WAL mode. Every
+ * message gets the next id of one sequence shared by all channels; retention
+ * drops old messages per channel (count) and overall (age) and leaves a mark
+ * per channel so that readers behind it are told of the gap.
+ *
+ * The only module that includes sqlite3.h. A struct msglog is one
+ * connection: use it from one thread at a time. */
+#ifndef COMET_MSGLOG_H
+#define COMET_MSGLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* Return codes: 0, or one of these; err then says why, for the log. */
+#define MSGLOG_EUNAVAIL (-1)	/* storage unavailable: busy, full, I/O (503) */
+#define MSGLOG_EINVAL (-2)	/* a message is not what its type says (415) */
+
+#define MSGLOG_SCHEMA_VERSION 1
+
+struct msglog;
+
+struct msglog_msg {
+	const char *channel;
+	const char *type;
+	const char *data;
+	size_t len;
+};
+
+/* One answer's worth of messages for a set of channels. */
+struct msglog_page {
+	struct buf items;	/* the messages' JSON objects, comma-separated */
+	int count;
+	int64_t last_id;	/* the cursor for the next request */
+	int64_t log_last;	/* newest id of the log in the snapshot read */
+	bool more, gap, reset;
+};
+
+/* Every message after a position, all channels: what a process dispatches
+ * to its waiters after a wake-up. */
+struct msglog_row {
+	int64_t id;
+	char *channel;
+	char *json;
+	size_t jsonlen;
+};
+struct msglog_mark {
+	char *channel;
+	int64_t id;		/* messages of channel up to id were dropped */
+};
+struct msglog_batch {
+	struct msglog_row *rows;
+	int n;
+	struct msglog_mark *marks;
+	int nmarks;
+	int64_t last_id;	/* the batch covers (after, last_id] */
+	bool full;		/* max rows were read: read again from last_id */
+};
+
+int msglog_open(struct msglog **out, const char *path, bool sync_full,
+		char *err, size_t errlen);
+void msglog_close(struct msglog *l);
+void msglog_retention(struct msglog *l, long count, long seconds);
+
+/* Appends n messages in one transaction. ids[i] gets each id; acks gets
+ * each {"id","channel","time"} object, comma-separated. */
+int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t now_ms,
+		  int64_t *ids, struct buf *acks, char *err, size_t errlen);
+
+/* Messages on chans after since (since -1: none, just the position). */
+int msglog_read(struct msglog *l, const char *const *chans, int nchan, int64_t since,
+		int limit, struct msglog_page *pg, char *err, size_t errlen);
+void msglog_page_free(struct msglog_page *pg);
+
+int msglog_since(struct msglog *l, int64_t after, int max, struct msglog_batch *b,
+		 char *err, size_t errlen);
+void msglog_batch_free(struct msglog_batch *b);
+
+/* {"channel","last_id","first_id","messages"} */
+int msglog_info(struct msglog *l, const char *chan, struct buf *json,
+		char *err, size_t errlen);
+int msglog_delete(struct msglog *l, const char *chan, int64_t *deleted,
+		  char *err, size_t errlen);
+int msglog_counts(struct msglog *l, int64_t *messages, int64_t *last_id,
+		  char *err, size_t errlen);
+
+#endif

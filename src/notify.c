@@ -1,0 +1,174 @@
+/* notify: the shared wake-up word and counters. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "notify.h"
+
+#define NOTIFY_MAGIC 0x434f4d45u	/* "COME" */
+#define NOTIFY_VERSION 1
+#define NOTIFY_SLOTS 4096
+
+struct slot {
+	int32_t pid;
+	int32_t waiting;
+};
+
+/* All-zero is a valid initial state, so concurrent creators need no lock. */
+struct shared {
+	uint32_t magic, version;
+	uint32_t seq;		/* the futex word */
+	uint32_t pad;
+	uint64_t published, delivered;
+	uint64_t reserved[4];
+	struct slot slots[NOTIFY_SLOTS];
+};
+
+struct notify {
+	struct shared *sh;
+	struct slot *mine;	/* claimed on first use */
+	int32_t pid;
+};
+
+int notify_open(struct notify **out, const char *db_path, char *err, size_t errlen)
+{
+	char *path = xmalloc(strlen(db_path) + 8);
+	sprintf(path, "%s-notify", db_path);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 ||
+	    ((size_t)st.st_size < sizeof(struct shared) &&
+	     ftruncate(fd, sizeof(struct shared)) < 0)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		free(path);
+		return -1;
+	}
+	void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "%s: mmap: %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	struct shared *sh = p;
+	uint32_t zero = 0;
+	__atomic_compare_exchange_n(&sh->magic, &zero, NOTIFY_MAGIC, false,
+				    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&sh->magic, __ATOMIC_SEQ_CST) != NOTIFY_MAGIC) {
+		snprintf(err, errlen, "%s: not a comet-fcgi notify file", path);
+		munmap(p, sizeof *sh);
+		free(path);
+		return -1;
+	}
+	free(path);
+	struct notify *n = xcalloc(1, sizeof *n);
+	n->sh = sh;
+	n->pid = (int32_t)getpid();
+	*out = n;
+	return 0;
+}
+
+void notify_close(struct notify *n)
+{
+	if (!n)
+		return;
+	if (n->mine) {
+		__atomic_store_n(&n->mine->waiting, 0, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&n->mine->pid, 0, __ATOMIC_SEQ_CST);
+	}
+	munmap(n->sh, sizeof *n->sh);
+	free(n);
+}
+
+static long futex(uint32_t *addr, int op, uint32_t val)
+{
+	/* Not FUTEX_PRIVATE_FLAG: the word is shared between processes. */
+	return syscall(SYS_futex, addr, op, val, NULL, NULL, 0);
+}
+
+void notify_bump(struct notify *n)
+{
+	__atomic_add_fetch(&n->sh->seq, 1, __ATOMIC_SEQ_CST);
+	futex(&n->sh->seq, FUTEX_WAKE, INT_MAX);
+}
+
+uint32_t notify_seq(struct notify *n)
+{
+	return __atomic_load_n(&n->sh->seq, __ATOMIC_SEQ_CST);
+}
+
+void notify_wait(struct notify *n, uint32_t seen)
+{
+	futex(&n->sh->seq, FUTEX_WAIT, seen);
+}
+
+static bool alive(int32_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+static struct slot *my_slot(struct notify *n)
+{
+	if (n->mine)
+		return n->mine;
+	for (int i = 0; i < NOTIFY_SLOTS; i++) {
+		struct slot *s = &n->sh->slots[i];
+		int32_t p = __atomic_load_n(&s->pid, __ATOMIC_SEQ_CST);
+		if ((p == 0 || (p != n->pid && !alive(p))) &&
+		    __atomic_compare_exchange_n(&s->pid, &p, n->pid, false,
+						__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+			__atomic_store_n(&s->waiting, 0, __ATOMIC_SEQ_CST);
+			return n->mine = s;
+		}
+	}
+	return NULL;	/* more live processes than slots: not counted */
+}
+
+void notify_waiting(struct notify *n, int delta)
+{
+	struct slot *s = my_slot(n);
+	if (s)
+		__atomic_add_fetch(&s->waiting, delta, __ATOMIC_SEQ_CST);
+}
+
+void notify_published(struct notify *n, uint64_t count)
+{
+	__atomic_add_fetch(&n->sh->published, count, __ATOMIC_SEQ_CST);
+}
+
+void notify_delivered(struct notify *n, uint64_t count)
+{
+	__atomic_add_fetch(&n->sh->delivered, count, __ATOMIC_SEQ_CST);
+}
+
+void notify_stats(struct notify *n, struct notify_stats *st)
+{
+	st->published = __atomic_load_n(&n->sh->published, __ATOMIC_SEQ_CST);
+	st->delivered = __atomic_load_n(&n->sh->delivered, __ATOMIC_SEQ_CST);
+	st->waiting = 0;
+	for (int i = 0; i < NOTIFY_SLOTS; i++) {
+		struct slot *s = &n->sh->slots[i];
+		int32_t p = __atomic_load_n(&s->pid, __ATOMIC_SEQ_CST);
+		if (p && alive(p))
+			st->waiting += __atomic_load_n(&s->waiting, __ATOMIC_SEQ_CST);
+	}
+}

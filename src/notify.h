@@ -1,0 +1,39 @@
+/* notify: wake-ups across processes on one database. A small file next to
+ * the database ("<db>-notify") is mapped shared by every process; its
+ * sequence word is bumped after every commit and waited on as a futex. A
+ * futex holds no lock, so a process killed at any instant (even kill -9)
+ * cannot wedge the others; a waker killed between its commit and its bump
+ * only delays delivery until the next bump or the waiter's own timeout,
+ * which re-reads the log.
+ *
+ * The file also holds totals for stats: messages published and delivered,
+ * and one slot per live process with its count of held subscribers (a
+ * dead process's slot is recognised by its pid and reused). */
+#ifndef COMET_NOTIFY_H
+#define COMET_NOTIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct notify;
+
+struct notify_stats {
+	uint64_t published, delivered;
+	int64_t waiting;
+};
+
+int notify_open(struct notify **out, const char *db_path, char *err, size_t errlen);
+void notify_close(struct notify *n);
+
+/* After a commit: wake every process waiting on this database. */
+void notify_bump(struct notify *n);
+uint32_t notify_seq(struct notify *n);
+/* Blocks until the sequence is no longer `seen` (may return early). */
+void notify_wait(struct notify *n, uint32_t seen);
+
+void notify_waiting(struct notify *n, int delta);
+void notify_published(struct notify *n, uint64_t count);
+void notify_delivered(struct notify *n, uint64_t count);
+void notify_stats(struct notify *n, struct notify_stats *st);
+
+#endif

@@ -1,0 +1,73 @@
+/* request: pure parsing of what a request carries (path, query string,
+ * headers, body) into plain structs, or a status and a message for a person.
+ * No I/O, no globals: it can be fuzzed and unit-tested on its own. */
+#ifndef COMET_REQUEST_H
+#define COMET_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define REQ_MAX_CHANNELS 32
+#define REQ_CHANNEL_LEN 128
+#define REQ_CALLBACK_LEN 64
+#define REQ_TYPE_LEN 127
+#define REQ_MAX_LIMIT 1000
+#define REQ_DEFAULT_LIMIT 100
+
+enum req_endpoint { REQ_EP_UNKNOWN, REQ_EP_SUB, REQ_EP_PUB, REQ_EP_STATS };
+
+struct req_error {
+	int status;
+	const char *msg;
+};
+
+struct req_limits {
+	long timeout, max_timeout;	/* seconds */
+	long max_message;		/* bytes */
+};
+
+struct req_sub {
+	int nchan;
+	char chan[REQ_MAX_CHANNELS][REQ_CHANNEL_LEN + 1];
+	int64_t since;			/* -1: from now (the next message) */
+	long timeout;			/* seconds, already capped */
+	int limit;
+	char callback[REQ_CALLBACK_LEN + 1];	/* "" when none */
+	bool stream;			/* Accept: text/event-stream */
+};
+
+struct req_pub {
+	char chan[REQ_CHANNEL_LEN + 1];
+	char type[REQ_TYPE_LEN + 1];	/* media type, lower case, no parameters */
+	const char *data;		/* points into the caller's body */
+	size_t len;
+};
+
+/* The endpoint is the last segment of SCRIPT_NAME + PATH_INFO. */
+enum req_endpoint request_endpoint(const char *script_name, const char *path_info);
+
+/* True when c is a valid channel name of n bytes. */
+bool request_channel_valid(const char *c, size_t n);
+
+/* GET .../sub. Any argument but lim, out and err may be NULL. */
+int request_sub(const char *query, const char *last_event_id, const char *accept,
+		const struct req_limits *lim, struct req_sub *out, struct req_error *err);
+
+/* GET or DELETE .../pub: exactly one channel in the query. */
+int request_channel(const char *query, char chan[REQ_CHANNEL_LEN + 1],
+		    struct req_error *err);
+
+/* POST .../pub. A form body is decoded in place, so body must be writable;
+ * out->data then points into it. */
+int request_pub(const char *query, const char *content_type, char *body, size_t len,
+		long max_message, struct req_pub *out, struct req_error *err);
+
+/* Content-Type to a stored media type. Returns 0, or -1 with err (415). */
+int request_media_type(const char *ct, char out[REQ_TYPE_LEN + 1], bool *charset_ok,
+		       struct req_error *err);
+
+/* Parses a message id (decimal, 0 .. INT64_MAX). */
+bool request_id(const char *s, size_t n, int64_t *out);
+
+#endif

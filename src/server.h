@@ -1,0 +1,14 @@
+/* server: the ways the program receives requests: FastCGI on a listening
+ * socket (fd 0 from the web server, or one it opened for --listen) with a
+ * fresh heap request per connection, or one CGI request. */
+#ifndef COMET_SERVER_H
+#define COMET_SERVER_H
+
+#include "handler.h"
+
+/* Accepts for ever (until the listening socket fails). Returns an exit code. */
+int server_fastcgi(struct app *a, int listen_fd);
+/* Serves the one CGI request in the environment. Returns an exit code. */
+int server_cgi(struct app *a);
+
+#endif

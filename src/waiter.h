@@ -1,0 +1,90 @@
+/* waiter: held subscribers. A waiter is one parked request: its channels,
+ * its cursor, its deadline. The set indexes parked waiters by channel (to
+ * wake them by channel) and by deadline (a heap, to time them out); it is
+ * owned by one thread, the hub's, and takes no lock. The queue is how other
+ * threads hand a waiter to the hub: the only lock here.
+ *
+ * Lifecycle: the accepting thread makes a waiter after finding nothing new
+ * for the request and pushes it on the queue; from then on the hub owns it
+ * and the request. The hub parks it in the set; it leaves the set when a
+ * message on one of its channels arrives, when its deadline passes, or when
+ * the web server hangs up; then the hub answers (or drops) the request and
+ * frees the waiter. Times are milliseconds on a clock the caller supplies. */
+#ifndef COMET_WAITER_H
+#define COMET_WAITER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+struct waiter_chan;
+struct waiter;
+
+struct waiter_link {
+	struct waiter_link *prev, *next;	/* waiters of the same channel */
+	struct waiter_chan *ch;
+	struct waiter *w;
+	const char *name;
+};
+
+struct waiter {
+	void *conn;		/* the parked request, opaque here */
+	int64_t cursor;		/* answer with messages after this id */
+	int64_t checked;	/* the log was found empty for it through this id */
+	int64_t deadline;
+	int limit;
+	char *callback;		/* JSONP, or NULL */
+	size_t heap_idx;
+	bool parked;
+	struct waiter *qnext;	/* queue link */
+
+	/* Scratch for the hub while it matches one batch against the set. */
+	struct waiter *touched_next;
+	int nmatch;
+	bool more;
+	int64_t last_match;
+	struct buf items;
+
+	int nchan;
+	struct waiter_link links[];
+};
+
+struct waiter_set;
+
+/* A waiter on nchan channels (names are copied). */
+struct waiter *waiter_new(const char *const *chans, int nchan);
+void waiter_free(struct waiter *w);
+/* The channel names, for re-reading the log for this waiter. */
+void waiter_names(const struct waiter *w, const char **out);
+
+struct waiter_set *waiter_set_new(void);
+void waiter_set_free(struct waiter_set *s);
+size_t waiter_count(const struct waiter_set *s);
+
+void waiter_park(struct waiter_set *s, struct waiter *w, int64_t deadline);
+void waiter_unpark(struct waiter_set *s, struct waiter *w);
+/* The first link of the waiters on channel name, or NULL. */
+struct waiter_link *waiter_on(struct waiter_set *s, const char *name);
+/* The earliest deadline, or INT64_MAX when the set is empty. */
+int64_t waiter_next_deadline(const struct waiter_set *s);
+/* Unparks and returns a waiter whose deadline is <= now, or NULL. */
+struct waiter *waiter_expired(struct waiter_set *s, int64_t now);
+/* Calls fn on every parked waiter (it must not unpark). */
+void waiter_each(struct waiter_set *s, void (*fn)(struct waiter *, void *), void *arg);
+
+struct waiter_queue {
+	pthread_mutex_t mu;
+	struct waiter *head, *tail;
+	int efd;		/* eventfd: readable while the queue is not empty */
+};
+
+int waiter_queue_init(struct waiter_queue *q);
+void waiter_queue_destroy(struct waiter_queue *q);
+void waiter_queue_push(struct waiter_queue *q, struct waiter *w);
+/* Takes every queued waiter (a list linked by qnext), or NULL. */
+struct waiter *waiter_queue_take(struct waiter_queue *q);
+
+#endif

@@ -1,0 +1,17 @@
+/* The Check suites of the unit tests, one per module. */
+#ifndef COMET_SUITES_H
+#define COMET_SUITES_H
+
+#include <check.h>
+
+Suite *request_suite(void);
+Suite *conf_suite(void);
+Suite *msglog_suite(void);
+Suite *waiter_suite(void);
+Suite *misc_suite(void);
+
+/* A fresh empty directory for a test's files; removed by the caller. */
+char *test_tmpdir(void);
+void test_rmtree(const char *dir);
+
+#endif
