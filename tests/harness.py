@@ -1,0 +1,593 @@
+"""Start real lighttpd / Apache (mod_fcgid) servers running comet-fcgi from the
+shipped configurations, and talk to them. Python 3 standard library only.
+
+    with harness.Server("lighttpd", env={"COMET_MAX_MESSAGE": "1024"}) as srv:
+        r = srv.publish("chat", "hello")
+        r = srv.get("/comet/sub", query={"channel": "chat", "since": 0})
+        print(r.status, r.json)
+
+The shipped files are used unchanged: lighttpd/lighttpd.conf (which includes
+lighttpd/comet-fcgi.conf) and apache/httpd.conf (which includes
+apache/comet-fcgid.conf) take every port and path from the environment the
+server is started with (lighttpd's env.NAME, Apache's ${NAME}). The only
+generated file is, for Apache, <scratch>/comet-env.conf holding FcgidInitialEnv
+lines for the optional COMET_* settings a test asks for; lighttpd copies those
+from its own environment (bin-copy-environment).
+
+Environment:
+    COMET_FCGI          the program (default: src/comet-fcgi of the build tree)
+    LIGHTTPD, APACHE2   server binaries (default: found on PATH or /usr/sbin)
+    COMET_KEEP_SCRATCH  if set, scratch directories are kept (and printed)
+"""
+
+import atexit
+import grp
+import http.client
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+TOP_SRCDIR = os.path.dirname(TESTS_DIR)
+LIGHTTPD_CONF = os.path.join(TOP_SRCDIR, "lighttpd", "lighttpd.conf")
+LIGHTTPD_SNIPPET = os.path.join(TOP_SRCDIR, "lighttpd", "comet-fcgi.conf")
+APACHE_DIR = os.path.join(TOP_SRCDIR, "apache")
+APACHE_CONF = "httpd.conf"  # relative to APACHE_DIR, which becomes ServerRoot
+
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+
+
+class HarnessError(Exception):
+    pass
+
+
+def _find_exe(envname, name):
+    v = os.environ.get(envname)
+    if v:
+        return v
+    found = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    return found or os.path.join("/usr/sbin", name)
+
+
+def program_path():
+    """The comet-fcgi binary: $COMET_FCGI, else src/comet-fcgi of the build
+    tree (the current directory when run by `make check`), else the one next
+    to this source tree."""
+    v = os.environ.get("COMET_FCGI")
+    if v:
+        return os.path.abspath(v)
+    for cand in (os.path.join(os.getcwd(), "src", "comet-fcgi"),
+                 os.path.join(TOP_SRCDIR, "src", "comet-fcgi")):
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    return os.path.join(TOP_SRCDIR, "src", "comet-fcgi")
+
+
+def free_port():
+    """A currently free TCP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout, what, interval=0.01):
+    """Poll predicate() until it returns a true value (returned), or raise
+    HarnessError after timeout seconds. Backs off from 10 ms to 100 ms."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = predicate()
+            if v:
+                return v
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            last_exc = e
+        if time.monotonic() >= deadline:
+            raise HarnessError("timed out after %.1f s waiting for %s%s" % (
+                timeout, what, " (last error: %r)" % (last_exc,) if last_exc else ""))
+        time.sleep(interval)
+        interval = min(interval * 1.5, 0.1)
+
+
+def snippet_forwarded_vars():
+    """Names the lighttpd snippet copies from lighttpd's environment."""
+    with open(LIGHTTPD_SNIPPET) as f:
+        text = f.read()
+    m = re.search(r'"bin-copy-environment"\s*=>\s*\((.*?)\)', text, re.S)
+    if not m:
+        return set()
+    body = "\n".join(line.split("#", 1)[0] for line in m.group(1).splitlines())
+    return set(re.findall(r'"([A-Za-z0-9_]+)"', body))
+
+
+class Response:
+    def __init__(self, status, reason, headers, body, elapsed):
+        self.status = status
+        self.reason = reason
+        self.headers = headers      # email.message.Message: case-insensitive .get()
+        self.body = body            # bytes
+        self.elapsed = elapsed      # seconds
+        try:
+            self.json = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            self.json = None
+
+    @property
+    def content_type(self):
+        return self.headers.get("Content-Type", "")
+
+    def __repr__(self):
+        body = self.body[:300]
+        return "<Response %d %s %r>" % (self.status, self.content_type, body)
+
+
+def _parse_header_block(raw):
+    """Parse an HTTP/1.x header block (bytes) as written by curl -D -."""
+    lines = raw.decode("iso-8859-1").split("\r\n")
+    status_line = lines[0]
+    parts = status_line.split(" ", 2)
+    status = int(parts[1])
+    reason = parts[2] if len(parts) > 2 else ""
+    msg = http.client.HTTPMessage()
+    for line in lines[1:]:
+        if not line:
+            continue
+        k, _, v = line.partition(":")
+        msg[k.strip()] = v.strip()
+    return status, reason, msg
+
+
+# Every server started and not yet stopped, stopped at interpreter exit even
+# after a failure; and the logs of stopped servers, for printing on failure.
+_live = []
+_finished_logs = []
+_live_lock = threading.Lock()
+
+
+def _stop_all():
+    with _live_lock:
+        servers = list(_live)
+    for s in servers:
+        try:
+            s.stop()
+        except Exception as e:  # keep stopping the others
+            sys.stderr.write("harness: stopping %s: %r\n" % (s.kind, e))
+
+
+atexit.register(_stop_all)
+
+
+def _sigterm(signum, frame):
+    # Turn SIGTERM/SIGHUP (from make, CI timeouts) into SystemExit so that the
+    # atexit handler stops the servers.
+    raise SystemExit(128 + signum)
+
+
+for _sig in (signal.SIGTERM, signal.SIGHUP):
+    try:
+        if signal.getsignal(_sig) in (signal.SIG_DFL, None):
+            signal.signal(_sig, _sigterm)
+    except (ValueError, OSError):  # not the main thread
+        pass
+
+
+def _session_members(sid):
+    """PIDs of processes in session sid (the server and everything it started
+    that did not start its own session)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                data = f.read()
+        except OSError:
+            continue
+        # comm may contain spaces/parens: fields after the last ')'
+        rest = data.rsplit(")", 1)[1].split()
+        # rest[0]=state, [1]=ppid, [2]=pgrp, [3]=session
+        if int(rest[3]) == sid and rest[0] != "Z":
+            pids.append(int(d))
+    return pids
+
+
+class Server:
+    """A real web server (kind "lighttpd" or "apache") serving comet-fcgi at
+    /comet/ on 127.0.0.1:<free port>, in a fresh scratch directory."""
+
+    def __init__(self, kind, env=None, program=None):
+        if kind not in ("lighttpd", "apache"):
+            raise ValueError("kind must be lighttpd or apache")
+        self.kind = kind
+        self.extra_env = {k: str(v) for k, v in (env or {}).items()}
+        for k in self.extra_env:
+            if not k.startswith("COMET_") or k == "COMET_DB":
+                raise ValueError("env may only set optional COMET_* settings: %s" % k)
+        if kind == "lighttpd":
+            missing = set(self.extra_env) - snippet_forwarded_vars()
+            if missing:
+                raise ValueError("lighttpd/comet-fcgi.conf does not forward %s"
+                                 % ", ".join(sorted(missing)))
+        self.program = program or program_path()
+        self.publish_key = self.extra_env.get("COMET_PUBLISH_KEY")
+        self.proc = None
+        self.scratch = None
+        self.port = None
+        self.db = None
+        self.logs = ""
+        self._stopped = False
+
+    # ---------------------------------------------------------------- setup
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _run_user(self):
+        """(user, group) the workers and the program run as."""
+        if os.geteuid() != 0:
+            return (pwd.getpwuid(os.geteuid()).pw_name,
+                    grp.getgrgid(os.getegid()).gr_name)
+        for user in ("www-data", "nobody"):
+            try:
+                pw = pwd.getpwnam(user)
+            except KeyError:
+                continue
+            return user, grp.getgrgid(pw.pw_gid).gr_name
+        raise HarnessError("no www-data or nobody user to run Apache as")
+
+    def _accessible_by_others(self, path):
+        """Can an unrelated user execute path (every directory searchable)?"""
+        p = os.path.abspath(path)
+        try:
+            if not os.stat(p).st_mode & stat.S_IXOTH:
+                return False
+            d = os.path.dirname(p)
+            while True:
+                if not os.stat(d).st_mode & stat.S_IXOTH:
+                    return False
+                if d == "/":
+                    return True
+                d = os.path.dirname(d)
+        except OSError:
+            return False
+
+    def _prepare_scratch(self):
+        self.scratch = tempfile.mkdtemp(prefix="comet-%s-" % self.kind)
+        os.mkdir(os.path.join(self.scratch, "htdocs"))
+        self.db = os.path.join(self.scratch, "comet.db")
+        if not (os.path.isfile(self.program) and os.access(self.program, os.X_OK)):
+            raise HarnessError("comet-fcgi program not found or not executable: %s "
+                               "(build it, or set COMET_FCGI)" % self.program)
+        if self.kind == "apache" and os.geteuid() == 0:
+            # Apache serves as COMET_RUN_USER: the program must be reachable
+            # and the scratch directory (DB, -notify, WAL, fcgid sockets)
+            # writable for that user.
+            user, group = self._run_user()
+            pw = pwd.getpwnam(user)
+            if not self._accessible_by_others(self.program):
+                bindir = os.path.join(self.scratch, "bin")
+                os.mkdir(bindir)
+                dst = os.path.join(bindir, "comet-fcgi")
+                shutil.copy2(self.program, dst)
+                self.program = dst
+            for root, dirs, files in os.walk(self.scratch):
+                for n in dirs + files:
+                    os.chown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
+            os.chown(self.scratch, pw.pw_uid, pw.pw_gid)
+        os.chmod(self.scratch, 0o755)
+
+    def _server_env(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
+        env.update({
+            "COMET_HTTP_PORT": str(self.port),
+            "COMET_STATE_DIR": self.scratch,
+            "COMET_FCGI": self.program,
+            "COMET_DB": self.db,
+        })
+        if self.kind == "lighttpd":
+            env.update(self.extra_env)
+        else:
+            user, group = self._run_user()
+            env["COMET_RUN_USER"] = user
+            env["COMET_RUN_GROUP"] = group
+        return env
+
+    def _write_apache_env(self):
+        path = os.path.join(self.scratch, "comet-env.conf")
+        with open(path, "w") as f:
+            f.write("# written by tests/harness.py: settings for this test\n")
+            for k, v in sorted(self.extra_env.items()):
+                v = v.replace("\\", "\\\\").replace('"', '\\"')
+                f.write('FcgidInitialEnv %s "%s"\n' % (k, v))
+        if os.geteuid() == 0:
+            user, _ = self._run_user()
+            pw = pwd.getpwnam(user)
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    def _command(self):
+        if self.kind == "lighttpd":
+            return [_find_exe("LIGHTTPD", "lighttpd"), "-D", "-f", LIGHTTPD_CONF]
+        return [_find_exe("APACHE2", "apache2"), "-d", APACHE_DIR,
+                "-f", APACHE_CONF, "-DFOREGROUND"]
+
+    def error_log_paths(self):
+        if not self.scratch:
+            return []
+        return [os.path.join(self.scratch, n)
+                for n in ("server.out", "error.log", "access.log")]
+
+    def read_logs(self):
+        out = []
+        for p in self.error_log_paths():
+            try:
+                with open(p, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            if len(data) > 20000:
+                data = b"[...]\n" + data[-20000:]
+            out.append("----- %s (%s)\n%s" % (os.path.basename(p), self.kind,
+                                              data.decode("utf-8", "replace")))
+        return "\n".join(out)
+
+    def start(self):
+        if self.proc:
+            raise HarnessError("already started")
+        self._prepare_scratch()
+        if self.kind == "apache":
+            self._write_apache_env()
+        with _live_lock:
+            _live.append(self)
+        try:
+            for attempt in range(3):
+                self.port = free_port()
+                if self._spawn_and_wait():
+                    return self
+            raise HarnessError("%s: could not bind a port after 3 attempts\n%s"
+                               % (self.kind, self.read_logs()))
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn_and_wait(self):
+        """Start the server; True once /comet/stats answers 200, False if it
+        exited because the port was taken; raises on anything else."""
+        out = open(os.path.join(self.scratch, "server.out"), "ab")
+        try:
+            self.proc = subprocess.Popen(
+                self._command(), cwd=self.scratch, env=self._server_env(),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        finally:
+            out.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        interval = 0.01
+        last = None
+        while True:
+            if self.proc.poll() is not None:
+                status = self.proc.returncode
+                self._reap_session()
+                self.proc = None
+                logs = self.read_logs()
+                if "in use" in logs or "(98)" in logs:
+                    return False
+                raise HarnessError("%s exited with status %s during start\n%s"
+                                   % (self.kind, status, logs))
+            try:
+                r = self.get("/comet/stats", headers=self.auth_headers(), timeout=5)
+                if r.status == 200:
+                    return True
+                last = r
+            except (OSError, http.client.HTTPException) as e:
+                last = e
+            if time.monotonic() >= deadline:
+                raise HarnessError("%s not ready after %.0f s (last answer to GET "
+                                   "/comet/stats: %r)\n%s" % (self.kind, START_TIMEOUT,
+                                                              last, self.read_logs()))
+            time.sleep(interval)
+            interval = min(interval * 1.5, 0.2)
+
+    def _reap_session(self):
+        """SIGKILL whatever is left of the session the server was started in
+        (the server, its workers, comet-fcgi processes). Returns the count."""
+        if not self.proc:
+            return 0
+        sid = self.proc.pid
+        killed = 0
+        for pid in _session_members(sid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pass
+        return killed
+
+    def stop(self):
+        """Stop the server (SIGTERM, then SIGKILL of its whole session),
+        keep its logs in self.logs, and remove the scratch directory."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            if self.proc and self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    sys.stderr.write("harness: %s did not stop on SIGTERM within %.0f s\n"
+                                     % (self.kind, STOP_TIMEOUT))
+            if self.proc:
+                # The server is gone; give its children a moment to follow,
+                # then kill any that are left.
+                try:
+                    wait_until(lambda: not _session_members(self.proc.pid),
+                               STOP_TIMEOUT / 2, "%s children to exit" % self.kind)
+                except HarnessError:
+                    pass
+                left = self._reap_session()
+                if left:
+                    sys.stderr.write("harness: killed %d leftover process(es) of %s\n"
+                                     % (left, self.kind))
+        finally:
+            self.logs = self.read_logs()
+            if self.logs:
+                _finished_logs.append(self.logs)
+            with _live_lock:
+                if self in _live:
+                    _live.remove(self)
+            if self.scratch:
+                if os.environ.get("COMET_KEEP_SCRATCH"):
+                    sys.stderr.write("harness: kept %s\n" % self.scratch)
+                else:
+                    shutil.rmtree(self.scratch, ignore_errors=True)
+
+    # -------------------------------------------------------------- requests
+
+    @property
+    def base_url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def url(self, path, query=None):
+        return self.base_url + self.path(path, query)
+
+    @staticmethod
+    def path(path, query=None):
+        if query:
+            if isinstance(query, str):
+                q = query
+            else:
+                q = urllib.parse.urlencode(query, doseq=True)
+            path += ("&" if "?" in path else "?") + q
+        return path
+
+    def auth_headers(self):
+        if self.publish_key:
+            return {"Authorization": "Bearer " + self.publish_key}
+        return {}
+
+    def request(self, method, path, query=None, body=None, headers=None, timeout=10):
+        """One HTTP/1.1 request on a fresh connection. path is sent as given
+        (so malformed percent-encoding reaches the server); query (dict, list
+        of pairs or string) is appended. Returns a Response."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        t0 = time.monotonic()
+        try:
+            hdrs = {"Connection": "close"}
+            hdrs.update(headers or {})
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+            conn.request(method, self.path(path, query), body=body, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+            return Response(resp.status, resp.reason, resp.msg, data,
+                            time.monotonic() - t0)
+        finally:
+            conn.close()
+
+    def get(self, path, query=None, **kw):
+        return self.request("GET", path, query=query, **kw)
+
+    def post(self, path, query=None, body=b"", **kw):
+        return self.request("POST", path, query=query, body=body, **kw)
+
+    def sub(self, channels, since=None, timeout=None, limit=None, headers=None,
+            extra=None, http_timeout=None):
+        """GET /comet/sub with the given parameters (channels: str or list)."""
+        q = []
+        for c in ([channels] if isinstance(channels, str) else channels):
+            q.append(("channel", c))
+        if since is not None:
+            q.append(("since", str(since)))
+        if timeout is not None:
+            q.append(("timeout", str(timeout)))
+        if limit is not None:
+            q.append(("limit", str(limit)))
+        q.extend(extra or [])
+        if http_timeout is None:
+            http_timeout = (timeout if timeout is not None else 25) + 15
+        return self.get("/comet/sub", query=q, headers=headers, timeout=http_timeout)
+
+    def stats(self):
+        r = self.get("/comet/stats", headers=self.auth_headers())
+        if r.status != 200 or not isinstance(r.json, dict):
+            raise HarnessError("GET /comet/stats: %r" % (r,))
+        return r.json
+
+    def wait_for_waiting(self, n, timeout=20):
+        """Poll /comet/stats until it reports at least n held subscribers."""
+        def check():
+            st = self.stats()
+            return st if st.get("waiting", 0) >= n else None
+        return wait_until(check, timeout, "%d waiting subscribers on %s" % (n, self.kind))
+
+    def publish(self, channel, data, content_type="text/plain", headers=None,
+                auth=True, timeout=15):
+        """POST data to /comet/pub?channel=... with curl, the way a site's
+        backend would (a separate process). Returns a Response."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        cmd = ["curl", "-sS", "-D", "-", "--max-time", str(timeout),
+               "-X", "POST", "--data-binary", "@-",
+               "-H", "Expect:"]  # no 100-continue round trip for big bodies
+        if content_type is not None:
+            cmd += ["-H", "Content-Type: " + content_type]
+        else:
+            cmd += ["-H", "Content-Type:"]
+        hdrs = dict(self.auth_headers()) if auth else {}
+        hdrs.update(headers or {})
+        for k, v in hdrs.items():
+            cmd += ["-H", "%s: %s" % (k, v)]
+        q = urllib.parse.urlencode({"channel": channel}) if channel is not None else None
+        cmd.append(self.url("/comet/pub", q))
+        t0 = time.monotonic()
+        p = subprocess.run(cmd, input=data, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout + 5)
+        if p.returncode != 0:
+            raise HarnessError("curl failed (%d): %s" % (p.returncode,
+                                                         p.stderr.decode(errors="replace")))
+        head, _, body = p.stdout.partition(b"\r\n\r\n")
+        status, reason, msg = _parse_header_block(head)
+        return Response(status, reason, msg, body, time.monotonic() - t0)
+
+
+def dump_logs(stream=sys.stderr):
+    """Write the logs of every server stopped so far, and of live ones."""
+    with _live_lock:
+        live = list(_live)
+    chunks = list(_finished_logs) + [s.read_logs() for s in live]
+    for c in chunks:
+        stream.write(c + "\n")
+    stream.flush()
+
+
+def main():
+    """unittest.main() that prints the servers' logs when something failed
+    and exits non-zero then."""
+    prog = unittest.main(exit=False, verbosity=2)
+    ok = prog.result.wasSuccessful()
+    if not ok:
+        sys.stderr.write("\n===== server logs =====\n")
+        dump_logs()
+    _stop_all()
+    sys.exit(0 if ok else 1)
