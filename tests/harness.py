@@ -462,6 +462,21 @@ class Server:
                 else:
                     shutil.rmtree(self.scratch, ignore_errors=True)
 
+    def program_pids(self):
+        """PIDs of the comet-fcgi processes this server is running."""
+        if not self.proc:
+            return []
+        want = os.path.realpath(self.program)
+        pids = []
+        for pid in _session_members(self.proc.pid):
+            try:
+                exe = os.readlink("/proc/%d/exe" % pid)
+            except OSError:
+                continue
+            if exe == want:
+                pids.append(pid)
+        return pids
+
     # -------------------------------------------------------------- requests
 
     @property

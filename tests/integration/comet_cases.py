@@ -1,0 +1,489 @@
+"""Integration tests shared by test_lighttpd.py and test_apache.py: what a
+user of comet-fcgi sees through a real web server started from the shipped
+configuration (see tests/harness.py and SPEC.md)."""
+
+import itertools
+import json
+import os
+import sys
+import threading
+import time
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness  # noqa: E402
+
+_counter = itertools.count(1)
+
+
+def channel(prefix="c"):
+    """A channel name no other test uses."""
+    return "%s-%d-%s" % (prefix, next(_counter), uuid.uuid4().hex[:8])
+
+
+class CometCases:
+    """Mixin; subclasses set KIND ("lighttpd"/"apache") and WAITERS."""
+
+    KIND = None
+    WAITERS = 20
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = harness.Server(cls.KIND).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    # ------------------------------------------------------------ helpers
+
+    def publish(self, ch, data, content_type="text/plain", srv=None, **kw):
+        srv = srv or self.srv
+        r = srv.publish(ch, data, content_type, **kw)
+        self.assertEqual(r.status, 201, r)
+        return r.json
+
+    def last_id(self):
+        return self.srv.stats()["last_id"]
+
+    def assert_sub_answer(self, r):
+        """A well-formed 200 answer of /comet/sub; returns its JSON."""
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.content_type.startswith("application/json"), r)
+        self.assertEqual(r.headers.get("Cache-Control"), "no-store", r)
+        d = r.json
+        self.assertIsInstance(d, dict, r)
+        self.assertIsInstance(d.get("last_id"), int, r)
+        self.assertIsInstance(d.get("messages"), list, r)
+        self.assertIsInstance(d.get("more"), bool, r)
+        for flag in ("gap", "reset"):
+            if flag in d:
+                self.assertIs(d[flag], True, "%s present but not true: %r" % (flag, r))
+        for m in d["messages"]:
+            self.assertEqual(set(m), {"id", "channel", "time", "type", "data"}, r)
+        return d
+
+    def assert_error(self, r, status):
+        """An error answer per SPEC.md: JSON {"error": text, "status": N}."""
+        self.assertEqual(r.status, status, r)
+        self.assertTrue(r.content_type.startswith("application/json"),
+                        "error without JSON Content-Type: %r" % (r,))
+        d = r.json
+        self.assertIsInstance(d, dict, r)
+        self.assertIsInstance(d.get("error"), str, r)
+        self.assertTrue(d["error"].strip(), r)
+        self.assertEqual(d.get("status"), status, r)
+
+    def assert_still_serving(self, srv=None):
+        """After a bad request the server still answers good ones at once."""
+        srv = srv or self.srv
+        r = srv.get("/comet/stats", headers=srv.auth_headers(), timeout=10)
+        self.assertEqual(r.status, 200, r)
+        r = srv.sub(channel("alive"), since=0, timeout=0, http_timeout=10)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["messages"], [], r)
+
+    # -------------------------------------------------------------- tests
+
+    def test_stats(self):
+        r = self.srv.get("/comet/stats")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.content_type.startswith("application/json"), r)
+        d = r.json
+        for k in ("version", "uptime", "messages", "last_id", "waiting",
+                  "published", "delivered"):
+            self.assertIn(k, d, r)
+        self.assertEqual(d["version"], "0.1.0")
+        for k in ("uptime", "messages", "last_id", "waiting", "published", "delivered"):
+            self.assertIsInstance(d[k], int, "%s: %r" % (k, r))
+            self.assertGreaterEqual(d[k], 0)
+        m = self.publish(channel(), "x")
+        self.assertEqual(m["id"], d["last_id"] + 1)
+        after = self.srv.stats()
+        self.assertEqual(after["last_id"], m["id"])
+        self.assertEqual(after["messages"], d["messages"] + 1)
+        self.assertGreaterEqual(after["published"], 1)
+
+    def test_publish_answer(self):
+        ch = channel()
+        t0 = int(time.time() * 1000)
+        r = self.srv.publish(ch, "hello")
+        t1 = int(time.time() * 1000)
+        self.assertEqual(r.status, 201, r)
+        self.assertTrue(r.content_type.startswith("application/json"), r)
+        self.assertEqual(r.headers.get("Cache-Control"), "no-store", r)
+        self.assertEqual(set(r.json), {"id", "channel", "time"}, r)
+        self.assertEqual(r.json["channel"], ch)
+        self.assertIsInstance(r.json["id"], int)
+        self.assertGreater(r.json["id"], 0)
+        # Unix milliseconds, taken while the request was in flight
+        self.assertTrue(t0 - 2000 <= r.json["time"] <= t1 + 2000, (t0, r.json, t1))
+        r2 = self.srv.publish(channel(), "again")
+        self.assertEqual(r2.json["id"], r.json["id"] + 1, "ids are one sequence")
+
+    def test_backlog_since_zero(self):
+        ch = channel()
+        ids = [self.publish(ch, "m%d" % i)["id"] for i in range(3)]
+        r = self.srv.sub(ch, since=0)
+        d = self.assert_sub_answer(r)
+        self.assertLess(r.elapsed, 5, "backlog must be answered at once")
+        self.assertEqual([m["id"] for m in d["messages"]], ids)
+        self.assertEqual([m["data"] for m in d["messages"]], ["m0", "m1", "m2"])
+        for m in d["messages"]:
+            self.assertEqual(m["channel"], ch)
+            self.assertEqual(m["type"], "text/plain")
+            self.assertIsInstance(m["time"], int)
+        self.assertEqual(d["last_id"], ids[-1])
+        self.assertIs(d["more"], False)
+
+    def test_json_and_form_publish(self):
+        ch = channel()
+        j = self.publish(ch, json.dumps({"text": "hi", "n": [1, 2]}), "application/json")
+        f = self.srv.publish(None, "channel=%s&data=caf%%C3%%A9+au+lait&type=text%%2Fx-note" % ch,
+                             "application/x-www-form-urlencoded")
+        self.assertEqual(f.status, 201, f)
+        self.assertEqual(f.json["channel"], ch)
+        d = self.assert_sub_answer(self.srv.sub(ch, since=j["id"] - 1))
+        self.assertEqual(len(d["messages"]), 2, d)
+        m1, m2 = d["messages"]
+        self.assertEqual(m1["type"], "application/json")
+        self.assertEqual(m1["data"], {"text": "hi", "n": [1, 2]}, "JSON data is embedded")
+        self.assertEqual(m2["data"], "caf\u00e9 au lait")
+        self.assertEqual(m2["type"], "text/x-note")
+
+    def test_wakeup_on_publish(self):
+        n = self.WAITERS
+        ch = channel("wake")
+        since = self.last_id()
+        base = self.srv.stats()["waiting"]
+        results = [None] * n
+        errors = []
+
+        def waiter(i):
+            try:
+                results[i] = self.srv.sub(ch, since=since, timeout=30, http_timeout=60)
+            except Exception as e:  # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=waiter, args=(i,), daemon=True) for i in range(n)]
+        for t in threads:
+            t.start()
+        self.srv.wait_for_waiting(base + n, timeout=25)
+        self.assertFalse(errors, errors[:3])
+        self.assertTrue(all(r is None for r in results),
+                        "a subscriber was answered before anything was published")
+        t_pub = time.monotonic()
+        msg = self.publish(ch, "wake up")
+        for t in threads:
+            t.join(timeout=40)
+        elapsed = time.monotonic() - t_pub
+        self.assertFalse(errors, errors[:3])
+        self.assertLess(elapsed, 10, "subscribers were not woken promptly")
+        for r in results:
+            self.assertIsNotNone(r, "a subscriber got no answer")
+            d = self.assert_sub_answer(r)
+            self.assertEqual([(m["id"], m["data"]) for m in d["messages"]],
+                             [(msg["id"], "wake up")], r)
+            self.assertEqual(d["last_id"], msg["id"])
+            # Answered by the publish, long before the 30 s timeout.
+            self.assertLess(r.elapsed, 25, r)
+
+    def test_timeout_answer(self):
+        ch = channel()
+        before = self.last_id()
+        r = self.srv.sub(ch, timeout=1)
+        d = self.assert_sub_answer(r)
+        self.assertEqual(d["messages"], [])
+        self.assertGreaterEqual(d["last_id"], before)
+        self.assertGreaterEqual(r.elapsed, 0.9, "timeout=1 answered before waiting")
+        self.assertLess(r.elapsed, 6, "timeout=1 held far too long")
+
+    def test_timeout_zero_polls(self):
+        ch = channel()
+        r = self.srv.sub(ch, timeout=0)
+        d = self.assert_sub_answer(r)
+        self.assertEqual(d["messages"], [])
+        self.assertLess(r.elapsed, 3)
+
+    def test_resume_by_since(self):
+        ch = channel()
+        a = self.publish(ch, "one")
+        b = self.publish(ch, "two")
+        d = self.assert_sub_answer(self.srv.sub(ch, since=a["id"]))
+        self.assertEqual([m["id"] for m in d["messages"]], [b["id"]])
+        self.assertEqual(d["last_id"], b["id"])
+        # nothing newer: a poll with the returned cursor is empty
+        d = self.assert_sub_answer(self.srv.sub(ch, since=d["last_id"], timeout=0))
+        self.assertEqual(d["messages"], [])
+
+    def test_resume_by_last_event_id(self):
+        ch = channel()
+        a = self.publish(ch, "one")
+        b = self.publish(ch, "two")
+        c = self.publish(ch, "three")
+        r = self.srv.sub(ch, headers={"Last-Event-ID": str(a["id"])})
+        d = self.assert_sub_answer(r)
+        self.assertEqual([m["id"] for m in d["messages"]], [b["id"], c["id"]])
+        # an explicit since wins over the header
+        r = self.srv.sub(ch, since=b["id"], headers={"Last-Event-ID": str(a["id"])})
+        d = self.assert_sub_answer(r)
+        self.assertEqual([m["id"] for m in d["messages"]], [c["id"]])
+
+    def test_several_channels_one_cursor(self):
+        a, b, c = channel("a"), channel("b"), channel("c")
+        start = self.last_id()
+        a1 = self.publish(a, "a1")
+        b1 = self.publish(b, "b1")
+        self.publish(c, "c1")
+        a2 = self.publish(a, "a2")
+        c2 = self.publish(c, "c2")
+        want = [(a1["id"], "a1"), (b1["id"], "b1"), (a2["id"], "a2")]
+        for query in ([a, b], ["%s,%s" % (a, b)]):
+            d = self.assert_sub_answer(self.srv.sub(query, since=start))
+            self.assertEqual([(m["id"], m["data"]) for m in d["messages"]], want, query)
+            self.assertEqual([m["channel"] for m in d["messages"]], [a, b, a])
+            # the cursor may pass over c's messages, never beyond the log
+            self.assertGreaterEqual(d["last_id"], a2["id"])
+            self.assertLessEqual(d["last_id"], self.last_id())
+            d2 = self.assert_sub_answer(self.srv.sub(query, since=d["last_id"], timeout=0))
+            self.assertEqual(d2["messages"], [])
+        # only c has news after a2: the answer is empty but last_id moves on
+        d = self.assert_sub_answer(self.srv.sub([a, b], since=a2["id"], timeout=0))
+        self.assertEqual(d["messages"], [])
+        self.assertGreaterEqual(d["last_id"], a2["id"])
+        self.assertLessEqual(d["last_id"], self.last_id())
+        self.assertGreaterEqual(self.last_id(), c2["id"])
+
+    def test_limit_and_more(self):
+        ch = channel()
+        start = self.last_id()
+        ids = [self.publish(ch, "p%d" % i)["id"] for i in range(5)]
+        d = self.assert_sub_answer(self.srv.sub(ch, since=start, limit=2))
+        self.assertEqual([m["id"] for m in d["messages"]], ids[:2])
+        self.assertIs(d["more"], True)
+        self.assertEqual(d["last_id"], ids[1])
+        d = self.assert_sub_answer(self.srv.sub(ch, since=d["last_id"], limit=2))
+        self.assertEqual([m["id"] for m in d["messages"]], ids[2:4])
+        self.assertIs(d["more"], True)
+        self.assertEqual(d["last_id"], ids[3])
+        d = self.assert_sub_answer(self.srv.sub(ch, since=d["last_id"], limit=2))
+        self.assertEqual([m["id"] for m in d["messages"]], ids[4:])
+        self.assertIs(d["more"], False)
+        self.assertEqual(d["last_id"], ids[4])
+
+    def test_jsonp(self):
+        ch = channel()
+        m = self.publish(ch, "x")
+        r = self.srv.sub(ch, since=m["id"] - 1, extra=[("callback", "app.cb_1")])
+        self.assertEqual(r.status, 200, r)
+        # SPEC.md: application/javascript. lighttpd 1.4.69 rewrites that
+        # Content-Type from a backend to text/javascript (RFC 9239), so accept
+        # both JavaScript types, nothing else.
+        self.assertTrue(r.content_type.startswith(("application/javascript",
+                                                   "text/javascript")), r)
+        body = r.body.decode().strip()
+        self.assertTrue(body.startswith("app.cb_1(") and body.endswith(");"), body)
+        d = json.loads(body[len("app.cb_1("):-2])
+        self.assertEqual([x["id"] for x in d["messages"]], [m["id"]])
+
+    def test_channel_info_and_delete(self):
+        ch = channel()
+        ids = [self.publish(ch, "i%d" % i)["id"] for i in range(3)]
+        r = self.srv.get("/comet/pub", query={"channel": ch})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(set(r.json), {"channel", "last_id", "first_id", "messages"}, r)
+        self.assertEqual(r.json["channel"], ch)
+        self.assertEqual(r.json["messages"], 3)
+        self.assertEqual(r.json["first_id"], ids[0])
+        self.assertEqual(r.json["last_id"], ids[-1])
+        other = channel()
+        keep = self.publish(other, "stays")
+        r = self.srv.request("DELETE", "/comet/pub", query={"channel": ch})
+        self.assertTrue(200 <= r.status < 300, r)
+        d = self.assert_sub_answer(self.srv.sub(ch, since=0, timeout=0))
+        self.assertEqual(d["messages"], [], "deleted messages still delivered")
+        r = self.srv.get("/comet/pub", query={"channel": ch})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["messages"], 0, r)
+        d = self.assert_sub_answer(self.srv.sub(other, since=0, timeout=0))
+        self.assertEqual([m["id"] for m in d["messages"]], [keep["id"]],
+                         "DELETE of one channel touched another")
+
+    # ------------------------------------------------------------- errors
+
+    BAD_SUB_QUERIES = [
+        "",                                     # no channel at all
+        "since=0",                              # still no channel
+        "channel=",                             # empty name
+        "channel=a%20b",                        # space
+        "channel=a/b",                          # slash
+        "channel=%C3%A4",                       # non-ASCII
+        "channel=" + "x" * 129,                 # too long
+        "channel=a,,b",                         # empty name in a list
+        "channel=" + ",".join("c%d" % i for i in range(33)),  # 33 channels
+        "channel=a&since=abc",
+        "channel=a&since=-1",
+        "channel=a&since=99999999999999999999999",
+        "channel=a&since=1.5",
+        "channel=a&limit=0",
+        "channel=a&limit=abc",
+        "channel=a&timeout=abc",
+        "channel=a&timeout=-1",
+        "channel=a&callback=alert(1)",
+        "channel=a&callback=1abc",
+        "channel=a&callback=a-b",
+        "channel=a&callback=" + "a" * 65,
+        "channel=%zz",                          # malformed percent-encoding
+        "channel=a%2",
+        "channel=a&since=%G1",
+    ]
+
+    def test_400_bad_sub_parameters(self):
+        for q in self.BAD_SUB_QUERIES:
+            with self.subTest(query=q):
+                path = "/comet/sub" + ("?" + q if q else "")
+                try:
+                    r = self.srv.get(path, timeout=8)
+                except TimeoutError:
+                    self.fail("GET %s was held as a valid long-poll instead of "
+                              "answering 400" % path)
+                self.assert_error(r, 400)
+                self.assertLess(r.elapsed, 5, "a bad request must be answered at once")
+                self.assert_still_serving()
+
+    def test_400_bad_publish(self):
+        cases = [
+            ("/comet/pub", "no channel"),
+            ("/comet/pub?channel=a%20b", "bad channel"),
+            ("/comet/pub?channel=%zz", "bad percent-encoding"),
+        ]
+        for path, why in cases:
+            with self.subTest(path=path, why=why):
+                r = self.srv.post(path, body=b"x", headers={"Content-Type": "text/plain"})
+                self.assert_error(r, 400)
+                self.assert_still_serving()
+        r = self.srv.publish(None, "data=nochannel", "application/x-www-form-urlencoded")
+        self.assert_error(r, 400)
+        self.assert_still_serving()
+
+    def test_404_unknown_endpoint(self):
+        for path in ("/comet/nope", "/comet/subx", "/comet/sub/extra"):
+            with self.subTest(path=path):
+                r = self.srv.get(path + "?channel=a")
+                self.assert_error(r, 404)
+                self.assert_still_serving()
+
+    def test_405_wrong_method(self):
+        cases = [("PUT", "/comet/sub?channel=a", "GET"),
+                 ("DELETE", "/comet/sub?channel=a", "GET"),
+                 ("POST", "/comet/stats", "GET"),
+                 ("PUT", "/comet/pub?channel=a", "POST")]
+        for method, path, allowed in cases:
+            with self.subTest(method=method, path=path):
+                r = self.srv.request(method, path, body=b"x",
+                                     headers={"Content-Type": "text/plain"})
+                self.assert_error(r, 405)
+                allow = r.headers.get("Allow")
+                self.assertTrue(allow, "405 without Allow: %r" % (r,))
+                self.assertIn(allowed, [a.strip() for a in allow.split(",")], allow)
+                self.assertNotIn(method, [a.strip() for a in allow.split(",")], allow)
+                self.assert_still_serving()
+
+    def test_415_invalid_body(self):
+        ch = channel()
+        cases = [
+            (b'{"a":', "application/json", "truncated JSON"),
+            (b"{'a': 1}", "application/json", "not JSON"),
+            (b"", "application/json", "empty JSON"),
+            (b"\xff\xfe", "text/plain", "not UTF-8"),
+            (b"caf\xc3", "text/plain", "truncated UTF-8"),
+            (b"\xc0\xaf", "text/plain", "overlong UTF-8"),
+            (b"\xed\xa0\x80", "text/plain", "UTF-16 surrogate in UTF-8"),
+        ]
+        for body, ctype, why in cases:
+            with self.subTest(why=why):
+                r = self.srv.publish(ch, body, ctype)
+                self.assert_error(r, 415)
+                self.assert_still_serving()
+        d = self.assert_sub_answer(self.srv.sub(ch, since=0, timeout=0))
+        self.assertEqual(d["messages"], [], "a refused message was stored")
+
+    def test_403_non_loopback_client(self):
+        self.skipTest("needs a non-loopback client address; the tests only use "
+                      "127.0.0.1, and faking one would change the shipped config")
+
+
+class MaxMessageCases:
+    """413: a server started with COMET_MAX_MESSAGE=1024."""
+
+    KIND = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = harness.Server(cls.KIND, env={"COMET_MAX_MESSAGE": "1024"}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def test_413_and_limit_boundary(self):
+        ch = channel()
+        r = self.srv.publish(ch, "x" * 1024)
+        self.assertEqual(r.status, 201, "exactly COMET_MAX_MESSAGE bytes is allowed: %r" % (r,))
+        for size in (1025, 4096, 200000):
+            with self.subTest(size=size):
+                r = self.srv.publish(ch, "y" * size)
+                CometCases.assert_error(self, r, 413)
+                CometCases.assert_still_serving(self)
+        r = self.srv.publish(None, "channel=%s&data=%s" % (ch, "z" * 1100),
+                             "application/x-www-form-urlencoded")
+        CometCases.assert_error(self, r, 413)
+        r = self.srv.sub(ch, since=0, timeout=0)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([len(m["data"]) for m in r.json["messages"]], [1024])
+
+
+class PublishKeyCases:
+    """401: a server started with COMET_PUBLISH_KEY."""
+
+    KIND = None
+    KEY = "k3y-for-tests-0123456789"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = harness.Server(cls.KIND, env={"COMET_PUBLISH_KEY": cls.KEY}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+
+    def assert_401(self, r):
+        CometCases.assert_error(self, r, 401)
+        self.assertTrue(r.headers.get("WWW-Authenticate", "").startswith("Bearer"), r)
+
+    def test_401_without_or_with_wrong_key(self):
+        ch = channel()
+        bad = [None, "Bearer wrong", "Bearer " + self.KEY[:-1], "Bearer " + self.KEY + "x",
+               "Basic " + self.KEY, self.KEY]
+        for auth in bad:
+            with self.subTest(auth=auth):
+                hdrs = {"Authorization": auth} if auth else {}
+                self.assert_401(self.srv.publish(ch, "no", auth=False, headers=hdrs))
+                self.assert_401(self.srv.get("/comet/stats", headers=hdrs))
+                self.assert_401(self.srv.get("/comet/pub", query={"channel": ch}, headers=hdrs))
+                self.assert_401(self.srv.request("DELETE", "/comet/pub",
+                                                 query={"channel": ch}, headers=hdrs))
+        CometCases.assert_still_serving(self)
+        d = self.srv.sub(ch, since=0, timeout=0).json
+        self.assertEqual(d["messages"], [], "an unauthorised publish was stored")
+
+    def test_201_with_right_key_and_sub_needs_none(self):
+        ch = channel()
+        r = self.srv.publish(ch, "yes", auth=False,
+                             headers={"Authorization": "Bearer " + self.KEY})
+        self.assertEqual(r.status, 201, r)
+        # subscribing needs no key
+        r = self.srv.sub(ch, since=0, timeout=0)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([m["data"] for m in r.json["messages"]], ["yes"])
