@@ -40,7 +40,7 @@ struct shared {
 struct notify {
 	struct shared *sh;
 	struct slot *mine;	/* claimed on first use */
-	int32_t pid;
+	int32_t pid;		/* the claimer's */
 };
 
 int notify_open(struct notify **out, const char *db_path, char *err, size_t errlen)
@@ -82,7 +82,6 @@ int notify_open(struct notify **out, const char *db_path, char *err, size_t errl
 	free(path);
 	struct notify *n = xcalloc(1, sizeof *n);
 	n->sh = sh;
-	n->pid = (int32_t)getpid();
 	*out = n;
 	return 0;
 }
@@ -130,6 +129,7 @@ static struct slot *my_slot(struct notify *n)
 {
 	if (n->mine)
 		return n->mine;
+	n->pid = (int32_t)getpid();
 	for (int i = 0; i < NOTIFY_SLOTS; i++) {
 		struct slot *s = &n->sh->slots[i];
 		int32_t p = __atomic_load_n(&s->pid, __ATOMIC_SEQ_CST);

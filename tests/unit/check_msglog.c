@@ -1,7 +1,365 @@
+/* Unit tests: the SQLite log, on real files in a temporary directory. */
 #include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "msglog.h"
 #include "suites.h"
+
+static char *dir;
+static char path[4200];
+
+static void setup(void)
+{
+	dir = test_tmpdir();
+	snprintf(path, sizeof path, "%s/comet.db", dir);
+}
+
+static void teardown(void)
+{
+	test_rmtree(dir);
+	free(dir);
+}
+
+static struct msglog *open_log(void)
+{
+	struct msglog *l;
+	char err[256];
+	ck_assert_msg(msglog_open(&l, path, false, err, sizeof err) == 0, "%s", err);
+	return l;
+}
+
+static int64_t add(struct msglog *l, const char *chan, const char *type, const char *data,
+		   int64_t now)
+{
+	struct msglog_msg m = { chan, type, data, strlen(data) };
+	int64_t id;
+	struct buf ack = BUF_INIT;
+	char err[256];
+	ck_assert_msg(msglog_append(l, &m, 1, now, &id, &ack, err, sizeof err) == 0, "%s", err);
+	buf_free(&ack);
+	return id;
+}
+
+static void rd(struct msglog *l, const char *chans, int64_t since, int limit,
+	       struct msglog_page *pg)
+{
+	const char *names[32];
+	char copy[512];
+	int n = 0;
+	snprintf(copy, sizeof copy, "%s", chans);
+	for (char *s = strtok(copy, ","); s; s = strtok(NULL, ","))
+		names[n++] = s;
+	char err[256];
+	ck_assert_msg(msglog_read(l, names, n, since, limit, pg, err, sizeof err) == 0, "%s", err);
+}
+
+START_TEST(append_and_read)
+{
+	struct msglog *l = open_log();
+	struct msglog_msg m = { "chat", "application/json", "{\"text\": \"hi\"}", 14 };
+	int64_t id;
+	struct buf ack = BUF_INIT;
+	char err[256];
+	ck_assert_int_eq(msglog_append(l, &m, 1, 1763700000123, &id, &ack, err, sizeof err), 0);
+	ck_assert_int_eq(id, 1);
+	ck_assert_str_eq(buf_str(&ack), "{\"id\":1,\"channel\":\"chat\",\"time\":1763700000123}");
+	buf_free(&ack);
+	ck_assert_int_eq(add(l, "chat", "text/plain", "say \"x\"\n", 5), 2);
+
+	struct msglog_page pg = { 0 };
+	rd(l, "chat", 0, 100, &pg);
+	ck_assert_int_eq(pg.count, 2);
+	ck_assert_int_eq(pg.last_id, 2);
+	ck_assert(!pg.more && !pg.gap && !pg.reset);
+	ck_assert_str_eq(buf_str(&pg.items),
+		"{\"id\":1,\"channel\":\"chat\",\"time\":1763700000123,\"type\":\"application/json\","
+		"\"data\":{\"text\":\"hi\"}},"
+		"{\"id\":2,\"channel\":\"chat\",\"time\":5,\"type\":\"text/plain\","
+		"\"data\":\"say \\\"x\\\"\\n\"}");
+	/* From now: no messages, the cursor is the newest id. */
+	rd(l, "chat", -1, 100, &pg);
+	ck_assert_int_eq(pg.count, 0);
+	ck_assert_int_eq(pg.last_id, 2);
+	msglog_page_free(&pg);
+	msglog_close(l);
+}
+END_TEST
+
+START_TEST(several_channels_one_cursor)
+{
+	struct msglog *l = open_log();
+	add(l, "a", "text/plain", "1", 1);
+	add(l, "b", "text/plain", "2", 1);
+	add(l, "c", "text/plain", "3", 1);
+	add(l, "a", "text/plain", "4", 1);
+	add(l, "c", "text/plain", "5", 1);
+	struct msglog_page pg = { 0 };
+	rd(l, "a,b", 0, 100, &pg);
+	ck_assert_int_eq(pg.count, 3);
+	ck_assert_int_eq(pg.last_id, 5);	/* past the last returned (4) */
+	ck_assert_ptr_nonnull(strstr(buf_str(&pg.items), "\"id\":2"));
+	rd(l, "a,b", 2, 100, &pg);
+	ck_assert_int_eq(pg.count, 1);
+	rd(l, "a,b", 4, 100, &pg);
+	ck_assert_int_eq(pg.count, 0);
+	ck_assert_int_eq(pg.last_id, 5);
+	msglog_page_free(&pg);
+	msglog_close(l);
+}
+END_TEST
+
+START_TEST(limit_and_more)
+{
+	struct msglog *l = open_log();
+	for (int i = 0; i < 5; i++)
+		add(l, "a", "text/plain", "x", 1);
+	struct msglog_page pg = { 0 };
+	rd(l, "a", 0, 2, &pg);
+	ck_assert_int_eq(pg.count, 2);
+	ck_assert(pg.more);
+	ck_assert_int_eq(pg.last_id, 2);
+	rd(l, "a", 2, 2, &pg);
+	ck_assert_int_eq(pg.last_id, 4);
+	ck_assert(pg.more);
+	rd(l, "a", 4, 2, &pg);
+	ck_assert_int_eq(pg.count, 1);
+	ck_assert(!pg.more);
+	ck_assert_int_eq(pg.last_id, 5);
+	msglog_page_free(&pg);
+	msglog_close(l);
+}
+END_TEST
+
+START_TEST(reset_when_cursor_ahead)
+{
+	struct msglog *l = open_log();
+	add(l, "a", "text/plain", "x", 1);
+	struct msglog_page pg = { 0 };
+	rd(l, "a", 9, 10, &pg);
+	ck_assert(pg.reset);
+	ck_assert_int_eq(pg.last_id, 1);
+	ck_assert_int_eq(pg.count, 0);
+	rd(l, "a", 1, 10, &pg);
+	ck_assert(!pg.reset);
+	msglog_page_free(&pg);
+	msglog_close(l);
+}
+END_TEST
+
+START_TEST(retention_by_count_and_gap)
+{
+	struct msglog *l = open_log();
+	msglog_retention(l, 3, 86400);
+	for (int i = 0; i < 5; i++)
+		add(l, "a", "text/plain", "x", 1);
+	add(l, "b", "text/plain", "y", 1);
+	struct msglog_page pg = { 0 };
+	rd(l, "a", 0, 100, &pg);
+	ck_assert_int_eq(pg.count, 3);	/* 3, 4, 5 kept */
+	ck_assert(!pg.gap);		/* since=0: everything retained */
+	rd(l, "a", 1, 100, &pg);
+	ck_assert(pg.gap);		/* 2 was dropped */
+	ck_assert_int_eq(pg.count, 3);
+	rd(l, "a", 2, 100, &pg);
+	ck_assert(!pg.gap);
+	rd(l, "b", 1, 100, &pg);	/* b lost nothing */
+	ck_assert(!pg.gap);
+	rd(l, "a,b", 1, 100, &pg);
+	ck_assert(pg.gap);
+	msglog_page_free(&pg);
+	msglog_close(l);
+}
+END_TEST
+
+START_TEST(retention_by_age)
+{
+	struct msglog *l = open_log();
+	msglog_retention(l, 1000, 60);
+	add(l, "a", "text/plain", "old", 1000);
+	add(l, "b", "text/plain", "old", 2000);
+	add(l, "a", "text/plain", "new", 61001);	/* 1000 is now older than 60 s */
+	struct msglog_page pg = { 0 };
+	rd(l, "a,b", 0, 100, &pg);
+	ck_assert_int_eq(pg.count, 2);
+	ck_assert_ptr_null(strstr(buf_str(&pg.items), "\"id\":1,"));
+	rd(l, "a", 0, 100, &pg);
+	ck_assert_int_eq(pg.count, 1);
+	rd(l, "b", 0, 100, &pg);
+	ck_assert_int_eq(pg.count, 1);
+	add(l, "c", "text/plain", "x", 62001);		/* b's message goes */
+	rd(l, "b", 1, 100, &pg);
+	ck_assert_int_eq(pg.count, 0);
+	ck_assert(pg.gap);
+	msglog_page_free(&pg);
+	msglog_close(l);
+}
+END_TEST
+
+START_TEST(ids_never_reused_and_delete)
+{
+	struct msglog *l = open_log();
+	add(l, "a", "text/plain", "1", 1);
+	add(l, "a", "text/plain", "2", 1);
+	char err[256];
+	int64_t n;
+	ck_assert_int_eq(msglog_delete(l, "a", &n, err, sizeof err), 0);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(add(l, "a", "text/plain", "3", 1), 3);
+	struct msglog_page pg = { 0 };
+	rd(l, "a", 1, 100, &pg);
+	ck_assert(pg.gap);
+	ck_assert_int_eq(pg.count, 1);
+	struct buf info = BUF_INIT;
+	ck_assert_int_eq(msglog_info(l, "a", &info, err, sizeof err), 0);
+	ck_assert_str_eq(buf_str(&info),
+			 "{\"channel\":\"a\",\"last_id\":3,\"first_id\":3,\"messages\":1}");
+	buf_reset(&info);
+	ck_assert_int_eq(msglog_info(l, "none", &info, err, sizeof err), 0);
+	ck_assert_str_eq(buf_str(&info),
+			 "{\"channel\":\"none\",\"last_id\":0,\"first_id\":0,\"messages\":0}");
+	buf_free(&info);
+	int64_t count, last;
+	ck_assert_int_eq(msglog_counts(l, &count, &last, err, sizeof err), 0);
+	ck_assert_int_eq(count, 1);
+	ck_assert_int_eq(last, 3);
+	msglog_page_free(&pg);
+	msglog_close(l);
+	/* Reopening keeps everything. */
+	l = open_log();
+	ck_assert_int_eq(add(l, "a", "text/plain", "4", 1), 4);
+	msglog_close(l);
+}
+END_TEST
+
+START_TEST(invalid_json_refused)
+{
+	struct msglog *l = open_log();
+	struct msglog_msg m = { "a", "application/json", "{a:1}", 5 };
+	int64_t id;
+	struct buf ack = BUF_INIT;
+	char err[256];
+	ck_assert_int_eq(msglog_append(l, &m, 1, 1, &id, &ack, err, sizeof err), MSGLOG_EINVAL);
+	ck_assert_int_eq(ack.len, 0);
+	int64_t count, last;
+	ck_assert_int_eq(msglog_counts(l, &count, &last, err, sizeof err), 0);
+	ck_assert_int_eq(count, 0);
+	msglog_close(l);
+}
+END_TEST
+
+START_TEST(batch_since)
+{
+	struct msglog *l = open_log();
+	msglog_retention(l, 2, 86400);
+	for (int i = 0; i < 4; i++)
+		add(l, "a", "text/plain", "x", 1);
+	add(l, "b", "application/json", "[1, 2]", 1);
+	struct msglog_batch b;
+	char err[256];
+	ck_assert_int_eq(msglog_since(l, 1, 2, &b, err, sizeof err), 0);
+	ck_assert_int_eq(b.n, 2);
+	ck_assert(b.full);
+	ck_assert_int_eq(b.rows[0].id, 3);
+	ck_assert_int_eq(b.last_id, 4);
+	ck_assert_int_eq(b.nmarks, 1);
+	ck_assert_str_eq(b.marks[0].channel, "a");
+	ck_assert_int_eq(b.marks[0].id, 2);
+	msglog_batch_free(&b);
+	ck_assert_int_eq(msglog_since(l, 4, 100, &b, err, sizeof err), 0);
+	ck_assert_int_eq(b.n, 1);
+	ck_assert(!b.full);
+	ck_assert_int_eq(b.last_id, 5);
+	ck_assert_str_eq(b.rows[0].channel, "b");
+	ck_assert_str_eq(b.rows[0].json, "{\"id\":5,\"channel\":\"b\",\"time\":1,"
+			 "\"type\":\"application/json\",\"data\":[1,2]}");
+	msglog_batch_free(&b);
+	msglog_close(l);
+}
+END_TEST
+
+/* Several processes publishing at once: every id given once, none lost. */
+START_TEST(concurrent_publishers)
+{
+	enum { PROCS = 4, EACH = 50 };
+	struct msglog *l = open_log();
+	msglog_close(l);
+	for (int p = 0; p < PROCS; p++) {
+		if (fork() == 0) {
+			struct msglog *cl;
+			char err[256];
+			if (msglog_open(&cl, path, false, err, sizeof err) < 0)
+				_exit(1);
+			int64_t prev = 0;
+			for (int i = 0; i < EACH; i++) {
+				char data[32];
+				snprintf(data, sizeof data, "%d-%d", p, i);
+				struct msglog_msg m = { "c", "text/plain", data, strlen(data) };
+				int64_t id;
+				struct buf ack = BUF_INIT;
+				if (msglog_append(cl, &m, 1, 1, &id, &ack, err, sizeof err) < 0 ||
+				    id <= prev)
+					_exit(2);
+				prev = id;
+				buf_free(&ack);
+			}
+			msglog_close(cl);
+			_exit(0);
+		}
+	}
+	for (int p = 0; p < PROCS; p++) {
+		int st;
+		wait(&st);
+		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	l = open_log();
+	msglog_retention(l, 100000, 86400);
+	struct msglog_page pg = { 0 };
+	rd(l, "c", 0, 1000, &pg);
+	ck_assert_int_eq(pg.count, PROCS * EACH);
+	ck_assert_int_eq(pg.last_id, PROCS * EACH);
+	for (int p = 0; p < PROCS; p++)
+		for (int i = 0; i < EACH; i++) {
+			char needle[48];
+			snprintf(needle, sizeof needle, "\"data\":\"%d-%d\"", p, i);
+			ck_assert_ptr_nonnull(strstr(buf_str(&pg.items), needle));
+		}
+	msglog_page_free(&pg);
+	msglog_close(l);
+}
+END_TEST
+
+START_TEST(unavailable_storage)
+{
+	struct msglog *l;
+	char err[256];
+	ck_assert_int_eq(msglog_open(&l, "/nonexistent-dir/x/comet.db", false, err, sizeof err),
+			 MSGLOG_EUNAVAIL);
+	ck_assert_ptr_nonnull(strstr(err, "nonexistent"));
+}
+END_TEST
+
 Suite *msglog_suite(void)
 {
 	Suite *s = suite_create("msglog");
+	TCase *t = tcase_create("log");
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_set_timeout(t, 30);
+	tcase_add_test(t, append_and_read);
+	tcase_add_test(t, several_channels_one_cursor);
+	tcase_add_test(t, limit_and_more);
+	tcase_add_test(t, reset_when_cursor_ahead);
+	tcase_add_test(t, retention_by_count_and_gap);
+	tcase_add_test(t, retention_by_age);
+	tcase_add_test(t, ids_never_reused_and_delete);
+	tcase_add_test(t, invalid_json_refused);
+	tcase_add_test(t, batch_since);
+	tcase_add_test(t, concurrent_publishers);
+	tcase_add_test(t, unavailable_storage);
+	suite_add_tcase(s, t);
 	return s;
 }
