@@ -1,0 +1,64 @@
+"""The settings table (comet-fcgi --help) and the documents agree: every
+variable is documented in the README (and in the man page once there is
+one), every variable SPEC.md names is in the table, and the README opens
+with the two commands."""
+
+import os
+import re
+import subprocess
+import sys
+import unittest
+
+SRCDIR = os.environ.get("COMET_SRCDIR") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROGRAM = os.environ.get("COMET_FCGI") or os.path.join(SRCDIR, "src", "comet-fcgi")
+
+
+def table_names():
+    out = subprocess.run([PROGRAM, "--help"], capture_output=True, text=True, check=True).stdout
+    return re.findall(r"^  (COMET_[A-Z_]+)\s", out, re.M)
+
+
+class Docs(unittest.TestCase):
+    def setUp(self):
+        self.names = table_names()
+        self.assertGreater(len(self.names), 5, "no settings found in --help")
+
+    def test_readme_opens_with_the_two_commands(self):
+        with open(os.path.join(SRCDIR, "README")) as f:
+            text = f.read()
+        cmds = re.findall(r"^    (\./bootstrap.*)$", text, re.M)
+        self.assertEqual(cmds[:2], ["./bootstrap && make demo", "./bootstrap && make check"])
+        first = text.index("./bootstrap && make demo")
+        self.assertLess(first, 400, "the two commands must come first")
+
+    def test_readme_documents_every_setting(self):
+        with open(os.path.join(SRCDIR, "README")) as f:
+            text = f.read()
+        for n in self.names:
+            self.assertRegex(text, r"\b%s\b" % n, "%s missing from README" % n)
+        documented = set(re.findall(r"\bCOMET_[A-Z_]+\b", text)) - {"COMET_CONFIG"}
+        self.assertEqual(documented - set(self.names), set(),
+                         "README names settings the program does not have")
+
+    def test_man_page_documents_every_setting(self):
+        man = os.path.join(SRCDIR, "doc", "comet-fcgi.8")
+        if not os.path.exists(man):
+            self.skipTest("no man page yet")
+        with open(man) as f:
+            text = f.read().replace("\\_", "_").replace("\\-", "-")
+        for n in self.names + ["COMET_CONFIG"]:
+            self.assertIn(n, text, "%s missing from the man page" % n)
+
+    def test_spec_settings_are_in_the_table(self):
+        spec = os.path.join(SRCDIR, "..", "shared", "SPEC.md")
+        if not os.path.exists(spec):
+            self.skipTest("shared/SPEC.md is not beside this tree")
+        with open(spec) as f:
+            text = f.read()
+        section = text[text.index("## Configuration"):text.index("## Ways to run")]
+        wanted = set(re.findall(r"`(COMET_[A-Z_]+)`", section)) - {"COMET_CONFIG"}
+        self.assertEqual(wanted - set(self.names), set())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
