@@ -1,6 +1,7 @@
 /* handler: one request from endpoint to answer. */
 #include "config.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,26 +32,114 @@ static void send_and_close(struct conn *c, struct buf *out)
 	buf_free(out);
 }
 
-static void error(struct conn *c, int status, const char *msg, const char *callback,
-		  const char *headers)
+/* One request being served: what every answer to it needs. */
+struct req {
+	struct app *a;
+	struct conn *c;
+	const char *method;
+	struct buf headers;	/* CORS headers, if any */
+	const char *callback;	/* JSONP, once parsed */
+};
+
+static const char *hdrs(struct req *q)
 {
-	struct buf out = BUF_INIT;
-	reply_error(&out, status, msg, callback, headers);
-	send_and_close(c, &out);
+	return q->headers.len ? q->headers.p : NULL;
 }
 
-static void unavailable(struct conn *c, const char *why, const char *callback)
+static void error(struct req *q, int status, const char *msg, const char *extra)
 {
-	log_msg("error", conn_id(c), "storage unavailable: %s", why);
-	error(c, 503, "storage unavailable, try again", callback, NULL);
+	struct buf out = BUF_INIT, h = BUF_INIT;
+	buf_adds(&h, buf_str(&q->headers));
+	if (extra)
+		buf_adds(&h, extra);
+	reply_error(&out, status, msg, q->callback, h.len ? h.p : NULL);
+	buf_free(&h);
+	send_and_close(q->c, &out);
 }
 
-static void json(struct conn *c, int status, struct buf *body, const char *callback)
+static void unavailable(struct req *q, const char *why)
+{
+	log_msg("error", conn_id(q->c), "storage unavailable: %s", why);
+	error(q, 503, "storage unavailable, try again", NULL);
+}
+
+static void json(struct req *q, int status, struct buf *body)
 {
 	struct buf out = BUF_INIT;
-	reply_json(&out, status, body->p, body->len, callback, NULL);
+	reply_json(&out, status, body->p, body->len, q->callback, hdrs(q));
 	buf_free(body);
-	send_and_close(c, &out);
+	send_and_close(q->c, &out);
+}
+
+/* CORS answer headers when the request's Origin is one configured in
+ * COMET_CORS_ORIGIN (space- or comma-separated, or "*"). The echoed origin
+ * is the configured string, never the client's bytes. */
+static void cors(struct req *q)
+{
+	const char *allowed = q->a->conf.cors_origin, *origin = param(q->c, "HTTP_ORIGIN");
+	if (!allowed || !origin)
+		return;
+	size_t olen = strlen(origin);
+	for (const char *p = allowed; *p;) {
+		size_t n = strcspn(p, " ,");
+		if (n == 1 && *p == '*') {
+			buf_adds(&q->headers, "Access-Control-Allow-Origin: *\r\n");
+			return;
+		}
+		if (n && n == olen && strncmp(p, origin, n) == 0) {
+			buf_adds(&q->headers, "Access-Control-Allow-Origin: ");
+			buf_add(&q->headers, p, n);
+			buf_adds(&q->headers, "\r\nVary: Origin\r\n");
+			return;
+		}
+		p += n;
+		p += strspn(p, " ,");
+	}
+}
+
+static void preflight(struct req *q, const char *allow)
+{
+	struct buf out = BUF_INIT;
+	buf_printf(&out, "Status: 204 No Content\r\nAllow: %s\r\n", allow);
+	if (q->headers.len)
+		buf_printf(&out, "%sAccess-Control-Allow-Methods: %s\r\n"
+			   "Access-Control-Allow-Headers: Authorization, Content-Type, "
+			   "Last-Event-ID, Cache-Control\r\n"
+			   "Access-Control-Max-Age: 86400\r\n", q->headers.p, allow);
+	buf_adds(&out, "\r\n");
+	send_and_close(q->c, &out);
+}
+
+/* Method check shared by the endpoints; OPTIONS is answered here. */
+static bool method_ok(struct req *q, const char *allow)
+{
+	if (strcmp(q->method, "OPTIONS") == 0) {
+		preflight(q, allow);
+		return false;
+	}
+	size_t n = strlen(q->method);
+	for (const char *p = allow; *p;) {
+		size_t k = strcspn(p, ", ");
+		if (k == n && strncmp(p, q->method, n) == 0)
+			return true;
+		p += k;
+		p += strspn(p, ", ");
+	}
+	char extra[96];
+	snprintf(extra, sizeof extra, "Allow: %s, OPTIONS\r\n", allow);
+	error(q, 405, "method not allowed here; see the Allow header", extra);
+	return false;
+}
+
+static bool access_ok(struct req *q)
+{
+	int st = auth_publish(param(q->c, "HTTP_AUTHORIZATION"), param(q->c, "REMOTE_ADDR"),
+			      q->a->conf.publish_key);
+	if (st == 401)
+		error(q, 401, "a valid publish key is required (Authorization: Bearer)", NULL);
+	else if (st)
+		error(q, 403, "allowed from loopback only: no publish key is configured", NULL);
+	return st == 0;
 }
 
 int handler_open(struct app *a, char *err, size_t errlen)
@@ -65,37 +154,96 @@ int handler_open(struct app *a, char *err, size_t errlen)
 	return 0;
 }
 
-static void sub(struct app *a, struct conn *c, const char *method)
+/* Hands the request to the hub to be held; the hub answers it. */
+static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t checked)
 {
 	char err[256];
-	if (strcmp(method, "GET") != 0) {
-		error(c, 405, "use GET", NULL, "Allow: GET\r\n");
+	struct app *a = q->a;
+	if (!a->hub && hub_start(&a->hub, &a->conf, a->notify, a->threaded,
+				 err, sizeof err) < 0) {
+		if (r->stream) {	/* its header block is out already */
+			log_msg("error", conn_id(q->c), "%s", err);
+			conn_abort(q->c);
+		} else {
+			unavailable(q, err);
+		}
 		return;
 	}
+	const char *names[REQ_MAX_CHANNELS];
+	for (int i = 0; i < r->nchan; i++)
+		names[i] = r->chan[i];
+	struct waiter *w = waiter_new(names, r->nchan);
+	int64_t now = clock_mono_ms();
+	w->conn = q->c;
+	w->cursor = cursor;
+	w->checked = checked;
+	w->callback = r->callback[0] ? xstrdup(r->callback) : NULL;
+	w->headers = q->headers.len ? xstrdup(q->headers.p) : NULL;
+	if (r->stream) {
+		w->stream = true;
+		w->limit = INT_MAX;
+		w->end = now + (int64_t)a->conf.stream_max * 1000;
+		int64_t beat = now + (int64_t)a->conf.keepalive * 1000;
+		w->deadline = beat < w->end ? beat : w->end;
+	} else {
+		w->limit = r->limit;
+		w->deadline = now + (int64_t)r->timeout * 1000;
+	}
+	hub_submit(a->hub, w);
+	if (!a->threaded)
+		hub_run(a->hub);
+}
+
+static void sub(struct req *q)
+{
+	char err[256];
+	struct app *a = q->a;
+	if (!method_ok(q, "GET"))
+		return;
 	struct req_limits lim = { a->conf.timeout, a->conf.max_timeout, a->conf.max_message };
 	struct req_sub r;
 	struct req_error e;
-	if (request_sub(param(c, "QUERY_STRING"), param(c, "HTTP_LAST_EVENT_ID"),
-			param(c, "HTTP_ACCEPT"), &lim, &r, &e) < 0) {
-		error(c, e.status, e.msg, r.callback, NULL);
+	int rc = request_sub(param(q->c, "QUERY_STRING"), param(q->c, "HTTP_LAST_EVENT_ID"),
+			     param(q->c, "HTTP_ACCEPT"), &lim, &r, &e);
+	q->callback = r.callback[0] ? r.callback : NULL;
+	if (rc < 0) {
+		error(q, e.status, e.msg, NULL);
 		return;
 	}
 	for (int i = 0; i < r.nchan; i++)
 		if (strncmp(r.chan[i], "private-", 8) == 0) {
-			error(c, 403, "private channels are not enabled", r.callback, NULL);
+			error(q, 403, "private channels are not enabled", NULL);
 			return;
 		}
 	if (handler_open(a, err, sizeof err) < 0) {
-		unavailable(c, err, r.callback);
+		unavailable(q, err);
 		return;
 	}
 	const char *names[REQ_MAX_CHANNELS];
 	for (int i = 0; i < r.nchan; i++)
 		names[i] = r.chan[i];
 	struct msglog_page pg = { 0 };
-	if (msglog_read(a->log, names, r.nchan, r.since, r.limit, &pg, err, sizeof err) < 0) {
+	/* A stream from a cursor sends its backlog from the hub; only "from
+	 * now" needs the log's position here. */
+	int64_t since = r.stream && r.since >= 0 ? -1 : r.since;
+	if (msglog_read(a->log, names, r.nchan, since, r.limit, &pg, err, sizeof err) < 0) {
 		msglog_page_free(&pg);
-		unavailable(c, err, r.callback);
+		unavailable(q, err);
+		return;
+	}
+	int64_t log_last = pg.log_last;
+	if (r.stream) {
+		msglog_page_free(&pg);
+		struct buf out = BUF_INIT;
+		reply_sse_start(&out, hdrs(q), 2000);
+		conn_drain(q->c, DRAIN_MAX);
+		if (conn_send(q->c, out.p, out.len) < 0) {
+			buf_free(&out);
+			conn_abort(q->c);
+			return;
+		}
+		buf_free(&out);
+		hold(q, &r, r.since >= 0 ? r.since : log_last, -1);
 		return;
 	}
 	if (pg.count || pg.gap || pg.reset || r.timeout == 0) {
@@ -103,28 +251,14 @@ static void sub(struct app *a, struct conn *c, const char *method)
 		reply_sub(&body, pg.last_id, pg.items.p, pg.items.len, pg.more, pg.gap, pg.reset);
 		notify_delivered(a->notify, (uint64_t)pg.count);
 		msglog_page_free(&pg);
-		json(c, 200, &body, r.callback);
+		json(q, 200, &body);
 		return;
 	}
 	msglog_page_free(&pg);
 	/* Held: the body (empty for GET) is read to its end first, so that the
 	 * connection turns readable only when the web server hangs up. */
-	conn_drain(c, DRAIN_MAX);
-	if (!a->hub && hub_start(&a->hub, &a->conf, a->notify, a->threaded,
-				 err, sizeof err) < 0) {
-		unavailable(c, err, r.callback);
-		return;
-	}
-	struct waiter *w = waiter_new(names, r.nchan);
-	w->conn = c;
-	w->cursor = r.since >= 0 ? r.since : pg.log_last;
-	w->checked = pg.log_last;
-	w->limit = r.limit;
-	w->callback = r.callback[0] ? xstrdup(r.callback) : NULL;
-	w->deadline = clock_mono_ms() + (int64_t)r.timeout * 1000;
-	hub_submit(a->hub, w);
-	if (!a->threaded)
-		hub_run(a->hub);
+	conn_drain(q->c, DRAIN_MAX);
+	hold(q, &r, r.since >= 0 ? r.since : log_last, log_last);
 }
 
 /* Reads the whole body, at most max bytes. Returns 0, or a status. */
@@ -157,10 +291,11 @@ static int read_body(struct conn *c, long max, struct buf *body)
 	return 0;
 }
 
-static void publish(struct app *a, struct conn *c)
+static void publish(struct req *q)
 {
 	char err[256];
-	const char *ctype = param(c, "CONTENT_TYPE");
+	struct app *a = q->a;
+	const char *ctype = param(q->c, "CONTENT_TYPE");
 	char type[REQ_TYPE_LEN + 1];
 	bool charset_ok;
 	struct req_error e;
@@ -170,31 +305,30 @@ static void publish(struct app *a, struct conn *c)
 	    strcmp(type, "application/x-www-form-urlencoded") == 0)
 		max = max * 3 + 4096;
 	struct buf body = BUF_INIT;
-	int st = read_body(c, max, &body);
+	int st = read_body(q->c, max, &body);
 	if (st != 0) {
 		buf_free(&body);
 		if (st < 0)
-			conn_abort(c);	/* the client went away mid-body */
+			conn_abort(q->c);	/* the client went away mid-body */
 		else
-			error(c, st, st == 413 ? "message too large" : "bad Content-Length",
-			      NULL, NULL);
+			error(q, st, st == 413 ? "message too large" : "bad Content-Length", NULL);
 		return;
 	}
 	struct req_pub p;
-	if (request_pub(param(c, "QUERY_STRING"), ctype, body.p, body.len,
+	if (request_pub(param(q->c, "QUERY_STRING"), ctype, body.p, body.len,
 			a->conf.max_message, &p, &e) < 0) {
 		buf_free(&body);
-		error(c, e.status, e.msg, NULL, NULL);
+		error(q, e.status, e.msg, NULL);
 		return;
 	}
 	if (strncmp(p.chan, "private-", 8) == 0 && !a->conf.token_key) {
 		buf_free(&body);
-		error(c, 403, "private channels are not enabled", NULL, NULL);
+		error(q, 403, "private channels are not enabled", NULL);
 		return;
 	}
 	if (handler_open(a, err, sizeof err) < 0) {
 		buf_free(&body);
-		unavailable(c, err, NULL);
+		unavailable(q, err);
 		return;
 	}
 	struct msglog_msg m = { p.chan, p.type, p.data, p.len };
@@ -204,89 +338,67 @@ static void publish(struct app *a, struct conn *c)
 	buf_free(&body);
 	if (rc == MSGLOG_EINVAL) {
 		buf_free(&ack);
-		error(c, 415, "the message is not valid JSON", NULL, NULL);
+		error(q, 415, "the message is not valid JSON", NULL);
 		return;
 	}
 	if (rc < 0) {
 		buf_free(&ack);
-		unavailable(c, err, NULL);
+		unavailable(q, err);
 		return;
 	}
 	notify_bump(a->notify);
 	notify_published(a->notify, 1);
-	json(c, 201, &ack, NULL);
+	json(q, 201, &ack);
 }
 
-static void pub(struct app *a, struct conn *c, const char *method)
+static void pub(struct req *q)
 {
 	char err[256];
-	bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
-	bool del = strcmp(method, "DELETE") == 0;
-	if (!get && !post && !del) {
-		error(c, 405, "use POST to publish, GET for channel info, DELETE to drop",
-		      NULL, "Allow: GET, POST, DELETE\r\n");
+	if (!method_ok(q, "GET, POST, DELETE") || !access_ok(q))
 		return;
-	}
-	int st = auth_publish(param(c, "HTTP_AUTHORIZATION"), param(c, "REMOTE_ADDR"),
-			      a->conf.publish_key);
-	if (st) {
-		error(c, st, st == 401 ? "a valid publish key is required (Authorization: Bearer)"
-				       : "allowed from loopback only: no publish key is configured",
-		      NULL, NULL);
-		return;
-	}
-	if (post) {
-		publish(a, c);
+	if (strcmp(q->method, "POST") == 0) {
+		publish(q);
 		return;
 	}
 	char chan[REQ_CHANNEL_LEN + 1];
 	struct req_error e;
-	if (request_channel(param(c, "QUERY_STRING"), chan, &e) < 0) {
-		error(c, e.status, e.msg, NULL, NULL);
+	if (request_channel(param(q->c, "QUERY_STRING"), chan, &e) < 0) {
+		error(q, e.status, e.msg, NULL);
 		return;
 	}
-	if (handler_open(a, err, sizeof err) < 0) {
-		unavailable(c, err, NULL);
+	if (handler_open(q->a, err, sizeof err) < 0) {
+		unavailable(q, err);
 		return;
 	}
 	struct buf body = BUF_INIT;
 	int rc;
-	if (get) {
-		rc = msglog_info(a->log, chan, &body, err, sizeof err);
+	if (strcmp(q->method, "GET") == 0) {
+		rc = msglog_info(q->a->log, chan, &body, err, sizeof err);
 	} else {
 		int64_t n;
-		rc = msglog_delete(a->log, chan, &n, err, sizeof err);
+		rc = msglog_delete(q->a->log, chan, &n, err, sizeof err);
 		buf_adds(&body, "{\"channel\":");
 		reply_json_string(&body, chan);
 		buf_printf(&body, ",\"deleted\":%lld}", (long long)n);
 	}
 	if (rc < 0) {
 		buf_free(&body);
-		unavailable(c, err, NULL);
+		unavailable(q, err);
 		return;
 	}
-	json(c, 200, &body, NULL);
+	json(q, 200, &body);
 }
 
-static void stats(struct app *a, struct conn *c, const char *method)
+static void stats(struct req *q)
 {
 	char err[256];
-	if (strcmp(method, "GET") != 0) {
-		error(c, 405, "use GET", NULL, "Allow: GET\r\n");
+	struct app *a = q->a;
+	if (!method_ok(q, "GET") || !access_ok(q))
 		return;
-	}
-	int st = auth_publish(param(c, "HTTP_AUTHORIZATION"), param(c, "REMOTE_ADDR"),
-			      a->conf.publish_key);
-	if (st) {
-		error(c, st, st == 401 ? "a valid publish key is required (Authorization: Bearer)"
-				       : "allowed from loopback only: no publish key is configured",
-		      NULL, NULL);
-		return;
-	}
 	int64_t messages, last_id;
 	if (handler_open(a, err, sizeof err) < 0 ||
 	    msglog_counts(a->log, &messages, &last_id, err, sizeof err) < 0) {
-		unavailable(c, err, NULL);
+		unavailable(q, err);
 		return;
 	}
 	struct notify_stats ns;
@@ -297,27 +409,28 @@ static void stats(struct app *a, struct conn *c, const char *method)
 		   PACKAGE_VERSION, (long long)((clock_wall_ms() - a->started_ms) / 1000),
 		   (long long)messages, (long long)last_id, (long long)ns.waiting,
 		   (unsigned long long)ns.published, (unsigned long long)ns.delivered);
-	json(c, 200, &body, NULL);
+	json(q, 200, &body);
 }
 
 void handler_serve(struct app *a, struct conn *c)
 {
-	const char *method = param(c, "REQUEST_METHOD");
-	if (!method)
-		method = "GET";
+	struct req q = { a, c, param(c, "REQUEST_METHOD"), BUF_INIT, NULL };
+	if (!q.method)
+		q.method = "GET";
+	cors(&q);
 	switch (request_endpoint(param(c, "SCRIPT_NAME"), param(c, "PATH_INFO"))) {
 	case REQ_EP_SUB:
-		sub(a, c, method);
+		sub(&q);
 		break;
 	case REQ_EP_PUB:
-		pub(a, c, method);
+		pub(&q);
 		break;
 	case REQ_EP_STATS:
-		stats(a, c, method);
+		stats(&q);
 		break;
 	default:
-		error(c, 404, "unknown endpoint: the path must end in /sub, /pub or /stats",
-		      NULL, NULL);
+		error(&q, 404, "unknown endpoint: the path must end in /sub, /pub or /stats", NULL);
 		break;
 	}
+	buf_free(&q.headers);
 }

@@ -116,11 +116,11 @@ void hub_submit(struct hub *h, struct waiter *w)
 	waiter_queue_push(&h->queue, w);
 }
 
-void hub_answer(struct waiter *w, int64_t last_id, bool gap, bool reset)
+static void hub_answer(struct waiter *w, int64_t last_id, bool gap, bool reset)
 {
 	struct buf body = BUF_INIT, out = BUF_INIT;
 	reply_sub(&body, last_id, w->items.p, w->items.len, w->more, gap, reset);
-	reply_json(&out, 200, body.p, body.len, w->callback, NULL);
+	reply_json(&out, 200, body.p, body.len, w->callback, w->headers);
 	if (conn_send(w->conn, out.p, out.len) < 0)
 		conn_abort(w->conn);
 	else
@@ -154,48 +154,141 @@ static void answer(struct hub *h, struct waiter *w, int64_t last_id, bool gap, b
 	finished(h, w);
 }
 
+/* Ends a stream that has run its course; the client's EventSource resumes
+ * from its Last-Event-ID. */
+static void end_stream(struct hub *h, struct waiter *w)
+{
+	conn_close(w->conn);
+	w->conn = NULL;
+	finished(h, w);
+}
+
+static void drop(struct hub *h, struct waiter *w)
+{
+	conn_abort(w->conn);
+	w->conn = NULL;
+	finished(h, w);
+}
+
+/* Writes a stream's pending events (w->items); false when the peer is gone. */
+static bool flush_stream(struct hub *h, struct waiter *w)
+{
+	bool ok = w->items.len == 0 || conn_send(w->conn, w->items.p, w->items.len) == 0;
+	notify_delivered(h->notify, (uint64_t)w->nmatch);
+	if (w->nmatch)
+		w->cursor = w->last_match;
+	buf_reset(&w->items);
+	w->nmatch = 0;
+	w->more = false;
+	return ok;
+}
+
 static void fail(struct hub *h, struct waiter *w, const char *why)
 {
 	struct buf out = BUF_INIT;
 	log_msg("error", conn_id(w->conn), "storage unavailable: %s", why);
-	reply_error(&out, 503, "storage unavailable", w->callback, NULL);
+	if (w->stream) {
+		drop(h, w);	/* headers went out already; the client resumes */
+		return;
+	}
+	reply_error(&out, 503, "storage unavailable", w->callback, w->headers);
 	if (conn_send(w->conn, out.p, out.len) < 0)
 		conn_abort(w->conn);
 	else
 		conn_close(w->conn);
+	w->conn = NULL;
 	buf_free(&out);
 	finished(h, w);
 }
 
-/* A waiter handed over by the accepting thread, which found nothing for it
- * in the log through w->checked. */
-static void adopt(struct hub *h, struct waiter *w)
+/* Adds one message to what w will be sent. */
+static void add_message(struct waiter *w, int64_t id, const char *json, size_t n)
+{
+	if (w->stream) {
+		reply_sse_event(&w->items, "", id, json, n);
+	} else {
+		if (w->nmatch)
+			buf_addc(&w->items, ',');
+		buf_add(&w->items, json, n);
+	}
+	w->nmatch++;
+	w->last_match = id;
+}
+
+/* An event that is not a message: gap (messages after the cursor were
+ * dropped) or reset (the cursor is ahead of the log; id moves it back). */
+static void meta_event(struct waiter *w, const char *name, int64_t id, int64_t last_id)
+{
+	char meta[64];
+	int n = snprintf(meta, sizeof meta, "{\"last_id\":%lld}", (long long)last_id);
+	reply_sse_event(&w->items, name, id, meta, (size_t)n);
+}
+
+/* Catches w up with the log from its cursor: true when w was answered (a
+ * long-poll) or ended (a stream that is gone or reset); false when it is
+ * to be parked, with w->checked set. A stream is sent what it missed. */
+static bool catch_up(struct hub *h, struct waiter *w)
 {
 	char err[256];
-	/* With nothing parked, h->pos may lag doorbells that found nobody; and a
-	 * round may have passed w->checked. Either way read again for w. */
-	if (waiter_count(h->set) == 0 || h->pos > w->checked) {
-		const char *names[REQ_MAX_CHANNELS];
+	const char *names[REQ_MAX_CHANNELS];
+	waiter_names(w, names);
+	for (;;) {
 		struct msglog_page pg = { 0 };
-		waiter_names(w, names);
-		if (msglog_read(h->log, names, w->nchan, w->cursor, w->limit, &pg,
-				err, sizeof err) < 0) {
+		if (msglog_read(h->log, names, w->nchan, w->cursor,
+				w->stream ? REQ_MAX_LIMIT : w->limit, &pg, err, sizeof err) < 0) {
 			msglog_page_free(&pg);
 			fail(h, w, err);
-			return;
+			return true;
 		}
-		if (pg.count || pg.gap || pg.reset) {
-			buf_add(&w->items, pg.items.p, pg.items.len);
-			w->nmatch = pg.count;
-			w->more = pg.more;
-			answer(h, w, pg.last_id, pg.gap, pg.reset);
+		if (!w->stream) {
+			if (pg.count || pg.gap || pg.reset) {
+				buf_add(&w->items, pg.items.p, pg.items.len);
+				w->nmatch = pg.count;
+				w->more = pg.more;
+				answer(h, w, pg.last_id, pg.gap, pg.reset);
+				msglog_page_free(&pg);
+				return true;
+			}
+			w->checked = pg.log_last;
 			msglog_page_free(&pg);
-			return;
+			return false;
 		}
+		if (pg.reset) {
+			meta_event(w, "reset", pg.last_id, pg.last_id);
+			flush_stream(h, w);
+			msglog_page_free(&pg);
+			end_stream(h, w);
+			return true;
+		}
+		if (pg.gap)
+			meta_event(w, "gap", w->cursor, pg.last_id);
+		for (int i = 0; i < pg.count; i++)
+			add_message(w, pg.item[i].id, pg.items.p + pg.item[i].off, pg.item[i].len);
+		bool ok = flush_stream(h, w);
+		w->cursor = pg.last_id;
+		bool more = pg.more;
 		w->checked = pg.log_last;
-		if (waiter_count(h->set) == 0)
-			h->pos = pg.log_last;
 		msglog_page_free(&pg);
+		if (!ok) {
+			drop(h, w);
+			return true;
+		}
+		if (!more)
+			return false;
+	}
+}
+
+/* A waiter handed over by the accepting thread, which found nothing for it
+ * in the log through w->checked (a stream: has sent nothing yet). */
+static void adopt(struct hub *h, struct waiter *w)
+{
+	/* With nothing parked, h->pos may lag doorbells that found nobody; and a
+	 * round may have passed w->checked. Either way read again for w. */
+	if (w->stream || waiter_count(h->set) == 0 || h->pos > w->checked) {
+		if (catch_up(h, w))
+			return;
+		if (waiter_count(h->set) == 0)
+			h->pos = w->checked;
 	}
 	waiter_park(h->set, w, w->deadline);
 	int fd = conn_fd(w->conn);
@@ -230,25 +323,37 @@ static void match(struct hub *h, const struct msglog_batch *b)
 				w->more = true;
 				continue;
 			}
-			if (w->nmatch++)
-				buf_addc(&w->items, ',');
-			else {
+			if (w->nmatch == 0) {
 				w->touched_next = touched;
 				touched = w;
 			}
-			buf_add(&w->items, row->json, row->jsonlen);
-			w->last_match = row->id;
+			add_message(w, row->id, row->json, row->jsonlen);
 		}
 	}
 	while (touched) {
 		struct waiter *w = touched;
 		touched = w->touched_next;
+		bool gap = has_gap(w, b);
+		if (w->stream) {
+			if (gap) {
+				struct buf events = w->items;
+				w->items = (struct buf)BUF_INIT;
+				meta_event(w, "gap", w->cursor, b->last_id);
+				buf_add(&w->items, events.p, events.len);
+				buf_free(&events);
+			}
+			if (!flush_stream(h, w)) {
+				retire(h, w);
+				drop(h, w);
+			}
+			continue;
+		}
 		retire(h, w);
-		answer(h, w, w->more ? w->last_match : b->last_id, has_gap(w, b), false);
+		answer(h, w, w->more ? w->last_match : b->last_id, gap, false);
 	}
 }
 
-static void reset_one(struct waiter *w, void *arg)
+static void collect(struct waiter *w, void *arg)
 {
 	struct waiter **list = arg;
 	w->touched_next = *list;
@@ -259,12 +364,18 @@ static void reset_one(struct waiter *w, void *arg)
 static void reset_all(struct hub *h, int64_t last_id)
 {
 	struct waiter *list = NULL;
-	waiter_each(h->set, reset_one, &list);
+	waiter_each(h->set, collect, &list);
 	while (list) {
 		struct waiter *w = list;
 		list = w->touched_next;
 		retire(h, w);
-		answer(h, w, last_id, false, true);
+		if (w->stream) {
+			meta_event(w, "reset", last_id, last_id);
+			flush_stream(h, w);
+			end_stream(h, w);
+		} else {
+			answer(h, w, last_id, false, true);
+		}
 	}
 }
 
@@ -294,6 +405,12 @@ static void deliver(struct hub *h)
 	}
 }
 
+static int64_t next_beat(const struct hub *h, const struct waiter *w, int64_t now)
+{
+	int64_t beat = now + (int64_t)h->conf->keepalive * 1000;
+	return beat < w->end ? beat : w->end;
+}
+
 static void expire(struct hub *h)
 {
 	int64_t now = clock_mono_ms();
@@ -304,17 +421,30 @@ static void expire(struct hub *h)
 	deliver(h);
 	struct waiter *w;
 	while ((w = waiter_expired(h->set, now))) {
+		if (w->stream && now < w->end) {
+			/* A comment line, so that no proxy and no FcgidIOTimeout
+			 * sees the stream fall silent. */
+			static const char beat[] = ": keepalive\n\n";
+			if (conn_send(w->conn, beat, sizeof beat - 1) == 0) {
+				waiter_park(h->set, w, next_beat(h, w, now));
+				continue;
+			}
+			retire(h, w);
+			drop(h, w);
+			continue;
+		}
 		retire(h, w);
-		answer(h, w, h->pos > w->cursor ? h->pos : w->cursor, false, false);
+		if (w->stream)
+			end_stream(h, w);
+		else
+			answer(h, w, h->pos > w->cursor ? h->pos : w->cursor, false, false);
 	}
 }
 
 static void hangup(struct hub *h, struct waiter *w)
 {
 	retire(h, w);
-	conn_abort(w->conn);
-	w->conn = NULL;
-	finished(h, w);
+	drop(h, w);
 }
 
 void hub_run(struct hub *h)

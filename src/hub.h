@@ -27,7 +27,4 @@ void hub_submit(struct hub *h, struct waiter *w);
 /* Runs the loop until every submitted waiter has been answered. */
 void hub_run(struct hub *h);
 
-/* Answers a request for a subscribe: the whole answer, then the end. */
-void hub_answer(struct waiter *w, int64_t last_id, bool gap, bool reset);
-
 #endif

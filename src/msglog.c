@@ -374,10 +374,17 @@ static int read_rows(struct msglog *l, const char *const *chans, int nchan, int6
 			pg->more = true;
 			break;
 		}
-		if (pg->count++)
+		if (pg->count)
 			buf_addc(&pg->items, ',');
-		pg->last_id = sqlite3_column_int64(s, 0);
-		buf_add(&pg->items, sqlite3_column_text(s, 1), (size_t)sqlite3_column_bytes(s, 1));
+		if (pg->count == pg->cap) {
+			pg->cap = pg->cap ? pg->cap * 2 : 16;
+			pg->item = xrealloc(pg->item, (size_t)pg->cap * sizeof *pg->item);
+		}
+		struct msglog_item *it = &pg->item[pg->count++];
+		it->id = pg->last_id = sqlite3_column_int64(s, 0);
+		it->off = pg->items.len;
+		it->len = (size_t)sqlite3_column_bytes(s, 1);
+		buf_add(&pg->items, sqlite3_column_text(s, 1), it->len);
 	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
@@ -435,6 +442,9 @@ int msglog_read(struct msglog *l, const char *const *chans, int nchan, int64_t s
 void msglog_page_free(struct msglog_page *pg)
 {
 	buf_free(&pg->items);
+	free(pg->item);
+	pg->item = NULL;
+	pg->cap = 0;
 }
 
 int msglog_since(struct msglog *l, int64_t after, int max, struct msglog_batch *b,

@@ -30,9 +30,14 @@ struct msglog_msg {
 };
 
 /* One answer's worth of messages for a set of channels. */
+struct msglog_item {
+	int64_t id;
+	size_t off, len;	/* its JSON object within items */
+};
 struct msglog_page {
 	struct buf items;	/* the messages' JSON objects, comma-separated */
-	int count;
+	struct msglog_item *item;	/* each of them */
+	int count, cap;
 	int64_t last_id;	/* the cursor for the next request */
 	int64_t log_last;	/* newest id of the log in the snapshot read */
 	bool more, gap, reset;

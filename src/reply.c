@@ -93,3 +93,27 @@ void reply_sub(struct buf *out, int64_t last_id, const char *items, size_t n,
 	buf_printf(out, "],\"more\":%s%s%s}", more ? "true" : "false",
 		   gap ? ",\"gap\":true" : "", reset ? ",\"reset\":true" : "");
 }
+
+void reply_sse_start(struct buf *out, const char *headers, long retry_ms)
+{
+	/* No Content-Length: the stream ends when the program ends it.
+	 * X-Accel-Buffering: no asks proxies in front not to buffer it. */
+	buf_printf(out,
+		   "Status: 200 OK\r\n"
+		   "Content-Type: text/event-stream; charset=utf-8\r\n"
+		   "Cache-Control: no-store\r\n"
+		   "X-Accel-Buffering: no\r\n"
+		   "X-Content-Type-Options: nosniff\r\n"
+		   "%s\r\n"
+		   "retry: %ld\n\n",
+		   headers ? headers : "", retry_ms);
+}
+
+void reply_sse_event(struct buf *out, const char *name, int64_t id, const char *json, size_t n)
+{
+	if (name && *name)
+		buf_printf(out, "event: %s\n", name);
+	buf_printf(out, "id: %lld\ndata: ", (long long)id);
+	buf_add(out, json, n);
+	buf_adds(out, "\n\n");
+}

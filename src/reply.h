@@ -26,6 +26,11 @@ void reply_error(struct buf *out, int status, const char *msg,
 void reply_sub(struct buf *out, int64_t last_id, const char *items, size_t n,
 	       bool more, bool gap, bool reset);
 
+/* The start of an event stream: header block and the retry field. */
+void reply_sse_start(struct buf *out, const char *headers, long retry_ms);
+/* One event: "id: <id>\ndata: <json>\n\n"; name "" for a message. */
+void reply_sse_event(struct buf *out, const char *name, int64_t id, const char *json, size_t n);
+
 /* Appends s as a JSON string literal (quotes included). */
 void reply_json_string(struct buf *out, const char *s);
 

@@ -47,6 +47,7 @@ void waiter_free(struct waiter *w)
 		return;
 	buf_free(&w->items);
 	free(w->callback);
+	free(w->headers);
 	free(w);
 }
 

@@ -37,6 +37,9 @@ struct waiter {
 	int64_t deadline;
 	int limit;
 	char *callback;		/* JSONP, or NULL */
+	char *headers;		/* extra answer header lines (CORS), or NULL */
+	bool stream;		/* an event stream: answered many times */
+	int64_t end;		/* a stream's end of life */
 	size_t heap_idx;
 	bool parked;
 	struct waiter *qnext;	/* queue link */
