@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""`make demo`: serve comet-fcgi under a real lighttpd (or Apache with
+--apache) on 127.0.0.1, with its SQLite log in a scratch directory, until
+Ctrl-C. Uses the shipped configuration through tests/harness.py."""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--apache", action="store_true",
+                    help="use Apache + mod_fcgid instead of lighttpd")
+    args = ap.parse_args()
+
+    kind = "apache" if args.apache else "lighttpd"
+    srv = harness.Server(kind)
+    try:
+        srv.start()
+    except harness.HarnessError as e:
+        sys.stderr.write("demo: %s\n" % e)
+        return 1
+
+    sub = srv.url("/comet/sub", "channel=demo&since=0")
+    print("comet-fcgi %s under %s at %s/comet/"
+          % (srv.stats().get("version", "?"), kind, srv.base_url))
+    print("SQLite log: %s" % srv.db)
+    print()
+    print("Subscribe (long-poll; repeat with since=<last_id> from the answer):")
+    print("  curl '%s'" % sub)
+    print("Event stream:")
+    print("  curl -N -H 'Accept: text/event-stream' '%s'" % srv.url("/comet/sub", "channel=demo"))
+    print("Publish:")
+    print("  curl -X POST -H 'Content-Type: text/plain' --data-binary 'hello' '%s'"
+          % srv.url("/comet/pub", "channel=demo"))
+    print("Stats:")
+    print("  curl '%s'" % srv.url("/comet/stats"))
+    print()
+    print("Ctrl-C stops %s and removes the scratch directory." % kind)
+    sys.stdout.flush()
+
+    stop = []
+    signal.signal(signal.SIGINT, lambda s, f: stop.append(s))
+    signal.signal(signal.SIGTERM, lambda s, f: stop.append(s))
+    status = 0
+    try:
+        while not stop:
+            # Wait on the server process, waking once a second to notice a
+            # Ctrl-C (the server runs in its own session, so the terminal's
+            # SIGINT reaches only this script).
+            try:
+                srv.proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                continue
+            sys.stderr.write("demo: %s exited unexpectedly (status %s)\n%s\n"
+                             % (kind, srv.proc.returncode, srv.read_logs()))
+            status = 1
+            break
+    finally:
+        print("\nstopping %s ..." % kind)
+        srv.stop()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
