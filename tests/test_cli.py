@@ -1,0 +1,238 @@
+"""The program outside a web server: --help/--version, start-up errors,
+CGI mode, `publish` from the command line, and the standalone --listen
+mode spoken to by a minimal FastCGI client (as mod_proxy_fcgi would)."""
+
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+SRCDIR = os.environ.get("COMET_SRCDIR") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROGRAM = os.environ.get("COMET_FCGI") or os.path.join(SRCDIR, "src", "comet-fcgi")
+
+
+def cgi(env, body=b"", timeout=20):
+    """Runs one CGI request; returns (status, headers, body)."""
+    full = {"PATH": os.environ.get("PATH", ""), "GATEWAY_INTERFACE": "CGI/1.1"}
+    full.update(env)
+    if body:
+        full["CONTENT_LENGTH"] = str(len(body))
+    p = subprocess.run([PROGRAM], input=body, env=full, capture_output=True, timeout=timeout)
+    head, _, rest = p.stdout.partition(b"\r\n\r\n")
+    headers = {}
+    for line in head.decode().split("\r\n"):
+        k, _, v = line.partition(": ")
+        headers[k.lower()] = v
+    status = int(headers.get("status", "0").split()[0])
+    return status, headers, rest, p.stderr.decode()
+
+
+def fcgi_request(addr, params, body=b"", timeout=20):
+    """A minimal FastCGI responder request over TCP; returns the raw stdout."""
+    def record(rtype, content, rid=1):
+        pad = (8 - len(content) % 8) % 8
+        return struct.pack("!BBHHBB", 1, rtype, rid, len(content), pad, 0) + content + b"\0" * pad
+
+    def nv(k, v):
+        k, v = k.encode(), v.encode()
+        enc = lambda n: bytes([n]) if n < 128 else struct.pack("!I", n | 0x80000000)
+        return enc(len(k)) + enc(len(v)) + k + v
+
+    s = socket.create_connection(addr, timeout=timeout)
+    s.sendall(record(1, struct.pack("!HB5x", 1, 0)))
+    s.sendall(record(4, b"".join(nv(k, v) for k, v in params.items())) + record(4, b""))
+    if body:
+        s.sendall(record(5, body))
+    s.sendall(record(5, b""))
+    out, buf = b"", b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+        while len(buf) >= 8:
+            _, rtype, _, clen, plen, _ = struct.unpack("!BBHHBB", buf[:8])
+            if len(buf) < 8 + clen + plen:
+                break
+            if rtype == 6:
+                out += buf[8:8 + clen]
+            buf = buf[8 + clen + plen:]
+            if rtype == 3:
+                s.close()
+                return out
+    s.close()
+    return out
+
+
+class CommandLine(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="comet-cli-")
+        self.db = os.path.join(self.dir, "comet.db")
+        self.env = {"COMET_DB": self.db, "REMOTE_ADDR": "127.0.0.1"}
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def run_prog(self, args, env=None, input=None):
+        full = {"PATH": os.environ.get("PATH", ""), "COMET_DB": self.db}
+        full.update(env or {})
+        return subprocess.run([PROGRAM] + args, env=full, input=input, capture_output=True,
+                              timeout=20)
+
+    def test_help_and_version(self):
+        p = self.run_prog(["--version"])
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(p.stdout.decode(), r"^comet-fcgi \d+\.\d+\.\d+")
+        p = self.run_prog(["--help"])
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("COMET_MAX_TIMEOUT", p.stdout.decode())
+        p = self.run_prog(["--bogus"])
+        self.assertEqual(p.returncode, 2)
+
+    def test_bad_setting_stops_start_naming_the_variable(self):
+        for name, value in [("COMET_TIMEOUT", "soon"), ("COMET_RETAIN", "0"),
+                            ("COMET_SYNC", "maybe"), ("COMET_MAX_MESSAGE", "-5")]:
+            p = self.run_prog([], env={name: value, "GATEWAY_INTERFACE": "CGI/1.1",
+                                       "REQUEST_METHOD": "GET"})
+            self.assertEqual(p.returncode, 2, name)
+            self.assertIn(name, p.stderr.decode())
+            self.assertEqual(p.stdout, b"", "no answer may be written")
+        conf = os.path.join(self.dir, "comet.conf")
+        with open(conf, "w") as f:
+            f.write("COMET_KEEPALIVE = often\n")
+        p = self.run_prog(["publish", "c", "x"], env={"COMET_CONFIG": conf})
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("COMET_KEEPALIVE", p.stderr.decode())
+
+    def test_publish_command(self):
+        p = self.run_prog(["publish", "chat", "hello"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        ack = json.loads(p.stdout)
+        self.assertEqual((ack["id"], ack["channel"]), (1, "chat"))
+        p = self.run_prog(["publish", "--type", "application/json", "chat"], input=b'{"a": [1]}')
+        self.assertEqual(json.loads(p.stdout)["id"], 2)
+        p = self.run_prog(["publish", "--type", "application/json", "chat", "{bad"])
+        self.assertNotEqual(p.returncode, 0)
+        p = self.run_prog(["publish", "bad channel", "x"])
+        self.assertEqual(p.returncode, 2)
+        st, _, body, _ = cgi(dict(self.env, REQUEST_METHOD="GET", SCRIPT_NAME="/comet/sub",
+                                  QUERY_STRING="channel=chat&since=0"))
+        msgs = json.loads(body)["messages"]
+        self.assertEqual([m["data"] for m in msgs], ["hello", {"a": [1]}])
+
+    def test_cgi_forbidden_from_elsewhere_without_key(self):
+        env = dict(self.env, REQUEST_METHOD="POST", SCRIPT_NAME="/comet/pub",
+                   QUERY_STRING="channel=c", CONTENT_TYPE="text/plain", REMOTE_ADDR="192.0.2.7")
+        st, h, body, _ = cgi(env, b"x")
+        self.assertEqual(st, 403)
+        self.assertEqual(json.loads(body), {"error": json.loads(body)["error"], "status": 403})
+        env["REMOTE_ADDR"] = "::1"
+        self.assertEqual(cgi(env, b"x")[0], 201)
+        for path in ("/comet/stats",):
+            st, _, _, _ = cgi(dict(self.env, REQUEST_METHOD="GET", SCRIPT_NAME=path,
+                                   REMOTE_ADDR="198.51.100.1"))
+            self.assertEqual(st, 403)
+
+    def test_cgi_storage_unavailable_is_503(self):
+        env = {"COMET_DB": "/nonexistent-dir/comet.db", "REQUEST_METHOD": "POST",
+               "SCRIPT_NAME": "/comet/pub", "QUERY_STRING": "channel=c",
+               "CONTENT_TYPE": "text/plain", "REMOTE_ADDR": "127.0.0.1"}
+        st, h, body, err = cgi(env, b"x")
+        self.assertEqual(st, 503)
+        self.assertEqual(h.get("retry-after"), "1")
+        self.assertEqual(json.loads(body)["status"], 503)
+        self.assertIn("nonexistent-dir", err)
+
+    def test_cgi_held_request_woken_by_command_line_publish(self):
+        self.run_prog(["publish", "w", "first"])
+        result = {}
+
+        def sub():
+            result["r"] = cgi(dict(self.env, REQUEST_METHOD="GET", SCRIPT_NAME="/comet/sub",
+                                   QUERY_STRING="channel=w&timeout=15"))
+        t = threading.Thread(target=sub)
+        t.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            st, _, body, _ = cgi(dict(self.env, REQUEST_METHOD="GET", SCRIPT_NAME="/comet/stats"))
+            if json.loads(body)["waiting"] == 1:
+                break
+        self.assertEqual(json.loads(body)["waiting"], 1)
+        start = time.monotonic()
+        self.run_prog(["publish", "w", "second"])
+        t.join(10)
+        self.assertLess(time.monotonic() - start, 5)
+        st, _, body, _ = result["r"]
+        got = json.loads(body)
+        self.assertEqual([m["data"] for m in got["messages"]], ["second"])
+        self.assertEqual(got["last_id"], 2)
+
+
+class Standalone(unittest.TestCase):
+    """comet-fcgi --listen HOST:PORT, as mod_proxy_fcgi or nginx use it."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="comet-listen-")
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        env = {"PATH": os.environ.get("PATH", ""), "COMET_DB": os.path.join(self.dir, "c.db")}
+        self.proc = subprocess.Popen([PROGRAM, "--listen", "127.0.0.1:%d" % self.port], env=env,
+                                     stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise
+                time.sleep(0.02)  # polling for the listener to appear
+
+    def tearDown(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def req(self, method, script, query="", body=b"", ctype="text/plain"):
+        params = {"REQUEST_METHOD": method, "SCRIPT_NAME": script, "QUERY_STRING": query,
+                  "REMOTE_ADDR": "127.0.0.1", "CONTENT_TYPE": ctype,
+                  "CONTENT_LENGTH": str(len(body))}
+        out = fcgi_request(("127.0.0.1", self.port), params, body)
+        head, _, rest = out.partition(b"\r\n\r\n")
+        return int(head.split(b"\r\n")[0].split()[1]), rest
+
+    def test_publish_and_held_subscribers(self):
+        results = []
+
+        def sub():
+            results.append(self.req("GET", "/sub", "channel=x&timeout=15"))
+        threads = [threading.Thread(target=sub) for _ in range(20)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            st, body = self.req("GET", "/stats")
+            if json.loads(body)["waiting"] == 20:
+                break
+        self.assertEqual(json.loads(body)["waiting"], 20)
+        st, body = self.req("POST", "/pub", "channel=x", b"hey")
+        self.assertEqual(st, 201)
+        for t in threads:
+            t.join(10)
+        self.assertEqual(len(results), 20)
+        for st, body in results:
+            self.assertEqual(st, 200)
+            self.assertEqual(json.loads(body)["messages"][0]["data"], "hey")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
