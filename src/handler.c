@@ -13,6 +13,7 @@
 #include "log.h"
 #include "reply.h"
 #include "request.h"
+#include "token.h"
 #include "waiter.h"
 
 /* What is read and dropped of a body that is refused before it is read. */
@@ -154,6 +155,31 @@ int handler_open(struct app *a, char *err, size_t errlen)
 	return 0;
 }
 
+/* Every private channel asked for needs a valid token of its own. */
+static bool private_ok(struct req *q, const struct req_sub *r)
+{
+	int64_t now = clock_wall_ms() / 1000;
+	for (int i = 0; i < r->nchan; i++) {
+		if (!token_private(r->chan[i]))
+			continue;
+		if (!q->a->conf.token_key) {
+			error(q, 403, "private channels are not enabled (no COMET_TOKEN_KEY)", NULL);
+			return false;
+		}
+		bool ok = false;
+		for (int t = 0; t < r->ntoken && !ok; t++)
+			ok = token_valid(q->a->conf.token_key, r->chan[i], r->token[t], now);
+		if (!ok) {
+			char msg[REQ_CHANNEL_LEN + 64];
+			snprintf(msg, sizeof msg, "a valid, unexpired token is required for %s",
+				 r->chan[i]);
+			error(q, 403, msg, NULL);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Hands the request to the hub to be held; the hub answers it. */
 static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t checked)
 {
@@ -210,11 +236,8 @@ static void sub(struct req *q)
 		error(q, e.status, e.msg, NULL);
 		return;
 	}
-	for (int i = 0; i < r.nchan; i++)
-		if (strncmp(r.chan[i], "private-", 8) == 0) {
-			error(q, 403, "private channels are not enabled", NULL);
-			return;
-		}
+	if (!private_ok(q, &r))
+		return;
 	if (handler_open(a, err, sizeof err) < 0) {
 		unavailable(q, err);
 		return;
@@ -319,11 +342,6 @@ static void publish(struct req *q)
 			a->conf.max_message, &p, &e) < 0) {
 		buf_free(&body);
 		error(q, e.status, e.msg, NULL);
-		return;
-	}
-	if (strncmp(p.chan, "private-", 8) == 0 && !a->conf.token_key) {
-		buf_free(&body);
-		error(q, 403, "private channels are not enabled", NULL);
 		return;
 	}
 	if (handler_open(a, err, sizeof err) < 0) {

@@ -186,6 +186,27 @@ static int add_channels(const char *v, size_t n, char (*chan)[REQ_CHANNEL_LEN + 
 	}
 }
 
+/* Comma-separated tokens "<expiry>.<hex>"; checked later, by token.c. */
+static int add_tokens(const char *v, size_t n, struct req_sub *out, struct req_error *err)
+{
+	size_t i = 0;
+	while (i <= n) {
+		const char *t = v + i;
+		const char *comma = memchr(t, ',', n - i);
+		size_t len = (size_t)((comma ? comma : v + n) - t);
+		if (len < 3 || len > REQ_TOKEN_LEN || strspn(t, "0123456789.abcdefABCDEF") < len)
+			FAIL(400, "a token is <expiry>.<hex HMAC>");
+		if (out->ntoken == REQ_MAX_CHANNELS)
+			FAIL(400, "at most 32 tokens in one request");
+		memcpy(out->token[out->ntoken], t, len);
+		out->token[out->ntoken++][len] = '\0';
+		if (!comma)
+			break;
+		i = (size_t)(comma - v) + 1;
+	}
+	return 0;
+}
+
 static bool callback_valid(const char *s, size_t n)
 {
 	if (n < 1 || n > REQ_CALLBACK_LEN)
@@ -228,7 +249,13 @@ int request_sub(const char *query, const char *last_event_id, const char *accept
 			break;
 		}
 		bool *seen = NULL;
-		if (key_is(&p, "channel")) {
+		if (key_is(&p, "token")) {
+			if (add_tokens(p.v, p.vlen, out, err) < 0) {
+				rc = -1;
+				break;
+			}
+			continue;
+		} else if (key_is(&p, "channel")) {
 			if (add_channels(p.v, p.vlen, out->chan, &out->nchan, err) < 0) {
 				rc = -1;
 				break;

@@ -12,6 +12,7 @@
 #define REQ_CHANNEL_LEN 128
 #define REQ_CALLBACK_LEN 64
 #define REQ_TYPE_LEN 127
+#define REQ_TOKEN_LEN 96
 #define REQ_MAX_LIMIT 1000
 #define REQ_DEFAULT_LIMIT 100
 
@@ -35,6 +36,8 @@ struct req_sub {
 	int limit;
 	char callback[REQ_CALLBACK_LEN + 1];	/* "" when none */
 	bool stream;			/* Accept: text/event-stream */
+	int ntoken;			/* private-channel tokens, as given */
+	char token[REQ_MAX_CHANNELS][REQ_TOKEN_LEN + 1];
 };
 
 struct req_pub {

@@ -2,6 +2,8 @@
 CGI mode, `publish` from the command line, and the standalone --listen
 mode spoken to by a minimal FastCGI client (as mod_proxy_fcgi would)."""
 
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -138,6 +140,45 @@ class CommandLine(unittest.TestCase):
             st, _, _, _ = cgi(dict(self.env, REQUEST_METHOD="GET", SCRIPT_NAME=path,
                                    REMOTE_ADDR="198.51.100.1"))
             self.assertEqual(st, 403)
+
+    def test_private_channels_need_tokens(self):
+        def token(chan, expiry, key=b"tk"):
+            mac = hmac.new(key, ("%s:%d" % (chan, expiry)).encode(), hashlib.sha256).hexdigest()
+            return "%d.%s" % (expiry, mac)
+
+        def sub(query, key="tk"):
+            env = dict(self.env, REQUEST_METHOD="GET", SCRIPT_NAME="/comet/sub",
+                       QUERY_STRING=query + "&timeout=0")
+            if key:
+                env["COMET_TOKEN_KEY"] = key
+            st, _, body, _ = cgi(env)
+            return st, json.loads(body)
+
+        later, past = int(time.time()) + 600, int(time.time()) - 1
+        p = self.run_prog(["publish", "private-room", "secret"])
+        self.assertEqual(p.returncode, 0)
+        st, body = sub("channel=private-room&since=0&token=" + token("private-room", later))
+        self.assertEqual(st, 200)
+        self.assertEqual(body["messages"][0]["data"], "secret")
+        refusals = [
+            "channel=private-room&since=0",                                     # no token
+            "channel=private-room&since=0&token=" + token("private-room", past),  # expired
+            "channel=private-room&since=0&token=" + token("private-hall", later),  # other channel
+            "channel=private-room&since=0&token=" + token("private-room", later, b"wrong"),
+            # one token per private channel: a second private channel needs its own
+            "channel=private-room,private-hall&since=0&token=" + token("private-room", later),
+        ]
+        for q in refusals:
+            st, body = sub(q)
+            self.assertEqual((st, body["status"]), (403, 403), q)
+        st, body = sub("channel=private-room,private-hall,public&since=0&token=%s,%s" % (
+            token("private-room", later), token("private-hall", later)))
+        self.assertEqual(st, 200)
+        st, body = sub("channel=private-room&token=" + token("private-room", later), key=None)
+        self.assertEqual(st, 403)
+        self.assertIn("COMET_TOKEN_KEY", body["error"])
+        st, body = sub("channel=private-room&token=<script>")
+        self.assertEqual(st, 400)
 
     def test_cgi_storage_unavailable_is_503(self):
         env = {"COMET_DB": "/nonexistent-dir/comet.db", "REQUEST_METHOD": "POST",

@@ -14,6 +14,7 @@
 #include "notify.h"
 #include "reply.h"
 #include "suites.h"
+#include "token.h"
 #include "utf8.h"
 
 START_TEST(utf8)
@@ -144,6 +145,30 @@ START_TEST(wake_across_processes)
 }
 END_TEST
 
+START_TEST(tokens)
+{
+	char t[TOKEN_MAX + 1];
+	/* Same as PHP's hash_hmac('sha256', "private-room:2000000000", 'secret'). */
+	token_make("secret", "private-room", 2000000000, t);
+	ck_assert_str_eq(t, "2000000000.80ee23b72ad39ea12846f4a726cd25207dc7120903c70ae4261c131b224a39b7");
+	ck_assert(token_valid("secret", "private-room", t, 1999999999));
+	ck_assert(!token_valid("secret", "private-room", t, 2000000000));	/* expired */
+	ck_assert(!token_valid("secret", "private-other", t, 1));
+	ck_assert(!token_valid("other", "private-room", t, 1));
+	char upper[TOKEN_MAX + 1];
+	for (size_t i = 0; i <= strlen(t); i++)
+		upper[i] = (t[i] >= 'a' && t[i] <= 'f') ? (char)(t[i] - 32) : t[i];
+	ck_assert(token_valid("secret", "private-room", upper, 1));
+	ck_assert(!token_valid("secret", "private-room", "2000000000", 1));
+	ck_assert(!token_valid("secret", "private-room", "x.abc", 1));
+	ck_assert(!token_valid("secret", "private-room", "2000000000.", 1));
+	t[strlen(t) - 1] ^= 1;
+	ck_assert(!token_valid("secret", "private-room", t, 1));
+	ck_assert(token_private("private-x"));
+	ck_assert(!token_private("privatex"));
+}
+END_TEST
+
 Suite *misc_suite(void)
 {
 	Suite *s = suite_create("misc");
@@ -153,6 +178,7 @@ Suite *misc_suite(void)
 	tcase_add_test(t, publish_access);
 	tcase_add_test(t, answers);
 	tcase_add_test(t, log_escaping);
+	tcase_add_test(t, tokens);
 	tcase_add_test(t, wake_across_processes);
 	suite_add_tcase(s, t);
 	return s;
