@@ -27,6 +27,10 @@ class CometCases:
 
     KIND = None
     WAITERS = 20
+    # All WAITERS must be held within this many seconds of connecting. Under
+    # mod_fcgid that takes the spawn tuning of apache/comet-fcgid.conf: with
+    # mod_fcgid's default spawn scores 20 new subscribers need ~11 s.
+    WAITING_WITHIN = 8
 
     @classmethod
     def setUpClass(cls):
@@ -167,9 +171,12 @@ class CometCases:
                 errors.append(e)
 
         threads = [threading.Thread(target=waiter, args=(i,), daemon=True) for i in range(n)]
+        t_start = time.monotonic()
         for t in threads:
             t.start()
         self.srv.wait_for_waiting(base + n, timeout=25)
+        self.assertLess(time.monotonic() - t_start, self.WAITING_WITHIN,
+                        "%d subscribers took too long to be held" % n)
         self.assertFalse(errors, errors[:3])
         self.assertTrue(all(r is None for r in results),
                         "a subscriber was answered before anything was published")
@@ -309,6 +316,35 @@ class CometCases:
         d = self.assert_sub_answer(self.srv.sub(other, since=0, timeout=0))
         self.assertEqual([m["id"] for m in d["messages"]], [keep["id"]],
                          "DELETE of one channel touched another")
+
+    def test_event_stream_is_not_buffered(self):
+        # The server must pass each event on as it is written (lighttpd:
+        # server.stream-response-body; mod_fcgid: FcgidOutputBufferSize 0).
+        ch = channel("sse")
+        first = self.publish(ch, "before")
+        with self.srv.open_stream("/comet/sub", {"channel": ch},
+                                  {"Accept": "text/event-stream",
+                                   "Last-Event-ID": str(first["id"] - 1)}) as st:
+            st.read_head()
+            self.assertEqual(st.status, 200)
+            self.assertTrue(st.headers.get("Content-Type", "").startswith("text/event-stream"),
+                            st.headers.items())
+            self.assertEqual(st.headers.get("X-Accel-Buffering"), "no")
+            # retry: first, then the backlog from Last-Event-ID
+            head = st.read_until(b"\n\n", timeout=5)
+            self.assertTrue(head.startswith(b"retry: "), head)
+            ev = st.read_until(b"\n\n", timeout=5).decode()
+            self.assertIn("id: %d\n" % first["id"], ev)
+            data = json.loads(ev.split("data: ", 1)[1].split("\n", 1)[0])
+            self.assertEqual((data["id"], data["data"]), (first["id"], "before"))
+            # a new message arrives on the open stream at once
+            t0 = time.monotonic()
+            m = self.publish(ch, "live")
+            ev = st.read_until(b"\n\n", timeout=5).decode()
+            self.assertLess(time.monotonic() - t0, 5)
+            self.assertIn("id: %d\n" % m["id"], ev)
+            self.assertIn('"live"', ev)
+            self.assertFalse(st.closed, "the stream ended after one event")
 
     # ------------------------------------------------------------- errors
 

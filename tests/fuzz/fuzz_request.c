@@ -1,0 +1,84 @@
+/* libFuzzer target for everything a request feeds in: the input is split at
+ * NUL bytes into query string, Last-Event-ID, Accept, Content-Type,
+ * Authorization, REMOTE_ADDR, path and body, and each parser and check is
+ * run on them. Properties checked beyond "no crash, no sanitizer report":
+ * accepted channels are valid names, accepted publishes are UTF-8 within
+ * the size limit. */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "request.h"
+#include "token.h"
+#include "utf8.h"
+
+#define NFIELDS 8
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *copy = malloc(size + 1);
+	memcpy(copy, data, size);
+	copy[size] = '\0';
+	const char *f[NFIELDS] = { 0 };
+	size_t flen[NFIELDS] = { 0 };
+	char *p = copy, *end = copy + size;
+	for (int i = 0; i < NFIELDS && p <= end; i++) {
+		f[i] = p;
+		char *nul = memchr(p, '\0', (size_t)(end - p));
+		flen[i] = (size_t)((nul ? nul : end) - p);
+		p = (nul ? nul : end) + 1;
+		if (!nul)
+			break;
+	}
+	const char *query = f[0], *leid = f[1], *accept = f[2], *ctype = f[3];
+	const char *authz = f[4], *addr = f[5], *path = f[6];
+
+	struct req_limits lim = { 25, 120, 1024 };
+	struct req_sub *s = malloc(sizeof *s);
+	struct req_error e;
+	if (request_sub(query, leid, accept, &lim, s, &e) == 0) {
+		if (s->nchan < 1 || s->nchan > REQ_MAX_CHANNELS)
+			abort();
+		for (int i = 0; i < s->nchan; i++)
+			if (!request_channel_valid(s->chan[i], strlen(s->chan[i])))
+				abort();
+		for (int i = 0; i < s->ntoken; i++)
+			for (int c = 0; c < s->nchan; c++)
+				token_valid("k", s->chan[c], s->token[i], 1);
+		if (s->limit < 1 || s->limit > REQ_MAX_LIMIT || s->timeout > 120 || s->since < -1)
+			abort();
+	} else if (e.status != 400 || !e.msg) {
+		abort();
+	}
+	free(s);
+
+	char chan[REQ_CHANNEL_LEN + 1];
+	if (request_channel(query, chan, &e) == 0 && !request_channel_valid(chan, strlen(chan)))
+		abort();
+
+	if (f[7]) {
+		size_t blen = flen[7];
+		char *body = malloc(blen + 1);
+		memcpy(body, f[7], blen);
+		body[blen] = '\0';
+		struct req_pub pub;
+		if (request_pub(query, ctype, body, blen, 1024, &pub, &e) == 0) {
+			if (pub.len > 1024 || !utf8_valid(pub.data, pub.len) ||
+			    !request_channel_valid(pub.chan, strlen(pub.chan)))
+				abort();
+		} else if (e.status != 400 && e.status != 413 && e.status != 415) {
+			abort();
+		}
+		free(body);
+	}
+	request_endpoint(path, query);
+	auth_publish(authz, addr, "key");
+	auth_publish(authz, addr, NULL);
+	free(copy);
+	return 0;
+}
