@@ -20,7 +20,10 @@ struct app {
 	struct hub *hub;	/* started when the first request is held */
 	bool threaded;		/* FastCGI: the hub gets a thread; CGI: runs inline */
 	int64_t started_ms;
+	int state;		/* SERVE_IDLE, SERVE_BUSY or SERVE_EXITING (atomic) */
 };
+
+enum { SERVE_IDLE, SERVE_BUSY, SERVE_EXITING };
 
 /* Opens the log and the notify file; 0, or -1 with err. Retried per request. */
 int handler_open(struct app *a, char *err, size_t errlen);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -30,13 +31,15 @@ struct hub {
 	struct waiter_queue queue;
 	int ep;
 	int bell;			/* eventfd rung by the watcher */
+	int stopfd;			/* eventfd: shut down */
+	int stopping, stopped;		/* set by the hub thread; read by hub_stop */
 	uint32_t seen;			/* sequence value the watcher starts from */
 	int64_t pos;			/* the log is dispatched through this id */
 	long inflight;			/* submitted and not yet ended */
 	bool threaded;			/* runs for ever in its own thread */
 };
 
-static char tag_queue, tag_bell;	/* epoll tags besides waiters */
+static char tag_queue, tag_bell, tag_stop;	/* epoll tags besides waiters */
 
 static void *watch_main(void *arg)
 {
@@ -87,7 +90,8 @@ int hub_start(struct hub **out, const struct conf *conf, struct notify *n,
 	h->set = waiter_set_new();
 	h->ep = epoll_create1(EPOLL_CLOEXEC);
 	h->bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (h->ep < 0 || h->bell < 0 || waiter_queue_init(&h->queue) < 0) {
+	h->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (h->ep < 0 || h->bell < 0 || h->stopfd < 0 || waiter_queue_init(&h->queue) < 0) {
 		snprintf(err, errlen, "hub: %s", strerror(errno));
 		return -1;
 	}
@@ -99,6 +103,8 @@ int hub_start(struct hub **out, const struct conf *conf, struct notify *n,
 	epoll_ctl(h->ep, EPOLL_CTL_ADD, h->queue.efd, &ev);
 	ev.data.ptr = &tag_bell;
 	epoll_ctl(h->ep, EPOLL_CTL_ADD, h->bell, &ev);
+	ev.data.ptr = &tag_stop;
+	epoll_ctl(h->ep, EPOLL_CTL_ADD, h->stopfd, &ev);
 	int rc = spawn(watch_main, h);
 	if (rc == 0 && threaded)
 		rc = spawn(hub_main, h);
@@ -282,6 +288,13 @@ static bool catch_up(struct hub *h, struct waiter *w)
  * in the log through w->checked (a stream: has sent nothing yet). */
 static void adopt(struct hub *h, struct waiter *w)
 {
+	if (h->stopping) {
+		if (w->stream)
+			end_stream(h, w);
+		else
+			answer(h, w, w->cursor, false, false);
+		return;
+	}
 	/* With nothing parked, h->pos may lag doorbells that found nobody; and a
 	 * round may have passed w->checked. Either way read again for w. */
 	if (w->stream || waiter_count(h->set) == 0 || h->pos > w->checked) {
@@ -441,6 +454,35 @@ static void expire(struct hub *h)
 	}
 }
 
+/* Shutdown: one last read of the log, then everyone is answered. */
+static void stop_all(struct hub *h)
+{
+	deliver(h);
+	struct waiter *list = NULL;
+	waiter_each(h->set, collect, &list);
+	while (list) {
+		struct waiter *w = list;
+		list = w->touched_next;
+		retire(h, w);
+		if (w->stream)
+			end_stream(h, w);
+		else
+			answer(h, w, h->pos > w->cursor ? h->pos : w->cursor, false, false);
+	}
+	__atomic_store_n(&h->stopped, 1, __ATOMIC_SEQ_CST);
+}
+
+void hub_stop(struct hub *h, int timeout_ms)
+{
+	uint64_t one = 1;
+	if (write(h->stopfd, &one, sizeof one) < 0)
+		return;
+	struct timespec tick = { 0, 5 * 1000 * 1000 };
+	for (int waited = 0; waited < timeout_ms && !__atomic_load_n(&h->stopped, __ATOMIC_SEQ_CST);
+	     waited += 5)
+		nanosleep(&tick, NULL);
+}
+
 static void hangup(struct hub *h, struct waiter *w)
 {
 	retire(h, w);
@@ -464,6 +506,12 @@ void hub_run(struct hub *h)
 					wn = w->qnext;
 					adopt(h, w);
 				}
+			} else if (p == &tag_stop) {
+				uint64_t v;
+				if (read(h->stopfd, &v, sizeof v) < 0 && errno != EAGAIN)
+					log_msg("error", 0, "stop: %s", strerror(errno));
+				h->stopping = 1;
+				stop_all(h);
 			} else if (p == &tag_bell) {
 				uint64_t v;
 				if (read(h->bell, &v, sizeof v) < 0 && errno != EAGAIN)

@@ -27,4 +27,9 @@ void hub_submit(struct hub *h, struct waiter *w);
 /* Runs the loop until every submitted waiter has been answered. */
 void hub_run(struct hub *h);
 
+/* Shutdown: answers every held long-poll (empty, so clients come back at
+ * once) and ends every stream, now and for any handed over later. Returns
+ * when that is done, or after timeout_ms. */
+void hub_stop(struct hub *h, int timeout_ms);
+
 #endif

@@ -122,6 +122,12 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "publish") == 0)
 		return cli_publish(&a, argc - 2, argv + 2);
 
+	/* Before FCGX_Init, which then leaves SIGTERM alone, and before any
+	 * other thread, so that every thread has these signals blocked. */
+	if (server_signals(&a) < 0) {
+		fprintf(stderr, "comet-fcgi: cannot set up signal handling\n");
+		return 1;
+	}
 	if (FCGX_Init() != 0) {
 		fprintf(stderr, "comet-fcgi: FCGX_Init failed\n");
 		return 1;

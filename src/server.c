@@ -2,13 +2,19 @@
 #include "config.h"
 
 #include <fcgiapp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "conn.h"
 #include "log.h"
 #include "server.h"
+#include "hub.h"
 
 extern char **environ;
 
@@ -30,7 +36,15 @@ int server_fastcgi(struct app *a, int listen_fd)
 			log_msg("notice", 0, "accept ended (%d): exiting", rc);
 			return 0;
 		}
-		handler_serve(a, conn_fcgx(r, id));
+		struct conn *c = conn_fcgx(r, id);
+		int idle = SERVE_IDLE;
+		if (!__atomic_compare_exchange_n(&a->state, &idle, SERVE_BUSY, false,
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+			conn_abort(c);	/* exiting: the web server retries elsewhere */
+			continue;
+		}
+		handler_serve(a, c);
+		__atomic_store_n(&a->state, SERVE_IDLE, __ATOMIC_SEQ_CST);
 	}
 }
 
@@ -39,4 +53,52 @@ int server_cgi(struct app *a)
 	a->threaded = false;
 	handler_serve(a, conn_cgi(environ, 1));
 	return 0;
+}
+
+static void *stopper(void *arg)
+{
+	struct app *a = arg;
+	sigset_t set;
+	int sig;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	while (sigwait(&set, &sig) != 0)
+		;
+	int64_t start = clock_mono_ms();
+	log_msg("notice", 0, "signal %d: answering held requests and exiting", sig);
+	struct hub *h = __atomic_load_n(&a->hub, __ATOMIC_SEQ_CST);
+	if (h)
+		hub_stop(h, 1500);
+	/* A request in progress (a publish being committed) finishes first. */
+	struct timespec tick = { 0, 5 * 1000 * 1000 };
+	for (;;) {
+		int idle = SERVE_IDLE;
+		if (__atomic_compare_exchange_n(&a->state, &idle, SERVE_EXITING, false,
+						__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST) ||
+		    clock_mono_ms() - start > 1900)
+			break;
+		nanosleep(&tick, NULL);
+	}
+	_exit(0);
+}
+
+int server_signals(struct app *a)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return -1;
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&at, 64 * 1024);
+	int rc = pthread_create(&t, &at, stopper, a);
+	pthread_attr_destroy(&at);
+	return rc ? -1 : 0;
 }

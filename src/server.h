@@ -11,4 +11,10 @@ int server_fastcgi(struct app *a, int listen_fd);
 /* Serves the one CGI request in the environment. Returns an exit code. */
 int server_cgi(struct app *a);
 
+/* Blocks SIGTERM, SIGINT and SIGHUP in every thread and starts the thread
+ * that takes them: it answers every held request, lets a request in
+ * progress (a publish) finish, and exits within about 2 s. Call before
+ * any other thread starts. */
+int server_signals(struct app *a);
+
 #endif

@@ -274,6 +274,32 @@ class Standalone(unittest.TestCase):
             self.assertEqual(st, 200)
             self.assertEqual(json.loads(body)["messages"][0]["data"], "hey")
 
+    def test_sigterm_answers_held_requests_and_exits(self):
+        results = []
+
+        def sub():
+            results.append(self.req("GET", "/sub", "channel=t&timeout=60"))
+        threads = [threading.Thread(target=sub) for _ in range(10)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            st, body = self.req("GET", "/stats")
+            if json.loads(body)["waiting"] == 10:
+                break
+        self.assertEqual(json.loads(body)["waiting"], 10)
+        start = time.monotonic()
+        self.proc.terminate()
+        self.proc.wait(5)
+        self.assertLess(time.monotonic() - start, 2.5, "exits within 2 s")
+        self.assertEqual(self.proc.returncode, 0)
+        for t in threads:
+            t.join(5)
+        self.assertEqual(len(results), 10)
+        for st, body in results:
+            self.assertEqual(st, 200)
+            self.assertEqual(json.loads(body)["messages"], [])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
