@@ -54,6 +54,16 @@ class HarnessError(Exception):
     pass
 
 
+# Log lines meaning a comet-fcgi process died or misbehaved. Both lighttpd and
+# mod_fcgid quietly start a new process after a crash, so "the next request
+# works" alone would not notice one.
+CRASH_RE = re.compile(
+    r"child signalled|child exited"
+    r"|End of script output before headers|FastCGI server closed connection"
+    r"|get unexpected signal|AddressSanitizer|LeakSanitizer|runtime error:"
+    r"|Segmentation fault|core dumped|Assertion .* failed")
+
+
 def _find_exe(envname, name):
     v = os.environ.get(envname)
     if v:
@@ -461,6 +471,18 @@ class Server:
                     sys.stderr.write("harness: kept %s\n" % self.scratch)
                 else:
                     shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def crash_lines(self):
+        """Lines of the server's logs that report a crashed program process."""
+        out = []
+        for p in self.error_log_paths():
+            try:
+                with open(p, "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
+            except OSError:
+                continue
+            out += [line for line in text.splitlines() if CRASH_RE.search(line)]
+        return out
 
     def program_pids(self):
         """PIDs of the comet-fcgi processes this server is running."""

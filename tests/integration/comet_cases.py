@@ -22,6 +22,15 @@ def channel(prefix="c"):
     return "%s-%d-%s" % (prefix, next(_counter), uuid.uuid4().hex[:8])
 
 
+def stop_checked(srv):
+    """Stop srv; fail if its logs show a program process crashed meanwhile."""
+    crashes = srv.crash_lines()
+    srv.stop()
+    if crashes:
+        raise AssertionError("%s logged a crashed comet-fcgi process:\n%s"
+                             % (srv.kind, "\n".join(crashes[:20])))
+
+
 class CometCases:
     """Mixin; subclasses set KIND ("lighttpd"/"apache") and WAITERS."""
 
@@ -38,7 +47,7 @@ class CometCases:
 
     @classmethod
     def tearDownClass(cls):
-        cls.srv.stop()
+        stop_checked(cls.srv)
 
     # ------------------------------------------------------------ helpers
 
@@ -82,6 +91,7 @@ class CometCases:
     def assert_still_serving(self, srv=None):
         """After a bad request the server still answers good ones at once."""
         srv = srv or self.srv
+        self.assertEqual(srv.crash_lines(), [], "a comet-fcgi process crashed")
         r = srv.get("/comet/stats", headers=srv.auth_headers(), timeout=10)
         self.assertEqual(r.status, 200, r)
         r = srv.sub(channel("alive"), since=0, timeout=0, http_timeout=10)
@@ -461,7 +471,7 @@ class MaxMessageCases:
 
     @classmethod
     def tearDownClass(cls):
-        cls.srv.stop()
+        stop_checked(cls.srv)
 
     def test_413_and_limit_boundary(self):
         ch = channel()
@@ -492,7 +502,7 @@ class PublishKeyCases:
 
     @classmethod
     def tearDownClass(cls):
-        cls.srv.stop()
+        stop_checked(cls.srv)
 
     def assert_401(self, r):
         CometCases.assert_error(self, r, 401)
