@@ -3,11 +3,12 @@
 started from lighttpd/lighttpd.conf + lighttpd/comet-fcgi.conf as shipped."""
 
 import os
+import sqlite3
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from comet_cases import CometCases, MaxMessageCases, PublishKeyCases  # noqa: E402
+from comet_cases import CometCases, MaxMessageCases, PublishKeyCases, channel  # noqa: E402
 import harness  # noqa: E402
 
 
@@ -22,6 +23,31 @@ class Lighttpd(CometCases, unittest.TestCase):
         self.assertEqual(self.srv.get("/comet/stats").status, 200)
         self.assertEqual(len(self.srv.program_pids()), 1,
                          "max-procs 1: exactly one comet-fcgi process")
+
+
+    def test_503_when_database_locked(self):
+        # Another process holds the SQLite write lock longer than the program
+        # waits: 503 with Retry-After, nothing half-written, fine afterwards.
+        # (lighttpd only: here the program runs as the test's own user, so
+        # opening its database from the test cannot leave files it may not
+        # write.)
+        ch = channel("locked")
+        before = self.publish(ch, "before")
+        db = sqlite3.connect(self.srv.db, isolation_level=None, timeout=5)
+        try:
+            db.execute("BEGIN EXCLUSIVE")
+            r = self.srv.publish(ch, "during", timeout=60)
+            self.assert_error(r, 503)
+            retry = r.headers.get("Retry-After")
+            self.assertTrue(retry and retry.strip().isdigit(), r.headers.items())
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        after = self.publish(ch, "after")
+        d = self.assert_sub_answer(self.srv.sub(ch, since=0, timeout=0))
+        self.assertEqual([(m["id"], m["data"]) for m in d["messages"]],
+                         [(before["id"], "before"), (after["id"], "after")])
+        self.assert_still_serving()
 
 
 class LighttpdMaxMessage(MaxMessageCases, unittest.TestCase):
