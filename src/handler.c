@@ -14,6 +14,7 @@
 #include "reply.h"
 #include "request.h"
 #include "token.h"
+#include "utf8.h"
 #include "waiter.h"
 
 /* What is read and dropped of a body that is refused before it is read. */
@@ -296,8 +297,14 @@ static int read_body(struct conn *c, long max, struct buf *body)
 		return 413;
 	}
 	for (;;) {
-		buf_reserve(body, 65536);
-		long got = conn_read(c, body->p + body->len, 65536);
+		/* CGI gives no end of the body but CONTENT_LENGTH: read no more. */
+		size_t room = 65536;
+		if (want >= 0 && (int64_t)(body->len + room) > want)
+			room = (size_t)(want - (int64_t)body->len);
+		if (room == 0)
+			break;
+		buf_reserve(body, room);
+		long got = conn_read(c, body->p + body->len, room);
 		if (got < 0)
 			return -1;
 		if (got == 0)
@@ -314,6 +321,90 @@ static int read_body(struct conn *c, long max, struct buf *body)
 	return 0;
 }
 
+/* Largest body of a batch publish, which carries many messages. */
+#define BATCH_BODY_MAX (4L << 20)
+
+static bool is_batch(const char *query, const char *type, const struct buf *body)
+{
+	char chan[REQ_CHANNEL_LEN + 1];
+	struct req_error e;
+	if (strcmp(type, "application/json") != 0 || request_channel(query, chan, &e) == 0)
+		return false;
+	size_t i = 0;
+	while (i < body->len && strchr(" \t\r\n", body->p[i]))
+		i++;
+	return i < body->len && body->p[i] == '[';
+}
+
+/* Many messages in one POST, appended in one transaction. */
+static void publish_batch(struct req *q, struct buf *body)
+{
+	char err[256];
+	struct app *a = q->a;
+	struct msglog_parsed b;
+	/* SQLite's JSON functions cut a string at \u0000: refuse it rather
+	 * than store a shorter message or publish to a shorter channel. */
+	if (!utf8_valid(body->p, body->len) || request_json_nul(body->p, body->len)) {
+		error(q, 415, "the batch must be UTF-8 JSON without \\u0000", NULL);
+		return;
+	}
+	if (handler_open(a, err, sizeof err) < 0) {
+		unavailable(q, err);
+		return;
+	}
+	int rc = msglog_parse_batch(a->log, body->p, body->len, REQ_MAX_LIMIT, &b,
+				    err, sizeof err);
+	if (rc == MSGLOG_EUNAVAIL) {
+		unavailable(q, err);
+		return;
+	}
+	if (rc < 0) {
+		error(q, rc == MSGLOG_ESHAPE ? 400 : 415, err, NULL);
+		return;
+	}
+	char (*types)[REQ_TYPE_LEN + 1] = xcalloc((size_t)b.n, sizeof *types);
+	int st = 0;
+	const char *why = NULL;
+	for (int i = 0; i < b.n && !st; i++) {
+		struct msglog_msg *m = &b.msg[i];
+		bool charset_ok;
+		struct req_error e;
+		if (!request_channel_valid(m->channel, strlen(m->channel)))
+			st = 400, why = "a channel name is 1 to 128 of A-Z a-z 0-9 _ - . : @";
+		else if (request_media_type(m->type, types[i], &charset_ok, &e) < 0 || !charset_ok ||
+			 strcmp(types[i], "application/x-www-form-urlencoded") == 0)
+			st = 415, why = "a type is not a usable media type";
+		else if ((long)m->len > a->conf.max_message)
+			st = 413, why = "a message is too large";
+		else if (!utf8_valid(m->data, m->len))
+			st = 415, why = "a message is not UTF-8 text without NUL bytes";
+		m->type = types[i];
+	}
+	if (st) {
+		error(q, st, why, NULL);
+	} else {
+		int64_t *ids = xcalloc((size_t)b.n, sizeof *ids);
+		struct buf ack = BUF_INIT;
+		buf_addc(&ack, '[');
+		rc = msglog_append(a->log, b.msg, b.n, clock_wall_ms(), ids, &ack, err, sizeof err);
+		buf_addc(&ack, ']');
+		if (rc == MSGLOG_EINVAL) {
+			error(q, 415, "a message of type application/json is not valid JSON", NULL);
+			buf_free(&ack);
+		} else if (rc < 0) {
+			unavailable(q, err);
+			buf_free(&ack);
+		} else {
+			notify_bump(a->notify);
+			notify_published(a->notify, (uint64_t)b.n);
+			json(q, 201, &ack);
+		}
+		free(ids);
+	}
+	free(types);
+	msglog_parsed_free(&b);
+}
+
 static void publish(struct req *q)
 {
 	char err[256];
@@ -323,10 +414,12 @@ static void publish(struct req *q)
 	bool charset_ok;
 	struct req_error e;
 	long max = a->conf.max_message;
-	/* A form encodes each byte in up to three. */
-	if (request_media_type(ctype, type, &charset_ok, &e) == 0 &&
-	    strcmp(type, "application/x-www-form-urlencoded") == 0)
+	/* A form encodes each byte in up to three; a batch carries many. */
+	bool typed = request_media_type(ctype, type, &charset_ok, &e) == 0;
+	if (typed && strcmp(type, "application/x-www-form-urlencoded") == 0)
 		max = max * 3 + 4096;
+	else if (typed && strcmp(type, "application/json") == 0 && max < BATCH_BODY_MAX)
+		max = BATCH_BODY_MAX;
 	struct buf body = BUF_INIT;
 	int st = read_body(q->c, max, &body);
 	if (st != 0) {
@@ -335,6 +428,11 @@ static void publish(struct req *q)
 			conn_abort(q->c);	/* the client went away mid-body */
 		else
 			error(q, st, st == 413 ? "message too large" : "bad Content-Length", NULL);
+		return;
+	}
+	if (typed && charset_ok && is_batch(param(q->c, "QUERY_STRING"), type, &body)) {
+		publish_batch(q, &body);
+		buf_free(&body);
 		return;
 	}
 	struct req_pub p;

@@ -26,7 +26,7 @@
 enum {
 	S_BEGIN, S_BEGIN_IMMEDIATE, S_COMMIT, S_ROLLBACK, S_SEQ, S_INSERT,
 	S_KEEP_CUT, S_MARK, S_DEL_CHAN_UPTO, S_AGE_CUT, S_AGE_MARK, S_AGE_DEL,
-	S_JSON_VALID, S_SINCE, S_MARKS_AFTER, S_INFO, S_CHAN_MAX, S_COUNT,
+	S_JSON_VALID, S_BATCH, S_SINCE, S_MARKS_AFTER, S_INFO, S_CHAN_MAX, S_COUNT,
 	S_NSTMT
 };
 
@@ -49,6 +49,11 @@ static const char *const sql[S_NSTMT] = {
 		       "ON CONFLICT(channel) DO UPDATE SET id=max(id,excluded.id)",
 	[S_AGE_DEL] = "DELETE FROM msg WHERE id<=?1",
 	[S_JSON_VALID] = "SELECT json_valid(?1)",
+	[S_BATCH] = "SELECT json_type(value),value->>'$.channel',json_type(value,'$.channel'),"
+		    "value->>'$.type',json_type(value,'$.type'),json_type(value,'$.data'),"
+		    "CASE json_type(value,'$.data') WHEN 'text' THEN value->>'$.data' "
+		    "ELSE value->'$.data' END "
+		    "FROM json_each(?1) WHERE json_type(?1)='array' ORDER BY key",
 	[S_SINCE] = "SELECT id,channel," RENDER " FROM msg WHERE id>?1 ORDER BY id LIMIT ?2",
 	[S_MARKS_AFTER] = "SELECT channel,id FROM dropped WHERE id>?1",
 	[S_INFO] = "SELECT json_object('channel',?1,'last_id',coalesce(max(id),0),"
@@ -445,6 +450,99 @@ void msglog_page_free(struct msglog_page *pg)
 	free(pg->item);
 	pg->item = NULL;
 	pg->cap = 0;
+}
+
+/* A copy of a text column that lives as long as p; *len gets its length,
+ * NUL bytes included (a JSON "\u0000" must not silently cut the text). */
+static char *own(struct msglog_parsed *p, sqlite3_stmt *s, int col, size_t *len)
+{
+	const char *t = (const char *)sqlite3_column_text(s, col);
+	if (!t)
+		return NULL;
+	size_t n = (size_t)sqlite3_column_bytes(s, col);
+	if (len)
+		*len = n;
+	p->owned = xrealloc(p->owned, (size_t)(p->nowned + 1) * sizeof *p->owned);
+	char *c = p->owned[p->nowned++] = xmalloc(n + 1);
+	memcpy(c, t, n);
+	c[n] = '\0';
+	return c;
+}
+
+int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
+		       struct msglog_parsed *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	bool ok;
+	if (json_valid(l, body, len, &ok, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	if (!ok) {
+		snprintf(err, errlen, "the batch is not valid JSON");
+		return MSGLOG_EINVAL;
+	}
+	sqlite3_stmt *s = stmt(l, S_BATCH, err, errlen);
+	if (!s)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_bind_text(s, 1, body, (int)len, SQLITE_STATIC);
+	int rc, i = 0, result = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *kind = (const char *)sqlite3_column_text(s, 0);
+		const char *ctype = (const char *)sqlite3_column_text(s, 2);
+		const char *ttype = (const char *)sqlite3_column_text(s, 4);
+		const char *dtype = (const char *)sqlite3_column_text(s, 5);
+		const char *why = NULL;
+		if (i == max)
+			why = "too many messages in one batch";
+		else if (!kind || strcmp(kind, "object") != 0)
+			why = "is not an object";
+		else if (!ctype || strcmp(ctype, "text") != 0)
+			why = "needs a \"channel\" string";
+		else if (ttype && strcmp(ttype, "text") != 0)
+			why = "has a \"type\" that is not a string";
+		else if (!dtype)
+			why = "needs \"data\"";
+		if (why) {
+			snprintf(err, errlen, "batch element %d %s", i, why);
+			result = MSGLOG_ESHAPE;
+			break;
+		}
+		out->msg = xrealloc(out->msg, (size_t)(i + 1) * sizeof *out->msg);
+		struct msglog_msg *m = &out->msg[i++];
+		m->channel = own(out, s, 1, NULL);
+		m->type = ttype ? own(out, s, 3, NULL)
+				: strcmp(dtype, "text") == 0 ? "text/plain" : "application/json";
+		m->len = 0;
+		m->data = own(out, s, 6, &m->len);
+		if (!m->data)
+			m->data = "";
+		if (strcmp(dtype, "text") != 0 && strcmp(m->type, "application/json") != 0) {
+			snprintf(err, errlen, "batch element %d: data of type %s must be a string",
+				 i - 1, m->type);
+			result = MSGLOG_ESHAPE;
+			break;
+		}
+	}
+	out->n = i;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (result == 0 && rc != SQLITE_DONE)
+		result = fail(l, rc, "batch", err, errlen);
+	if (result == 0 && i == 0) {
+		snprintf(err, errlen, "the batch must be a non-empty JSON array");
+		result = MSGLOG_ESHAPE;
+	}
+	if (result < 0)
+		msglog_parsed_free(out);
+	return result;
+}
+
+void msglog_parsed_free(struct msglog_parsed *p)
+{
+	for (int i = 0; i < p->nowned; i++)
+		free(p->owned[i]);
+	free(p->owned);
+	free(p->msg);
+	memset(p, 0, sizeof *p);
 }
 
 int msglog_since(struct msglog *l, int64_t after, int max, struct msglog_batch *b,

@@ -487,3 +487,15 @@ int request_pub(const char *query, const char *content_type, char *body, size_t 
 		FAIL(415, "the message must be UTF-8 text without NUL bytes");
 	return 0;
 }
+
+bool request_json_nul(const char *s, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (s[i] != '\\')
+			continue;
+		if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0)
+			return true;
+		i++;	/* the escaped character, whatever it is */
+	}
+	return false;
+}

@@ -70,6 +70,9 @@ int request_pub(const char *query, const char *content_type, char *body, size_t 
 int request_media_type(const char *ct, char out[REQ_TYPE_LEN + 1], bool *charset_ok,
 		       struct req_error *err);
 
+/* True when JSON text s holds the escape \u0000 (a NUL in a string). */
+bool request_json_nul(const char *s, size_t n);
+
 /* Parses a message id (decimal, 0 .. INT64_MAX). */
 bool request_id(const char *s, size_t n, int64_t *out);
 

@@ -180,6 +180,42 @@ class CommandLine(unittest.TestCase):
         st, body = sub("channel=private-room&token=<script>")
         self.assertEqual(st, 400)
 
+    def test_batch_publish(self):
+        def pub(body, query=""):
+            env = dict(self.env, REQUEST_METHOD="POST", SCRIPT_NAME="/comet/pub",
+                       QUERY_STRING=query, CONTENT_TYPE="application/json")
+            st, _, out, _ = cgi(env, body.encode())
+            return st, json.loads(out)
+
+        st, acks = pub(json.dumps([{"channel": "a", "data": "one"},
+                                   {"channel": "b", "data": {"n": [1, 2]}},
+                                   {"channel": "a", "data": "<b>", "type": "text/html"}]))
+        self.assertEqual(st, 201)
+        self.assertEqual([(x["id"], x["channel"]) for x in acks], [(1, "a"), (2, "b"), (3, "a")])
+        st, _, out, _ = cgi(dict(self.env, REQUEST_METHOD="GET", SCRIPT_NAME="/comet/sub",
+                                 QUERY_STRING="channel=a,b&since=0"))
+        msgs = json.loads(out)["messages"]
+        self.assertEqual([(m["type"], m["data"]) for m in msgs],
+                         [("text/plain", "one"), ("application/json", {"n": [1, 2]}),
+                          ("text/html", "<b>")])
+        # An array posted to a channel is one JSON message, not a batch.
+        st, ack = pub("[1, 2]", "channel=c")
+        self.assertEqual((st, ack["id"]), (201, 4))
+        bad = [("[]", 400), ("[1]", 400), ('[{"channel": "a"}]', 400),
+               ('[{"channel": "a b", "data": "x"}]', 400),
+               ('[{"channel": "a", "data": 5, "type": "text/plain"}]', 400),
+               ('[{"channel": "a", "data": "x\\u0000"}]', 415),
+               ('[{"channel": "a\\u0000b", "data": "x"}]', 415),
+               ('[{"channel": "a", "data": "x"}', 415)]
+        for body, status in bad:
+            st, err = pub(body)
+            self.assertEqual((st, err["status"]), (status, status), body)
+        # Nothing of a refused batch was stored: all or nothing.
+        st, _, out, _ = cgi(dict(self.env, REQUEST_METHOD="GET", SCRIPT_NAME="/comet/stats"))
+        self.assertEqual(json.loads(out)["last_id"], 4)
+        st, err = pub(json.dumps([{"channel": "a", "data": "x"}] * 1001))
+        self.assertEqual(st, 400)
+
     def test_cgi_storage_unavailable_is_503(self):
         env = {"COMET_DB": "/nonexistent-dir/comet.db", "REQUEST_METHOD": "POST",
                "SCRIPT_NAME": "/comet/pub", "QUERY_STRING": "channel=c",

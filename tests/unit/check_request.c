@@ -249,6 +249,16 @@ START_TEST(request_channel_one)
 }
 END_TEST
 
+START_TEST(json_nul_escape)
+{
+	ck_assert(request_json_nul("[\"a\\u0000\"]", 11));
+	ck_assert(!request_json_nul("[\"a\\\\u0000\"]", 12));	/* an escaped backslash */
+	ck_assert(!request_json_nul("\\u000", 5));	/* cut short */
+	ck_assert(request_json_nul("\\u0000", 6));
+	ck_assert(!request_json_nul("\\", 1));
+}
+END_TEST
+
 Suite *request_suite(void)
 {
 	Suite *s = suite_create("request");
@@ -265,6 +275,7 @@ Suite *request_suite(void)
 	tcase_add_test(t, pub_raw_body);
 	tcase_add_test(t, pub_form_body);
 	tcase_add_test(t, request_channel_one);
+	tcase_add_test(t, json_nul_escape);
 	suite_add_tcase(s, t);
 	return s;
 }
