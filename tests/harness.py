@@ -280,6 +280,11 @@ class Server:
 
     def _prepare_scratch(self):
         self.scratch = tempfile.mkdtemp(prefix="comet-%s-" % self.kind)
+        if (self.kind == "apache" and os.geteuid() == 0
+                and not self._accessible_by_others(os.path.dirname(self.scratch))):
+            # $TMPDIR is closed to the user Apache will run as; use /tmp.
+            os.rmdir(self.scratch)
+            self.scratch = tempfile.mkdtemp(prefix="comet-%s-" % self.kind, dir="/tmp")
         os.mkdir(os.path.join(self.scratch, "htdocs"))
         self.db = os.path.join(self.scratch, "comet.db")
         if not (os.path.isfile(self.program) and os.access(self.program, os.X_OK)):

@@ -41,7 +41,7 @@ class Docs(unittest.TestCase):
                          "README names settings the program does not have")
 
     def test_man_page_documents_every_setting(self):
-        man = os.path.join(SRCDIR, "doc", "comet-fcgi.8")
+        man = os.path.join(SRCDIR, "src", "comet-fcgi.8.in")
         if not os.path.exists(man):
             self.skipTest("no man page yet")
         with open(man) as f:

@@ -8,7 +8,6 @@ import os
 import sys
 import threading
 import time
-import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
