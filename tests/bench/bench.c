@@ -1,0 +1,1286 @@
+/* bench: HTTP/1.1 benchmark client for Comet servers (comet-fcgi, nchan).
+ *
+ * One thread, epoll, non-blocking sockets, libc only. Talks to a web server on
+ * 127.0.0.1:PORT and measures
+ *
+ *   fanout  N long-poll subscribers are opened (in batches, each batch waited
+ *           for with a readiness poll of the server's own subscriber count),
+ *           the memory of the given processes is read before and while they
+ *           are held, then ONE message is published and the arrival of each
+ *           subscriber's complete answer is timed from just before the
+ *           publish request is written (t0).
+ *   rate    C keep-alive connections POST small messages, one outstanding
+ *           request per connection (no pipelining), for D seconds.
+ *
+ * Every result is printed as a human-readable block and as one JSON line
+ * (starting with '{') for scripts.  Every wait is bounded.
+ *
+ *   bench fanout -p PORT -n 1000 [--preset comet|nchan] [--mem server:PID,..]
+ *   bench rate   -p PORT [-c 16] [-d 5] [--pub-path PATH]
+ *
+ * Run "bench --help" for every option.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+
+/* ------------------------------------------------------------------ utils */
+
+static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("bench: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(2);
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		die("out of memory");
+	return p;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct samples {
+	double *v;
+	size_t n, cap;
+};
+
+static void samples_add(struct samples *s, double x)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 1024;
+		s->v = xrealloc(s->v, s->cap * sizeof *s->v);
+	}
+	s->v[s->n++] = x;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of sorted samples; NAN when there are none. */
+static double pct(const struct samples *s, double p)
+{
+	if (s->n == 0)
+		return NAN;
+	size_t k = (size_t)ceil(p / 100.0 * (double)s->n);
+	if (k < 1)
+		k = 1;
+	if (k > s->n)
+		k = s->n;
+	return s->v[k - 1];
+}
+
+/* JSON number or null. */
+static void jnum(FILE *f, const char *key, double x, int prec, bool comma)
+{
+	if (isnan(x))
+		fprintf(f, "\"%s\":null", key);
+	else
+		fprintf(f, "\"%s\":%.*f", key, prec, x);
+	if (comma)
+		fputc(',', f);
+}
+
+static void jstr(FILE *f, const char *key, const char *s, bool comma)
+{
+	fprintf(f, "\"%s\":\"", key);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', f);
+		if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", *s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+	if (comma)
+		fputc(',', f);
+}
+
+/* ---------------------------------------------------------------- options */
+
+static struct {
+	const char *mode;
+	const char *label;		/* what is measured, for the JSON lines */
+	const char *host;
+	int port;
+	long n;
+	int conns;
+	double duration;
+	const char *sub_path, *pub_path, *fanout_pub_path, *ready_path, *ready_key;
+	const char *headers;		/* extra request headers (pub and ready) */
+	int body_size;
+	int batch;
+	double ready_timeout;		/* without progress */
+	double answer_timeout;
+	double rate_while_held;		/* fanout: a rate run while N are held */
+	const char *rate_pub_path;
+	bool quiet;
+} opt = {
+	.label = "server",
+	.host = "127.0.0.1",
+	.n = 100,
+	.conns = 16,
+	.duration = 5,
+	.body_size = 32,
+	.batch = 500,
+	.ready_timeout = 20,
+	.answer_timeout = 30,
+};
+
+/* Memory groups: label + pids. */
+#define MAX_GROUPS 8
+#define MAX_PIDS 64
+struct memgroup {
+	char label[32];
+	int pids[MAX_PIDS];
+	int npids;
+	/* readings: [0] before, [1] held; values in bytes */
+	long long rss[2], pss[2], priv[2], anon[2];
+};
+static struct memgroup groups[MAX_GROUPS];
+static int ngroups;
+static long match_sid = -1;
+
+static struct memgroup *group(const char *label, size_t len)
+{
+	for (int i = 0; i < ngroups; i++)
+		if (strlen(groups[i].label) == len && strncmp(groups[i].label, label, len) == 0)
+			return &groups[i];
+	if (ngroups == MAX_GROUPS)
+		die("too many memory groups");
+	struct memgroup *g = &groups[ngroups++];
+	memset(g, 0, sizeof *g);
+	snprintf(g->label, sizeof g->label, "%.*s", (int)len, label);
+	return g;
+}
+
+static void group_add_pid(struct memgroup *g, int pid)
+{
+	for (int i = 0; i < g->npids; i++)
+		if (g->pids[i] == pid)
+			return;
+	if (g->npids == MAX_PIDS)
+		die("too many pids in group %s", g->label);
+	g->pids[g->npids++] = pid;
+}
+
+/* "label:1,2,3" */
+static void parse_mem_pids(const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+	if (!colon)
+		die("--mem wants LABEL:PID[,PID...], got %s", arg);
+	struct memgroup *g = group(arg, (size_t)(colon - arg));
+	for (const char *p = colon + 1; *p;) {
+		char *end;
+		long pid = strtol(p, &end, 10);
+		if (end == p || pid <= 0)
+			die("--mem: bad pid list %s", arg);
+		group_add_pid(g, (int)pid);
+		p = *end == ',' ? end + 1 : end;
+		if (*end && *end != ',')
+			die("--mem: bad pid list %s", arg);
+	}
+}
+
+static bool proc_session(int pid, long *sid, char *comm, size_t commlen)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+	if (!open || !close || close < open)
+		return false;
+	snprintf(comm, commlen, "%.*s", (int)(close - open - 1), open + 1);
+	char state;
+	int ppid, pgrp;
+	long s;
+	if (sscanf(close + 2, "%c %d %d %ld", &state, &ppid, &pgrp, &s) != 4)
+		return false;
+	*sid = s;
+	return state != 'Z';
+}
+
+/* "label:name,name": every process whose comm is one of the names (and, with
+ * --sid, that belongs to that session). */
+static void parse_mem_match(const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+	if (!colon)
+		die("--mem-match wants LABEL:NAME[,NAME...], got %s", arg);
+	struct memgroup *g = group(arg, (size_t)(colon - arg));
+	DIR *d = opendir("/proc");
+	if (!d)
+		die("/proc: %s", strerror(errno));
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!isdigit((unsigned char)e->d_name[0]))
+			continue;
+		int pid = atoi(e->d_name);
+		long sid;
+		char comm[64];
+		if (!proc_session(pid, &sid, comm, sizeof comm))
+			continue;
+		if (match_sid >= 0 && sid != match_sid)
+			continue;
+		for (const char *p = colon + 1; *p;) {
+			const char *end = strchr(p, ',');
+			size_t len = end ? (size_t)(end - p) : strlen(p);
+			if (strlen(comm) == len && strncmp(comm, p, len) == 0)
+				group_add_pid(g, pid);
+			p += len + (end ? 1 : 0);
+		}
+	}
+	closedir(d);
+	if (g->npids == 0)
+		fprintf(stderr, "bench: warning: --mem-match %s found no process\n", arg);
+}
+
+static long long kv_kb(const char *path, const char *key)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	char line[256];
+	size_t kl = strlen(key);
+	long long v = -1;
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+			v = strtoll(line + kl + 1, NULL, 10) * 1024;
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+static void mem_read(int slot)
+{
+	for (int i = 0; i < ngroups; i++) {
+		struct memgroup *g = &groups[i];
+		g->rss[slot] = g->pss[slot] = g->priv[slot] = g->anon[slot] = 0;
+		for (int j = 0; j < g->npids; j++) {
+			char st[64], sm[64];
+			snprintf(st, sizeof st, "/proc/%d/status", g->pids[j]);
+			snprintf(sm, sizeof sm, "/proc/%d/smaps_rollup", g->pids[j]);
+			long long rss = kv_kb(st, "VmRSS");
+			long long pss = kv_kb(sm, "Pss");
+			long long pc = kv_kb(sm, "Private_Clean");
+			long long pd = kv_kb(sm, "Private_Dirty");
+			long long an = kv_kb(sm, "Anonymous");
+			if (rss < 0 || pss < 0 || pc < 0 || pd < 0)
+				fprintf(stderr, "bench: warning: cannot read memory of pid %d (%s)\n",
+					g->pids[j], g->label);
+			g->rss[slot] += rss > 0 ? rss : 0;
+			g->pss[slot] += pss > 0 ? pss : 0;
+			g->priv[slot] += (pc > 0 ? pc : 0) + (pd > 0 ? pd : 0);
+			g->anon[slot] += an > 0 ? an : 0;
+		}
+	}
+}
+
+/* ------------------------------------------------------------ connections */
+
+enum kind { K_SUB, K_PUB, K_READY };
+enum state { S_CONNECTING, S_WRITING, S_READING, S_DONE, S_FAILED };
+
+struct hconn {
+	int fd;
+	enum kind kind;
+	enum state state;
+	char *req;			/* owned copy of the request */
+	size_t reqlen, reqoff;
+	char *buf;
+	size_t len, cap;
+	/* response */
+	size_t hdr_end;			/* 0: headers not complete yet */
+	int status;
+	long long clen;			/* -1: none */
+	bool chunked, close_delim, server_close;
+	size_t resp_len;		/* bytes of the complete response */
+	double t_sent, t_done;
+	int err;			/* errno of a failure */
+	int id;
+};
+
+static struct sockaddr_in target;
+static int ep = -1;
+static char host_hdr[128];
+
+static void set_events(struct hconn *c, uint32_t events, int op)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = c };
+	if (epoll_ctl(ep, op, c->fd, &ev) < 0)
+		die("epoll_ctl: %s", strerror(errno));
+}
+
+static void conn_reset_response(struct hconn *c)
+{
+	c->hdr_end = 0;
+	c->status = 0;
+	c->clen = -1;
+	c->chunked = c->close_delim = c->server_close = false;
+	c->resp_len = 0;
+}
+
+/* Starts a non-blocking connect; the request is sent when it completes.
+ * Returns 0, or -1 with c->err set (c->state S_FAILED). */
+static int conn_open(struct hconn *c)
+{
+	conn_reset_response(c);
+	c->len = 0;
+	c->reqoff = 0;
+	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		c->err = errno;
+		c->state = S_FAILED;
+		return -1;
+	}
+	int one = 1;
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (connect(c->fd, (struct sockaddr *)&target, sizeof target) < 0 && errno != EINPROGRESS) {
+		c->err = errno;
+		close(c->fd);
+		c->fd = -1;
+		c->state = S_FAILED;
+		return -1;
+	}
+	c->state = S_CONNECTING;
+	set_events(c, EPOLLOUT, EPOLL_CTL_ADD);
+	return 0;
+}
+
+static void conn_close(struct hconn *c)
+{
+	if (c->fd >= 0) {
+		epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+		c->fd = -1;
+	}
+}
+
+static void conn_fail(struct hconn *c, int err)
+{
+	c->err = err ? err : EPROTO;
+	c->state = S_FAILED;
+	c->t_done = now_s();
+	conn_close(c);
+}
+
+static void conn_set_request(struct hconn *c, const char *method, const char *path,
+			     const char *ctype, const char *body, size_t bodylen, bool keepalive)
+{
+	char head[2048];
+	int n = snprintf(head, sizeof head,
+			 "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: comet-bench\r\n%s%s%s",
+			 method, path, host_hdr, keepalive ? "" : "Connection: close\r\n",
+			 (c->kind != K_SUB && opt.headers) ? opt.headers : "",
+			 (c->kind != K_SUB && opt.headers) ? "\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof head)
+		die("request head too long");
+	if (body) {
+		n += snprintf(head + n, sizeof head - (size_t)n,
+			      "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, bodylen);
+		if ((size_t)n >= sizeof head)
+			die("request head too long");
+	}
+	n += snprintf(head + n, sizeof head - (size_t)n, "\r\n");
+	free(c->req);
+	c->reqlen = (size_t)n + (body ? bodylen : 0);
+	c->req = xrealloc(NULL, c->reqlen);
+	memcpy(c->req, head, (size_t)n);
+	if (body)
+		memcpy(c->req + n, body, bodylen);
+	c->reqoff = 0;
+}
+
+/* Writes what is left of the request; on completion switches to reading. */
+static void conn_write(struct hconn *c)
+{
+	if (c->reqoff == 0)
+		c->t_sent = now_s();
+	while (c->reqoff < c->reqlen) {
+		ssize_t w = send(c->fd, c->req + c->reqoff, c->reqlen - c->reqoff, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				if (c->state != S_WRITING) {
+					c->state = S_WRITING;
+					set_events(c, EPOLLOUT, EPOLL_CTL_MOD);
+				}
+				return;
+			}
+			conn_fail(c, errno);
+			return;
+		}
+		c->reqoff += (size_t)w;
+	}
+	c->state = S_READING;
+	set_events(c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
+}
+
+/* Sends a new request on an established keep-alive connection. */
+static void conn_send_again(struct hconn *c)
+{
+	/* Without pipelining nothing follows the answer (checked by the
+	 * caller); the next answer starts at the beginning of the buffer. */
+	c->len = 0;
+	conn_reset_response(c);
+	c->reqoff = 0;
+	c->state = S_WRITING;
+	conn_write(c);
+}
+
+static bool header_is(const char *line, size_t len, const char *name, const char **val, size_t *vlen)
+{
+	size_t nl = strlen(name);
+	if (len <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+		return false;
+	const char *v = line + nl + 1;
+	const char *e = line + len;
+	while (v < e && (*v == ' ' || *v == '\t'))
+		v++;
+	while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	*val = v;
+	*vlen = (size_t)(e - v);
+	return true;
+}
+
+static bool contains_ci(const char *s, size_t n, const char *word)
+{
+	size_t wl = strlen(word);
+	for (size_t i = 0; i + wl <= n; i++)
+		if (strncasecmp(s + i, word, wl) == 0)
+			return true;
+	return false;
+}
+
+/* 1: a complete response is in c->buf (c->resp_len bytes); 0: need more;
+ * -1: malformed. eof: the peer closed. */
+static int parse_response(struct hconn *c, bool eof)
+{
+	if (!c->hdr_end) {
+		char *e = memmem(c->buf, c->len, "\r\n\r\n", 4);
+		if (!e)
+			return eof ? -1 : 0;
+		c->hdr_end = (size_t)(e - c->buf) + 4;
+		int minor = 1;
+		if (sscanf(c->buf, "HTTP/1.%d %d", &minor, &c->status) != 2)
+			return -1;
+		if (minor == 0)
+			c->server_close = true;
+		const char *line = memchr(c->buf, '\n', c->hdr_end) + 1;
+		while (line < c->buf + c->hdr_end - 2) {
+			const char *nl = memchr(line, '\n', (size_t)(c->buf + c->hdr_end - line));
+			size_t ll = (size_t)(nl - line);
+			if (ll && line[ll - 1] == '\r')
+				ll--;
+			const char *v;
+			size_t vl;
+			if (header_is(line, ll, "Content-Length", &v, &vl))
+				c->clen = strtoll(v, NULL, 10);
+			else if (header_is(line, ll, "Transfer-Encoding", &v, &vl))
+				c->chunked = contains_ci(v, vl, "chunked");
+			else if (header_is(line, ll, "Connection", &v, &vl)) {
+				if (contains_ci(v, vl, "close"))
+					c->server_close = true;
+				else if (contains_ci(v, vl, "keep-alive"))
+					c->server_close = false;
+			}
+			line = nl + 1;
+		}
+		if (c->status == 204 || c->status == 304 || (c->status >= 100 && c->status < 200))
+			c->clen = 0;
+		if (!c->chunked && c->clen < 0) {
+			c->close_delim = true;
+			c->server_close = true;
+		}
+	}
+	if (c->chunked) {
+		size_t p = c->hdr_end;
+		for (;;) {
+			char *nl = memmem(c->buf + p, c->len - p, "\r\n", 2);
+			if (!nl)
+				return eof ? -1 : 0;
+			char *end;
+			unsigned long long sz = strtoull(c->buf + p, &end, 16);
+			if (end == c->buf + p)
+				return -1;
+			p = (size_t)(nl - c->buf) + 2;
+			if (sz == 0) {
+				/* trailers until an empty line */
+				for (;;) {
+					char *t = memmem(c->buf + p, c->len - p, "\r\n", 2);
+					if (!t)
+						return eof ? -1 : 0;
+					size_t tl = (size_t)(t - (c->buf + p));
+					p += tl + 2;
+					if (tl == 0) {
+						c->resp_len = p;
+						return 1;
+					}
+				}
+			}
+			if (c->len - p < sz + 2)
+				return eof ? -1 : 0;
+			p += sz + 2;
+		}
+	}
+	if (c->close_delim) {
+		if (!eof)
+			return 0;
+		c->resp_len = c->len;
+		return 1;
+	}
+	if (c->len - c->hdr_end >= (size_t)c->clen) {
+		c->resp_len = c->hdr_end + (size_t)c->clen;
+		return 1;
+	}
+	return eof ? -1 : 0;
+}
+
+/* Reads what is there. Returns 1 when a response completed (c->t_done set,
+ * state S_DONE), 0 when more is needed, -1 on failure (S_FAILED). */
+static int conn_read(struct hconn *c)
+{
+	bool eof = false;
+	for (;;) {
+		if (c->cap - c->len < 4096) {
+			c->cap = c->cap ? c->cap * 2 : 8192;
+			c->buf = xrealloc(c->buf, c->cap);
+		}
+		ssize_t r = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			int e = errno;
+			if (c->len == 0) {
+				conn_fail(c, e);
+				return -1;
+			}
+			eof = true;
+			break;
+		}
+		if (r == 0) {
+			eof = true;
+			break;
+		}
+		c->len += (size_t)r;
+	}
+	if (c->buf)
+		c->buf[c->len] = 0;
+	int rc = parse_response(c, eof);
+	if (rc == 1) {
+		c->t_done = now_s();
+		c->state = S_DONE;
+		if (eof)
+			c->server_close = true;
+		return 1;
+	}
+	if (rc < 0 || eof) {
+		conn_fail(c, eof && c->len == 0 ? ECONNRESET : EPROTO);
+		return -1;
+	}
+	return 0;
+}
+
+/* Dispatches one epoll event. Returns 1 when c completed a response, -1 when
+ * it failed, 0 otherwise. */
+static int conn_event(struct hconn *c, uint32_t events)
+{
+	if (c->state == S_CONNECTING) {
+		int err = 0;
+		socklen_t l = sizeof err;
+		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+		if (err) {
+			conn_fail(c, err);
+			return -1;
+		}
+		c->state = S_WRITING;
+		conn_write(c);
+		return c->state == S_FAILED ? -1 : 0;
+	}
+	if (c->state == S_WRITING) {
+		conn_write(c);
+		return c->state == S_FAILED ? -1 : 0;
+	}
+	if (c->state == S_READING) {
+		(void)events;
+		return conn_read(c);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------- rate */
+
+/* Called for events of connections a loop does not own (held subscribers). */
+static void (*on_other)(struct hconn *c, int rc);
+
+struct rate_result {
+	long ok, non2xx, errors, reconnects;
+	double elapsed;
+	struct samples lat;		/* ms */
+};
+
+static char *make_body(int size, long seq)
+{
+	char *b = xrealloc(NULL, (size_t)size + 1);
+	int n = snprintf(b, (size_t)size + 1, "bench message %ld ", seq);
+	for (int i = n; i < size; i++)
+		b[i] = (char)('a' + i % 26);
+	b[size] = 0;
+	return b;
+}
+
+static void rate_send(struct hconn *c, const char *path, long seq)
+{
+	char *body = make_body(opt.body_size, seq);
+	conn_set_request(c, "POST", path, "text/plain", body, (size_t)opt.body_size, true);
+	free(body);
+}
+
+static void run_rate(const char *path, int nconns, double duration, struct rate_result *res)
+{
+	memset(res, 0, sizeof *res);
+	struct hconn *cs = calloc((size_t)nconns, sizeof *cs);
+	long seq = 0;
+	for (int i = 0; i < nconns; i++) {
+		cs[i].fd = -1;
+		cs[i].kind = K_PUB;
+		cs[i].id = i;
+		rate_send(&cs[i], path, ++seq);
+		if (conn_open(&cs[i]) < 0) {
+			res->errors++;
+		}
+	}
+	double start = now_s(), stop = start + duration, hard = stop + 10;
+	double last = start;
+	int active = 0;
+	for (int i = 0; i < nconns; i++)
+		active += cs[i].state != S_FAILED;
+	struct epoll_event evs[256];
+	while (active > 0) {
+		double t = now_s();
+		if (t > hard)
+			break;
+		int n = epoll_wait(ep, evs, 256, 100);
+		if (n < 0 && errno != EINTR)
+			die("epoll_wait: %s", strerror(errno));
+		for (int i = 0; i < n; i++) {
+			struct hconn *c = evs[i].data.ptr;
+			int rc = conn_event(c, evs[i].events);
+			if (c->kind != K_PUB) {
+				/* a held subscriber (rate run inside fanout) */
+				if (rc != 0 && on_other)
+					on_other(c, rc);
+				continue;
+			}
+			if (rc == 0)
+				continue;
+			t = now_s();
+			if (rc > 0) {
+				last = t;
+				if (c->status >= 200 && c->status < 300) {
+					res->ok++;
+					samples_add(&res->lat, (c->t_done - c->t_sent) * 1000);
+				} else {
+					res->non2xx++;
+					if (res->non2xx <= 3)
+						fprintf(stderr, "bench: publish answered %d: %.200s\n",
+							c->status, c->buf + c->hdr_end);
+				}
+			} else {
+				res->errors++;
+				if (res->errors <= 3)
+					fprintf(stderr, "bench: publish connection failed: %s\n",
+						strerror(c->err));
+			}
+			if (t >= stop) {
+				conn_close(c);
+				c->state = S_DONE;
+				active--;
+				continue;
+			}
+			rate_send(c, path, ++seq);
+			if (rc > 0 && !c->server_close && c->len == c->resp_len) {
+				conn_send_again(c);
+			} else {
+				conn_close(c);
+				res->reconnects++;
+				conn_open(c);
+			}
+			if (c->state == S_FAILED) {
+				res->errors++;
+				active--;
+			}
+		}
+	}
+	res->elapsed = last - start;
+	for (int i = 0; i < nconns; i++) {
+		conn_close(&cs[i]);
+		free(cs[i].buf);
+		free(cs[i].req);
+	}
+	free(cs);
+	qsort(res->lat.v, res->lat.n, sizeof(double), cmp_double);
+}
+
+static void print_rate(const char *measure, long held, double duration,
+		       const struct rate_result *r)
+{
+	double rate = r->elapsed > 0 ? (double)r->ok / r->elapsed : 0;
+	if (!opt.quiet) {
+		printf("== %s: %s, %d connections, %.1f s%s\n", measure, opt.label, opt.conns,
+		       duration, held ? " (with subscribers held)" : "");
+		printf("   published %ld (non-2xx %ld, errors %ld, reconnects %ld) in %.2f s\n",
+		       r->ok, r->non2xx, r->errors, r->reconnects, r->elapsed);
+		printf("   %.0f msg/s   latency p50 %.3f ms  p99 %.3f ms  max %.3f ms\n",
+		       rate, pct(&r->lat, 50), pct(&r->lat, 99), pct(&r->lat, 100));
+	}
+	printf("{");
+	jstr(stdout, "measure", measure, true);
+	jstr(stdout, "target", opt.label, true);
+	printf("\"conns\":%d,\"duration_s\":%.1f,\"held\":%ld,", opt.conns, duration, held);
+	printf("\"published\":%ld,\"non2xx\":%ld,\"errors\":%ld,\"reconnects\":%ld,",
+	       r->ok, r->non2xx, r->errors, r->reconnects);
+	jnum(stdout, "elapsed_s", r->elapsed, 3, true);
+	jnum(stdout, "msg_per_s", rate, 1, true);
+	jnum(stdout, "p50_ms", pct(&r->lat, 50), 3, true);
+	jnum(stdout, "p99_ms", pct(&r->lat, 99), 3, true);
+	jnum(stdout, "max_ms", pct(&r->lat, 100), 3, false);
+	printf("}\n");
+	fflush(stdout);
+}
+
+/* ----------------------------------------------------------------- fanout */
+
+/* One GET of the readiness URL; returns the count found after ready_key, or
+ * -1. Runs its own small bounded loop, but keeps serving subscriber events
+ * (through on_other) so that early answers are seen. */
+static long ready_count(double timeout)
+{
+	struct hconn r = { .fd = -1, .kind = K_READY };
+	conn_set_request(&r, "GET", opt.ready_path, NULL, NULL, 0, false);
+	if (conn_open(&r) < 0) {
+		free(r.req);
+		return -1;
+	}
+	double deadline = now_s() + timeout;
+	struct epoll_event evs[256];
+	long count = -1;
+	while (r.state != S_DONE && r.state != S_FAILED && now_s() < deadline) {
+		int n = epoll_wait(ep, evs, 256, 50);
+		for (int i = 0; i < n; i++) {
+			struct hconn *c = evs[i].data.ptr;
+			int rc = conn_event(c, evs[i].events);
+			if (c != &r && rc != 0 && on_other)
+				on_other(c, rc);
+		}
+	}
+	if (r.state == S_DONE && r.status == 200) {
+		const char *k = strstr(r.buf + r.hdr_end, opt.ready_key);
+		if (k) {
+			k += strlen(opt.ready_key);
+			while (*k == ' ' || *k == '"' || *k == ':' || *k == '\t')
+				k++;
+			if (isdigit((unsigned char)*k))
+				count = strtol(k, NULL, 10);
+		}
+		if (count < 0)
+			fprintf(stderr, "bench: %s has no \"%s\" count: %.300s\n",
+				opt.ready_path, opt.ready_key, r.buf + r.hdr_end);
+	} else if (r.state == S_DONE) {
+		fprintf(stderr, "bench: %s answered %d: %.300s\n", opt.ready_path, r.status,
+			r.buf + r.hdr_end);
+	}
+	conn_close(&r);
+	free(r.buf);
+	free(r.req);
+	return count;
+}
+
+static struct hconn *subs;
+static long subs_open, subs_failed, subs_early, early_logged;
+static int fail_errno[8];
+static long fail_count[8];
+
+static void note_fail(int err)
+{
+	for (int i = 0; i < 8; i++) {
+		if (fail_count[i] && fail_errno[i] == err) {
+			fail_count[i]++;
+			return;
+		}
+		if (!fail_count[i]) {
+			fail_errno[i] = err;
+			fail_count[i] = 1;
+			return;
+		}
+	}
+}
+
+/* A subscriber event before the publish: any answer now is early. */
+static void early(struct hconn *c, int rc)
+{
+	if (c->kind != K_SUB)
+		return;
+	if (rc > 0) {
+		subs_early++;
+		if (early_logged++ < 3)
+			fprintf(stderr, "bench: subscriber %d answered before the publish: %d %.200s\n",
+				c->id, c->status, c->buf + c->hdr_end);
+		conn_close(c);
+	} else {
+		subs_failed++;
+		note_fail(c->err);
+		if (early_logged++ < 3)
+			fprintf(stderr, "bench: subscriber %d failed: %s\n", c->id, strerror(c->err));
+	}
+}
+
+static void fail_summary(char *out, size_t n)
+{
+	out[0] = 0;
+	size_t o = 0;
+	for (int i = 0; i < 8 && fail_count[i]; i++)
+		o += (size_t)snprintf(out + o, n - o, "%s%s x%ld", o ? ", " : "",
+				      strerror(fail_errno[i]), fail_count[i]);
+}
+
+static void run_fanout(void)
+{
+	long N = opt.n;
+	subs = calloc((size_t)N, sizeof *subs);
+	on_other = early;
+	if (ngroups)
+		mem_read(0);
+
+	/* Open the subscribers, batch by batch; each batch is waited for with
+	 * the server's own count, so no sleep guesses when they are held. */
+	double open_start = now_s();
+	long held = 0, last_count = 0;
+	bool stalled = false;
+	char stall_reason[256] = "";
+	long base = ready_count(5);	/* subscribers the server has already */
+	if (base < 0)
+		die("readiness URL %s did not give a count (key \"%s\")", opt.ready_path, opt.ready_key);
+	while (subs_open < N && !stalled) {
+		long upto = subs_open + opt.batch < N ? subs_open + opt.batch : N;
+		for (long i = subs_open; i < upto; i++) {
+			struct hconn *c = &subs[i];
+			c->fd = -1;
+			c->kind = K_SUB;
+			c->id = (int)i;
+			conn_set_request(c, "GET", opt.sub_path, NULL, NULL, 0, true);
+			if (conn_open(c) < 0) {
+				subs_failed++;
+				note_fail(c->err);
+			}
+		}
+		subs_open = upto;
+		/* Poll the count until the batch is held; give up when it makes
+		 * no progress for ready_timeout seconds. */
+		double progress_at = now_s();
+		double interval = 0.005;
+		for (int polls = 0; polls < 100000; polls++) {
+			long want = subs_open - subs_failed - subs_early;
+			long cnt = ready_count(5);
+			if (cnt >= 0) {
+				cnt -= base;
+				if (cnt > last_count)
+					progress_at = now_s();
+				last_count = cnt;
+				if (cnt >= want)
+					break;
+			}
+			if (now_s() - progress_at > opt.ready_timeout) {
+				snprintf(stall_reason, sizeof stall_reason,
+					 "no progress for %.0f s: server counts %ld held of %ld sent",
+					 opt.ready_timeout, cnt, want);
+				stalled = true;
+				break;
+			}
+			/* Serve events meanwhile (early answers, connects). */
+			struct epoll_event evs[256];
+			int n = epoll_wait(ep, evs, 256, (int)(interval * 1000));
+			for (int i = 0; i < n; i++) {
+				struct hconn *c = evs[i].data.ptr;
+				int rc = conn_event(c, evs[i].events);
+				if (rc != 0)
+					early(c, rc);
+			}
+			interval = interval * 1.5 < 0.1 ? interval * 1.5 : 0.1;
+		}
+	}
+	held = last_count;
+	double open_s = now_s() - open_start;
+	if (ngroups)
+		mem_read(1);
+
+	/* Optionally, the publish rate on another channel while these are held. */
+	struct rate_result rr = { 0 };
+	bool did_rate = false;
+	if (opt.rate_while_held > 0 && opt.rate_pub_path) {
+		run_rate(opt.rate_pub_path, opt.conns, opt.rate_while_held, &rr);
+		did_rate = true;
+		long cnt = ready_count(5);
+		if (cnt >= 0 && cnt - base < held)
+			fprintf(stderr, "bench: only %ld subscribers still held after the rate run\n",
+				cnt - base);
+	}
+
+	/* The publish. The connection is established first, so that t0 is the
+	 * moment the request is written. */
+	struct hconn pub = { .fd = -1, .kind = K_PUB };
+	char *body = make_body(opt.body_size, 0);
+	conn_set_request(&pub, "POST", opt.fanout_pub_path, "text/plain", body,
+			 (size_t)opt.body_size, false);
+	free(body);
+	conn_reset_response(&pub);
+	pub.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (pub.fd < 0 || connect(pub.fd, (struct sockaddr *)&target, sizeof target) < 0)
+		die("publish connection: %s", strerror(errno));
+	int one = 1;
+	setsockopt(pub.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	fcntl(pub.fd, F_SETFL, fcntl(pub.fd, F_GETFL) | O_NONBLOCK);
+	pub.state = S_WRITING;
+	set_events(&pub, EPOLLOUT, EPOLL_CTL_ADD);
+	double t0 = now_s();
+	conn_write(&pub);
+
+	struct samples lat = { 0 };
+	long answered = 0, non200 = 0, late_fail = 0;
+	long pending = 0;
+	for (long i = 0; i < subs_open; i++)
+		if (subs[i].fd >= 0 && (subs[i].state == S_READING || subs[i].state == S_WRITING ||
+					subs[i].state == S_CONNECTING))
+			pending++;
+	long expect = pending;
+	double deadline = t0 + opt.answer_timeout;
+	struct epoll_event *evs = calloc(1024, sizeof *evs);
+	while ((pending > 0 || (pub.state != S_DONE && pub.state != S_FAILED)) &&
+	       now_s() < deadline) {
+		int n = epoll_wait(ep, evs, 1024, 100);
+		if (n < 0 && errno != EINTR)
+			die("epoll_wait: %s", strerror(errno));
+		for (int i = 0; i < n; i++) {
+			struct hconn *c = evs[i].data.ptr;
+			int rc = conn_event(c, evs[i].events);
+			if (rc == 0 || c == &pub)
+				continue;
+			pending--;
+			if (rc > 0) {
+				if (c->status == 200) {
+					answered++;
+					samples_add(&lat, (c->t_done - t0) * 1000);
+				} else {
+					non200++;
+				}
+				conn_close(c);
+			} else {
+				late_fail++;
+				note_fail(c->err);
+			}
+		}
+	}
+	free(evs);
+	double pub_ms = pub.state == S_DONE ? (pub.t_done - t0) * 1000 : NAN;
+	int pub_status = pub.state == S_DONE ? pub.status : 0;
+	conn_close(&pub);
+	free(pub.buf);
+	free(pub.req);
+	for (long i = 0; i < subs_open; i++) {
+		conn_close(&subs[i]);
+		free(subs[i].buf);
+		free(subs[i].req);
+	}
+	free(subs);
+	qsort(lat.v, lat.n, sizeof(double), cmp_double);
+
+	char fails[512];
+	fail_summary(fails, sizeof fails);
+	if (!opt.quiet) {
+		printf("== fanout: %s, N=%ld\n", opt.label, N);
+		printf("   opened %ld, held %ld (server count) in %.2f s%s%s\n", subs_open, held,
+		       open_s, stalled ? "; STALLED: " : "", stall_reason);
+		if (subs_failed || subs_early || late_fail)
+			printf("   failed connections %ld, early answers %ld, failed after publish %ld%s%s\n",
+			       subs_failed, subs_early, late_fail, fails[0] ? ": " : "", fails);
+		printf("   publish answered %d in %.3f ms\n", pub_status, pub_ms);
+		printf("   answered %ld of %ld waiting (non-200 %ld, unanswered %ld after %.0f s)\n",
+		       answered, expect, non200, pending, opt.answer_timeout);
+		printf("   fan-out latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
+		       pct(&lat, 50), pct(&lat, 90), pct(&lat, 99), pct(&lat, 100));
+		for (int g = 0; g < ngroups; g++) {
+			struct memgroup *m = &groups[g];
+			long div = held > 0 ? held : 1;
+			printf("   memory %-8s pids", m->label);
+			for (int j = 0; j < m->npids; j++)
+				printf("%s%d", j ? "," : " ", m->pids[j]);
+			printf(": RSS %.1f -> %.1f MiB, private %.1f -> %.1f MiB; per held subscriber: "
+			       "RSS %lld B, private %lld B, PSS %lld B\n",
+			       m->rss[0] / 1048576.0, m->rss[1] / 1048576.0,
+			       m->priv[0] / 1048576.0, m->priv[1] / 1048576.0,
+			       (m->rss[1] - m->rss[0]) / div, (m->priv[1] - m->priv[0]) / div,
+			       (m->pss[1] - m->pss[0]) / div);
+		}
+	}
+	printf("{");
+	jstr(stdout, "measure", "fanout", true);
+	jstr(stdout, "target", opt.label, true);
+	printf("\"n\":%ld,\"opened\":%ld,\"held\":%ld,\"connect_failed\":%ld,\"early\":%ld,",
+	       N, subs_open, held, subs_failed, subs_early);
+	printf("\"stalled\":%s,", stalled ? "true" : "false");
+	jstr(stdout, "stall_reason", stall_reason, true);
+	jstr(stdout, "failures", fails, true);
+	jnum(stdout, "open_s", open_s, 3, true);
+	printf("\"pub_status\":%d,", pub_status);
+	jnum(stdout, "pub_ms", pub_ms, 3, true);
+	printf("\"waiting\":%ld,\"answered\":%ld,\"non200\":%ld,\"failed_after\":%ld,\"unanswered\":%ld,",
+	       expect, answered, non200, late_fail, pending);
+	jnum(stdout, "p50_ms", pct(&lat, 50), 3, true);
+	jnum(stdout, "p90_ms", pct(&lat, 90), 3, true);
+	jnum(stdout, "p99_ms", pct(&lat, 99), 3, true);
+	jnum(stdout, "max_ms", pct(&lat, 100), 3, true);
+	printf("\"mem\":{");
+	for (int g = 0; g < ngroups; g++) {
+		struct memgroup *m = &groups[g];
+		long div = held > 0 ? held : 1;
+		printf("%s\"%s\":{\"pids\":[", g ? "," : "", m->label);
+		for (int j = 0; j < m->npids; j++)
+			printf("%s%d", j ? "," : "", m->pids[j]);
+		printf("],\"rss_before\":%lld,\"rss_held\":%lld,\"private_before\":%lld,"
+		       "\"private_held\":%lld,\"pss_before\":%lld,\"pss_held\":%lld,"
+		       "\"anon_before\":%lld,\"anon_held\":%lld,"
+		       "\"rss_per_sub\":%lld,\"private_per_sub\":%lld,\"pss_per_sub\":%lld}",
+		       m->rss[0], m->rss[1], m->priv[0], m->priv[1], m->pss[0], m->pss[1],
+		       m->anon[0], m->anon[1],
+		       (m->rss[1] - m->rss[0]) / div, (m->priv[1] - m->priv[0]) / div,
+		       (m->pss[1] - m->pss[0]) / div);
+	}
+	printf("}}\n");
+	fflush(stdout);
+	if (did_rate)
+		print_rate("rate_held", held, opt.rate_while_held, &rr);
+	free(lat.v);
+	free(rr.lat.v);
+}
+
+/* ------------------------------------------------------------------- main */
+
+/* Raises RLIMIT_NOFILE to its hard limit; as root, first the hard limit to at
+ * least 65536 (refused without CAP_SYS_RESOURCE, e.g. in some containers).
+ * Warns when fewer than need descriptors are available. */
+static void raise_nofile(long need)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	long want = need > 65536 ? need : 65536;
+	if (rl.rlim_max != RLIM_INFINITY && (long)rl.rlim_max < want && geteuid() == 0) {
+		long nr_open = 1048576;
+		FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+		if (f) {
+			if (fscanf(f, "%ld", &nr_open) != 1)
+				nr_open = 1048576;
+			fclose(f);
+		}
+		rlim_t v = (rlim_t)(want < nr_open ? want : nr_open);
+		struct rlimit r2 = { v, v };
+		if (setrlimit(RLIMIT_NOFILE, &r2) == 0)
+			rl = r2;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur < need)
+		fprintf(stderr, "bench: warning: RLIMIT_NOFILE is %ld (hard %ld), need %ld\n",
+			(long)rl.rlim_cur, (long)rl.rlim_max, need);
+}
+
+static void usage(FILE *f)
+{
+	fputs(
+"usage: bench fanout|rate [options]\n"
+"  -p, --port PORT          web server port on 127.0.0.1 (required)\n"
+"      --host ADDR          IPv4 address (default 127.0.0.1; loopback only)\n"
+"      --label NAME         name of what is measured, in the output (default server)\n"
+"      --preset comet|nchan default paths for comet-fcgi at /comet/ or nchan at /\n"
+"  fanout:\n"
+"  -n N                     subscribers (default 100)\n"
+"      --sub-path PATH      long-poll subscriber request\n"
+"      --pub-path PATH      the publish request (POST)\n"
+"      --ready-path PATH    GET answering the server's subscriber count\n"
+"      --ready-key KEY      text right before that count (e.g. '\"waiting\"', 'subscribers:')\n"
+"      --batch B            subscribers opened before each readiness poll (default 500)\n"
+"      --ready-timeout S    give up opening after S s without progress (default 20)\n"
+"      --answer-timeout S   wait at most S s for the answers (default 30)\n"
+"      --mem LABEL:PID,...  processes whose memory is read before and while N are held\n"
+"      --mem-match LABEL:NAME,...  the same, found by /proc/PID/comm\n"
+"      --sid SID            --mem-match only processes of this session\n"
+"      --rate-while-held S  run the rate measurement for S s while N are held\n"
+"      --rate-path PATH     publish path for that rate run (another channel)\n"
+"  rate:\n"
+"  -c C                     connections (default 16)\n"
+"  -d D                     seconds (default 5)\n"
+"      --pub-path PATH      the publish request (POST)\n"
+"  both:\n"
+"      --body-size B        bytes per message (default 32)\n"
+"      --header 'K: V'      extra header on publish/readiness requests\n"
+"  -q                       JSON lines only\n", f);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	opt.mode = argv[1];
+	if (strcmp(opt.mode, "fanout") && strcmp(opt.mode, "rate"))
+		die("unknown mode %s (fanout or rate)", opt.mode);
+	const char *preset = "comet";
+	/* First pass for the preset and --sid, which others depend on. */
+	for (int i = 2; i < argc - 1; i++) {
+		if (strcmp(argv[i], "--preset") == 0)
+			preset = argv[i + 1];
+		else if (strcmp(argv[i], "--sid") == 0)
+			match_sid = strtol(argv[i + 1], NULL, 10);
+	}
+	if (strcmp(preset, "comet") == 0) {
+		opt.sub_path = "/comet/sub?channel=bench&timeout=60";
+		opt.fanout_pub_path = "/comet/pub?channel=bench";
+		opt.pub_path = "/comet/pub?channel=rate";
+		opt.ready_path = "/comet/stats";
+		opt.ready_key = "\"waiting\"";
+	} else if (strcmp(preset, "nchan") == 0) {
+		opt.sub_path = "/sub?channel=bench";
+		opt.fanout_pub_path = "/pub?channel=bench";
+		opt.pub_path = "/pub?channel=rate";
+		opt.ready_path = "/nchan_status";
+		opt.ready_key = "subscribers:";
+	} else {
+		die("unknown preset %s", preset);
+	}
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+#define ARG() (i + 1 < argc ? argv[++i] : (die("%s needs a value", a), ""))
+		if (!strcmp(a, "-p") || !strcmp(a, "--port"))
+			opt.port = atoi(ARG());
+		else if (!strcmp(a, "--host"))
+			opt.host = ARG();
+		else if (!strcmp(a, "--label"))
+			opt.label = ARG();
+		else if (!strcmp(a, "--preset") || !strcmp(a, "--sid"))
+			ARG();
+		else if (!strcmp(a, "-n"))
+			opt.n = atol(ARG());
+		else if (!strcmp(a, "-c"))
+			opt.conns = atoi(ARG());
+		else if (!strcmp(a, "-d"))
+			opt.duration = atof(ARG());
+		else if (!strcmp(a, "--sub-path"))
+			opt.sub_path = ARG();
+		else if (!strcmp(a, "--pub-path")) {
+			opt.pub_path = ARG();
+			opt.fanout_pub_path = opt.pub_path;
+		} else if (!strcmp(a, "--ready-path"))
+			opt.ready_path = ARG();
+		else if (!strcmp(a, "--ready-key"))
+			opt.ready_key = ARG();
+		else if (!strcmp(a, "--batch"))
+			opt.batch = atoi(ARG());
+		else if (!strcmp(a, "--ready-timeout"))
+			opt.ready_timeout = atof(ARG());
+		else if (!strcmp(a, "--answer-timeout"))
+			opt.answer_timeout = atof(ARG());
+		else if (!strcmp(a, "--mem"))
+			parse_mem_pids(ARG());
+		else if (!strcmp(a, "--mem-match"))
+			parse_mem_match(ARG());
+		else if (!strcmp(a, "--rate-while-held"))
+			opt.rate_while_held = atof(ARG());
+		else if (!strcmp(a, "--rate-path"))
+			opt.rate_pub_path = ARG();
+		else if (!strcmp(a, "--body-size"))
+			opt.body_size = atoi(ARG());
+		else if (!strcmp(a, "--header"))
+			opt.headers = ARG();
+		else if (!strcmp(a, "-q"))
+			opt.quiet = true;
+		else
+			die("unknown option %s (see --help)", a);
+	}
+	if (opt.port <= 0 || opt.port > 65535)
+		die("--port is required");
+	if (opt.n < 1 || opt.n > 1000000 || opt.conns < 1 || opt.conns > 10000 ||
+	    opt.duration <= 0 || opt.duration > 3600 || opt.batch < 1 ||
+	    opt.body_size < 1 || opt.body_size > 1 << 20)
+		die("option out of range");
+	memset(&target, 0, sizeof target);
+	target.sin_family = AF_INET;
+	target.sin_port = htons((uint16_t)opt.port);
+	if (inet_pton(AF_INET, opt.host, &target.sin_addr) != 1)
+		die("bad --host %s", opt.host);
+	if ((ntohl(target.sin_addr.s_addr) >> 24) != 127)
+		die("only loopback targets (127.0.0.0/8) are allowed");
+	snprintf(host_hdr, sizeof host_hdr, "%s:%d", opt.host, opt.port);
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile(opt.n + opt.conns + 64);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		die("epoll_create1: %s", strerror(errno));
+	if (!strcmp(opt.mode, "rate")) {
+		struct rate_result r;
+		run_rate(opt.pub_path, opt.conns, opt.duration, &r);
+		print_rate("rate", 0, opt.duration, &r);
+		free(r.lat.v);
+		return r.ok > 0 ? 0 : 1;
+	}
+	run_fanout();
+	return 0;
+}
