@@ -102,17 +102,17 @@ int conn_fd(const struct conn *c)
 	return c->req ? c->req->ipcFd : -1;
 }
 
-static void end(struct conn *c, int answered)
+void conn_close(struct conn *c)
 {
 	if (c->req) {
 		/* Detached: close at once instead of lingering up to 2 s for the
 		 * peer to close first; the answer is complete, nothing more is
-		 * read, so no response data can be lost by it. */
+		 * read, so no response data can be lost by it. Even a dropped
+		 * request gets its END_REQUEST record: a web server that only
+		 * half-closed (lighttpd's tcp-fin-propagate) expects one, and
+		 * logs an error without it; to a closed peer it costs an EPIPE. */
 		FCGX_Detach(c->req);
-		if (answered)
-			FCGX_Finish_r(c->req);
-		else
-			FCGX_Free(c->req, 1);
+		FCGX_Finish_r(c->req);
 		/* A web server that asked to keep the connection gets it closed:
 		 * the request object is not reused. */
 		if (c->req->ipcFd >= 0)
@@ -122,12 +122,3 @@ static void end(struct conn *c, int answered)
 	free(c);
 }
 
-void conn_close(struct conn *c)
-{
-	end(c, 1);
-}
-
-void conn_abort(struct conn *c)
-{
-	end(c, 0);
-}

@@ -4,7 +4,7 @@
  *
  * Lifecycle: made by the accepting thread; owned by whoever holds it next
  * (the handler, then the hub when parked); ended exactly once, by
- * conn_close after an answer or conn_abort when the peer went away. */
+ * conn_close, after an answer or when the peer went away. */
 #ifndef COMET_CONN_H
 #define COMET_CONN_H
 
@@ -31,9 +31,7 @@ int conn_send(struct conn *c, const void *p, size_t n);
  * there is none (CGI). Only valid once the body has been read to its end. */
 int conn_fd(const struct conn *c);
 
-/* Ends the request after its answer and frees c. */
+/* Ends the request, answered or not (the peer may be gone), and frees c. */
 void conn_close(struct conn *c);
-/* Drops the request without an answer (the peer is gone) and frees c. */
-void conn_abort(struct conn *c);
 
 #endif

@@ -27,10 +27,8 @@ static const char *param(struct conn *c, const char *name)
 
 static void send_and_close(struct conn *c, struct buf *out)
 {
-	if (conn_send(c, out->p, out->len) < 0)
-		conn_abort(c);
-	else
-		conn_close(c);
+	conn_send(c, out->p, out->len);
+	conn_close(c);
 	buf_free(out);
 }
 
@@ -190,7 +188,7 @@ static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t
 				 err, sizeof err) < 0) {
 		if (r->stream) {	/* its header block is out already */
 			log_msg("error", conn_id(q->c), "%s", err);
-			conn_abort(q->c);
+			conn_close(q->c);
 		} else {
 			unavailable(q, err);
 		}
@@ -263,7 +261,7 @@ static void sub(struct req *q)
 		conn_drain(q->c, DRAIN_MAX);
 		if (conn_send(q->c, out.p, out.len) < 0) {
 			buf_free(&out);
-			conn_abort(q->c);
+			conn_close(q->c);
 			return;
 		}
 		buf_free(&out);
@@ -425,7 +423,7 @@ static void publish(struct req *q)
 	if (st != 0) {
 		buf_free(&body);
 		if (st < 0)
-			conn_abort(q->c);	/* the client went away mid-body */
+			conn_close(q->c);	/* the client went away mid-body */
 		else
 			error(q, st, st == 413 ? "message too large" : "bad Content-Length", NULL);
 		return;

@@ -127,10 +127,8 @@ static void hub_answer(struct waiter *w, int64_t last_id, bool gap, bool reset)
 	struct buf body = BUF_INIT, out = BUF_INIT;
 	reply_sub(&body, last_id, w->items.p, w->items.len, w->more, gap, reset);
 	reply_json(&out, 200, body.p, body.len, w->callback, w->headers);
-	if (conn_send(w->conn, out.p, out.len) < 0)
-		conn_abort(w->conn);
-	else
-		conn_close(w->conn);
+	conn_send(w->conn, out.p, out.len);
+	conn_close(w->conn);
 	w->conn = NULL;
 	buf_free(&body);
 	buf_free(&out);
@@ -171,7 +169,7 @@ static void end_stream(struct hub *h, struct waiter *w)
 
 static void drop(struct hub *h, struct waiter *w)
 {
-	conn_abort(w->conn);
+	conn_close(w->conn);
 	w->conn = NULL;
 	finished(h, w);
 }
@@ -198,10 +196,8 @@ static void fail(struct hub *h, struct waiter *w, const char *why)
 		return;
 	}
 	reply_error(&out, 503, "storage unavailable", w->callback, w->headers);
-	if (conn_send(w->conn, out.p, out.len) < 0)
-		conn_abort(w->conn);
-	else
-		conn_close(w->conn);
+	conn_send(w->conn, out.p, out.len);
+	conn_close(w->conn);
 	w->conn = NULL;
 	buf_free(&out);
 	finished(h, w);

@@ -40,7 +40,7 @@ int server_fastcgi(struct app *a, int listen_fd)
 		int idle = SERVE_IDLE;
 		if (!__atomic_compare_exchange_n(&a->state, &idle, SERVE_BUSY, false,
 						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-			conn_abort(c);	/* exiting: the web server retries elsewhere */
+			conn_close(c);	/* exiting: the web server retries elsewhere */
 			continue;
 		}
 		handler_serve(a, c);
