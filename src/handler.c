@@ -59,7 +59,11 @@ static void error(struct req *q, int status, const char *msg, const char *extra)
 
 static void unavailable(struct req *q, const char *why)
 {
-	log_msg("error", conn_id(q->c), "storage unavailable: %s", why);
+	char path[160], query[160];
+	log_escape(path, sizeof path, param(q->c, "SCRIPT_NAME"));
+	log_escape(query, sizeof query, param(q->c, "QUERY_STRING"));
+	log_msg("error", conn_id(q->c), "%s %s?%s: storage unavailable: %s",
+		q->method, path, query, why);
 	error(q, 503, "storage unavailable, try again", NULL);
 }
 
