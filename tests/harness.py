@@ -9,13 +9,16 @@ shipped configurations, and talk to them. Python 3 standard library only.
 The shipped files are used unchanged: lighttpd/lighttpd.conf (which includes
 lighttpd/comet-fcgi.conf) and apache/httpd.conf (which includes
 apache/comet-fcgid.conf) take every port and path from the environment the
-server is started with (lighttpd's env.NAME, Apache's ${NAME}). The only
+server is started with (lighttpd's env.NAME, Apache's ${NAME}). Both serve
+the site in www/ (comet.js, comet.php, the chat demo; PHP via php-cgi) as the
+document root, so srv.url("/chat/") is the chat demo. The only
 generated file is, for Apache, <scratch>/comet-env.conf holding FcgidInitialEnv
 lines for the optional COMET_* settings a test asks for; lighttpd copies those
 from its own environment (bin-copy-environment).
 
 Environment:
     COMET_FCGI          the program (default: src/comet-fcgi of the build tree)
+    COMET_WWW_DIR       the document root (default: www/ of the source tree)
     LIGHTTPD, APACHE2   server binaries (default: found on PATH or /usr/sbin)
     COMET_KEEP_SCRATCH  if set, scratch directories are kept (and printed)
 """
@@ -43,6 +46,10 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 TOP_SRCDIR = os.path.dirname(TESTS_DIR)
 LIGHTTPD_CONF = os.path.join(TOP_SRCDIR, "lighttpd", "lighttpd.conf")
 LIGHTTPD_SNIPPET = os.path.join(TOP_SRCDIR, "lighttpd", "comet-fcgi.conf")
+WWW_DIR = os.path.join(TOP_SRCDIR, "www")
+# lighttpd/lighttpd.conf starts PHP from here (lighttpd will not start
+# without it); apache/httpd.conf serves PHP only when it exists.
+PHP_CGI = "/usr/bin/php-cgi"
 APACHE_DIR = os.path.join(TOP_SRCDIR, "apache")
 APACHE_CONF = "httpd.conf"  # relative to APACHE_DIR, which becomes ServerRoot
 
@@ -218,7 +225,7 @@ class Server:
     """A real web server (kind "lighttpd" or "apache") serving comet-fcgi at
     /comet/ on 127.0.0.1:<free port>, in a fresh scratch directory."""
 
-    def __init__(self, kind, env=None, program=None):
+    def __init__(self, kind, env=None, program=None, www=None):
         if kind not in ("lighttpd", "apache"):
             raise ValueError("kind must be lighttpd or apache")
         self.kind = kind
@@ -232,6 +239,7 @@ class Server:
                 raise ValueError("lighttpd/comet-fcgi.conf does not forward %s"
                                  % ", ".join(sorted(missing)))
         self.program = program or program_path()
+        self.www = os.path.abspath(www or os.environ.get("COMET_WWW_DIR") or WWW_DIR)
         self.publish_key = self.extra_env.get("COMET_PUBLISH_KEY")
         self.proc = None
         self.scratch = None
@@ -278,6 +286,15 @@ class Server:
         except OSError:
             return False
 
+    def _readable_by_others(self, path):
+        """Can an unrelated user read path (every directory searchable)?"""
+        p = os.path.abspath(path)
+        try:
+            return (bool(os.stat(p).st_mode & stat.S_IROTH)
+                    and self._accessible_by_others(os.path.dirname(p)))
+        except OSError:
+            return False
+
     def _prepare_scratch(self):
         self.scratch = tempfile.mkdtemp(prefix="comet-%s-" % self.kind)
         if (self.kind == "apache" and os.geteuid() == 0
@@ -285,11 +302,15 @@ class Server:
             # $TMPDIR is closed to the user Apache will run as; use /tmp.
             os.rmdir(self.scratch)
             self.scratch = tempfile.mkdtemp(prefix="comet-%s-" % self.kind, dir="/tmp")
-        os.mkdir(os.path.join(self.scratch, "htdocs"))
         self.db = os.path.join(self.scratch, "comet.db")
         if not (os.path.isfile(self.program) and os.access(self.program, os.X_OK)):
             raise HarnessError("comet-fcgi program not found or not executable: %s "
                                "(build it, or set COMET_FCGI)" % self.program)
+        if not os.path.isdir(self.www):
+            raise HarnessError("document root not found: %s (set COMET_WWW_DIR)" % self.www)
+        if self.kind == "lighttpd" and not os.access(PHP_CGI, os.X_OK):
+            raise HarnessError("lighttpd/lighttpd.conf runs PHP with %s: install php-cgi"
+                               % PHP_CGI)
         if self.kind == "apache" and os.geteuid() == 0:
             # Apache serves as COMET_RUN_USER: the program must be reachable
             # and the scratch directory (DB, -notify, WAL, fcgid sockets)
@@ -302,6 +323,11 @@ class Server:
                 dst = os.path.join(bindir, "comet-fcgi")
                 shutil.copy2(self.program, dst)
                 self.program = dst
+            if not self._readable_by_others(os.path.join(self.www, "comet.js")):
+                # The site is readable only by root here; serve a copy.
+                dst = os.path.join(self.scratch, "www")
+                shutil.copytree(self.www, dst)
+                self.www = dst
             for root, dirs, files in os.walk(self.scratch):
                 for n in dirs + files:
                     os.chown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
@@ -315,6 +341,7 @@ class Server:
             "COMET_STATE_DIR": self.scratch,
             "COMET_FCGI": self.program,
             "COMET_DB": self.db,
+            "COMET_WWW_DIR": self.www,
         })
         if self.kind == "lighttpd":
             env.update(self.extra_env)
@@ -438,6 +465,45 @@ class Server:
             pass
         return killed
 
+    def _halt(self):
+        """SIGTERM the server, wait for it and its children, SIGKILL what is
+        left of its session."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                sys.stderr.write("harness: %s did not stop on SIGTERM within %.0f s\n"
+                                 % (self.kind, STOP_TIMEOUT))
+        if self.proc:
+            # The server is gone; give its children a moment to follow,
+            # then kill any that are left.
+            try:
+                wait_until(lambda: not _session_members(self.proc.pid),
+                           STOP_TIMEOUT / 2, "%s children to exit" % self.kind)
+            except HarnessError:
+                pass
+            left = self._reap_session()
+            if left:
+                sys.stderr.write("harness: killed %d leftover process(es) of %s\n"
+                                 % (left, self.kind))
+
+    def restart(self):
+        """Stop the web server (and with it every comet-fcgi process) and
+        start it again on the same port, with the same scratch directory and
+        database: what clients see when a site's server is restarted.
+        Returns once /comet/stats answers again."""
+        if not self.proc or self._stopped:
+            raise HarnessError("restart: %s is not running" % self.kind)
+        self._halt()
+        self.proc = None
+        # The port was ours a moment ago; another process taking it in
+        # between would be a fluke, but say so rather than hang.
+        if not self._spawn_and_wait():
+            raise HarnessError("restart: port %d was taken meanwhile\n%s"
+                               % (self.port, self.read_logs()))
+        return self
+
     def stop(self):
         """Stop the server (SIGTERM, then SIGKILL of its whole session),
         keep its logs in self.logs, and remove the scratch directory."""
@@ -445,25 +511,7 @@ class Server:
             return
         self._stopped = True
         try:
-            if self.proc and self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    sys.stderr.write("harness: %s did not stop on SIGTERM within %.0f s\n"
-                                     % (self.kind, STOP_TIMEOUT))
-            if self.proc:
-                # The server is gone; give its children a moment to follow,
-                # then kill any that are left.
-                try:
-                    wait_until(lambda: not _session_members(self.proc.pid),
-                               STOP_TIMEOUT / 2, "%s children to exit" % self.kind)
-                except HarnessError:
-                    pass
-                left = self._reap_session()
-                if left:
-                    sys.stderr.write("harness: killed %d leftover process(es) of %s\n"
-                                     % (left, self.kind))
+            self._halt()
         finally:
             self.logs = self.read_logs()
             if self.logs:

@@ -1,0 +1,402 @@
+/*
+ * comet.js: the browser client of comet-fcgi (SPEC.md). No dependencies,
+ * plain ES2017. As a classic <script> it defines the global `Comet`;
+ * comet.mjs next to it re-exports the same object as an ES module.
+ *
+ *   const sub = Comet.subscribe("/comet", ["chat"], {
+ *     onMessage(msg) { ... msg.id, msg.channel, msg.time, msg.type, msg.data },
+ *     onGap(info)    { ... retention dropped messages after info.cursor },
+ *     onReset(info)  { ... the log was replaced; the cursor is now info.last_id },
+ *     onError(err)   { ... err.status, err.fatal, err.retryIn },
+ *     onState(state) { ... "connecting" | "open" | "reconnecting" | "closed" },
+ *     transport: "auto",   // "sse" (EventSource), "longpoll", or "auto"
+ *     since: 0,            // start after this id; omitted: from now
+ *     persist: "chat-cursor", // keep the cursor in localStorage (wins over since)
+ *     token: "1763700000.ab12...", // private-* channels: string, array, or a
+ *                                  // function returning either (or a Promise)
+ *     timeout: 25,         // long-poll hold in seconds
+ *   });
+ *   sub.close();
+ *
+ * Guarantees: every message is delivered at most once and in id order (ids
+ * at or below the cursor are dropped); after any error, server restart or
+ * network loss the client resumes from its cursor, so nothing acknowledged
+ * to a publisher is skipped unless the server reports a gap. Failures are
+ * retried with exponential backoff and full jitter (1 s doubling, capped at
+ * 30 s, reset after a success); answers that cannot get better by retrying
+ * (400, 401, 403, 404, ...) stop the subscription with a fatal onError.
+ */
+(function (root) {
+  "use strict";
+
+  var BACKOFF_BASE = 1000;
+  var BACKOFF_CAP = 30000;
+  var DEFAULT_TIMEOUT = 25;
+  // Statuses worth retrying; any other 4xx is fatal.
+  var RETRY_4XX = { 408: true, 425: true, 429: true };
+
+  function CometError(message, status, fatal, body) {
+    var e = new Error(message);
+    e.name = "CometError";
+    e.status = status || 0;       // HTTP status; 0: no answer (network)
+    e.fatal = !!fatal;            // true: the subscription has stopped
+    e.body = body === undefined ? null : body;
+    e.retryIn = null;             // ms until the next attempt (set when retrying)
+    return e;
+  }
+
+  /* base + "/" + endpoint + "?" + params (an array of [name, value]). */
+  function endpointUrl(base, endpoint, params) {
+    var url = String(base).replace(/\/+$/, "") + "/" + endpoint;
+    var q = [];
+    for (var i = 0; i < params.length; i++) {
+      if (params[i][1] === undefined || params[i][1] === null) continue;
+      q.push(encodeURIComponent(params[i][0]) + "=" + encodeURIComponent(String(params[i][1])));
+    }
+    return q.length ? url + "?" + q.join("&") : url;
+  }
+
+  /* Full jitter: a uniform delay in [0, min(cap, base * 2^attempt)). */
+  function backoff(attempt) {
+    var ceiling = Math.min(BACKOFF_CAP, BACKOFF_BASE * Math.pow(2, Math.min(attempt, 16)));
+    return Math.floor(Math.random() * ceiling);
+  }
+
+  function toList(x) {
+    if (x === undefined || x === null || x === "") return [];
+    if (Array.isArray(x)) return x.map(String);
+    return String(x).split(",").map(function (s) { return s.trim(); }).filter(Boolean);
+  }
+
+  /* A user callback must not break the client: report its exception
+   * asynchronously (so it still reaches the console) and go on. */
+  function call(fn, arg) {
+    if (typeof fn !== "function") return;
+    try {
+      fn(arg);
+    } catch (e) {
+      setTimeout(function () { throw e; }, 0);
+    }
+  }
+
+  function storage() {
+    try {
+      return root.localStorage || null;
+    } catch (e) {         // disabled storage throws on access
+      return null;
+    }
+  }
+
+  /* fetch() that gives up after ms, or when signal (the subscription's)
+   * aborts; answers the parsed JSON of a 2xx, throws a CometError otherwise. */
+  async function fetchJSON(url, init, ms, outer) {
+    var ctl = typeof AbortController === "function" ? new AbortController() : null;
+    var timer = null;
+    var onAbort = function () { if (ctl) ctl.abort(); };
+    if (ctl) {
+      init.signal = ctl.signal;
+      if (ms) timer = setTimeout(onAbort, ms);
+      if (outer) outer.push(onAbort);
+    }
+    var res, text;
+    try {
+      res = await fetch(url, init);
+      text = await res.text();
+    } catch (e) {
+      throw CometError(ctl && ctl.signal.aborted ? "request timed out or was aborted"
+                       : "network error: " + (e && e.message ? e.message : e), 0, false);
+    } finally {
+      if (timer) clearTimeout(timer);
+      if (outer) {
+        var i = outer.indexOf(onAbort);
+        if (i >= 0) outer.splice(i, 1);
+      }
+    }
+    var body = null;
+    try {
+      body = JSON.parse(text);
+    } catch (e) {
+      body = null;
+    }
+    if (res.status < 200 || res.status > 299 || body === null) {
+      var msg = body && typeof body.error === "string" ? body.error
+        : "HTTP " + res.status + (body === null ? " (not JSON)" : "");
+      var fatal = res.status >= 400 && res.status < 500 && !RETRY_4XX[res.status];
+      var err = CometError(msg, res.status, fatal, body);
+      var ra = parseInt(res.headers.get("Retry-After") || "", 10);
+      if (ra > 0) err.retryAfter = ra * 1000;
+      throw err;
+    }
+    return body;
+  }
+
+  function Subscription(base, channels, options) {
+    var o = options || {};
+    this.base = base;
+    this.channels = toList(channels);
+    if (!this.channels.length) throw new TypeError("Comet.subscribe: no channel");
+    this.options = o;
+    var t = o.transport || "auto";
+    if (t !== "auto" && t !== "sse" && t !== "longpoll")
+      throw new TypeError("Comet.subscribe: transport must be auto, sse or longpoll");
+    this.transport = t === "auto"
+      ? (typeof root.EventSource === "function" ? "sse" : "longpoll") : t;
+    this.auto = t === "auto";
+    var to = o.timeout === undefined || o.timeout === null ? DEFAULT_TIMEOUT : Number(o.timeout);
+    if (!(to >= 0)) throw new TypeError("Comet.subscribe: bad timeout");
+    this._timeout = Math.floor(to);
+    this.state = "connecting";
+    this.closed = false;
+    this.cursor = null;
+    this._attempt = 0;
+    this._sseFailures = 0;
+    this._aborts = [];        // functions aborting requests in flight
+    this._es = null;
+    this._wake = null;        // ends the current backoff sleep early
+    var saved = null;
+    if (o.persist) {
+      var st = storage();
+      var v = st && st.getItem(String(o.persist));
+      if (v !== null && v !== undefined && /^\d+$/.test(v)) saved = Number(v);
+    }
+    if (saved !== null) this.cursor = saved;
+    else if (o.since !== undefined && o.since !== null) {
+      var n = Number(o.since);
+      if (!(n >= 0) || Math.floor(n) !== n) throw new TypeError("Comet.subscribe: bad since");
+      this.cursor = n;
+    }
+    var self = this;
+    this._online = function () { if (self._wake) self._wake(); };
+    if (typeof root.addEventListener === "function") root.addEventListener("online", this._online);
+    this._run();
+  }
+
+  Subscription.prototype.close = function () {
+    if (this.closed) return;
+    this.closed = true;
+    if (this._es) {
+      this._es.close();
+      if (this._esDone) this._esDone("closed");
+    }
+    this._aborts.slice().forEach(function (f) { f(); });
+    if (this._wake) this._wake();
+    if (typeof root.removeEventListener === "function") root.removeEventListener("online", this._online);
+    this._setState("closed");
+  };
+
+  Subscription.prototype._setState = function (s) {
+    if (this.state === s || (this.state === "closed")) return;
+    this.state = s;
+    call(this.options.onState, s);
+  };
+
+  Subscription.prototype._setCursor = function (id) {
+    this.cursor = id;
+    if (this.options.persist) {
+      var st = storage();
+      try {
+        if (st) st.setItem(String(this.options.persist), String(id));
+      } catch (e) { /* quota or disabled: the cursor still lives in memory */ }
+    }
+  };
+
+  Subscription.prototype._deliver = function (m) {
+    if (this.closed || !m || typeof m.id !== "number") return;
+    if (this.cursor !== null && m.id <= this.cursor) return;   // seen already
+    this._setCursor(m.id);
+    call(this.options.onMessage, m);
+  };
+
+  Subscription.prototype._tokens = async function () {
+    var t = this.options.token;
+    if (typeof t === "function") t = await t(this.channels.slice());
+    return toList(t);
+  };
+
+  Subscription.prototype._params = async function (extra) {
+    var p = this.channels.map(function (c) { return ["channel", c]; });
+    if (this.cursor !== null) p.push(["since", this.cursor]);
+    (await this._tokens()).forEach(function (t) { p.push(["token", t]); });
+    return p.concat(extra || []);
+  };
+
+  /* One long-poll request (timeout seconds; 0 answers at once), handled. */
+  Subscription.prototype._poll = async function (timeout) {
+    var url = endpointUrl(this.base, "sub", await this._params([["timeout", timeout]]));
+    var init = { method: "GET", cache: "no-store", headers: { Accept: "application/json" },
+                 credentials: this.options.withCredentials ? "include" : "same-origin" };
+    var ans = await fetchJSON(url, init, (timeout + 20) * 1000, this._aborts);
+    if (this.closed) return;
+    this._attempt = 0;
+    this._setState("open");
+    this._answer(ans);
+  };
+
+  Subscription.prototype._answer = function (ans) {
+    if (typeof ans.last_id !== "number" || !Array.isArray(ans.messages))
+      throw CometError("malformed answer", 200, false, ans);
+    if (ans.reset) {
+      this._setCursor(ans.last_id);
+      call(this.options.onReset, { last_id: ans.last_id });
+    } else if (ans.gap) {
+      call(this.options.onGap, { cursor: this.cursor, last_id: ans.last_id });
+    }
+    for (var i = 0; i < ans.messages.length && !this.closed; i++) this._deliver(ans.messages[i]);
+    // last_id may pass over messages on channels not asked for.
+    if (!this.closed && !ans.reset && (this.cursor === null || ans.last_id > this.cursor))
+      this._setCursor(ans.last_id);
+  };
+
+  /* One event stream, from open to end. Resolves "ended" when a stream that
+   * was open ends (lifetime, reset, server gone); rejects when it never
+   * opened. */
+  Subscription.prototype._stream = async function () {
+    var url = endpointUrl(this.base, "sub", await this._params());
+    var self = this;
+    if (this.closed) return "closed";
+    return new Promise(function (resolve, reject) {
+      var opened = false;
+      var es = new root.EventSource(url, { withCredentials: !!self.options.withCredentials });
+      self._es = es;
+      var done = function (how, err) {
+        es.close();
+        if (self._es === es) { self._es = null; self._esDone = null; }
+        if (err) reject(err); else resolve(how);
+      };
+      self._esDone = done;
+      es.onopen = function () {
+        opened = true;
+        self._attempt = 0;
+        self._sseFailures = 0;
+        self._setState("open");
+      };
+      es.onmessage = function (e) {
+        var m;
+        try { m = JSON.parse(e.data); } catch (x) { return; }
+        self._deliver(m);
+      };
+      es.addEventListener("gap", function (e) {
+        var d = {};
+        try { d = JSON.parse(e.data); } catch (x) { /* keep {} */ }
+        call(self.options.onGap, { cursor: self.cursor, last_id: d.last_id });
+      });
+      es.addEventListener("reset", function (e) {
+        var d;
+        try { d = JSON.parse(e.data); } catch (x) { return; }
+        if (typeof d.last_id !== "number") return;
+        self._setCursor(d.last_id);
+        call(self.options.onReset, { last_id: d.last_id });
+        // The server ends the stream now; come back from the new cursor.
+      });
+      es.onerror = function () {
+        // Always take over from the browser's own reconnection: a new
+        // EventSource carries since=<cursor>, with our backoff.
+        if (opened) done("ended");
+        else done(null, CometError("event stream failed to open", 0, false));
+      };
+    });
+  };
+
+  Subscription.prototype._sleep = function (ms) {
+    var self = this;
+    return new Promise(function (resolve) {
+      var t = setTimeout(finish, ms);
+      function finish() {
+        clearTimeout(t);
+        if (self._wake === finish) self._wake = null;
+        resolve();
+      }
+      self._wake = finish;
+    });
+  };
+
+  Subscription.prototype._retryAfter = async function (err) {
+    var delay = Math.max(backoff(this._attempt++), err && err.retryAfter || 0);
+    if (err) {
+      err.retryIn = delay;
+      call(this.options.onError, err);
+    }
+    this._setState("reconnecting");
+    await this._sleep(delay);
+    if (!this.closed) this._setState("connecting");
+  };
+
+  Subscription.prototype._run = async function () {
+    while (!this.closed) {
+      try {
+        if (this.cursor === null) {
+          // "From now": learn the newest id first, so that a reconnect
+          // later resumes from it instead of skipping what came between.
+          await this._poll(0);
+          continue;
+        }
+        if (this.transport === "sse") {
+          var how;
+          try {
+            how = await this._stream();
+          } catch (sseErr) {
+            if (this.closed) return;
+            // EventSource does not say why. A plain request from the same
+            // cursor tells (and catches up meanwhile); if that works but
+            // streams keep failing, auto mode falls back to long-polling.
+            var attempt = this._attempt;
+            await this._poll(0);
+            this._attempt = attempt;      // the stream still failed: keep backing off
+            this._sseFailures++;
+            if (this.auto && this._sseFailures >= 2) {
+              this.transport = "longpoll";
+              continue;
+            }
+            throw sseErr;
+          }
+          if (how === "ended" && !this.closed) await this._retryAfter(null);
+        } else {
+          await this._poll(this._timeout);
+        }
+      } catch (err) {
+        if (this.closed) return;
+        if (!err || err.name !== "CometError") {       // a bug or a broken callback
+          err = CometError(String(err && err.message || err), 0, false);
+        }
+        if (err.fatal) {
+          call(this.options.onError, err);
+          this.close();
+          return;
+        }
+        await this._retryAfter(err);
+      }
+    }
+  };
+
+  /* Publish from the browser (needs the publish key when the server has one;
+   * don't ship a key to browsers you do not trust). Resolves to the ack
+   * {id, channel, time}; rejects with a CometError. */
+  async function publish(base, channel, data, options) {
+    var o = options || {};
+    var type = o.type;
+    var body = data;
+    if (typeof data !== "string") {
+      body = JSON.stringify(data);
+      type = type || "application/json";
+    }
+    var headers = { "Content-Type": type || "text/plain" };
+    if (o.key) headers.Authorization = "Bearer " + o.key;
+    return fetchJSON(endpointUrl(base, "pub", [["channel", channel]]), {
+      method: "POST", body: body, headers: headers, cache: "no-store",
+      credentials: o.withCredentials ? "include" : "same-origin"
+    }, (o.timeout || 30) * 1000, null);
+  }
+
+  var Comet = {
+    version: "1.0",
+    subscribe: function (base, channels, options) {
+      return new Subscription(base, channels, options);
+    },
+    publish: publish,
+    Subscription: Subscription,
+    _backoff: backoff
+  };
+
+  root.Comet = Comet;
+  if (typeof module === "object" && module && module.exports) module.exports = Comet;
+})(typeof globalThis !== "undefined" ? globalThis : typeof self !== "undefined" ? self : this);
