@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`make demo`: serve comet-fcgi under a real lighttpd (or Apache with
---apache) on 127.0.0.1, with its SQLite log in a scratch directory, until
-Ctrl-C. Uses the shipped configuration through tests/harness.py."""
+--apache) on 127.0.0.1, with its SQLite log in a scratch directory, and the
+site in www/ (the chat demo at /chat/, PHP via php-cgi), until Ctrl-C. Uses
+the shipped configuration through tests/harness.py."""
 
 import argparse
 import os
@@ -17,10 +18,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--apache", action="store_true",
                     help="use Apache + mod_fcgid instead of lighttpd")
+    ap.add_argument("--port", type=int, default=0,
+                    help="port on 127.0.0.1 (default: a free one)")
     args = ap.parse_args()
 
     kind = "apache" if args.apache else "lighttpd"
-    srv = harness.Server(kind)
+    srv = harness.Server(kind, port=args.port or None)
     try:
         srv.start()
     except harness.HarnessError as e:
@@ -32,6 +35,8 @@ def main():
           % (srv.stats().get("version", "?"), kind, srv.base_url))
     print("SQLite log: %s" % srv.db)
     print()
+    print("Chat (open it in several tabs; ?transport=longpoll forces long-polling):")
+    print("  %s" % srv.url("/chat/"))
     print("Subscribe (long-poll; repeat with since=<last_id> from the answer):")
     print("  curl '%s'" % sub)
     print("Event stream:")
@@ -39,6 +44,9 @@ def main():
     print("Publish:")
     print("  curl -X POST -H 'Content-Type: text/plain' --data-binary 'hello' '%s'"
           % srv.url("/comet/pub", "channel=demo"))
+    print("Publish to the chat:")
+    print("  curl -H 'Content-Type: application/json' -d '{\"name\": \"curl\", "
+          "\"text\": \"hello\"}' '%s'" % srv.url("/comet/pub", "channel=chat"))
     print("Stats:")
     print("  curl '%s'" % srv.url("/comet/stats"))
     print()

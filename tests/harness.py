@@ -225,7 +225,7 @@ class Server:
     """A real web server (kind "lighttpd" or "apache") serving comet-fcgi at
     /comet/ on 127.0.0.1:<free port>, in a fresh scratch directory."""
 
-    def __init__(self, kind, env=None, program=None, www=None):
+    def __init__(self, kind, env=None, program=None, www=None, port=None):
         if kind not in ("lighttpd", "apache"):
             raise ValueError("kind must be lighttpd or apache")
         self.kind = kind
@@ -243,6 +243,7 @@ class Server:
         self.publish_key = self.extra_env.get("COMET_PUBLISH_KEY")
         self.proc = None
         self.scratch = None
+        self.fixed_port = port       # None: a free one
         self.port = None
         self.db = None
         self.logs = ""
@@ -398,10 +399,13 @@ class Server:
         with _live_lock:
             _live.append(self)
         try:
-            for attempt in range(3):
-                self.port = free_port()
+            for attempt in range(1 if self.fixed_port else 3):
+                self.port = self.fixed_port or free_port()
                 if self._spawn_and_wait():
                     return self
+            if self.fixed_port:
+                raise HarnessError("%s: port %d is in use\n%s"
+                                   % (self.kind, self.fixed_port, self.read_logs()))
             raise HarnessError("%s: could not bind a port after 3 attempts\n%s"
                                % (self.kind, self.read_logs()))
         except BaseException:
