@@ -319,6 +319,69 @@ static void mem_read(int slot)
 	}
 }
 
+/* CPU time (ns) used so far by a group: every thread of every process
+ * (/proc/PID/task/TID/schedstat, first field). */
+static long long group_cpu_ns(const struct memgroup *g)
+{
+	long long total = 0;
+	for (int j = 0; j < g->npids; j++) {
+		char dir[64];
+		snprintf(dir, sizeof dir, "/proc/%d/task", g->pids[j]);
+		DIR *d = opendir(dir);
+		if (!d)
+			continue;
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (!isdigit((unsigned char)e->d_name[0]))
+				continue;
+			char path[400];
+			snprintf(path, sizeof path, "%s/%s/schedstat", dir, e->d_name);
+			FILE *f = fopen(path, "r");
+			if (!f)
+				continue;
+			long long ns;
+			if (fscanf(f, "%lld", &ns) == 1)
+				total += ns;
+			fclose(f);
+		}
+		closedir(d);
+	}
+	return total;
+}
+
+static long long self_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* cpu[g] for every group, cpu[ngroups] for this program. */
+static void cpu_read(long long *cpu)
+{
+	for (int i = 0; i < ngroups; i++)
+		cpu[i] = group_cpu_ns(&groups[i]);
+	cpu[ngroups] = self_cpu_ns();
+}
+
+/* ,"cpu":{"label":ms,...,"bench":ms} and the human form. */
+static void cpu_print(FILE *f, bool json, const long long *a, const long long *b, double wall)
+{
+	if (json) {
+		fprintf(f, ",\"cpu_ms\":{");
+		for (int i = 0; i < ngroups; i++)
+			fprintf(f, "\"%s\":%.1f,", groups[i].label, (b[i] - a[i]) / 1e6);
+		fprintf(f, "\"bench\":%.1f}", (b[ngroups] - a[ngroups]) / 1e6);
+		return;
+	}
+	fprintf(f, "   cpu over %.3f s:", wall);
+	for (int i = 0; i < ngroups; i++)
+		fprintf(f, " %s %.1f ms (%.0f%%),", groups[i].label, (b[i] - a[i]) / 1e6,
+			wall > 0 ? (b[i] - a[i]) / 1e7 / wall : 0);
+	fprintf(f, " bench %.1f ms (%.0f%%)\n", (b[ngroups] - a[ngroups]) / 1e6,
+		wall > 0 ? (b[ngroups] - a[ngroups]) / 1e7 / wall : 0);
+}
+
 /* ------------------------------------------------------------ connections */
 
 enum kind { K_SUB, K_PUB, K_READY };
@@ -663,6 +726,7 @@ static void (*on_other)(struct hconn *c, int rc);
 struct rate_result {
 	long ok, non2xx, errors, reconnects;
 	double elapsed;
+	long long cpu0[MAX_GROUPS + 1], cpu1[MAX_GROUPS + 1];
 	struct samples lat;		/* ms */
 };
 
@@ -697,6 +761,7 @@ static void run_rate(const char *path, int nconns, double duration, struct rate_
 			res->errors++;
 		}
 	}
+	cpu_read(res->cpu0);
 	double start = now_s(), stop = start + duration, hard = stop + 10;
 	double last = start;
 	int active = 0;
@@ -760,6 +825,7 @@ static void run_rate(const char *path, int nconns, double duration, struct rate_
 		}
 	}
 	res->elapsed = last - start;
+	cpu_read(res->cpu1);
 	for (int i = 0; i < nconns; i++) {
 		conn_close(&cs[i]);
 		free(cs[i].buf);
@@ -780,6 +846,7 @@ static void print_rate(const char *measure, long held, double duration,
 		       r->ok, r->non2xx, r->errors, r->reconnects, r->elapsed);
 		printf("   %.0f msg/s   latency p50 %.3f ms  p99 %.3f ms  max %.3f ms\n",
 		       rate, pct(&r->lat, 50), pct(&r->lat, 99), pct(&r->lat, 100));
+		cpu_print(stdout, false, r->cpu0, r->cpu1, r->elapsed);
 	}
 	printf("{");
 	jstr(stdout, "measure", measure, true);
@@ -792,6 +859,7 @@ static void print_rate(const char *measure, long held, double duration,
 	jnum(stdout, "p50_ms", pct(&r->lat, 50), 3, true);
 	jnum(stdout, "p99_ms", pct(&r->lat, 99), 3, true);
 	jnum(stdout, "max_ms", pct(&r->lat, 100), 3, false);
+	cpu_print(stdout, true, r->cpu0, r->cpu1, r->elapsed);
 	printf("}\n");
 	fflush(stdout);
 }
@@ -989,6 +1057,8 @@ static void run_fanout(void)
 	fcntl(pub.fd, F_SETFL, fcntl(pub.fd, F_GETFL) | O_NONBLOCK);
 	pub.state = S_WRITING;
 	set_events(&pub, EPOLLOUT, EPOLL_CTL_ADD);
+	long long fcpu0[MAX_GROUPS + 1], fcpu1[MAX_GROUPS + 1];
+	cpu_read(fcpu0);
 	double t0 = now_s();
 	conn_write(&pub);
 
@@ -1030,6 +1100,8 @@ static void run_fanout(void)
 		}
 	}
 	free(evs);
+	double t_last = lat.n ? t0 + lat.v[lat.n - 1] / 1000 : now_s();
+	cpu_read(fcpu1);
 	double pub_ms = pub.state == S_DONE ? (pub.t_done - t0) * 1000 : NAN;
 	int pub_status = pub.state == S_DONE ? pub.status : 0;
 	conn_close(&pub);
@@ -1057,6 +1129,7 @@ static void run_fanout(void)
 		       answered, expect, non200, pending, opt.answer_timeout);
 		printf("   fan-out latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
 		       pct(&lat, 50), pct(&lat, 90), pct(&lat, 99), pct(&lat, 100));
+		cpu_print(stdout, false, fcpu0, fcpu1, t_last - t0);
 		for (int g = 0; g < ngroups; g++) {
 			struct memgroup *m = &groups[g];
 			long div = held > 0 ? held : 1;
@@ -1088,7 +1161,9 @@ static void run_fanout(void)
 	jnum(stdout, "p90_ms", pct(&lat, 90), 3, true);
 	jnum(stdout, "p99_ms", pct(&lat, 99), 3, true);
 	jnum(stdout, "max_ms", pct(&lat, 100), 3, true);
-	printf("\"mem\":{");
+	jnum(stdout, "fanout_wall_s", t_last - t0, 4, false);
+	cpu_print(stdout, true, fcpu0, fcpu1, t_last - t0);
+	printf(",\"mem\":{");
 	for (int g = 0; g < ngroups; g++) {
 		struct memgroup *m = &groups[g];
 		long div = held > 0 ? held : 1;
