@@ -15,7 +15,8 @@ import harness  # noqa: E402
 class Lighttpd(CometCases, unittest.TestCase):
     KIND = "lighttpd"
     # One comet-fcgi process holds them all.
-    WAITERS = 250
+    WAITERS = 2000
+    WAITING_WITHIN = 20
 
     def test_one_program_process(self):
         ch = "one-proc"
