@@ -1032,7 +1032,9 @@ static void run_fanout(void)
 	/* Optionally, the publish rate on another channel while these are held. */
 	struct rate_result rr = { 0 };
 	bool did_rate = false;
-	if (opt.rate_while_held > 0 && opt.rate_pub_path) {
+	if (opt.rate_while_held > 0 && opt.rate_pub_path && stalled) {
+		fprintf(stderr, "bench: opening stalled; no publish-rate run while held\n");
+	} else if (opt.rate_while_held > 0 && opt.rate_pub_path) {
 		run_rate(opt.rate_pub_path, opt.conns, opt.rate_while_held, &rr);
 		did_rate = true;
 		long cnt = ready_count(5);
