@@ -456,7 +456,8 @@ static int conn_open(struct hconn *c)
 static void conn_close(struct hconn *c)
 {
 	if (c->fd >= 0) {
-		epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+		/* No EPOLL_CTL_DEL: the descriptor is never duplicated, so
+		 * closing it takes it out of the epoll set. */
 		close(c->fd);
 		c->fd = -1;
 	}
@@ -649,6 +650,7 @@ static int parse_response(struct hconn *c, bool eof)
 static int conn_read(struct hconn *c)
 {
 	bool eof = false;
+	int rc = 0;
 	for (;;) {
 		if (c->cap - c->len < 4096) {
 			c->cap = c->cap ? c->cap * 2 : 8192;
@@ -673,10 +675,15 @@ static int conn_read(struct hconn *c)
 			break;
 		}
 		c->len += (size_t)r;
+		c->buf[c->len] = 0;
+		/* Complete already: no further recv (that would only say EAGAIN). */
+		if ((rc = parse_response(c, false)) != 0)
+			break;
 	}
 	if (c->buf)
 		c->buf[c->len] = 0;
-	int rc = parse_response(c, eof);
+	if (rc == 0 || eof)
+		rc = parse_response(c, eof);
 	if (rc == 1) {
 		c->t_done = now_s();
 		c->state = S_DONE;
@@ -1084,7 +1091,14 @@ static void run_fanout(void)
 		for (int i = 0; i < n; i++) {
 			struct hconn *c = evs[i].data.ptr;
 			int rc = conn_event(c, evs[i].events);
-			if (rc == 0 || c == &pub)
+			if (c == &pub) {
+				/* Done with it: out of the epoll set, or its
+				 * hang-up would be reported again and again. */
+				if (rc != 0)
+					conn_close(&pub);
+				continue;
+			}
+			if (rc == 0)
 				continue;
 			pending--;
 			if (rc > 0) {
