@@ -351,7 +351,10 @@
           }
           if (how === "ended" && !this.closed) await this._retryAfter(null);
         } else {
-          await this._poll(this._timeout);
+          // Until a request has succeeded (at start, after an error) ask
+          // with timeout 0: the answer comes at once, so the state is known
+          // and the catch-up done before holding requests.
+          await this._poll(this.state === "open" ? this._timeout : 0);
         }
       } catch (err) {
         if (this.closed) return;
