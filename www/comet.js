@@ -220,15 +220,18 @@
     return p.concat(extra || []);
   };
 
-  /* One long-poll request (timeout seconds; 0 answers at once), handled. */
-  Subscription.prototype._poll = async function (timeout) {
+  /* One long-poll request (timeout seconds; 0 answers at once), handled.
+   * quiet: a check on the way to an event stream, which is not "open" yet. */
+  Subscription.prototype._poll = async function (timeout, quiet) {
     var url = endpointUrl(this.base, "sub", await this._params([["timeout", timeout]]));
     var init = { method: "GET", cache: "no-store", headers: { Accept: "application/json" },
                  credentials: this.options.withCredentials ? "include" : "same-origin" };
     var ans = await fetchJSON(url, init, (timeout + 20) * 1000, this._aborts);
     if (this.closed) return;
-    this._attempt = 0;
-    this._setState("open");
+    if (!quiet) {
+      this._attempt = 0;
+      this._setState("open");
+    }
     this._answer(ans);
   };
 
@@ -327,7 +330,7 @@
         if (this.cursor === null) {
           // "From now": learn the newest id first, so that a reconnect
           // later resumes from it instead of skipping what came between.
-          await this._poll(0);
+          await this._poll(0, this.transport === "sse");
           continue;
         }
         if (this.transport === "sse") {
@@ -339,9 +342,7 @@
             // EventSource does not say why. A plain request from the same
             // cursor tells (and catches up meanwhile); if that works but
             // streams keep failing, auto mode falls back to long-polling.
-            var attempt = this._attempt;
-            await this._poll(0);
-            this._attempt = attempt;      // the stream still failed: keep backing off
+            await this._poll(0, true);
             this._sseFailures++;
             if (this.auto && this._sseFailures >= 2) {
               this.transport = "longpoll";
