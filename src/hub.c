@@ -18,6 +18,7 @@
 #include "log.h"
 #include "msglog.h"
 #include "reply.h"
+#include "thread.h"
 #include "request.h"
 
 /* Rows read from the log per round; a longer backlog takes more rounds. */
@@ -64,19 +65,6 @@ static void *hub_main(void *arg)
 	return NULL;
 }
 
-static int spawn(void *(*fn)(void *), void *arg)
-{
-	pthread_t t;
-	pthread_attr_t at;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	/* Neither thread recurses or keeps big frames; SQLite needs ~100 KB. */
-	pthread_attr_setstacksize(&at, 256 * 1024);
-	int rc = pthread_create(&t, &at, fn, arg);
-	pthread_attr_destroy(&at);
-	return rc;
-}
-
 int hub_start(struct hub **out, const struct conf *conf, struct notify *n,
 	      bool threaded, char *err, size_t errlen)
 {
@@ -105,9 +93,10 @@ int hub_start(struct hub **out, const struct conf *conf, struct notify *n,
 	epoll_ctl(h->ep, EPOLL_CTL_ADD, h->bell, &ev);
 	ev.data.ptr = &tag_stop;
 	epoll_ctl(h->ep, EPOLL_CTL_ADD, h->stopfd, &ev);
-	int rc = spawn(watch_main, h);
+	/* SQLite needs about 100 KB of stack; the watcher almost none. */
+	int rc = thread_spawn(watch_main, h, 64);
 	if (rc == 0 && threaded)
-		rc = spawn(hub_main, h);
+		rc = thread_spawn(hub_main, h, 256);
 	if (rc) {
 		snprintf(err, errlen, "hub: pthread_create: %s", strerror(rc));
 		return -1;
@@ -203,6 +192,16 @@ static void fail(struct hub *h, struct waiter *w, const char *why)
 	finished(h, w);
 }
 
+/* Ends a retired waiter that has nothing new: an empty answer (its
+ * cursor moved to what this process has read), or the end of its stream. */
+static void release(struct hub *h, struct waiter *w)
+{
+	if (w->stream)
+		end_stream(h, w);
+	else
+		answer(h, w, h->pos > w->cursor ? h->pos : w->cursor, false, false);
+}
+
 /* Adds one message to what w will be sent. */
 static void add_message(struct waiter *w, int64_t id, const char *json, size_t n)
 {
@@ -285,10 +284,7 @@ static bool catch_up(struct hub *h, struct waiter *w)
 static void adopt(struct hub *h, struct waiter *w)
 {
 	if (h->stopping) {
-		if (w->stream)
-			end_stream(h, w);
-		else
-			answer(h, w, w->cursor, false, false);
+		release(h, w);
 		return;
 	}
 	/* With nothing parked, h->pos may lag doorbells that found nobody; and a
@@ -369,15 +365,21 @@ static void collect(struct waiter *w, void *arg)
 	*list = w;
 }
 
-/* The log is behind what this process dispatched: it was replaced. */
-static void reset_all(struct hub *h, int64_t last_id)
+/* Takes every parked waiter out of the set; returns them as a list. */
+static struct waiter *retire_all(struct hub *h)
 {
 	struct waiter *list = NULL;
 	waiter_each(h->set, collect, &list);
-	while (list) {
-		struct waiter *w = list;
-		list = w->touched_next;
+	for (struct waiter *w = list; w; w = w->touched_next)
 		retire(h, w);
+	return list;
+}
+
+/* The log is behind what this process dispatched: it was replaced. */
+static void reset_all(struct hub *h, int64_t last_id)
+{
+	for (struct waiter *w = retire_all(h), *next; w; w = next) {
+		next = w->touched_next;
 		if (w->stream) {
 			meta_event(w, "reset", last_id, last_id);
 			flush_stream(h, w);
@@ -443,10 +445,7 @@ static void expire(struct hub *h)
 			continue;
 		}
 		retire(h, w);
-		if (w->stream)
-			end_stream(h, w);
-		else
-			answer(h, w, h->pos > w->cursor ? h->pos : w->cursor, false, false);
+		release(h, w);
 	}
 }
 
@@ -454,16 +453,9 @@ static void expire(struct hub *h)
 static void stop_all(struct hub *h)
 {
 	deliver(h);
-	struct waiter *list = NULL;
-	waiter_each(h->set, collect, &list);
-	while (list) {
-		struct waiter *w = list;
-		list = w->touched_next;
-		retire(h, w);
-		if (w->stream)
-			end_stream(h, w);
-		else
-			answer(h, w, h->pos > w->cursor ? h->pos : w->cursor, false, false);
+	for (struct waiter *w = retire_all(h), *next; w; w = next) {
+		next = w->touched_next;
+		release(h, w);
 	}
 	__atomic_store_n(&h->stopped, 1, __ATOMIC_SEQ_CST);
 }

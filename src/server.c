@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "log.h"
 #include "server.h"
+#include "thread.h"
 #include "hub.h"
 
 extern char **environ;
@@ -93,12 +94,5 @@ int server_signals(struct app *a)
 	sigaddset(&set, SIGHUP);
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
 		return -1;
-	pthread_t t;
-	pthread_attr_t at;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&at, 64 * 1024);
-	int rc = pthread_create(&t, &at, stopper, a);
-	pthread_attr_destroy(&at);
-	return rc ? -1 : 0;
+	return thread_spawn(stopper, a, 64) ? -1 : 0;
 }
