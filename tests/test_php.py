@@ -45,6 +45,7 @@ class PhpCases:
     """Mixin: STREAMS False runs php with the curl extension, True with -n."""
 
     STREAMS = None
+    FORCE = None     # a transport to ask for; None: comet.php's own choice
 
     @classmethod
     def setUpClass(cls):
@@ -67,7 +68,7 @@ class PhpCases:
         srv = srv or self.open_srv
         env = dict(os.environ, COMET_PHP=COMET_PHP,
                    T_BASE=base or srv.url("/comet"), T_KEY=key or "",
-                   T_TOKEN_KEY=token_key or "")
+                   T_TOKEN_KEY=token_key or "", T_TRANSPORT=self.FORCE or "")
         cmd = [PHP]
         if self.STREAMS:
             cmd.append("-n")   # no php.ini: no curl extension, the streams path
@@ -247,6 +248,16 @@ class WithCurl(PhpCases, unittest.TestCase):
 @unittest.skipUnless(PHP, "php-cli is not installed")
 class WithStreams(PhpCases, unittest.TestCase):
     STREAMS = True
+
+    @classmethod
+    def setUpClass(cls):
+        # php -n loads no extensions from php.ini, so comet.php finds no curl
+        # and falls back by itself; a PHP with curl built in needs telling.
+        probe = subprocess.run([PHP, "-n", "-r", "echo extension_loaded('curl') ? 1 : 0;"],
+                               capture_output=True, text=True)
+        if probe.stdout.strip() == "1":
+            cls.FORCE = "stream"
+        super().setUpClass()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@
  *     token: "1763700000.ab12...", // private-* channels: string, array, or a
  *                                  // function returning either (or a Promise)
  *     timeout: 25,         // long-poll hold in seconds
+ *     limit: 100,          // long-poll: messages per answer (the rest follow at once)
+ *     withCredentials: false, // send cookies cross-origin
  *   });
  *   sub.close();
  *
@@ -145,6 +147,9 @@
     var to = o.timeout === undefined || o.timeout === null ? DEFAULT_TIMEOUT : Number(o.timeout);
     if (!(to >= 0)) throw new TypeError("Comet.subscribe: bad timeout");
     this._timeout = Math.floor(to);
+    this._limit = o.limit === undefined || o.limit === null ? null : Math.floor(Number(o.limit));
+    if (this._limit !== null && !(this._limit >= 1 && this._limit <= 1000))
+      throw new TypeError("Comet.subscribe: limit must be 1 to 1000");
     this.state = "connecting";
     this.closed = false;
     this.cursor = null;
@@ -223,7 +228,8 @@
   /* One long-poll request (timeout seconds; 0 answers at once), handled.
    * quiet: a check on the way to an event stream, which is not "open" yet. */
   Subscription.prototype._poll = async function (timeout, quiet) {
-    var url = endpointUrl(this.base, "sub", await this._params([["timeout", timeout]]));
+    var url = endpointUrl(this.base, "sub",
+                          await this._params([["timeout", timeout], ["limit", this._limit]]));
     var init = { method: "GET", cache: "no-store", headers: { Accept: "application/json" },
                  credentials: this.options.withCredentials ? "include" : "same-origin" };
     var ans = await fetchJSON(url, init, (timeout + 20) * 1000, this._aborts);
@@ -245,7 +251,8 @@
       call(this.options.onGap, { cursor: this.cursor, last_id: ans.last_id });
     }
     for (var i = 0; i < ans.messages.length && !this.closed; i++) this._deliver(ans.messages[i]);
-    // last_id may pass over messages on channels not asked for.
+    // last_id may pass over messages on channels not asked for. (more:
+    // true needs nothing special: the next request follows at once.)
     if (!this.closed && !ans.reset && (this.cursor === null || ans.last_id > this.cursor))
       this._setCursor(ans.last_id);
   };

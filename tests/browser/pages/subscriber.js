@@ -1,15 +1,21 @@
 "use strict";
-// Subscribes with comet.js as the query says and records what happens:
-// window.seen (messages), window.errors, window.states; the log shows ids.
+// Subscribes with comet.js as the query says (base, channel, transport,
+// since, limit, token, persist) and records what happens: window.seen
+// (messages), window.gaps, window.resets, window.errors, window.states.
 (function () {
   var q = new URLSearchParams(location.search);
   var log = document.getElementById("log");
   window.seen = [];
+  window.gaps = [];
+  window.resets = [];
   window.errors = [];
   window.states = [];
   window.sub = Comet.subscribe(q.get("base"), (q.get("channel") || "").split(","), {
     transport: q.get("transport") || "auto",
     since: q.has("since") ? Number(q.get("since")) : undefined,
+    limit: q.has("limit") ? Number(q.get("limit")) : undefined,
+    token: q.has("token") ? q.get("token").split(",") : undefined,
+    persist: q.get("persist") || undefined,
     onMessage: function (m) {
       window.seen.push(m);
       var li = document.createElement("li");
@@ -17,6 +23,8 @@
       li.textContent = JSON.stringify(m.data);
       log.appendChild(li);
     },
+    onGap: function (info) { window.gaps.push(info); },
+    onReset: function (info) { window.resets.push(info); },
     onError: function (e) {
       window.errors.push({ message: e.message, status: e.status, fatal: e.fatal });
     },

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""The browser tests: www/comet.js and the chat demo in Debian's chromium,
+driven by playwright-core under node's test runner, against real lighttpd
+and Apache started through tests/harness.py (see the *.test.js files).
+
+    python3 tests/browser/run.py [chat|restart|cors|jsonp|protocol ...]
+
+Exits 77 (skipped, for `make check`) when node or chromium is missing.
+Installs playwright-core from package-lock.json with `npm ci` when it is not
+there yet: into tests/browser/node_modules of the source tree, or of the
+build tree when the source tree is read-only. Screenshots go to
+test-artifacts/browser/ under the current directory (the build tree).
+
+Environment: CHROMIUM (default /usr/bin/chromium), NODE (default: node on
+PATH), COMET_FCGI and the rest as for tests/harness.py.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = ["chat", "restart", "cors", "jsonp", "protocol"]
+# Whole-file limit: each takes well under a minute on the 2-core test machine.
+FILE_TIMEOUT = 150
+SKIP = 77
+
+
+def locked_version():
+    with open(os.path.join(HERE, "package-lock.json")) as f:
+        lock = json.load(f)
+    return lock["packages"]["node_modules/playwright-core"]["version"]
+
+
+def installed_version(prefix):
+    try:
+        with open(os.path.join(prefix, "node_modules", "playwright-core", "package.json")) as f:
+            return json.load(f).get("version")
+    except (OSError, ValueError):
+        return None
+
+
+def ensure_modules():
+    """The directory holding node_modules/playwright-core at the locked
+    version, running `npm ci` first when needed; None (and a message) when
+    that fails."""
+    want = locked_version()
+    build_dir = os.path.join(os.getcwd(), "tests", "browser")
+    candidates = [HERE]
+    if os.path.realpath(build_dir) != os.path.realpath(HERE):
+        candidates.append(build_dir)
+    for c in candidates:
+        if installed_version(c) == want:
+            return c
+    target = HERE if os.access(HERE, os.W_OK) else build_dir
+    npm = shutil.which("npm")
+    if not npm:
+        sys.stderr.write("run.py: playwright-core is not installed and npm is missing "
+                         "(apt-get install npm, then: cd tests/browser && npm ci)\n")
+        return None
+    if target != HERE:
+        os.makedirs(target, exist_ok=True)
+        for n in ("package.json", "package-lock.json"):
+            shutil.copyfile(os.path.join(HERE, n), os.path.join(target, n))
+    sys.stderr.write("run.py: npm ci in %s\n" % target)
+    p = subprocess.run([npm, "ci", "--prefer-offline", "--no-audit", "--no-fund"], cwd=target)
+    if p.returncode != 0 or installed_version(target) != want:
+        sys.stderr.write("run.py: npm ci failed in %s\n" % target)
+        return None
+    return target
+
+
+def run_file(node, name, env):
+    """node --test <name>.test.js in its own process group (killed whole on
+    timeout or when we are terminated). True when it passed."""
+    path = os.path.join(HERE, name + ".test.js")
+    t0 = time.monotonic()
+    proc = subprocess.Popen([node, "--test", path], env=env, start_new_session=True)
+
+    def kill_group(*_):
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    old = signal.signal(signal.SIGTERM, lambda *a: (kill_group(), sys.exit(143)))
+    try:
+        proc.wait(timeout=FILE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        sys.stderr.write("run.py: %s took more than %d s; stopping it\n" % (name, FILE_TIMEOUT))
+        kill_group()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        return False
+    except BaseException:
+        kill_group()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    sys.stderr.write("run.py: %s: %s in %.1f s\n" % (
+        name, "passed" if proc.returncode == 0 else "FAILED", time.monotonic() - t0))
+    return proc.returncode == 0
+
+
+def main(argv):
+    names = argv or TESTS
+    unknown = set(names) - set(TESTS)
+    if unknown:
+        sys.stderr.write("run.py: unknown test(s): %s (have: %s)\n"
+                         % (", ".join(sorted(unknown)), ", ".join(TESTS)))
+        return 2
+    node = os.environ.get("NODE") or shutil.which("node") or shutil.which("nodejs")
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not node:
+        print("SKIP: node is not installed (apt-get install nodejs npm)")
+        return SKIP
+    if not (os.path.isfile(chromium) and os.access(chromium, os.X_OK)):
+        print("SKIP: %s is not installed (apt-get install chromium)" % chromium)
+        return SKIP
+    out = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
+    major = int(out.lstrip("v").split(".")[0] or 0) if out else 0
+    if major < 18:
+        sys.stderr.write("run.py: node %s is too old: playwright-core and node:test "
+                         "need 18 or later\n" % out)
+        return 1
+    modules = ensure_modules()
+    if not modules:
+        return 1
+    env = dict(os.environ)
+    env["NODE_PATH"] = os.path.join(modules, "node_modules")
+    env["CHROMIUM"] = chromium
+    env["PYTHON3"] = sys.executable
+    env.setdefault("COMET_ARTIFACTS", os.path.join(os.getcwd(), "test-artifacts", "browser"))
+    failed = [n for n in names if not run_file(node, n, env)]
+    if failed:
+        sys.stderr.write("run.py: FAILED: %s\n" % ", ".join(failed))
+        return 1
+    print("run.py: all passed (%s); screenshots in %s" % (", ".join(names), env["COMET_ARTIFACTS"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
