@@ -137,13 +137,14 @@ async function newPage(browser) {
 }
 
 /* Static files for the second origin: tests/browser/pages/ at /, and
- * www/comet.js at /comet.js. Listens on 127.0.0.1; origin is its URL. */
+ * www/comet.js and comet.mjs at /. Listens on 127.0.0.1; origin is its URL. */
 async function pageServer() {
-  const types = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8" };
+  const js = "text/javascript; charset=utf-8";
+  const types = { ".html": "text/html; charset=utf-8", ".js": js, ".mjs": js };
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, "http://x");
     let file = null;
-    if (url.pathname === "/comet.js") file = path.join(WWW, "comet.js");
+    if (url.pathname === "/comet.js" || url.pathname === "/comet.mjs") file = path.join(WWW, url.pathname);
     else if (/^\/[a-z0-9-]+\.(html|js)$/.test(url.pathname)) file = path.join(HERE, "pages", url.pathname);
     fs.readFile(file || "/nonexistent", (err, data) => {
       if (err) {

@@ -2,7 +2,7 @@
 // comet.js against the rest of the protocol, over an event stream and over
 // long-polling (a page on another origin, COMET_CORS_ORIGIN set): gap and
 // reset notices, limit/more, private channels with tokens, fatal errors,
-// and a cursor persisted across a reload.
+// a cursor persisted across a reload; and comet.mjs as an ES module.
 
 const crypto = require("node:crypto");
 const { test, before, after } = require("node:test");
@@ -128,3 +128,13 @@ for (const transport of ["sse", "longpoll"]) {
     await page.context().close();
   });
 }
+
+test("comet.mjs: the same client as an ES module", async () => {
+  const page = await newPage(browser);
+  await page.goto(`${pages.origin}/module.html`);
+  await page.waitForFunction(() => window.moduleLoaded, null, { timeout: WAIT });
+  assert.deepEqual(await page.evaluate(() => window.moduleLoaded),
+                   { same: true, subscribe: true, publish: true });
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
