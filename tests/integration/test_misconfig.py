@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""A wrong setting in the shipped configurations shows up as a clear error
+in the web server's logs and a prompt error answer, never as a browser
+left hanging: a bad COMET_* value (the program refuses to start, naming
+the variable), and a database directory the program cannot write."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness  # noqa: E402
+
+
+class Misconfigured(harness.Server):
+    """Started without waiting for a healthy /comet/stats: only for the web
+    server itself to listen."""
+
+    def __init__(self, kind, env=None, db=None):
+        super().__init__(kind, env=env)
+        self.db_override = db
+
+    def _prepare_scratch(self):
+        super()._prepare_scratch()
+        if self.db_override:
+            self.db = self.db_override
+
+    def _spawn_and_wait(self):
+        out = open(os.path.join(self.scratch, "server.out"), "ab")
+        self.proc = subprocess.Popen(
+            self._command(), cwd=self.scratch, env=self._server_env(),
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        out.close()
+
+        def listening():
+            if self.proc.poll() is not None:
+                raise harness.HarnessError("%s exited during start\n%s"
+                                           % (self.kind, self.read_logs()))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        harness.wait_until(listening, 20, "%s to listen" % self.kind)
+        return True
+
+
+class Misconfig:
+    KIND = None
+
+    def logs_of(self, srv):
+        return srv.read_logs()
+
+    def test_bad_setting_is_named_and_answered(self):
+        with Misconfigured(self.KIND, env={"COMET_MAX_TIMEOUT": "soon"}) as srv:
+            t0 = time.monotonic()
+            r = srv.get("/comet/sub", query={"channel": "c"}, timeout=30)
+            self.assertLess(time.monotonic() - t0, 10, "the browser was left hanging")
+            self.assertGreaterEqual(r.status, 500, r)
+            logs = harness.wait_until(
+                lambda: (lambda t: t if "COMET_MAX_TIMEOUT" in t else None)(self.logs_of(srv)),
+                10, "the setting's name in the logs")
+            self.assertIn("'soon' is not a whole number", logs)
+
+    def test_unwritable_database_directory(self):
+        with Misconfigured(self.KIND, db="/nonexistent-comet-dir/comet.db") as srv:
+            r = srv.get("/comet/sub", query={"channel": "c"}, timeout=30)
+            self.assertEqual(r.status, 503, r)
+            self.assertEqual(r.json["status"], 503)
+            self.assertIn("retry-after", {k.lower() for k in r.headers.keys()})
+            r = srv.publish("c", "x")
+            self.assertEqual(r.status, 503, r)
+            logs = harness.wait_until(
+                lambda: (lambda t: t if "/nonexistent-comet-dir" in t else None)(self.logs_of(srv)),
+                10, "the database path in the logs")
+            self.assertIn("storage unavailable", logs)
+
+
+class LighttpdMisconfig(Misconfig, unittest.TestCase):
+    KIND = "lighttpd"
+
+
+class ApacheMisconfig(Misconfig, unittest.TestCase):
+    KIND = "apache"
+
+
+if __name__ == "__main__":
+    harness.main()
