@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -15,9 +17,16 @@
  * hub for long; past this the request is dropped. */
 #define SEND_TIMEOUT_SEC 5
 
+/* FastCGI record types and the largest content of one record. */
+#define FCGI_END_REQUEST_TYPE 3
+#define FCGI_STDOUT_TYPE 6
+#define FCGI_RECORD_MAX 65535
+
 struct conn {
-	FCGX_Request *req;	/* NULL: CGI */
-	char **envp;
+	FCGX_Request *req;	/* FastCGI until parked; NULL for CGI and parked */
+	char **envp;		/* NULL once parked */
+	int fd;			/* parked FastCGI: the socket; else -1 */
+	uint16_t request_id;	/* parked FastCGI */
 	unsigned long id;
 };
 
@@ -26,6 +35,7 @@ struct conn *conn_fcgx(FCGX_Request *r, unsigned long id)
 	struct conn *c = xcalloc(1, sizeof *c);
 	c->req = r;
 	c->envp = r->envp;
+	c->fd = -1;
 	c->id = id;
 	struct timeval tv = { SEND_TIMEOUT_SEC, 0 };
 	setsockopt(r->ipcFd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -36,6 +46,7 @@ struct conn *conn_cgi(char **envp, unsigned long id)
 {
 	struct conn *c = xcalloc(1, sizeof *c);
 	c->envp = envp;
+	c->fd = -1;
 	c->id = id;
 	return c;
 }
@@ -47,7 +58,7 @@ unsigned long conn_id(const struct conn *c)
 
 const char *conn_param(const struct conn *c, const char *name)
 {
-	return FCGX_GetParam(name, c->envp);
+	return c->envp ? FCGX_GetParam(name, c->envp) : NULL;
 }
 
 long conn_read(struct conn *c, char *buf, size_t n)
@@ -60,6 +71,8 @@ long conn_read(struct conn *c, char *buf, size_t n)
 			return -1;
 		return got;
 	}
+	if (c->fd >= 0)
+		return 0;	/* parked: the body was read to its end */
 	for (;;) {
 		ssize_t got = read(STDIN_FILENO, buf, n);
 		if (got < 0 && errno == EINTR)
@@ -76,41 +89,102 @@ void conn_drain(struct conn *c, size_t max)
 		max -= (size_t)got;
 }
 
+void conn_park(struct conn *c)
+{
+	if (!c->req)
+		return;
+	conn_drain(c, (size_t)1 << 20);
+	c->fd = c->req->ipcFd;
+	c->request_id = (uint16_t)c->req->requestId;
+	/* Frees the streams (8 KB in, 8 KB out, 512 B err) and the parameters,
+	 * keeping the socket open (close = 0). */
+	FCGX_Free(c->req, 0);
+	free(c->req);
+	c->req = NULL;
+	c->envp = NULL;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void record_header(struct buf *b, int type, uint16_t id, size_t len)
+{
+	unsigned char h[8] = { 1, (unsigned char)type, (unsigned char)(id >> 8),
+			       (unsigned char)id, (unsigned char)(len >> 8),
+			       (unsigned char)len, 0, 0 };
+	buf_add(b, h, sizeof h);
+}
+
+/* p as FastCGI STDOUT records, and with last the stream's end and the
+ * request's end, into b. */
+static void records(struct conn *c, struct buf *b, const char *p, size_t n, bool last)
+{
+	while (n > 0) {
+		size_t len = n < FCGI_RECORD_MAX ? n : FCGI_RECORD_MAX;
+		record_header(b, FCGI_STDOUT_TYPE, c->request_id, len);
+		buf_add(b, p, len);
+		p += len;
+		n -= len;
+	}
+	if (last) {
+		static const unsigned char complete[8] = { 0 };	/* status 0, REQUEST_COMPLETE */
+		record_header(b, FCGI_STDOUT_TYPE, c->request_id, 0);
+		record_header(b, FCGI_END_REQUEST_TYPE, c->request_id, sizeof complete);
+		buf_add(b, complete, sizeof complete);
+	}
+}
+
+static int send_parked(struct conn *c, const void *p, size_t n, bool last)
+{
+	struct buf b = BUF_INIT;
+	buf_reserve(&b, n + 32);
+	records(c, &b, p, n, last);
+	int rc = write_all(c->fd, b.p, b.len);
+	buf_free(&b);
+	return rc;
+}
+
 int conn_send(struct conn *c, const void *p, size_t n)
 {
+	if (c->fd >= 0)
+		return send_parked(c, p, n, false);
 	if (c->req) {
 		if (FCGX_PutStr(p, (int)n, c->req->out) != (int)n ||
 		    FCGX_FFlush(c->req->out) < 0)
 			return -1;
 		return 0;
 	}
-	const char *s = p;
-	while (n > 0) {
-		ssize_t w = write(STDOUT_FILENO, s, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return write_all(STDOUT_FILENO, p, n);
 }
 
 int conn_fd(const struct conn *c)
 {
-	return c->req ? c->req->ipcFd : -1;
+	return c->fd;
 }
 
 void conn_close(struct conn *c)
 {
-	if (c->req) {
+	if (c->fd >= 0) {
+		/* The end records even when the peer is gone: a web server that
+		 * only half-closed (lighttpd's tcp-fin-propagate) expects them and
+		 * logs an error without; to a closed peer they cost an EPIPE. */
+		send_parked(c, NULL, 0, true);
+		close(c->fd);
+	} else if (c->req) {
 		/* Detached: close at once instead of lingering up to 2 s for the
-		 * peer to close first; the answer is complete, nothing more is
-		 * read, so no response data can be lost by it. Even a dropped
-		 * request gets its END_REQUEST record: a web server that only
-		 * half-closed (lighttpd's tcp-fin-propagate) expects one, and
-		 * logs an error without it; to a closed peer it costs an EPIPE. */
+		 * peer to close first; nothing more is read, so no answer data
+		 * can be lost by it. */
 		FCGX_Detach(c->req);
 		FCGX_Finish_r(c->req);
 		/* A web server that asked to keep the connection gets it closed:
@@ -122,3 +196,19 @@ void conn_close(struct conn *c)
 	free(c);
 }
 
+void conn_finish(struct conn *c, const void *p, size_t n)
+{
+	if (c->fd >= 0) {
+		send_parked(c, p, n, true);
+		close(c->fd);
+		free(c);
+		return;
+	}
+	/* The rest of the body first: a web server still sending it (even the
+	 * empty end of an absent one) into a closed socket fails the request
+	 * (mod_proxy_fcgi answers 503 on that EPIPE). */
+	if (c->req)
+		conn_drain(c, (size_t)1 << 20);
+	conn_send(c, p, n);
+	conn_close(c);
+}

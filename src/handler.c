@@ -27,8 +27,7 @@ static const char *param(struct conn *c, const char *name)
 
 static void send_and_close(struct conn *c, struct buf *out)
 {
-	conn_send(c, out->p, out->len);
-	conn_close(c);
+	conn_finish(c, out->p, out->len);
 	buf_free(out);
 }
 
@@ -203,6 +202,7 @@ static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t
 		names[i] = r->chan[i];
 	struct waiter *w = waiter_new(names, r->nchan);
 	int64_t now = clock_mono_ms();
+	conn_park(q->c);
 	w->conn = q->c;
 	w->cursor = cursor;
 	w->checked = checked;
@@ -262,7 +262,6 @@ static void sub(struct req *q)
 		msglog_page_free(&pg);
 		struct buf out = BUF_INIT;
 		reply_sse_start(&out, hdrs(q), 2000);
-		conn_drain(q->c, DRAIN_MAX);
 		if (conn_send(q->c, out.p, out.len) < 0) {
 			buf_free(&out);
 			conn_close(q->c);
@@ -281,9 +280,6 @@ static void sub(struct req *q)
 		return;
 	}
 	msglog_page_free(&pg);
-	/* Held: the body (empty for GET) is read to its end first, so that the
-	 * connection turns readable only when the web server hangs up. */
-	conn_drain(q->c, DRAIN_MAX);
 	hold(q, &r, r.since >= 0 ? r.since : log_last, log_last);
 }
 

@@ -116,8 +116,7 @@ static void hub_answer(struct waiter *w, int64_t last_id, bool gap, bool reset)
 	struct buf body = BUF_INIT, out = BUF_INIT;
 	reply_sub(&body, last_id, w->items.p, w->items.len, w->more, gap, reset);
 	reply_json(&out, 200, body.p, body.len, w->callback, w->headers);
-	conn_send(w->conn, out.p, out.len);
-	conn_close(w->conn);
+	conn_finish(w->conn, out.p, out.len);
 	w->conn = NULL;
 	buf_free(&body);
 	buf_free(&out);
@@ -185,8 +184,7 @@ static void fail(struct hub *h, struct waiter *w, const char *why)
 		return;
 	}
 	reply_error(&out, 503, "storage unavailable", w->callback, w->headers);
-	conn_send(w->conn, out.p, out.len);
-	conn_close(w->conn);
+	conn_finish(w->conn, out.p, out.len);
 	w->conn = NULL;
 	buf_free(&out);
 	finished(h, w);
