@@ -7,6 +7,10 @@
  *     "channel IN (...) AND id > ?" directly.
  *   dropped(channel PRIMARY KEY, id): the newest id retention or DELETE
  *     removed from that channel; a reader whose cursor is below it has a gap.
+ * Added in user_version 2:
+ *   chan(name PRIMARY KEY, n): how many messages each channel holds, kept
+ *     in step by every insert and delete, so that the per-channel count
+ *     limit costs one lookup per publish instead of a walk of the index.
  * Messages are rendered with SQLite's JSON functions, never by hand. */
 #include "config.h"
 
@@ -25,6 +29,7 @@
 
 enum {
 	S_BEGIN, S_BEGIN_IMMEDIATE, S_COMMIT, S_ROLLBACK, S_SEQ, S_INSERT,
+	S_CHAN_INC, S_CHAN_SUB, S_CHAN_DROP, S_AGE_OLDEST, S_AGE_COUNTS, S_CHAN_GC,
 	S_KEEP_CUT, S_MARK, S_DEL_CHAN_UPTO, S_AGE_CUT, S_AGE_MARK, S_AGE_DEL,
 	S_JSON_VALID, S_BATCH, S_SINCE, S_MARKS_AFTER, S_INFO, S_CHAN_MAX, S_COUNT,
 	S_NSTMT
@@ -38,7 +43,16 @@ static const char *const sql[S_NSTMT] = {
 	[S_SEQ] = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name='msg'),0)",
 	[S_INSERT] = "INSERT INTO msg(channel,time,type,data) VALUES(?1,?2,?3,?4) "
 		     "RETURNING id,json_object('id',id,'channel',channel,'time',time)",
-	[S_KEEP_CUT] = "SELECT id FROM msg WHERE channel=?1 ORDER BY id DESC LIMIT 1 OFFSET ?2",
+	[S_CHAN_INC] = "INSERT INTO chan(name,n) VALUES(?1,1) "
+		       "ON CONFLICT(name) DO UPDATE SET n=n+1 RETURNING n",
+	[S_CHAN_SUB] = "UPDATE chan SET n=n-?2 WHERE name=?1",
+	[S_CHAN_DROP] = "DELETE FROM chan WHERE name=?1",
+	[S_AGE_OLDEST] = "SELECT time FROM msg ORDER BY id LIMIT 1",
+	[S_AGE_COUNTS] = "UPDATE chan SET n=n-d.c FROM (SELECT channel,count(*) AS c FROM msg "
+			 "WHERE id<=?1 GROUP BY channel) AS d WHERE chan.name=d.channel",
+	[S_CHAN_GC] = "DELETE FROM chan WHERE n<=0",
+	/* The newest of the k oldest messages of a channel: ?2 is k - 1. */
+	[S_KEEP_CUT] = "SELECT id FROM msg WHERE channel=?1 ORDER BY id LIMIT 1 OFFSET ?2",
 	[S_MARK] = "INSERT INTO dropped(channel,id) VALUES(?1,?2) "
 		   "ON CONFLICT(channel) DO UPDATE SET id=max(id,excluded.id)",
 	[S_DEL_CHAN_UPTO] = "DELETE FROM msg WHERE channel=?1 AND id<=?2",
@@ -63,7 +77,7 @@ static const char *const sql[S_NSTMT] = {
 	[S_COUNT] = "SELECT count(*) FROM msg",
 };
 
-static const char schema[] =
+static const char schema_v1[] =
 	"CREATE TABLE msg(id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" channel TEXT NOT NULL, time INTEGER NOT NULL,"
 	" type TEXT NOT NULL, data TEXT NOT NULL);"
@@ -71,6 +85,12 @@ static const char schema[] =
 	"CREATE TABLE dropped(channel TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;"
 	"CREATE INDEX dropped_id ON dropped(id);"
 	"PRAGMA user_version=1;";
+
+/* Version 1 to 2: per-channel counts. */
+static const char migrate_v2[] =
+	"CREATE TABLE chan(name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
+	"INSERT INTO chan SELECT channel, count(*) FROM msg GROUP BY channel;"
+	"PRAGMA user_version=2;";
 
 struct msglog {
 	sqlite3 *db;
@@ -160,14 +180,16 @@ static int init_schema(struct msglog *l, char *err, size_t errlen)
 	int64_t v;
 	rc = int_query(l, s, 0, &v, err, errlen);
 	sqlite3_finalize(s);
-	if (rc == 0 && v == 0)
-		rc = pragma(l, schema, err, errlen);
-	else if (rc == 0 && v > MSGLOG_SCHEMA_VERSION) {
+	if (rc == 0 && v > MSGLOG_SCHEMA_VERSION) {
 		snprintf(err, errlen, "schema version %lld is newer than this program's (%d)",
 			 (long long)v, MSGLOG_SCHEMA_VERSION);
 		rc = MSGLOG_EUNAVAIL;
 	}
-	/* Later versions migrate here, one step per version, in this transaction. */
+	/* One step per version, all in this transaction. */
+	if (rc == 0 && v < 1)
+		rc = pragma(l, schema_v1, err, errlen);
+	if (rc == 0 && v < 2)
+		rc = pragma(l, migrate_v2, err, errlen);
 	if (rc == 0)
 		rc = pragma(l, "COMMIT", err, errlen);
 	if (rc < 0)
@@ -236,56 +258,77 @@ static int json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
 	return rc;
 }
 
-/* Drops the oldest messages of chan beyond the per-channel count. */
+/* Counts the message just added to chan and drops the channel's oldest
+ * beyond the per-channel limit (one, in the steady state). */
 static int trim_count(struct msglog *l, const char *chan, char *err, size_t errlen)
 {
-	sqlite3_stmt *s = stmt(l, S_KEEP_CUT, err, errlen);
-	if (!s)
+	sqlite3_stmt *inc = stmt(l, S_CHAN_INC, err, errlen);
+	if (!inc)
 		return MSGLOG_EUNAVAIL;
-	sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, l->retain);
-	int64_t cut;
-	if (int_query(l, s, 0, &cut, err, errlen) < 0)
+	sqlite3_bind_text(inc, 1, chan, -1, SQLITE_STATIC);
+	int64_t n;
+	if (int_query(l, inc, 0, &n, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
-	if (cut == 0)
+	if (n <= l->retain)
 		return 0;
+	int64_t k = n - l->retain, cut, ignored;
+	sqlite3_stmt *s = stmt(l, S_KEEP_CUT, err, errlen);
 	sqlite3_stmt *m = stmt(l, S_MARK, err, errlen);
 	sqlite3_stmt *d = stmt(l, S_DEL_CHAN_UPTO, err, errlen);
-	if (!m || !d)
+	sqlite3_stmt *sub = stmt(l, S_CHAN_SUB, err, errlen);
+	if (!s || !m || !d || !sub)
 		return MSGLOG_EUNAVAIL;
-	int64_t ignored;
+	sqlite3_bind_text(s, 1, chan, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, k - 1);
+	if (int_query(l, s, 0, &cut, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
 	sqlite3_bind_text(m, 1, chan, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(m, 2, cut);
 	sqlite3_bind_text(d, 1, chan, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(d, 2, cut);
+	sqlite3_bind_text(sub, 1, chan, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(sub, 2, k);
 	if (int_query(l, m, 0, &ignored, err, errlen) < 0 ||
-	    int_query(l, d, 0, &ignored, err, errlen) < 0)
+	    int_query(l, d, 0, &ignored, err, errlen) < 0 ||
+	    int_query(l, sub, 0, &ignored, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
 	return 0;
 }
 
 /* Drops messages older than the age limit, oldest first, a bounded number
- * per call so that no publish pays for a long backlog at once. */
+ * per call so that no publish pays for a long backlog at once. Only the
+ * oldest message is looked at unless it has expired. */
 static int trim_age(struct msglog *l, int64_t now_ms, char *err, size_t errlen)
 {
+	int64_t cutoff = now_ms - (int64_t)l->retain_seconds * 1000, oldest;
+	sqlite3_stmt *o = stmt(l, S_AGE_OLDEST, err, errlen);
+	if (!o || int_query(l, o, INT64_MAX, &oldest, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	if (oldest >= cutoff)
+		return 0;
 	sqlite3_stmt *s = stmt(l, S_AGE_CUT, err, errlen);
 	if (!s)
 		return MSGLOG_EUNAVAIL;
-	sqlite3_bind_int64(s, 1, now_ms - (int64_t)l->retain_seconds * 1000);
+	sqlite3_bind_int64(s, 1, cutoff);
 	int64_t cut;
 	if (int_query(l, s, 0, &cut, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
 	if (cut == 0)
 		return 0;
 	sqlite3_stmt *m = stmt(l, S_AGE_MARK, err, errlen);
+	sqlite3_stmt *c = stmt(l, S_AGE_COUNTS, err, errlen);
 	sqlite3_stmt *d = stmt(l, S_AGE_DEL, err, errlen);
-	if (!m || !d)
+	sqlite3_stmt *gc = stmt(l, S_CHAN_GC, err, errlen);
+	if (!m || !c || !d || !gc)
 		return MSGLOG_EUNAVAIL;
 	int64_t ignored;
 	sqlite3_bind_int64(m, 1, cut);
+	sqlite3_bind_int64(c, 1, cut);
 	sqlite3_bind_int64(d, 1, cut);
 	if (int_query(l, m, 0, &ignored, err, errlen) < 0 ||
-	    int_query(l, d, 0, &ignored, err, errlen) < 0)
+	    int_query(l, c, 0, &ignored, err, errlen) < 0 ||
+	    int_query(l, d, 0, &ignored, err, errlen) < 0 ||
+	    int_query(l, gc, 0, &ignored, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
 	return 0;
 }
@@ -653,8 +696,13 @@ int msglog_delete(struct msglog *l, const char *chan, int64_t *deleted,
 		sqlite3_bind_int64(m, 2, top);
 		sqlite3_bind_text(d, 1, chan, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(d, 2, top);
+		sqlite3_stmt *z = stmt(l, S_CHAN_DROP, err, errlen);
+		if (!z)
+			goto undo;
+		sqlite3_bind_text(z, 1, chan, -1, SQLITE_STATIC);
 		if (int_query(l, m, 0, &ignored, err, errlen) < 0 ||
-		    int_query(l, d, 0, &ignored, err, errlen) < 0)
+		    int_query(l, d, 0, &ignored, err, errlen) < 0 ||
+		    int_query(l, z, 0, &ignored, err, errlen) < 0)
 			goto undo;
 	}
 	if (exec1(l, S_COMMIT, err, errlen) < 0)

@@ -19,7 +19,7 @@
 #define MSGLOG_EINVAL (-2)	/* a message is not what its type says (415) */
 #define MSGLOG_ESHAPE (-3)	/* a batch is not an array of messages (400) */
 
-#define MSGLOG_SCHEMA_VERSION 1
+#define MSGLOG_SCHEMA_VERSION 2
 
 struct msglog;
 

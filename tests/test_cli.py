@@ -216,6 +216,39 @@ class CommandLine(unittest.TestCase):
         st, err = pub(json.dumps([{"channel": "a", "data": "x"}] * 1001))
         self.assertEqual(st, 400)
 
+    def test_schema_migrates_from_version_1(self):
+        import sqlite3
+        con = sqlite3.connect(self.db)
+        con.executescript("""
+            CREATE TABLE msg(id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL,
+                time INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL);
+            CREATE INDEX msg_channel_id ON msg(channel, id);
+            CREATE TABLE dropped(channel TEXT PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE INDEX dropped_id ON dropped(id);
+            PRAGMA user_version=1;""")
+        now = int(time.time() * 1000)
+        con.executemany("INSERT INTO msg(channel,time,type,data) VALUES(?,?,?,?)",
+                        [("old", now, "text/plain", "m%d" % i) for i in range(5)])
+        con.commit()
+        con.close()
+        # The count limit applies to what was there before the migration.
+        p = self.run_prog(["publish", "old", "new"], env={"COMET_RETAIN": "3"})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["id"], 6)
+        con = sqlite3.connect(self.db)
+        self.assertEqual(con.execute("PRAGMA user_version").fetchone()[0], 2)
+        self.assertEqual([r[0] for r in con.execute("SELECT data FROM msg ORDER BY id")],
+                         ["m3", "m4", "new"])
+        self.assertEqual(con.execute("SELECT n FROM chan WHERE name='old'").fetchone()[0], 3)
+        con.close()
+        con = sqlite3.connect(self.db)
+        con.execute("PRAGMA user_version=99")
+        con.commit()
+        con.close()
+        p = self.run_prog(["publish", "old", "x"])
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("newer than this program", p.stderr.decode())
+
     def test_cgi_storage_unavailable_is_503(self):
         env = {"COMET_DB": "/nonexistent-dir/comet.db", "REQUEST_METHOD": "POST",
                "SCRIPT_NAME": "/comet/pub", "QUERY_STRING": "channel=c",
