@@ -122,14 +122,12 @@ static void hub_answer(struct waiter *w, int64_t last_id, bool gap, bool reset)
 	buf_free(&out);
 }
 
-/* Takes w out of the set and of epoll; the caller ends its request. */
+/* Takes w out of the set; the caller ends its request, and the close of
+ * its socket (held by no one else) takes it out of epoll. */
 static void retire(struct hub *h, struct waiter *w)
 {
 	if (w->parked)
 		waiter_unpark(h->set, w);
-	int fd = conn_fd(w->conn);
-	if (fd >= 0)
-		epoll_ctl(h->ep, EPOLL_CTL_DEL, fd, NULL);
 	notify_waiting(h->notify, -1);
 }
 
