@@ -9,6 +9,7 @@
 #include "auth.h"
 #include "buf.h"
 #include "clock.h"
+#include "commit.h"
 #include "handler.h"
 #include "log.h"
 #include "reply.h"
@@ -334,73 +335,97 @@ static bool is_batch(const char *query, const char *type, const struct buf *body
 	return i < body->len && body->p[i] == '[';
 }
 
-/* Many messages in one POST, appended in one transaction. */
-static void publish_batch(struct req *q, struct buf *body)
+/* Checks what SQLite would refuse at commit, so that one job cannot fail
+ * the group it is committed with: JSON messages must be valid JSON. */
+static int check_json(struct req *q, const struct msglog_msg *m, int n)
+{
+	char err[256];
+	for (int i = 0; i < n; i++) {
+		bool ok = true;
+		if (strcmp(m[i].type, "application/json") == 0 &&
+		    msglog_json_valid(q->a->log, m[i].data, m[i].len, &ok, err, sizeof err) < 0) {
+			unavailable(q, err);
+			return -1;
+		}
+		if (!ok) {
+			error(q, 415, "a message of type application/json is not valid JSON", NULL);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Hands a validated job to the group commit, which answers it. */
+static void submit(struct req *q, struct commit_job *job)
 {
 	char err[256];
 	struct app *a = q->a;
-	struct msglog_parsed b;
+	if (check_json(q, job->msg, job->n) < 0) {
+		commit_job_free(job);
+		return;
+	}
+	if (!a->commit && commit_start(&a->commit, &a->conf, a->notify, a->threaded,
+				       err, sizeof err) < 0) {
+		commit_job_free(job);
+		unavailable(q, err);
+		return;
+	}
+	job->conn = q->c;
+	job->headers = q->headers.len ? xstrdup(q->headers.p) : NULL;
+	commit_submit(a->commit, job);
+}
+
+/* Many messages in one POST, appended in one transaction. */
+static void publish_batch(struct req *q, struct commit_job *job)
+{
+	char err[256];
+	struct buf *body = &job->body;
 	/* SQLite's JSON functions cut a string at \u0000: refuse it rather
 	 * than store a shorter message or publish to a shorter channel. */
 	if (!utf8_valid(body->p, body->len) || request_json_nul(body->p, body->len)) {
+		commit_job_free(job);
 		error(q, 415, "the batch must be UTF-8 JSON without \\u0000", NULL);
 		return;
 	}
-	if (handler_open(a, err, sizeof err) < 0) {
-		unavailable(q, err);
-		return;
-	}
-	int rc = msglog_parse_batch(a->log, body->p, body->len, REQ_MAX_LIMIT, &b,
+	int rc = msglog_parse_batch(q->a->log, body->p, body->len, REQ_MAX_LIMIT, &job->parsed,
 				    err, sizeof err);
-	if (rc == MSGLOG_EUNAVAIL) {
-		unavailable(q, err);
-		return;
-	}
 	if (rc < 0) {
-		error(q, rc == MSGLOG_ESHAPE ? 400 : 415, err, NULL);
+		commit_job_free(job);
+		if (rc == MSGLOG_EUNAVAIL)
+			unavailable(q, err);
+		else
+			error(q, rc == MSGLOG_ESHAPE ? 400 : 415, err, NULL);
 		return;
 	}
-	char (*types)[REQ_TYPE_LEN + 1] = xcalloc((size_t)b.n, sizeof *types);
+	struct msglog_parsed *b = &job->parsed;
+	job->types = xcalloc((size_t)b->n, sizeof *job->types);
 	int st = 0;
 	const char *why = NULL;
-	for (int i = 0; i < b.n && !st; i++) {
-		struct msglog_msg *m = &b.msg[i];
+	for (int i = 0; i < b->n && !st; i++) {
+		struct msglog_msg *m = &b->msg[i];
 		bool charset_ok;
 		struct req_error e;
 		if (!request_channel_valid(m->channel, strlen(m->channel)))
 			st = 400, why = "a channel name is 1 to 128 of A-Z a-z 0-9 _ - . : @";
-		else if (request_media_type(m->type, types[i], &charset_ok, &e) < 0 || !charset_ok ||
-			 strcmp(types[i], "application/x-www-form-urlencoded") == 0)
+		else if (request_media_type(m->type, job->types[i], &charset_ok, &e) < 0 ||
+			 !charset_ok ||
+			 strcmp(job->types[i], "application/x-www-form-urlencoded") == 0)
 			st = 415, why = "a type is not a usable media type";
-		else if ((long)m->len > a->conf.max_message)
+		else if ((long)m->len > q->a->conf.max_message)
 			st = 413, why = "a message is too large";
 		else if (!utf8_valid(m->data, m->len))
 			st = 415, why = "a message is not UTF-8 text without NUL bytes";
-		m->type = types[i];
+		m->type = job->types[i];
 	}
 	if (st) {
+		commit_job_free(job);
 		error(q, st, why, NULL);
-	} else {
-		int64_t *ids = xcalloc((size_t)b.n, sizeof *ids);
-		struct buf ack = BUF_INIT;
-		buf_addc(&ack, '[');
-		rc = msglog_append(a->log, b.msg, b.n, clock_wall_ms(), ids, &ack, err, sizeof err);
-		buf_addc(&ack, ']');
-		if (rc == MSGLOG_EINVAL) {
-			error(q, 415, "a message of type application/json is not valid JSON", NULL);
-			buf_free(&ack);
-		} else if (rc < 0) {
-			unavailable(q, err);
-			buf_free(&ack);
-		} else {
-			notify_bump(a->notify);
-			notify_published(a->notify, (uint64_t)b.n);
-			json(q, 201, &ack);
-		}
-		free(ids);
+		return;
 	}
-	free(types);
-	msglog_parsed_free(&b);
+	job->batch = true;
+	job->msg = b->msg;
+	job->n = b->n;
+	submit(q, job);
 }
 
 static void publish(struct req *q)
@@ -418,51 +443,38 @@ static void publish(struct req *q)
 		max = max * 3 + 4096;
 	else if (typed && strcmp(type, "application/json") == 0 && max < BATCH_BODY_MAX)
 		max = BATCH_BODY_MAX;
-	struct buf body = BUF_INIT;
-	int st = read_body(q->c, max, &body);
+	struct commit_job *job = xcalloc(1, sizeof *job);
+	int st = read_body(q->c, max, &job->body);
 	if (st != 0) {
-		buf_free(&body);
+		commit_job_free(job);
 		if (st < 0)
 			conn_close(q->c);	/* the client went away mid-body */
 		else
 			error(q, st, st == 413 ? "message too large" : "bad Content-Length", NULL);
 		return;
 	}
-	if (typed && charset_ok && is_batch(param(q->c, "QUERY_STRING"), type, &body)) {
-		publish_batch(q, &body);
-		buf_free(&body);
+	if (handler_open(a, err, sizeof err) < 0) {
+		commit_job_free(job);
+		unavailable(q, err);
+		return;
+	}
+	if (typed && charset_ok && is_batch(param(q->c, "QUERY_STRING"), type, &job->body)) {
+		publish_batch(q, job);
 		return;
 	}
 	struct req_pub p;
-	if (request_pub(param(q->c, "QUERY_STRING"), ctype, body.p, body.len,
+	if (request_pub(param(q->c, "QUERY_STRING"), ctype, job->body.p, job->body.len,
 			a->conf.max_message, &p, &e) < 0) {
-		buf_free(&body);
+		commit_job_free(job);
 		error(q, e.status, e.msg, NULL);
 		return;
 	}
-	if (handler_open(a, err, sizeof err) < 0) {
-		buf_free(&body);
-		unavailable(q, err);
-		return;
-	}
-	struct msglog_msg m = { p.chan, p.type, p.data, p.len };
-	int64_t id;
-	struct buf ack = BUF_INIT;
-	int rc = msglog_append(a->log, &m, 1, clock_wall_ms(), &id, &ack, err, sizeof err);
-	buf_free(&body);
-	if (rc == MSGLOG_EINVAL) {
-		buf_free(&ack);
-		error(q, 415, "the message is not valid JSON", NULL);
-		return;
-	}
-	if (rc < 0) {
-		buf_free(&ack);
-		unavailable(q, err);
-		return;
-	}
-	notify_bump(a->notify);
-	notify_published(a->notify, 1);
-	json(q, 201, &ack);
+	memcpy(job->chan, p.chan, sizeof job->chan);
+	memcpy(job->type, p.type, sizeof job->type);
+	job->one = (struct msglog_msg){ job->chan, job->type, p.data, p.len };
+	job->msg = &job->one;
+	job->n = 1;
+	submit(q, job);
 }
 
 static void pub(struct req *q)

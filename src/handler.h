@@ -9,6 +9,7 @@
 
 #include "conf.h"
 #include "conn.h"
+#include "commit.h"
 #include "hub.h"
 #include "msglog.h"
 #include "notify.h"
@@ -18,6 +19,7 @@ struct app {
 	struct msglog *log;	/* the accepting thread's connection; NULL until it opens */
 	struct notify *notify;
 	struct hub *hub;	/* started when the first request is held */
+	struct commit *commit;	/* started at the first publish */
 	bool threaded;		/* FastCGI: the hub gets a thread; CGI: runs inline */
 	int64_t started_ms;
 	int state;		/* SERVE_IDLE, SERVE_BUSY or SERVE_EXITING (atomic) */

@@ -108,7 +108,7 @@ int hub_start(struct hub **out, const struct conf *conf, struct notify *n,
 void hub_submit(struct hub *h, struct waiter *w)
 {
 	__atomic_add_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
-	waiter_queue_push(&h->queue, w);
+	waiter_queue_push(&h->queue, &w->q);
 }
 
 static void hub_answer(struct waiter *w, int64_t last_id, bool gap, bool reset)
@@ -486,9 +486,9 @@ void hub_run(struct hub *h)
 		for (int i = 0; i < n; i++) {
 			void *p = ev[i].data.ptr;
 			if (p == &tag_queue) {
-				for (struct waiter *w = waiter_queue_take(&h->queue), *wn; w; w = wn) {
-					wn = w->qnext;
-					adopt(h, w);
+				for (struct waiter_qlink *l = waiter_queue_take(&h->queue), *ln; l; l = ln) {
+					ln = l->next;
+					adopt(h, WAITER_OF(l));
 				}
 			} else if (p == &tag_stop) {
 				uint64_t v;

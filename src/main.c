@@ -83,7 +83,7 @@ static int cli_publish(struct app *a, int argc, char **argv)
 		struct msglog_msg m = { chan, type, data.p ? data.p : "", data.len };
 		int64_t id;
 		struct buf ack = BUF_INIT;
-		int r = msglog_append(a->log, &m, 1, clock_wall_ms(), &id, &ack, err, sizeof err);
+		int r = msglog_append(a->log, &m, 1, clock_wall_ms(), &id, &ack, NULL, err, sizeof err);
 		if (r == 0) {
 			notify_bump(a->notify);
 			notify_published(a->notify, 1);

@@ -245,7 +245,7 @@ void msglog_retention(struct msglog *l, long count, long seconds)
 	l->retain_seconds = seconds;
 }
 
-static int json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
+int msglog_json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
 		      char *err, size_t errlen)
 {
 	sqlite3_stmt *s = stmt(l, S_JSON_VALID, err, errlen);
@@ -334,14 +334,15 @@ static int trim_age(struct msglog *l, int64_t now_ms, char *err, size_t errlen)
 }
 
 int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t now_ms,
-		  int64_t *ids, struct buf *acks, char *err, size_t errlen)
+		  int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
+		  char *err, size_t errlen)
 {
 	/* Validate before taking the write lock. */
 	for (int i = 0; i < n; i++) {
 		if (strcmp(m[i].type, "application/json") != 0)
 			continue;
 		bool ok;
-		if (json_valid(l, m[i].data, m[i].len, &ok, err, errlen) < 0)
+		if (msglog_json_valid(l, m[i].data, m[i].len, &ok, err, errlen) < 0)
 			return MSGLOG_EUNAVAIL;
 		if (!ok) {
 			snprintf(err, errlen, "the message is not valid JSON");
@@ -362,8 +363,10 @@ int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t n
 			ids[i] = sqlite3_column_int64(ins, 0);
 			if (i)
 				buf_addc(acks, ',');
-			buf_add(acks, sqlite3_column_text(ins, 1),
-				(size_t)sqlite3_column_bytes(ins, 1));
+			size_t len = (size_t)sqlite3_column_bytes(ins, 1);
+			if (ack_at)
+				ack_at[i] = (struct msglog_item){ ids[i], acks->len, len };
+			buf_add(acks, sqlite3_column_text(ins, 1), len);
 			rc = sqlite3_step(ins);
 		}
 		sqlite3_reset(ins);
@@ -517,7 +520,7 @@ int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
 {
 	memset(out, 0, sizeof *out);
 	bool ok;
-	if (json_valid(l, body, len, &ok, err, errlen) < 0)
+	if (msglog_json_valid(l, body, len, &ok, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
 	if (!ok) {
 		snprintf(err, errlen, "the batch is not valid JSON");

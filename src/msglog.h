@@ -70,10 +70,17 @@ int msglog_open(struct msglog **out, const char *path, bool sync_full,
 void msglog_close(struct msglog *l);
 void msglog_retention(struct msglog *l, long count, long seconds);
 
-/* Appends n messages in one transaction. ids[i] gets each id; acks gets
- * each {"id","channel","time"} object, comma-separated. */
+/* Appends n messages in one transaction (all or none). ids[i] gets each
+ * id; acks gets each {"id","channel","time"} object, comma-separated, and
+ * ack_at (when not NULL) where each one is in acks. */
+struct msglog_item;
 int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t now_ms,
-		  int64_t *ids, struct buf *acks, char *err, size_t errlen);
+		  int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
+		  char *err, size_t errlen);
+
+/* Whether data is valid JSON, by SQLite's json_valid(). */
+int msglog_json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
+		      char *err, size_t errlen);
 
 /* Messages on chans after since (since -1: none, just the position). */
 int msglog_read(struct msglog *l, const char *const *chans, int nchan, int64_t since,

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "server.h"
 #include "thread.h"
+#include "commit.h"
 #include "hub.h"
 
 extern char **environ;
@@ -72,13 +73,17 @@ static void *stopper(void *arg)
 	struct hub *h = __atomic_load_n(&a->hub, __ATOMIC_SEQ_CST);
 	if (h)
 		hub_stop(h, 1500);
-	/* A request in progress (a publish being committed) finishes first. */
+	/* A request in progress, and the publishes handed to the group commit,
+	 * finish first; no new request is taken meanwhile. */
 	struct timespec tick = { 0, 5 * 1000 * 1000 };
-	for (;;) {
+	bool exiting = false;
+	while (clock_mono_ms() - start < 1900) {
 		int idle = SERVE_IDLE;
-		if (__atomic_compare_exchange_n(&a->state, &idle, SERVE_EXITING, false,
-						__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST) ||
-		    clock_mono_ms() - start > 1900)
+		if (!exiting)
+			exiting = __atomic_compare_exchange_n(&a->state, &idle, SERVE_EXITING, false,
+							      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		struct commit *c = __atomic_load_n(&a->commit, __ATOMIC_SEQ_CST);
+		if (exiting && (!c || commit_pending(c) == 0))
 			break;
 		nanosleep(&tick, NULL);
 	}

@@ -262,15 +262,15 @@ void waiter_queue_destroy(struct waiter_queue *q)
 	pthread_mutex_destroy(&q->mu);
 }
 
-void waiter_queue_push(struct waiter_queue *q, struct waiter *w)
+void waiter_queue_push(struct waiter_queue *q, struct waiter_qlink *l)
 {
-	w->qnext = NULL;
+	l->next = NULL;
 	pthread_mutex_lock(&q->mu);
 	if (q->tail)
-		q->tail->qnext = w;
+		q->tail->next = l;
 	else
-		q->head = w;
-	q->tail = w;
+		q->head = l;
+	q->tail = l;
 	pthread_mutex_unlock(&q->mu);
 	uint64_t one = 1;
 	/* Cannot fail short of a counter overflow, which the reader prevents. */
@@ -278,14 +278,14 @@ void waiter_queue_push(struct waiter_queue *q, struct waiter *w)
 		return;
 }
 
-struct waiter *waiter_queue_take(struct waiter_queue *q)
+struct waiter_qlink *waiter_queue_take(struct waiter_queue *q)
 {
 	uint64_t v;
 	if (read(q->efd, &v, sizeof v) < 0)
 		v = 0;
 	pthread_mutex_lock(&q->mu);
-	struct waiter *w = q->head;
+	struct waiter_qlink *l = q->head;
 	q->head = q->tail = NULL;
 	pthread_mutex_unlock(&q->mu);
-	return w;
+	return l;
 }

@@ -23,6 +23,13 @@
 struct waiter_chan;
 struct waiter;
 
+/* The link of anything handed from one thread to another through a
+ * waiter_queue (held requests; also publish jobs): embed it, and get back
+ * to the container with container_of-style arithmetic. */
+struct waiter_qlink {
+	struct waiter_qlink *next;
+};
+
 struct waiter_link {
 	struct waiter_link *prev, *next;	/* waiters of the same channel */
 	struct waiter_chan *ch;
@@ -42,7 +49,7 @@ struct waiter {
 	int64_t end;		/* a stream's end of life */
 	size_t heap_idx;
 	bool parked;
-	struct waiter *qnext;	/* queue link */
+	struct waiter_qlink q;	/* queue link */
 
 	/* Scratch for the hub while it matches one batch against the set. */
 	struct waiter *touched_next;
@@ -78,16 +85,19 @@ struct waiter *waiter_expired(struct waiter_set *s, int64_t now);
 /* Calls fn on every parked waiter (it must not unpark). */
 void waiter_each(struct waiter_set *s, void (*fn)(struct waiter *, void *), void *arg);
 
+/* The waiter a queue link belongs to. */
+#define WAITER_OF(link) ((struct waiter *)((char *)(link) - offsetof(struct waiter, q)))
+
 struct waiter_queue {
 	pthread_mutex_t mu;
-	struct waiter *head, *tail;
+	struct waiter_qlink *head, *tail;
 	int efd;		/* eventfd: readable while the queue is not empty */
 };
 
 int waiter_queue_init(struct waiter_queue *q);
 void waiter_queue_destroy(struct waiter_queue *q);
-void waiter_queue_push(struct waiter_queue *q, struct waiter *w);
-/* Takes every queued waiter (a list linked by qnext), or NULL. */
-struct waiter *waiter_queue_take(struct waiter_queue *q);
+void waiter_queue_push(struct waiter_queue *q, struct waiter_qlink *l);
+/* Takes everything queued, oldest first (linked by next), or NULL. */
+struct waiter_qlink *waiter_queue_take(struct waiter_queue *q);
 
 #endif

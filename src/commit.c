@@ -1,0 +1,179 @@
+/* commit: the group-commit thread. */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "commit.h"
+#include "log.h"
+#include "reply.h"
+#include "thread.h"
+
+struct commit {
+	struct notify *notify;
+	struct msglog *log;	/* the commit thread's own connection */
+	struct waiter_queue queue;
+	bool threaded;
+	long pending;
+};
+
+#define JOB_OF(link) ((struct commit_job *)((char *)(link) - offsetof(struct commit_job, q)))
+
+void commit_job_free(struct commit_job *job)
+{
+	buf_free(&job->body);
+	msglog_parsed_free(&job->parsed);
+	free(job->types);
+	free(job->headers);
+	free(job);
+}
+
+static void answer(struct commit_job *job, const char *acks, size_t len)
+{
+	struct buf body = BUF_INIT, out = BUF_INIT;
+	if (job->batch) {
+		buf_addc(&body, '[');
+		buf_add(&body, acks, len);
+		buf_addc(&body, ']');
+	} else {
+		buf_add(&body, acks, len);
+	}
+	reply_json(&out, 201, body.p, body.len, NULL, job->headers);
+	conn_finish(job->conn, out.p, out.len);
+	buf_free(&body);
+	buf_free(&out);
+}
+
+static void refuse(struct commit_job *job, int rc, const char *why)
+{
+	struct buf out = BUF_INIT;
+	if (rc == MSGLOG_EINVAL) {
+		reply_error(&out, 415, "a message of type application/json is not valid JSON",
+			    NULL, job->headers);
+	} else {
+		log_msg("error", conn_id(job->conn), "publish: storage unavailable: %s", why);
+		reply_error(&out, 503, "storage unavailable, try again", NULL, job->headers);
+	}
+	conn_finish(job->conn, out.p, out.len);
+	buf_free(&out);
+}
+
+/* Appends the jobs of list (linked by q.next) in one transaction and
+ * answers them; returns the storage result. */
+static int commit_group(struct commit *c, struct waiter_qlink *list, char *err, size_t errlen)
+{
+	int total = 0;
+	for (struct waiter_qlink *l = list; l; l = l->next)
+		total += JOB_OF(l)->n;
+	struct msglog_msg *all = xcalloc((size_t)total, sizeof *all);
+	int64_t *ids = xcalloc((size_t)total, sizeof *ids);
+	struct msglog_item *at = xcalloc((size_t)total, sizeof *at);
+	int k = 0;
+	for (struct waiter_qlink *l = list; l; l = l->next) {
+		memcpy(all + k, JOB_OF(l)->msg, (size_t)JOB_OF(l)->n * sizeof *all);
+		k += JOB_OF(l)->n;
+	}
+	struct buf acks = BUF_INIT;
+	int rc = msglog_append(c->log, all, total, clock_wall_ms(), ids, &acks, at, err, errlen);
+	if (rc == 0) {
+		notify_bump(c->notify);
+		notify_published(c->notify, (uint64_t)total);
+		k = 0;
+		for (struct waiter_qlink *l = list, *next; l; l = next) {
+			next = l->next;
+			struct commit_job *job = JOB_OF(l);
+			const struct msglog_item *first = &at[k], *last = &at[k + job->n - 1];
+			answer(job, acks.p + first->off, last->off + last->len - first->off);
+			k += job->n;
+			commit_job_free(job);
+			__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+		}
+	}
+	buf_free(&acks);
+	free(all);
+	free(ids);
+	free(at);
+	return rc;
+}
+
+static void commit_list(struct commit *c, struct waiter_qlink *list)
+{
+	char err[256];
+	int rc = commit_group(c, list, err, sizeof err);
+	if (rc == 0)
+		return;
+	/* One job's refusal must not fail the others: each on its own. */
+	bool several = list->next != NULL;
+	for (struct waiter_qlink *l = list, *next; l; l = next) {
+		next = l->next;
+		l->next = NULL;
+		if (several)
+			rc = commit_group(c, l, err, sizeof err);
+		if (rc == 0)
+			continue;
+		refuse(JOB_OF(l), rc, err);
+		commit_job_free(JOB_OF(l));
+		__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+	}
+}
+
+static void *commit_main(void *arg)
+{
+	struct commit *c = arg;
+	for (;;) {
+		struct pollfd p = { c->queue.efd, POLLIN, 0 };
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			log_msg("error", 0, "commit: poll: %s", strerror(errno));
+		struct waiter_qlink *list = waiter_queue_take(&c->queue);
+		if (list)
+			commit_list(c, list);
+	}
+	return NULL;
+}
+
+int commit_start(struct commit **out, const struct conf *conf, struct notify *n,
+		 bool threaded, char *err, size_t errlen)
+{
+	struct commit *c = xcalloc(1, sizeof *c);
+	c->notify = n;
+	c->threaded = threaded;
+	if (msglog_open(&c->log, conf->db, conf->sync_full, err, errlen) < 0) {
+		free(c);
+		return -1;
+	}
+	msglog_retention(c->log, conf->retain, conf->retain_seconds);
+	if (waiter_queue_init(&c->queue) < 0) {
+		snprintf(err, errlen, "commit: eventfd: %s", strerror(errno));
+		msglog_close(c->log);
+		free(c);
+		return -1;
+	}
+	/* SQLite needs about 100 KB of stack. */
+	int rc = threaded ? thread_spawn(commit_main, c, 256) : 0;
+	if (rc) {
+		snprintf(err, errlen, "commit: pthread_create: %s", strerror(rc));
+		return -1;
+	}
+	*out = c;
+	return 0;
+}
+
+void commit_submit(struct commit *c, struct commit_job *job)
+{
+	__atomic_add_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+	if (c->threaded) {
+		waiter_queue_push(&c->queue, &job->q);
+		return;
+	}
+	job->q.next = NULL;
+	commit_list(c, &job->q);
+}
+
+long commit_pending(struct commit *c)
+{
+	return __atomic_load_n(&c->pending, __ATOMIC_SEQ_CST);
+}
