@@ -144,16 +144,9 @@ static void answer(struct hub *h, struct waiter *w, int64_t last_id, bool gap, b
 	finished(h, w);
 }
 
-/* Ends a stream that has run its course; the client's EventSource resumes
- * from its Last-Event-ID. */
-static void end_stream(struct hub *h, struct waiter *w)
-{
-	conn_close(w->conn);
-	w->conn = NULL;
-	finished(h, w);
-}
-
-static void drop(struct hub *h, struct waiter *w)
+/* Ends w's request as it stands (a stream that has run its course, whose
+ * EventSource resumes from its Last-Event-ID; or a peer that is gone). */
+static void end_request(struct hub *h, struct waiter *w)
 {
 	conn_close(w->conn);
 	w->conn = NULL;
@@ -178,7 +171,7 @@ static void fail(struct hub *h, struct waiter *w, const char *why)
 	struct buf out = BUF_INIT;
 	log_msg("error", conn_id(w->conn), "storage unavailable: %s", why);
 	if (w->stream) {
-		drop(h, w);	/* headers went out already; the client resumes */
+		end_request(h, w);	/* headers went out already; the client resumes */
 		return;
 	}
 	reply_error(&out, 503, "storage unavailable", w->callback, w->headers);
@@ -193,7 +186,7 @@ static void fail(struct hub *h, struct waiter *w, const char *why)
 static void release(struct hub *h, struct waiter *w)
 {
 	if (w->stream)
-		end_stream(h, w);
+		end_request(h, w);
 	else
 		answer(h, w, h->pos > w->cursor ? h->pos : w->cursor, false, false);
 }
@@ -254,7 +247,7 @@ static bool catch_up(struct hub *h, struct waiter *w)
 			meta_event(w, "reset", pg.last_id, pg.last_id);
 			flush_stream(h, w);
 			msglog_page_free(&pg);
-			end_stream(h, w);
+			end_request(h, w);
 			return true;
 		}
 		if (pg.gap)
@@ -267,7 +260,7 @@ static bool catch_up(struct hub *h, struct waiter *w)
 		w->checked = pg.log_last;
 		msglog_page_free(&pg);
 		if (!ok) {
-			drop(h, w);
+			end_request(h, w);
 			return true;
 		}
 		if (!more)
@@ -345,7 +338,7 @@ static void match(struct hub *h, const struct msglog_batch *b)
 			}
 			if (!flush_stream(h, w)) {
 				retire(h, w);
-				drop(h, w);
+				end_request(h, w);
 			}
 			continue;
 		}
@@ -379,7 +372,7 @@ static void reset_all(struct hub *h, int64_t last_id)
 		if (w->stream) {
 			meta_event(w, "reset", last_id, last_id);
 			flush_stream(h, w);
-			end_stream(h, w);
+			end_request(h, w);
 		} else {
 			answer(h, w, last_id, false, true);
 		}
@@ -437,7 +430,7 @@ static void expire(struct hub *h)
 				continue;
 			}
 			retire(h, w);
-			drop(h, w);
+			end_request(h, w);
 			continue;
 		}
 		retire(h, w);
@@ -470,7 +463,7 @@ void hub_stop(struct hub *h, int timeout_ms)
 static void hangup(struct hub *h, struct waiter *w)
 {
 	retire(h, w);
-	drop(h, w);
+	end_request(h, w);
 }
 
 void hub_run(struct hub *h)
