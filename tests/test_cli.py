@@ -8,12 +8,15 @@ import json
 import os
 import shutil
 import socket
-import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fcgiproto  # noqa: E402
 
 SRCDIR = os.environ.get("COMET_SRCDIR") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAM = os.environ.get("COMET_FCGI") or os.path.join(SRCDIR, "src", "comet-fcgi")
@@ -37,35 +40,17 @@ def cgi(env, body=b"", timeout=20):
 
 def fcgi_request(addr, params, body=b"", timeout=20):
     """A minimal FastCGI responder request over TCP; returns the raw stdout."""
-    def record(rtype, content, rid=1):
-        pad = (8 - len(content) % 8) % 8
-        return struct.pack("!BBHHBB", 1, rtype, rid, len(content), pad, 0) + content + b"\0" * pad
-
-    def nv(k, v):
-        k, v = k.encode(), v.encode()
-        enc = lambda n: bytes([n]) if n < 128 else struct.pack("!I", n | 0x80000000)
-        return enc(len(k)) + enc(len(v)) + k + v
-
     s = socket.create_connection(addr, timeout=timeout)
-    s.sendall(record(1, struct.pack("!HB5x", 1, 0)))
-    s.sendall(record(4, b"".join(nv(k, v) for k, v in params.items())) + record(4, b""))
-    if body:
-        s.sendall(record(5, body))
-    s.sendall(record(5, b""))
-    out, buf = b"", b""
+    s.sendall(fcgiproto.request(params, body))
+    out, recs = b"", fcgiproto.Records()
     while True:
         chunk = s.recv(65536)
         if not chunk:
             break
-        buf += chunk
-        while len(buf) >= 8:
-            _, rtype, _, clen, plen, _ = struct.unpack("!BBHHBB", buf[:8])
-            if len(buf) < 8 + clen + plen:
-                break
-            if rtype == 6:
-                out += buf[8:8 + clen]
-            buf = buf[8 + clen + plen:]
-            if rtype == 3:
+        for rtype, content in recs.feed(chunk):
+            if rtype == fcgiproto.STDOUT:
+                out += content
+            elif rtype == fcgiproto.END_REQUEST:
                 s.close()
                 return out
     s.close()

@@ -20,24 +20,14 @@ import random
 import resource
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def record(rtype, content, rid=1):
-    pad = (8 - len(content) % 8) % 8
-    return struct.pack("!BBHHBB", 1, rtype, rid, len(content), pad, 0) + content + b"\0" * pad
-
-
-def nv(k, v):
-    k, v = k.encode(), v.encode()
-    enc = lambda n: bytes([n]) if n < 128 else struct.pack("!I", n | 0x80000000)
-    return enc(len(k)) + enc(len(v)) + k + v
+sys.path.insert(0, os.path.join(TOP, "tests"))
+import fcgiproto  # noqa: E402
 
 
 def request_bytes(method, script, query="", body=b"", headers=None):
@@ -45,33 +35,13 @@ def request_bytes(method, script, query="", body=b"", headers=None):
               "REMOTE_ADDR": "127.0.0.1", "CONTENT_LENGTH": str(len(body)),
               "CONTENT_TYPE": "text/plain"}
     params.update(headers or {})
-    out = record(1, struct.pack("!HB5x", 1, 0))
-    out += record(4, b"".join(nv(k, v) for k, v in params.items())) + record(4, b"")
-    if body:
-        out += record(5, body)
-    return out + record(5, b"")
-
-
-class Records:
-    """Splits a FastCGI byte stream into (type, content) records."""
-
-    def __init__(self):
-        self.buf = b""
-
-    def feed(self, data):
-        self.buf += data
-        while len(self.buf) >= 8:
-            _, rtype, _, clen, plen, _ = struct.unpack("!BBHHBB", self.buf[:8])
-            if len(self.buf) < 8 + clen + plen:
-                return
-            yield rtype, self.buf[8:8 + clen]
-            self.buf = self.buf[8 + clen + plen:]
+    return fcgiproto.request(params, body)
 
 
 async def one_request(port, method, script, query="", body=b""):
     r, w = await asyncio.open_connection("127.0.0.1", port)
     w.write(request_bytes(method, script, query, body))
-    out, recs, done = b"", Records(), False
+    out, recs, done = b"", fcgiproto.Records(), False
     while not done:
         data = await r.read(65536)
         if not data:
@@ -98,7 +68,7 @@ class Subscriber:
         w.write(request_bytes("GET", "/sub", "channel=%s" % self.channel,
                               headers={"HTTP_ACCEPT": "text/event-stream"}))
         ready.release()
-        recs, text = Records(), b""
+        recs, text = fcgiproto.Records(), b""
         while True:
             data = await r.read(65536)
             if not data:
