@@ -40,7 +40,7 @@ static int64_t add(struct msglog *l, const char *chan, const char *type, const c
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	char err[256];
-	ck_assert_msg(msglog_append(l, &m, 1, now, &id, &ack, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(msglog_append(l, &m, 1, now, &id, &ack, NULL, err, sizeof err) == 0, "%s", err);
 	buf_free(&ack);
 	return id;
 }
@@ -65,7 +65,7 @@ START_TEST(append_and_read)
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	char err[256];
-	ck_assert_int_eq(msglog_append(l, &m, 1, 1763700000123, &id, &ack, err, sizeof err), 0);
+	ck_assert_int_eq(msglog_append(l, &m, 1, 1763700000123, &id, &ack, NULL, err, sizeof err), 0);
 	ck_assert_int_eq(id, 1);
 	ck_assert_str_eq(buf_str(&ack), "{\"id\":1,\"channel\":\"chat\",\"time\":1763700000123}");
 	buf_free(&ack);
@@ -243,7 +243,7 @@ START_TEST(invalid_json_refused)
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	char err[256];
-	ck_assert_int_eq(msglog_append(l, &m, 1, 1, &id, &ack, err, sizeof err), MSGLOG_EINVAL);
+	ck_assert_int_eq(msglog_append(l, &m, 1, 1, &id, &ack, NULL, err, sizeof err), MSGLOG_EINVAL);
 	ck_assert_int_eq(ack.len, 0);
 	int64_t count, last;
 	ck_assert_int_eq(msglog_counts(l, &count, &last, err, sizeof err), 0);
@@ -301,7 +301,7 @@ START_TEST(concurrent_publishers)
 				struct msglog_msg m = { "c", "text/plain", data, strlen(data) };
 				int64_t id;
 				struct buf ack = BUF_INIT;
-				if (msglog_append(cl, &m, 1, 1, &id, &ack, err, sizeof err) < 0 ||
+				if (msglog_append(cl, &m, 1, 1, &id, &ack, NULL, err, sizeof err) < 0 ||
 				    id <= prev)
 					_exit(2);
 				prev = id;
