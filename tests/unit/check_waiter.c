@@ -125,12 +125,12 @@ START_TEST(queue_hand_over)
 	ck_assert_int_eq(waiter_queue_init(&q), 0);
 	ck_assert_ptr_null(waiter_queue_take(&q));
 	struct waiter *a = mk("a", NULL), *b = mk("b", NULL);
-	waiter_queue_push(&q, a);
-	waiter_queue_push(&q, b);
-	struct waiter *l = waiter_queue_take(&q);
-	ck_assert_ptr_eq(l, a);
-	ck_assert_ptr_eq(l->qnext, b);
-	ck_assert_ptr_null(b->qnext);
+	waiter_queue_push(&q, &a->q);
+	waiter_queue_push(&q, &b->q);
+	struct waiter_qlink *l = waiter_queue_take(&q);
+	ck_assert_ptr_eq(WAITER_OF(l), a);
+	ck_assert_ptr_eq(WAITER_OF(l->next), b);
+	ck_assert_ptr_null(b->q.next);
 	ck_assert_ptr_null(waiter_queue_take(&q));
 	waiter_free(a);
 	waiter_free(b);
