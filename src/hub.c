@@ -475,7 +475,7 @@ void hub_run(struct hub *h)
 			      : next <= now ? 0
 			      : next - now > INT_MAX ? INT_MAX : (int)(next - now);
 		int n = epoll_wait(h->ep, ev, 256, timeout);
-		bool bell = false;
+		bool bell = false, stop = false;
 		for (int i = 0; i < n; i++) {
 			void *p = ev[i].data.ptr;
 			if (p == &tag_queue) {
@@ -487,8 +487,7 @@ void hub_run(struct hub *h)
 				uint64_t v;
 				if (read(h->stopfd, &v, sizeof v) < 0 && errno != EAGAIN)
 					log_msg("error", 0, "stop: %s", strerror(errno));
-				h->stopping = 1;
-				stop_all(h);
+				stop = true;
 			} else if (p == &tag_bell) {
 				uint64_t v;
 				if (read(h->bell, &v, sizeof v) < 0 && errno != EAGAIN)
@@ -497,6 +496,12 @@ void hub_run(struct hub *h)
 			} else {
 				hangup(h, p);
 			}
+		}
+		/* Waiters are ended only after the whole batch: an event later in
+		 * it may belong to one of them. */
+		if (stop && !h->stopping) {
+			h->stopping = 1;
+			stop_all(h);
 		}
 		if (bell)
 			deliver(h);
