@@ -111,17 +111,6 @@ void hub_submit(struct hub *h, struct waiter *w)
 	waiter_queue_push(&h->queue, &w->q);
 }
 
-static void hub_answer(struct waiter *w, int64_t last_id, bool gap, bool reset)
-{
-	struct buf body = BUF_INIT, out = BUF_INIT;
-	reply_sub(&body, last_id, w->items.p, w->items.len, w->more, gap, reset);
-	reply_json(&out, 200, body.p, body.len, w->callback, w->headers);
-	conn_finish(w->conn, out.p, out.len);
-	w->conn = NULL;
-	buf_free(&body);
-	buf_free(&out);
-}
-
 /* Takes w out of the set; the caller ends its request, and the close of
  * its socket (held by no one else) takes it out of epoll. */
 static void retire(struct hub *h, struct waiter *w)
@@ -137,10 +126,17 @@ static void finished(struct hub *h, struct waiter *w)
 	__atomic_sub_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
 }
 
+/* Answers a long-poll with what w has collected, and ends it. */
 static void answer(struct hub *h, struct waiter *w, int64_t last_id, bool gap, bool reset)
 {
+	struct buf body = BUF_INIT, out = BUF_INIT;
+	reply_sub(&body, last_id, w->items.p, w->items.len, w->more, gap, reset);
+	reply_json(&out, 200, body.p, body.len, w->callback, w->headers);
+	conn_finish(w->conn, out.p, out.len);
+	w->conn = NULL;
+	buf_free(&body);
+	buf_free(&out);
 	notify_delivered(h->notify, (uint64_t)w->nmatch);
-	hub_answer(w, last_id, gap, reset);
 	finished(h, w);
 }
 

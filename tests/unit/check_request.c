@@ -15,6 +15,19 @@ static int sub(const char *q, struct req_sub *r, struct req_error *e)
 	return request_sub(q, NULL, NULL, &lim, r, e);
 }
 
+/* Each of bad, after "channel=a&", is refused with 400. */
+static void refused(const char *const *bad, size_t n)
+{
+	struct req_sub r;
+	struct req_error e;
+	for (size_t i = 0; i < n; i++) {
+		char q[128];
+		snprintf(q, sizeof q, "channel=a&%s", bad[i]);
+		ck_assert_msg(sub(q, &r, &e) == -1, "accepted %s", q);
+		ck_assert_int_eq(e.status, 400);
+	}
+}
+
 START_TEST(endpoint_last_segment)
 {
 	ck_assert_int_eq(request_endpoint("/comet/sub", ""), REQ_EP_SUB);
@@ -91,12 +104,7 @@ START_TEST(sub_since)
 	const char *bad[] = { "since=-1", "since=abc", "since=", "since=1.5", "since=+3",
 			      "since=9223372036854775808", "since=99999999999999999999999",
 			      "since=1&since=2" };
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		char q[128];
-		snprintf(q, sizeof q, "channel=a&%s", bad[i]);
-		ck_assert_msg(sub(q, &r, &e) == -1, "accepted %s", q);
-		ck_assert_int_eq(e.status, 400);
-	}
+	refused(bad, sizeof bad / sizeof bad[0]);
 }
 END_TEST
 
@@ -132,12 +140,7 @@ START_TEST(sub_timeout_limit_callback)
 	ck_assert_str_eq(r.callback, "jQuery123_456.cb$");
 	const char *bad[] = { "callback=", "callback=1a", "callback=a(b)", "callback=alert(1)//",
 			      "callback=%3Cscript%3E", "callback=a%0Ab" };
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		char q[128];
-		snprintf(q, sizeof q, "channel=a&%s", bad[i]);
-		ck_assert_msg(sub(q, &r, &e) == -1, "accepted %s", q);
-		ck_assert_int_eq(e.status, 400);
-	}
+	refused(bad, sizeof bad / sizeof bad[0]);
 }
 END_TEST
 
