@@ -27,6 +27,8 @@ struct conn {
 	char **envp;		/* NULL once parked */
 	int fd;			/* parked FastCGI: the socket; else -1 */
 	uint16_t request_id;	/* parked FastCGI */
+	bool bounded;		/* FastCGI: SO_SNDTIMEO set */
+	size_t sent;		/* FastCGI, unparked: bytes handed to libfcgi */
 	unsigned long id;
 };
 
@@ -37,9 +39,16 @@ struct conn *conn_fcgx(FCGX_Request *r, unsigned long id)
 	c->envp = r->envp;
 	c->fd = -1;
 	c->id = id;
-	struct timeval tv = { SEND_TIMEOUT_SEC, 0 };
-	setsockopt(r->ipcFd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	return c;
+}
+
+/* Before a write that may block: bounds it (see SEND_TIMEOUT_SEC). Set only
+ * when needed, as most answers fit the socket buffer and never block, and
+ * a burst of subscribes should cost no more syscalls than it must. */
+static void bound_writes(int fd)
+{
+	struct timeval tv = { SEND_TIMEOUT_SEC, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
 struct conn *conn_cgi(char **envp, unsigned long id)
@@ -104,8 +113,27 @@ void conn_park(struct conn *c)
 	c->envp = NULL;
 }
 
+/* Tries without blocking first; only the rest of an answer larger than the
+ * free socket buffer is written blocking, with the bound set. */
 static int write_all(int fd, const char *p, size_t n)
 {
+	for (;;) {
+		ssize_t w = send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == ENOTSOCK)
+			break;	/* CGI: stdout may be a pipe */
+		if (w < 0 && errno != EAGAIN)
+			return -1;
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+		}
+		if (n == 0)
+			return 0;
+		bound_writes(fd);
+		break;
+	}
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0 && errno == EINTR)
@@ -160,6 +188,12 @@ int conn_send(struct conn *c, const void *p, size_t n)
 	if (c->fd >= 0)
 		return send_parked(c, p, n, false);
 	if (c->req) {
+		/* What fits the smallest socket buffer of a fresh connection
+		 * cannot block; past that, bound the writes. */
+		if (!c->bounded && (c->sent += n) > 4096) {
+			bound_writes(c->req->ipcFd);
+			c->bounded = true;
+		}
 		if (FCGX_PutStr(p, (int)n, c->req->out) != (int)n ||
 		    FCGX_FFlush(c->req->out) < 0)
 			return -1;

@@ -38,7 +38,15 @@ struct hub {
 	int64_t pos;			/* the log is dispatched through this id */
 	long inflight;			/* submitted and not yet ended */
 	bool threaded;			/* runs for ever in its own thread */
+	int stop_requested;		/* set by hub_stop before it rings */
+	/* The submitting thread's own: */
+	bool owed;			/* pushed onto an empty queue, not rung */
+	int unrung;			/* hand-overs since the last ring */
 };
+
+/* At most this many hand-overs wait for one ring (a bound on how late the
+ * hub sees a subscriber in a long burst of them). */
+#define HANDOVER_BATCH 64
 
 static char tag_queue, tag_bell, tag_stop;	/* epoll tags besides waiters */
 
@@ -105,10 +113,36 @@ int hub_start(struct hub **out, const struct conf *conf, struct notify *n,
 	return 0;
 }
 
+/* A burst of subscribes reaches the hub with one wake-up, not one each: a
+ * wake-up of the hub also preempts this thread, and the herd of
+ * re-subscribes after a fan-out must be accepted as fast as it comes (see
+ * listen-backlog in lighttpd/comet-fcgi.conf). Delaying the ring is safe: a waiter's re-check in adopt()
+ * covers commits between its check and its adoption however late that is,
+ * and the delay is bounded by hub_flush and HANDOVER_BATCH. A stream is
+ * rung at once: it is sent its backlog on adoption. */
 void hub_submit(struct hub *h, struct waiter *w)
 {
+	bool stream = w->stream;
 	__atomic_add_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
-	waiter_queue_push(&h->queue, &w->q);
+	if (waiter_queue_push_quiet(&h->queue, &w->q))
+		h->owed = true;
+	h->unrung++;
+	if (stream || !h->threaded || h->unrung >= HANDOVER_BATCH ||
+	    __atomic_load_n(&h->stop_requested, __ATOMIC_SEQ_CST))
+		hub_flush(h);
+}
+
+bool hub_owes(const struct hub *h)
+{
+	return h->owed;
+}
+
+void hub_flush(struct hub *h)
+{
+	if (h->owed)
+		waiter_queue_ring(&h->queue);
+	h->owed = false;
+	h->unrung = 0;
 }
 
 /* Takes w out of the set; the caller ends its request, and the close of
@@ -448,6 +482,10 @@ static void stop_all(struct hub *h)
 void hub_stop(struct hub *h, int timeout_ms)
 {
 	uint64_t one = 1;
+	/* Takes in whatever the submitting thread has not rung for yet; it
+	 * rings itself for anything it hands over after the flag is set. */
+	__atomic_store_n(&h->stop_requested, 1, __ATOMIC_SEQ_CST);
+	waiter_queue_ring(&h->queue);
 	if (write(h->stopfd, &one, sizeof one) < 0)
 		return;
 	struct timespec tick = { 0, 5 * 1000 * 1000 };

@@ -24,6 +24,10 @@ struct hub;
 int hub_start(struct hub **out, const struct conf *conf, struct notify *n,
 	      bool threaded, char *err, size_t errlen);
 void hub_submit(struct hub *h, struct waiter *w);
+/* Hand-overs may wait to be rung for: the submitting thread calls
+ * hub_flush, when hub_owes, before it waits for anything itself. */
+bool hub_owes(const struct hub *h);
+void hub_flush(struct hub *h);
 /* Runs the loop until every submitted waiter has been answered. */
 void hub_run(struct hub *h);
 

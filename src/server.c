@@ -2,11 +2,12 @@
 #include "config.h"
 
 #include <fcgiapp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <time.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -20,10 +21,20 @@
 
 extern char **environ;
 
+static bool pending(int listen_fd)
+{
+	struct pollfd p = { .fd = listen_fd, .events = POLLIN };
+	return poll(&p, 1, 0) > 0;
+}
+
 int server_fastcgi(struct app *a, int listen_fd)
 {
 	a->threaded = true;
 	for (unsigned long id = 1;; id++) {
+		/* The hub is rung for a burst of hand-overs when the burst is
+		 * over: when no connection is waiting to be accepted. */
+		if (a->hub && hub_owes(a->hub) && !pending(listen_fd))
+			hub_flush(a->hub);
 		/* A fresh request per connection: a held one stays parked in the
 		 * hub while this thread accepts the next. */
 		FCGX_Request *r = xmalloc(sizeof *r);

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -262,20 +263,35 @@ void waiter_queue_destroy(struct waiter_queue *q)
 	pthread_mutex_destroy(&q->mu);
 }
 
-void waiter_queue_push(struct waiter_queue *q, struct waiter_qlink *l)
+bool waiter_queue_push_quiet(struct waiter_queue *q, struct waiter_qlink *l)
 {
 	l->next = NULL;
 	pthread_mutex_lock(&q->mu);
+	bool was_empty = q->head == NULL;
 	if (q->tail)
 		q->tail->next = l;
 	else
 		q->head = l;
 	q->tail = l;
 	pthread_mutex_unlock(&q->mu);
+	return was_empty;
+}
+
+void waiter_queue_ring(struct waiter_queue *q)
+{
 	uint64_t one = 1;
 	/* Cannot fail short of a counter overflow, which the reader prevents. */
 	if (write(q->efd, &one, sizeof one) < 0)
 		return;
+}
+
+/* Only the push onto an empty queue rings: the take that empties the queue
+ * takes every link behind the first too, and it comes after that ring (or
+ * makes it a harmless spare). */
+void waiter_queue_push(struct waiter_queue *q, struct waiter_qlink *l)
+{
+	if (waiter_queue_push_quiet(q, l))
+		waiter_queue_ring(q);
 }
 
 struct waiter_qlink *waiter_queue_take(struct waiter_queue *q)

@@ -91,12 +91,17 @@ void waiter_each(struct waiter_set *s, void (*fn)(struct waiter *, void *), void
 struct waiter_queue {
 	pthread_mutex_t mu;
 	struct waiter_qlink *head, *tail;
-	int efd;		/* eventfd: readable while the queue is not empty */
+	int efd;		/* eventfd: rung when the queue stops being empty */
 };
 
 int waiter_queue_init(struct waiter_queue *q);
 void waiter_queue_destroy(struct waiter_queue *q);
+/* Appends l and rings if the queue was empty. */
 void waiter_queue_push(struct waiter_queue *q, struct waiter_qlink *l);
+/* Appends l without ringing; true if the queue was empty, when the caller
+ * owes a waiter_queue_ring (the reader may not look before it). */
+bool waiter_queue_push_quiet(struct waiter_queue *q, struct waiter_qlink *l);
+void waiter_queue_ring(struct waiter_queue *q);
 /* Takes everything queued, oldest first (linked by next), or NULL. */
 struct waiter_qlink *waiter_queue_take(struct waiter_queue *q);
 

@@ -2,6 +2,7 @@
  * clock) and the hand-over queue. */
 #include "config.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,37 @@ START_TEST(queue_hand_over)
 }
 END_TEST
 
+static bool rung(const struct waiter_queue *q)
+{
+	struct pollfd p = { .fd = q->efd, .events = POLLIN };
+	return poll(&p, 1, 0) == 1;
+}
+
+/* Only the push onto an empty queue rings; a quiet push says it owes one. */
+START_TEST(queue_rings_once_per_burst)
+{
+	struct waiter_queue q;
+	ck_assert_int_eq(waiter_queue_init(&q), 0);
+	struct waiter *a = mk("a", NULL), *b = mk("b", NULL), *c = mk("c", NULL);
+	ck_assert(waiter_queue_push_quiet(&q, &a->q));
+	ck_assert(!rung(&q));
+	ck_assert(!waiter_queue_push_quiet(&q, &b->q));
+	waiter_queue_ring(&q);
+	ck_assert(rung(&q));
+	struct waiter_qlink *l = waiter_queue_take(&q);
+	ck_assert(!rung(&q));
+	ck_assert_ptr_eq(WAITER_OF(l), a);
+	ck_assert_ptr_eq(WAITER_OF(l->next), b);
+	waiter_queue_push(&q, &c->q);
+	ck_assert(rung(&q));
+	ck_assert_ptr_eq(WAITER_OF(waiter_queue_take(&q)), c);
+	waiter_free(a);
+	waiter_free(b);
+	waiter_free(c);
+	waiter_queue_destroy(&q);
+}
+END_TEST
+
 Suite *waiter_suite(void)
 {
 	Suite *s = suite_create("waiter");
@@ -146,6 +178,7 @@ Suite *waiter_suite(void)
 	tcase_add_test(t, many_channels_grow);
 	tcase_add_test(t, deadlines_in_order);
 	tcase_add_test(t, queue_hand_over);
+	tcase_add_test(t, queue_rings_once_per_burst);
 	suite_add_tcase(s, t);
 	return s;
 }
