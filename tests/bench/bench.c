@@ -1,4 +1,4 @@
-/* bench: HTTP/1.1 benchmark client for Comet servers (comet-fcgi, nchan).
+/* bench: HTTP/1.1 and HTTP/2 benchmark client for Comet servers (comet-fcgi, nchan).
  *
  * One thread, epoll, non-blocking sockets, libc only. Talks to a web server on
  * 127.0.0.1:PORT and measures
@@ -149,6 +149,9 @@ static struct {
 	double answer_timeout;
 	double rate_while_held;		/* fanout: a rate run while N are held */
 	const char *rate_pub_path;
+	int h2;				/* fanout: subscribers as HTTP/2 streams, h2 per connection */
+	int h2_port;			/* their port (default: port) */
+	bool check;			/* fanout: an answer must carry the message */
 	bool quiet;
 } opt = {
 	.label = "server",
@@ -384,7 +387,7 @@ static void cpu_print(FILE *f, bool json, const long long *a, const long long *b
 
 /* ------------------------------------------------------------ connections */
 
-enum kind { K_SUB, K_PUB, K_READY };
+enum kind { K_SUB, K_PUB, K_READY, K_H2 };
 enum state { S_CONNECTING, S_WRITING, S_READING, S_DONE, S_FAILED };
 
 struct hconn {
@@ -404,9 +407,10 @@ struct hconn {
 	double t_sent, t_done;
 	int err;			/* errno of a failure */
 	int id;
+	struct h2 *h2;			/* an HTTP/2 stream: its connection (fd -1) */
 };
 
-static struct sockaddr_in target;
+static struct sockaddr_in target, h2_target;
 static int ep = -1;
 static char host_hdr[128];
 
@@ -441,7 +445,8 @@ static int conn_open(struct hconn *c)
 	}
 	int one = 1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (connect(c->fd, (struct sockaddr *)&target, sizeof target) < 0 && errno != EINPROGRESS) {
+	const struct sockaddr_in *to = c->kind == K_H2 ? &h2_target : &target;
+	if (connect(c->fd, (const struct sockaddr *)to, sizeof *to) < 0 && errno != EINPROGRESS) {
 		c->err = errno;
 		close(c->fd);
 		c->fd = -1;
@@ -698,9 +703,338 @@ static int conn_read(struct hconn *c)
 	return 0;
 }
 
+/* ----------------------------------------------------------------- HTTP/2 */
+
+/* Subscribers as HTTP/2 streams (cleartext, prior knowledge), opt.h2 per
+ * connection: how browsers reach a site over HTTPS, many requests on one
+ * connection, and how lighttpd is asked for more requests than twice its
+ * descriptors would allow over HTTP/1.1. Each stream is an hconn of its own
+ * (fd -1, h2 set) that the fan-out counts like an HTTP/1.1 subscriber; the
+ * connection is an hconn of kind K_H2 that is never counted. Only what a
+ * subscriber needs: windows opened wide at the start, SETTINGS and PING
+ * acknowledged, and of the response headers only :status, always the first
+ * field (HPACK static table or a literal). */
+
+struct h2 {
+	struct hconn conn;		/* first: the epoll pointer */
+	struct hconn **streams;		/* streams[i] has id 2i+1 */
+	int nstreams, open;
+};
+
+static struct h2 **h2s;
+static long nh2s;
+
+/* Where the fan-out loops want a finished stream: rc 1 answered, -1 failed. */
+static void (*on_stream)(struct hconn *s, int rc);
+
+static void h2_frame_head(char *p, size_t len, int type, int flags, uint32_t id)
+{
+	p[0] = (char)(len >> 16);
+	p[1] = (char)(len >> 8);
+	p[2] = (char)len;
+	p[3] = (char)type;
+	p[4] = (char)flags;
+	p[5] = (char)(id >> 24 & 0x7f);
+	p[6] = (char)(id >> 16);
+	p[7] = (char)(id >> 8);
+	p[8] = (char)id;
+}
+
+/* HPACK integer with an n-bit prefix, first byte's high bits from first. */
+static size_t hpack_int(char *p, unsigned first, int n, size_t v)
+{
+	size_t max = (1u << n) - 1, k = 0;
+	if (v < max) {
+		p[k++] = (char)(first | v);
+		return k;
+	}
+	p[k++] = (char)(first | max);
+	for (v -= max; v >= 128; v >>= 7)
+		p[k++] = (char)(0x80 | (v & 0x7f));
+	p[k++] = (char)v;
+	return k;
+}
+
+/* A literal field without indexing, with its name from the static table. */
+static size_t hpack_literal(char *p, int name_index, const char *value)
+{
+	size_t k = hpack_int(p, 0x00, 4, (size_t)name_index);
+	size_t vl = strlen(value);
+	k += hpack_int(p + k, 0x00, 7, vl);
+	memcpy(p + k, value, vl);
+	return k + vl;
+}
+
+/* The whole opening of a connection as its "request": preface, SETTINGS
+ * (no push, 16 MiB stream windows), a 1 GiB connection window, and one
+ * HEADERS frame (END_STREAM | END_HEADERS) per stream. */
+static void h2_set_request(struct h2 *h, const char *path)
+{
+	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	size_t cap = 128 + (size_t)h->nstreams * (64 + strlen(path) + strlen(host_hdr));
+	char *o = xrealloc(NULL, cap);
+	size_t k = 0;
+	memcpy(o, preface, sizeof preface - 1);
+	k += sizeof preface - 1;
+	static const unsigned char settings[] = {
+		0, 2, 0, 0, 0, 0,		/* ENABLE_PUSH 0 */
+		0, 4, 0x01, 0, 0, 0,		/* INITIAL_WINDOW_SIZE 16 MiB */
+	};
+	h2_frame_head(o + k, sizeof settings, 4, 0, 0);
+	memcpy(o + k + 9, settings, sizeof settings);
+	k += 9 + sizeof settings;
+	h2_frame_head(o + k, 4, 8, 0, 0);
+	o[k + 9] = 0x3f;
+	o[k + 10] = (char)0xff;
+	o[k + 11] = 0;
+	o[k + 12] = 0;
+	k += 13;
+	for (int i = 0; i < h->nstreams; i++) {
+		char *hb = o + k + 9;
+		size_t n = 0;
+		hb[n++] = (char)0x82;	/* :method GET */
+		hb[n++] = (char)0x86;	/* :scheme http */
+		n += hpack_literal(hb + n, 4, path);		/* :path */
+		n += hpack_literal(hb + n, 1, host_hdr);	/* :authority */
+		n += hpack_literal(hb + n, 58, "comet-bench");	/* user-agent */
+		h2_frame_head(o + k, n, 1, 0x5, (uint32_t)(2 * i + 1));
+		k += 9 + n;
+	}
+	free(h->conn.req);
+	h->conn.req = o;
+	h->conn.reqlen = k;
+	h->conn.reqoff = 0;
+}
+
+static struct h2 *h2_open(struct hconn **streams, int n, const char *path)
+{
+	struct h2 *h = calloc(1, sizeof *h);
+	h->conn.fd = -1;
+	h->conn.kind = K_H2;
+	h->streams = xrealloc(NULL, (size_t)n * sizeof *h->streams);
+	memcpy(h->streams, streams, (size_t)n * sizeof *streams);
+	h->nstreams = h->open = n;
+	for (int i = 0; i < n; i++) {
+		streams[i]->h2 = h;
+		streams[i]->state = S_CONNECTING;
+		conn_reset_response(streams[i]);
+	}
+	h2_set_request(h, path);
+	h2s = xrealloc(h2s, (size_t)(nh2s + 1) * sizeof *h2s);
+	h2s[nh2s++] = h;
+	if (conn_open(&h->conn) < 0) {
+		for (int i = 0; i < n; i++) {
+			streams[i]->state = S_FAILED;
+			streams[i]->err = h->conn.err;
+		}
+		h->open = 0;
+	}
+	return h;
+}
+
+static void h2_finish(struct h2 *h, struct hconn *s, int rc, int err)
+{
+	if (s->state == S_DONE || s->state == S_FAILED)
+		return;
+	if (!s->buf) {
+		s->buf = xrealloc(NULL, 1);
+		s->cap = 1;
+	}
+	s->buf[s->len] = 0;
+	s->t_done = now_s();
+	s->state = rc > 0 ? S_DONE : S_FAILED;
+	s->err = err;
+	h->open--;
+	if (on_stream)
+		on_stream(s, rc);
+}
+
+static void h2_fail_all(struct h2 *h, int err)
+{
+	for (int i = 0; i < h->nstreams; i++)
+		h2_finish(h, h->streams[i], -1, err);
+	conn_close(&h->conn);
+	h->conn.state = S_FAILED;
+}
+
+/* :status from the start of a header block: an indexed field of the static
+ * table (200 204 206 304 400 404 500), or a literal whose name is :status,
+ * its value plain or Huffman-coded (digits only). 0 when it is neither. */
+static int h2_status(const unsigned char *p, size_t n)
+{
+	static const int indexed[] = { 200, 204, 206, 304, 400, 404, 500 };
+	if (n < 1)
+		return 0;
+	if (p[0] & 0x80) {
+		int i = p[0] & 0x7f;
+		return i >= 8 && i <= 14 ? indexed[i - 8] : 0;
+	}
+	int name = (p[0] & 0xc0) == 0x40 ? p[0] & 0x3f : p[0] & 0x0f;
+	if (name != 8 || n < 2)
+		return 0;
+	size_t len = p[1] & 0x7f;
+	const unsigned char *v = p + 2;
+	if (len > n - 2)
+		return 0;
+	if (!(p[1] & 0x80))
+		return len == 3 ? atoi((const char[4]){ (char)v[0], (char)v[1], (char)v[2], 0 }) : 0;
+	/* Huffman: '0'-'2' are 5-bit codes 0-2, '3'-'9' 6-bit codes 25-31. */
+	int status = 0, digits = 0;
+	size_t bit = 0, bits = len * 8;
+	while (digits < 3 && bit + 5 <= bits) {
+		unsigned code = 0;
+		for (int b = 0; b < 5; b++, bit++)
+			code = code << 1 | ((v[bit / 8] >> (7 - bit % 8)) & 1);
+		int d;
+		if (code <= 2) {
+			d = (int)code;
+		} else {
+			if (bit >= bits)
+				return 0;
+			code = code << 1 | ((v[bit / 8] >> (7 - bit % 8)) & 1);
+			bit++;
+			if (code < 25 || code > 31)
+				return 0;
+			d = (int)code - 22;
+		}
+		status = status * 10 + d;
+		digits++;
+	}
+	return digits == 3 ? status : 0;
+}
+
+static void h2_send(struct h2 *h, const char *p, size_t n)
+{
+	/* Tiny frames on a socket with nothing else to send: they fit. */
+	if (send(h->conn.fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)n)
+		h2_fail_all(h, errno ? errno : EPROTO);
+}
+
+/* One frame; false when the connection is finished with. */
+static bool h2_frame(struct h2 *h, const unsigned char *f, size_t len)
+{
+	int type = f[3], flags = f[4];
+	uint32_t id = ((uint32_t)(f[5] & 0x7f) << 24) | ((uint32_t)f[6] << 16) |
+		      ((uint32_t)f[7] << 8) | f[8];
+	const unsigned char *p = f + 9;
+	struct hconn *s = NULL;
+	if (id && id % 2 == 1 && (id - 1) / 2 < (uint32_t)h->nstreams)
+		s = h->streams[(id - 1) / 2];
+	size_t pad = 0;
+	if ((type == 0 || type == 1) && (flags & 0x8)) {
+		if (len < 1)
+			return h2_fail_all(h, EPROTO), false;
+		pad = p[0] + 1u;
+		p++;
+		if (pad - 1 > len - 1)
+			return h2_fail_all(h, EPROTO), false;
+	}
+	size_t plen = len - pad;
+	switch (type) {
+	case 0:	/* DATA */
+		if (s) {
+			if (s->cap - s->len < plen + 1) {
+				s->cap = s->len + plen + 1 + 256;
+				s->buf = xrealloc(s->buf, s->cap);
+			}
+			memcpy(s->buf + s->len, p, plen);
+			s->len += plen;
+			if (flags & 0x1)
+				h2_finish(h, s, 1, 0);
+		}
+		break;
+	case 1:	/* HEADERS: the first block has :status; a second is trailers */
+		if (flags & 0x20) {	/* PRIORITY fields */
+			p += 5;
+			plen = plen >= 5 ? plen - 5 : 0;
+		}
+		if (s && !s->status)
+			s->status = h2_status(p, plen);
+		if (s && (flags & 0x1))
+			h2_finish(h, s, 1, 0);
+		break;
+	case 3:	/* RST_STREAM */
+		if (s)
+			h2_finish(h, s, -1, ECONNRESET);
+		break;
+	case 4:	/* SETTINGS */
+		if (!(flags & 0x1)) {
+			char ack[9];
+			h2_frame_head(ack, 0, 4, 0x1, 0);
+			h2_send(h, ack, sizeof ack);
+		}
+		break;
+	case 6:	/* PING */
+		if (!(flags & 0x1) && len == 8) {
+			char pong[17];
+			h2_frame_head(pong, 8, 6, 0x1, 0);
+			memcpy(pong + 9, p, 8);
+			h2_send(h, pong, sizeof pong);
+		}
+		break;
+	case 7:	/* GOAWAY */
+		h2_fail_all(h, ECONNRESET);
+		return false;
+	default:	/* PRIORITY, WINDOW_UPDATE, CONTINUATION (not sent by these servers) */
+		break;
+	}
+	return h->conn.state != S_FAILED;
+}
+
+/* Reads and handles every complete frame; finished streams go to on_stream.
+ * Returns 0 (the connection itself is never a counted answer). */
+static int h2_read(struct hconn *c)
+{
+	struct h2 *h = (struct h2 *)c;
+	for (;;) {
+		if (c->cap - c->len < 16384) {
+			c->cap = c->cap ? c->cap * 2 : 65536;
+			c->buf = xrealloc(c->buf, c->cap);
+		}
+		ssize_t r = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN)
+			break;
+		if (r <= 0) {
+			h2_fail_all(h, r == 0 ? ECONNRESET : errno);
+			return 0;
+		}
+		c->len += (size_t)r;
+		size_t off = 0;
+		while (c->len - off >= 9) {
+			const unsigned char *f = (const unsigned char *)c->buf + off;
+			size_t flen = ((size_t)f[0] << 16) | ((size_t)f[1] << 8) | f[2];
+			if (c->len - off < 9 + flen)
+				break;
+			if (!h2_frame(h, f, flen))
+				return 0;
+			off += 9 + flen;
+		}
+		memmove(c->buf, c->buf + off, c->len - off);
+		c->len -= off;
+	}
+	if (h->open == 0) {
+		conn_close(c);
+		c->state = S_DONE;
+	}
+	return 0;
+}
+
+static int conn_event1(struct hconn *c, uint32_t events);
+
 /* Dispatches one epoll event. Returns 1 when c completed a response, -1 when
- * it failed, 0 otherwise. */
+ * it failed, 0 otherwise (always for an HTTP/2 connection: its streams go
+ * to on_stream). */
 static int conn_event(struct hconn *c, uint32_t events)
+{
+	int rc = conn_event1(c, events);
+	if (c->kind == K_H2 && rc < 0)
+		h2_fail_all((struct h2 *)c, c->err);
+	return c->kind == K_H2 ? 0 : rc;
+}
+
+static int conn_event1(struct hconn *c, uint32_t events)
 {
 	if (c->state == S_CONNECTING) {
 		int err = 0;
@@ -720,6 +1054,8 @@ static int conn_event(struct hconn *c, uint32_t events)
 	}
 	if (c->state == S_READING) {
 		(void)events;
+		if (c->kind == K_H2)
+			return h2_read(c);
 		return conn_read(c);
 	}
 	return 0;
@@ -966,11 +1302,45 @@ static void fail_summary(char *out, size_t n)
 				      strerror(fail_errno[i]), fail_count[i]);
 }
 
+/* The answers after the publish. */
+static struct {
+	double t0;
+	char *expect_body;		/* --check: what each answer must carry */
+	long pending, answered, non200, wrong, late_fail;
+	struct samples lat;
+} fw;
+
+static void fanout_answer(struct hconn *c, int rc)
+{
+	if (c->kind != K_SUB)
+		return;
+	fw.pending--;
+	if (rc > 0) {
+		const char *body = c->buf ? c->buf + c->hdr_end : "";
+		if (c->status != 200) {
+			fw.non200++;
+		} else if (fw.expect_body && !strstr(body, fw.expect_body)) {
+			fw.wrong++;
+			if (fw.wrong <= 3)
+				fprintf(stderr, "bench: subscriber %d answered without the message: %.200s\n",
+					c->id, body);
+		} else {
+			fw.answered++;
+			samples_add(&fw.lat, (c->t_done - fw.t0) * 1000);
+		}
+		conn_close(c);
+	} else {
+		fw.late_fail++;
+		note_fail(c->err);
+	}
+}
+
 static void run_fanout(void)
 {
 	long N = opt.n;
 	subs = calloc((size_t)N, sizeof *subs);
 	on_other = early;
+	on_stream = early;
 	if (ngroups)
 		mem_read(0);
 
@@ -990,6 +1360,23 @@ static void run_fanout(void)
 			c->fd = -1;
 			c->kind = K_SUB;
 			c->id = (int)i;
+			if (opt.h2) {
+				/* A connection per opt.h2 streams (fewer at a batch's end). */
+				long first = i - (i - subs_open) % opt.h2;
+				if (i + 1 == upto || (i + 1 - subs_open) % opt.h2 == 0) {
+					struct hconn *group[256];
+					int k = 0;
+					for (long j = first; j <= i; j++)
+						group[k++] = &subs[j];
+					h2_open(group, k, opt.sub_path);
+					for (long j = first; j <= i; j++)
+						if (subs[j].state == S_FAILED) {
+							subs_failed++;
+							note_fail(subs[j].err);
+						}
+				}
+				continue;
+			}
 			conn_set_request(c, "GET", opt.sub_path, NULL, NULL, 0, true);
 			if (conn_open(c) < 0) {
 				subs_failed++;
@@ -1071,19 +1458,20 @@ static void run_fanout(void)
 	double t0 = now_s();
 	conn_write(&pub);
 
-	struct samples lat = { 0 };
-	long answered = 0, non200 = 0, late_fail = 0;
-	long pending = 0;
+	fw.t0 = t0;
+	fw.expect_body = opt.check ? make_body(opt.body_size, 0) : NULL;
 	for (long i = 0; i < subs_open; i++)
-		if (subs[i].fd >= 0 && (subs[i].state == S_READING || subs[i].state == S_WRITING ||
-					subs[i].state == S_CONNECTING))
-			pending++;
-	long expect = pending;
+		if ((subs[i].fd >= 0 || subs[i].h2) &&
+		    (subs[i].state == S_READING || subs[i].state == S_WRITING ||
+		     subs[i].state == S_CONNECTING))
+			fw.pending++;
+	long expect = fw.pending;
+	on_stream = fanout_answer;
 	/* When opening stalled, the server may not even accept the publish;
 	 * do not wait the full answer timeout for that. */
 	double deadline = t0 + (stalled && opt.answer_timeout > 10 ? 10 : opt.answer_timeout);
 	struct epoll_event *evs = calloc(1024, sizeof *evs);
-	while ((pending > 0 || (pub.state != S_DONE && pub.state != S_FAILED)) &&
+	while ((fw.pending > 0 || (pub.state != S_DONE && pub.state != S_FAILED)) &&
 	       now_s() < deadline) {
 		int n = epoll_wait(ep, evs, 1024, 100);
 		if (n < 0 && errno != EINTR)
@@ -1098,24 +1486,16 @@ static void run_fanout(void)
 					conn_close(&pub);
 				continue;
 			}
-			if (rc == 0)
-				continue;
-			pending--;
-			if (rc > 0) {
-				if (c->status == 200) {
-					answered++;
-					samples_add(&lat, (c->t_done - t0) * 1000);
-				} else {
-					non200++;
-				}
-				conn_close(c);
-			} else {
-				late_fail++;
-				note_fail(c->err);
-			}
+			if (rc != 0)
+				fanout_answer(c, rc);
 		}
 	}
 	free(evs);
+	on_stream = NULL;
+	free(fw.expect_body);
+	struct samples lat = fw.lat;
+	long answered = fw.answered, non200 = fw.non200, late_fail = fw.late_fail;
+	long pending = fw.pending, wrong = fw.wrong;
 	double t_last = lat.n ? t0 + lat.v[lat.n - 1] / 1000 : now_s();
 	cpu_read(fcpu1);
 	double pub_ms = pub.state == S_DONE ? (pub.t_done - t0) * 1000 : NAN;
@@ -1129,6 +1509,16 @@ static void run_fanout(void)
 		free(subs[i].req);
 	}
 	free(subs);
+	for (long i = 0; i < nh2s; i++) {
+		conn_close(&h2s[i]->conn);
+		free(h2s[i]->conn.buf);
+		free(h2s[i]->conn.req);
+		free(h2s[i]->streams);
+		free(h2s[i]);
+	}
+	free(h2s);
+	h2s = NULL;
+	nh2s = 0;
 	qsort(lat.v, lat.n, sizeof(double), cmp_double);
 
 	char fails[512];
@@ -1141,8 +1531,9 @@ static void run_fanout(void)
 			printf("   failed connections %ld, early answers %ld, failed after publish %ld%s%s\n",
 			       subs_failed, subs_early, late_fail, fails[0] ? ": " : "", fails);
 		printf("   publish answered %d in %.3f ms\n", pub_status, pub_ms);
-		printf("   answered %ld of %ld waiting (non-200 %ld, unanswered %ld after %.0f s)\n",
-		       answered, expect, non200, pending, opt.answer_timeout);
+		printf("   answered %ld of %ld waiting (non-200 %ld, without the message %ld, "
+		       "unanswered %ld after %.0f s)\n",
+		       answered, expect, non200, wrong, pending, opt.answer_timeout);
 		printf("   fan-out latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
 		       pct(&lat, 50), pct(&lat, 90), pct(&lat, 99), pct(&lat, 100));
 		cpu_print(stdout, false, fcpu0, fcpu1, t_last - t0);
@@ -1171,8 +1562,9 @@ static void run_fanout(void)
 	jnum(stdout, "open_s", open_s, 3, true);
 	printf("\"pub_status\":%d,", pub_status);
 	jnum(stdout, "pub_ms", pub_ms, 3, true);
-	printf("\"waiting\":%ld,\"answered\":%ld,\"non200\":%ld,\"failed_after\":%ld,\"unanswered\":%ld,",
-	       expect, answered, non200, late_fail, pending);
+	printf("\"waiting\":%ld,\"answered\":%ld,\"non200\":%ld,\"wrong\":%ld,"
+	       "\"failed_after\":%ld,\"unanswered\":%ld,\"h2_streams\":%d,",
+	       expect, answered, non200, wrong, late_fail, pending, opt.h2);
 	jnum(stdout, "p50_ms", pct(&lat, 50), 3, true);
 	jnum(stdout, "p90_ms", pct(&lat, 90), 3, true);
 	jnum(stdout, "p99_ms", pct(&lat, 99), 3, true);
@@ -1257,6 +1649,10 @@ static void usage(FILE *f)
 "      --sid SID            --mem-match only processes of this session\n"
 "      --rate-while-held S  run the rate measurement for S s while N are held\n"
 "      --rate-path PATH     publish path for that rate run (another channel)\n"
+"      --h2 S               subscribers as HTTP/2 streams (cleartext, prior\n"
+"                           knowledge), S per connection (lighttpd allows 8)\n"
+"      --h2-port PORT       their port, when not --port (nginx: a listen ... http2)\n"
+"      --check              an answer counts only if it carries the message\n"
 "  rate:\n"
 "  -c C                     connections (default 16)\n"
 "  -d D                     seconds (default 5)\n"
@@ -1343,6 +1739,12 @@ int main(int argc, char **argv)
 			opt.body_size = atoi(ARG());
 		else if (!strcmp(a, "--header"))
 			opt.headers = ARG();
+		else if (!strcmp(a, "--h2"))
+			opt.h2 = atoi(ARG());
+		else if (!strcmp(a, "--h2-port"))
+			opt.h2_port = atoi(ARG());
+		else if (!strcmp(a, "--check"))
+			opt.check = true;
 		else if (!strcmp(a, "-q"))
 			opt.quiet = true;
 		else
@@ -1352,7 +1754,8 @@ int main(int argc, char **argv)
 		die("--port is required");
 	if (opt.n < 1 || opt.n > 1000000 || opt.conns < 1 || opt.conns > 10000 ||
 	    opt.duration <= 0 || opt.duration > 3600 || opt.batch < 1 ||
-	    opt.body_size < 1 || opt.body_size > 1 << 20)
+	    opt.body_size < 1 || opt.body_size > 1 << 20 || opt.h2 < 0 || opt.h2 > 256 ||
+	    opt.h2_port < 0 || opt.h2_port > 65535)
 		die("option out of range");
 	memset(&target, 0, sizeof target);
 	target.sin_family = AF_INET;
@@ -1361,9 +1764,12 @@ int main(int argc, char **argv)
 		die("bad --host %s", opt.host);
 	if ((ntohl(target.sin_addr.s_addr) >> 24) != 127)
 		die("only loopback targets (127.0.0.0/8) are allowed");
+	h2_target = target;
+	if (opt.h2_port)
+		h2_target.sin_port = htons((uint16_t)opt.h2_port);
 	snprintf(host_hdr, sizeof host_hdr, "%s:%d", opt.host, opt.port);
 	signal(SIGPIPE, SIG_IGN);
-	raise_nofile(opt.n + opt.conns + 64);
+	raise_nofile((opt.h2 ? opt.n / opt.h2 + 1 : opt.n) + opt.conns + 64);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		die("epoll_create1: %s", strerror(errno));
