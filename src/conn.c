@@ -230,6 +230,18 @@ void conn_close(struct conn *c)
 	free(c);
 }
 
+int conn_finish_open(struct conn *c, const void *p, size_t n)
+{
+	if (c->fd < 0) {
+		conn_finish(c, p, n);
+		return -1;
+	}
+	int fd = c->fd;
+	send_parked(c, p, n, true);
+	free(c);
+	return fd;
+}
+
 void conn_finish(struct conn *c, const void *p, size_t n)
 {
 	if (c->fd >= 0) {

@@ -44,5 +44,11 @@ void conn_close(struct conn *c);
 /* Sends the last bytes of the answer and ends the request, in one write
  * when parked; frees c. */
 void conn_finish(struct conn *c, const void *p, size_t n);
+/* conn_finish for a parked request, but leaves closing its socket to the
+ * caller: returns the descriptor to close (-1 when there is none). A
+ * fan-out writes every answer before it pays for any close, and the web
+ * server, which has the whole answer, closes first. The caller must close
+ * it before it next waits on events for it. */
+int conn_finish_open(struct conn *c, const void *p, size_t n);
 
 #endif

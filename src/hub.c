@@ -37,6 +37,8 @@ struct hub {
 	uint32_t seen;			/* sequence value the watcher starts from */
 	int64_t pos;			/* the log is dispatched through this id */
 	long inflight;			/* submitted and not yet ended */
+	int *closing;			/* answered sockets match() closes last */
+	size_t nclosing, capclosing;
 	bool threaded;			/* runs for ever in its own thread */
 	int stop_requested;		/* set by hub_stop before it rings */
 	/* The submitting thread's own: */
@@ -160,18 +162,45 @@ static void finished(struct hub *h, struct waiter *w)
 	__atomic_sub_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
 }
 
-/* Answers a long-poll with what w has collected, and ends it. */
-static void answer(struct hub *h, struct waiter *w, int64_t last_id, bool gap, bool reset)
+/* Answers a long-poll with what w has collected, and ends it. With
+ * defer_close its socket is closed by close_answered(). */
+static void answer_as(struct hub *h, struct waiter *w, int64_t last_id, bool gap, bool reset,
+		      bool defer_close)
 {
 	struct buf body = BUF_INIT, out = BUF_INIT;
 	reply_sub(&body, last_id, w->items.p, w->items.len, w->more, gap, reset);
 	reply_json(&out, 200, body.p, body.len, w->callback, w->headers);
-	conn_finish(w->conn, out.p, out.len);
+	if (defer_close) {
+		int fd = conn_finish_open(w->conn, out.p, out.len);
+		if (fd >= 0) {
+			if (h->nclosing == h->capclosing) {
+				h->capclosing = h->capclosing ? 2 * h->capclosing : 256;
+				h->closing = xrealloc(h->closing, h->capclosing * sizeof *h->closing);
+			}
+			h->closing[h->nclosing++] = fd;
+		}
+	} else {
+		conn_finish(w->conn, out.p, out.len);
+	}
 	w->conn = NULL;
 	buf_free(&body);
 	buf_free(&out);
 	notify_delivered(h->notify, (uint64_t)w->nmatch);
 	finished(h, w);
+}
+
+static void answer(struct hub *h, struct waiter *w, int64_t last_id, bool gap, bool reset)
+{
+	answer_as(h, w, last_id, gap, reset, false);
+}
+
+/* Closes what answer_as() left open; before the next epoll_wait, which
+ * could otherwise report events of these sockets for freed waiters. */
+static void close_answered(struct hub *h)
+{
+	for (size_t i = 0; i < h->nclosing; i++)
+		close(h->closing[i]);
+	h->nclosing = 0;
 }
 
 /* Ends w's request as it stands (a stream that has run its course, whose
@@ -373,8 +402,9 @@ static void match(struct hub *h, const struct msglog_batch *b)
 			continue;
 		}
 		retire(h, w);
-		answer(h, w, w->more ? w->last_match : b->last_id, gap, false);
+		answer_as(h, w, w->more ? w->last_match : b->last_id, gap, false, true);
 	}
+	close_answered(h);
 }
 
 static void collect(struct waiter *w, void *arg)
