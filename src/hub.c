@@ -44,6 +44,7 @@ struct hub {
 	/* The submitting thread's own: */
 	bool owed;			/* pushed onto an empty queue, not rung */
 	int unrung;			/* hand-overs since the last ring */
+	unsigned long submitted;	/* hand-overs in all */
 };
 
 /* At most this many hand-overs wait for one ring (a bound on how late the
@@ -129,6 +130,7 @@ void hub_submit(struct hub *h, struct waiter *w)
 	if (waiter_queue_push_quiet(&h->queue, &w->q))
 		h->owed = true;
 	h->unrung++;
+	h->submitted++;
 	if (stream || !h->threaded || h->unrung >= HANDOVER_BATCH ||
 	    __atomic_load_n(&h->stop_requested, __ATOMIC_SEQ_CST))
 		hub_flush(h);
@@ -137,6 +139,11 @@ void hub_submit(struct hub *h, struct waiter *w)
 bool hub_owes(const struct hub *h)
 {
 	return h->owed;
+}
+
+unsigned long hub_submitted(const struct hub *h)
+{
+	return h->submitted;
 }
 
 void hub_flush(struct hub *h)

@@ -28,6 +28,8 @@ void hub_submit(struct hub *h, struct waiter *w);
  * hub_flush, when hub_owes, before it waits for anything itself. */
 bool hub_owes(const struct hub *h);
 void hub_flush(struct hub *h);
+/* Hand-overs so far (the submitting thread's count). */
+unsigned long hub_submitted(const struct hub *h);
 /* Runs the loop until every submitted waiter has been answered. */
 void hub_run(struct hub *h);
 

@@ -30,10 +30,13 @@ static bool pending(int listen_fd)
 int server_fastcgi(struct app *a, int listen_fd)
 {
 	a->threaded = true;
+	bool handed_over = false;	/* the last request was held */
 	for (unsigned long id = 1;; id++) {
 		/* The hub is rung for a burst of hand-overs when the burst is
-		 * over: when no connection is waiting to be accepted. */
-		if (a->hub && hub_owes(a->hub) && !pending(listen_fd))
+		 * over: when this thread is about to wait for a connection, or
+		 * serves anything but another subscriber (at most
+		 * HANDOVER_BATCH of those, see hub.c). */
+		if (a->hub && hub_owes(a->hub) && (!handed_over || !pending(listen_fd)))
 			hub_flush(a->hub);
 		/* A fresh request per connection: a held one stays parked in the
 		 * hub while this thread accepts the next. */
@@ -56,7 +59,9 @@ int server_fastcgi(struct app *a, int listen_fd)
 			conn_close(c);	/* exiting: the web server retries elsewhere */
 			continue;
 		}
+		unsigned long before = a->hub ? hub_submitted(a->hub) : 0;
 		handler_serve(a, c);
+		handed_over = a->hub && hub_submitted(a->hub) != before;
 		__atomic_store_n(&a->state, SERVE_IDLE, __ATOMIC_SEQ_CST);
 	}
 }
