@@ -39,6 +39,12 @@ struct hub {
 	long inflight;			/* submitted and not yet ended */
 	int *closing;			/* answered sockets match() closes last */
 	size_t nclosing, capclosing;
+	/* Within one match(): the last answer rendered, and what it was
+	 * rendered from. Waiters that matched the same messages from the same
+	 * place get the same bytes (no JSONP callback, no extra headers). */
+	struct buf shared, shared_items;
+	int64_t shared_last;
+	bool shared_more, shared_gap, shared_ok;
 	bool threaded;			/* runs for ever in its own thread */
 	int stop_requested;		/* set by hub_stop before it rings */
 	/* The submitting thread's own: */
@@ -175,10 +181,28 @@ static void answer_as(struct hub *h, struct waiter *w, int64_t last_id, bool gap
 		      bool defer_close)
 {
 	struct buf body = BUF_INIT, out = BUF_INIT;
-	reply_sub(&body, last_id, w->items.p, w->items.len, w->more, gap, reset);
-	reply_json(&out, 200, body.p, body.len, w->callback, w->headers);
+	const struct buf *ans = &out;
+	bool plain = defer_close && !reset && !w->callback && !w->headers;
+	if (plain && h->shared_ok && h->shared_last == last_id && h->shared_more == w->more &&
+	    h->shared_gap == gap && h->shared_items.len == w->items.len &&
+	    (w->items.len == 0 || memcmp(h->shared_items.p, w->items.p, w->items.len) == 0)) {
+		ans = &h->shared;
+	} else {
+		reply_sub(&body, last_id, w->items.p, w->items.len, w->more, gap, reset);
+		reply_json(&out, 200, body.p, body.len, w->callback, w->headers);
+		if (plain) {
+			buf_reset(&h->shared);
+			buf_add(&h->shared, out.p, out.len);
+			buf_reset(&h->shared_items);
+			buf_add(&h->shared_items, w->items.p, w->items.len);
+			h->shared_last = last_id;
+			h->shared_more = w->more;
+			h->shared_gap = gap;
+			h->shared_ok = true;
+		}
+	}
 	if (defer_close) {
-		int fd = conn_finish_open(w->conn, out.p, out.len);
+		int fd = conn_finish_open(w->conn, ans->p, ans->len);
 		if (fd >= 0) {
 			if (h->nclosing == h->capclosing) {
 				h->capclosing = h->capclosing ? 2 * h->capclosing : 256;
@@ -208,6 +232,7 @@ static void close_answered(struct hub *h)
 	for (size_t i = 0; i < h->nclosing; i++)
 		close(h->closing[i]);
 	h->nclosing = 0;
+	h->shared_ok = false;
 }
 
 /* Ends w's request as it stands (a stream that has run its course, whose
