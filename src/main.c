@@ -134,7 +134,9 @@ int main(int argc, char **argv)
 	}
 	int listen_fd = 0;
 	if (argc > 1 && strcmp(argv[1], "--listen") == 0 && argc == 3) {
-		listen_fd = FCGX_OpenSocket(argv[2], 1024);
+		/* Room for the herd of re-subscribes a fan-out brings (the
+		 * kernel caps it at net.core.somaxconn; see README). */
+		listen_fd = FCGX_OpenSocket(argv[2], 65535);
 		if (listen_fd < 0) {
 			fprintf(stderr, "comet-fcgi: cannot listen on %s\n", argv[2]);
 			return 1;
