@@ -125,10 +125,11 @@ int hub_start(struct hub **out, const struct conf *conf, struct notify *n,
 /* A burst of subscribes reaches the hub with one wake-up, not one each: a
  * wake-up of the hub also preempts this thread, and the herd of
  * re-subscribes after a fan-out must be accepted as fast as it comes (see
- * listen-backlog in lighttpd/comet-fcgi.conf). Delaying the ring is safe: a waiter's re-check in adopt()
- * covers commits between its check and its adoption however late that is,
- * and the delay is bounded by hub_flush and HANDOVER_BATCH. A stream is
- * rung at once: it is sent its backlog on adoption. */
+ * listen-backlog in lighttpd/comet-fcgi.conf). Delaying the ring is safe:
+ * a waiter's re-check in adopt() covers commits between its check and its
+ * adoption however late that is, and the delay is bounded by hub_flush
+ * and HANDOVER_BATCH. A stream is rung at once: it is sent its backlog on
+ * adoption. */
 void hub_submit(struct hub *h, struct waiter *w)
 {
 	bool stream = w->stream;
@@ -175,33 +176,42 @@ static void finished(struct hub *h, struct waiter *w)
 	__atomic_sub_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
 }
 
-/* Answers a long-poll with what w has collected, and ends it. With
- * defer_close its socket is closed by close_answered(). */
-static void answer_as(struct hub *h, struct waiter *w, int64_t last_id, bool gap, bool reset,
-		      bool defer_close)
+/* The answer for w, rendered into out, or the one rendered last in this
+ * round when w's is the same (plain: no callback, headers or reset). */
+static const struct buf *render(struct hub *h, struct waiter *w, int64_t last_id, bool gap,
+				bool reset, bool plain, struct buf *out)
 {
-	struct buf body = BUF_INIT, out = BUF_INIT;
-	const struct buf *ans = &out;
-	bool plain = defer_close && !reset && !w->callback && !w->headers;
 	if (plain && h->shared_ok && h->shared_last == last_id && h->shared_more == w->more &&
 	    h->shared_gap == gap && h->shared_items.len == w->items.len &&
-	    (w->items.len == 0 || memcmp(h->shared_items.p, w->items.p, w->items.len) == 0)) {
-		ans = &h->shared;
-	} else {
-		reply_sub(&body, last_id, w->items.p, w->items.len, w->more, gap, reset);
-		reply_json(&out, 200, body.p, body.len, w->callback, w->headers);
-		if (plain) {
-			buf_reset(&h->shared);
-			buf_add(&h->shared, out.p, out.len);
-			buf_reset(&h->shared_items);
-			buf_add(&h->shared_items, w->items.p, w->items.len);
-			h->shared_last = last_id;
-			h->shared_more = w->more;
-			h->shared_gap = gap;
-			h->shared_ok = true;
-		}
+	    (w->items.len == 0 || memcmp(h->shared_items.p, w->items.p, w->items.len) == 0))
+		return &h->shared;
+	struct buf body = BUF_INIT;
+	reply_sub(&body, last_id, w->items.p, w->items.len, w->more, gap, reset);
+	reply_json(out, 200, body.p, body.len, w->callback, w->headers);
+	buf_free(&body);
+	if (plain) {
+		buf_reset(&h->shared);
+		buf_add(&h->shared, out->p, out->len);
+		buf_reset(&h->shared_items);
+		buf_add(&h->shared_items, w->items.p, w->items.len);
+		h->shared_last = last_id;
+		h->shared_more = w->more;
+		h->shared_gap = gap;
+		h->shared_ok = true;
 	}
-	if (defer_close) {
+	return out;
+}
+
+/* Answers a long-poll with what w has collected, and ends it. With
+ * in_round (match()) its socket is closed by close_answered() and its
+ * answer may be shared with the others of the round. */
+static void answer_as(struct hub *h, struct waiter *w, int64_t last_id, bool gap, bool reset,
+		      bool in_round)
+{
+	struct buf out = BUF_INIT;
+	bool plain = in_round && !reset && !w->callback && !w->headers;
+	const struct buf *ans = render(h, w, last_id, gap, reset, plain, &out);
+	if (in_round) {
 		int fd = conn_finish_open(w->conn, ans->p, ans->len);
 		if (fd >= 0) {
 			if (h->nclosing == h->capclosing) {
@@ -211,10 +221,9 @@ static void answer_as(struct hub *h, struct waiter *w, int64_t last_id, bool gap
 			h->closing[h->nclosing++] = fd;
 		}
 	} else {
-		conn_finish(w->conn, out.p, out.len);
+		conn_finish(w->conn, ans->p, ans->len);
 	}
 	w->conn = NULL;
-	buf_free(&body);
 	buf_free(&out);
 	notify_delivered(h->notify, (uint64_t)w->nmatch);
 	finished(h, w);
@@ -225,8 +234,9 @@ static void answer(struct hub *h, struct waiter *w, int64_t last_id, bool gap, b
 	answer_as(h, w, last_id, gap, reset, false);
 }
 
-/* Closes what answer_as() left open; before the next epoll_wait, which
- * could otherwise report events of these sockets for freed waiters. */
+/* Ends a round of answer_as(.., in_round): closes the sockets it left open
+ * (before the next epoll_wait, which could otherwise report events of
+ * them for freed waiters) and forgets the shared answer. */
 static void close_answered(struct hub *h)
 {
 	for (size_t i = 0; i < h->nclosing; i++)
