@@ -19,6 +19,30 @@ const ARTIFACTS = process.env.COMET_ARTIFACTS || path.join(process.cwd(), "test-
 // How long any one condition may take before the test fails.
 const WAIT = 20000;
 
+/* One HTTP request on a connection of its own (never one kept from before a
+ * restart, which the restarted server has closed: a request on it would
+ * fail as if cut off). Resolves to {status, json}; rejects with the socket
+ * error (err.code, e.g. ECONNREFUSED) when there is no answer. */
+function request(url, { method, body, headers = {} }) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("error", reject);
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        try {
+          resolve({ status: res.statusCode, json: JSON.parse(text) });
+        } catch (e) {
+          reject(new Error(`${method} ${url}: ${res.statusCode}, not JSON: ${text.slice(0, 200)}`));
+        }
+      });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
 /* A real web server running comet-fcgi; commands go to serve.py. */
 class Server {
   static async start(kind, env = {}) {
@@ -83,14 +107,18 @@ class Server {
   /* POST a message; resolves to the ack {id, channel, time}. */
   async publish(channel, data, type) {
     const body = typeof data === "string" ? data : JSON.stringify(data);
-    const res = await fetch(`${this.comet}/pub?channel=${encodeURIComponent(channel)}`, {
+    const { status, json } = await request(`${this.comet}/pub?channel=${encodeURIComponent(channel)}`, {
       method: "POST",
       body,
       headers: { "Content-Type": type || (typeof data === "string" ? "text/plain" : "application/json") },
     });
-    const ans = await res.json();
-    if (res.status !== 201) throw new Error(`publish: ${res.status} ${JSON.stringify(ans)}`);
-    return ans;
+    if (status !== 201) throw new Error(`publish: ${status} ${JSON.stringify(json)}`);
+    return json;
+  }
+
+  /* GET a JSON answer of the server: {status, json}. */
+  getJson(pathAndQuery) {
+    return request(`${this.base}${pathAndQuery}`, { method: "GET" });
   }
 
   /* publish(), retried while the server is down (connection refused or
@@ -102,8 +130,7 @@ class Server {
       try {
         return await this.publish(channel, data);
       } catch (e) {
-        const code = e.cause && e.cause.code;
-        if (code !== "ECONNREFUSED" || Date.now() > deadline) throw e;
+        if (e.code !== "ECONNREFUSED" || Date.now() > deadline) throw e;
       }
       await new Promise((r) => setTimeout(r, delay));   // back off, then retry
     }
