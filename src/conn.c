@@ -166,6 +166,16 @@ static void record_header(struct buf *b, int type, uint16_t id, size_t len)
 	buf_add(b, h, sizeof h);
 }
 
+/* The end of a request: an empty STDOUT record (the stream's end), then
+ * END_REQUEST with application status 0 and REQUEST_COMPLETE. */
+#define END_RECORDS_LEN 24
+static void end_records(unsigned char *e, uint16_t id)
+{
+	memset(e, 0, END_RECORDS_LEN);
+	record_header_at(e, FCGI_STDOUT_TYPE, id, 0);
+	record_header_at(e + 8, FCGI_END_REQUEST_TYPE, id, 8);
+}
+
 /* p as FastCGI STDOUT records, and with last the stream's end and the
  * request's end, into b. */
 static void records(struct conn *c, struct buf *b, const char *p, size_t n, bool last)
@@ -178,10 +188,9 @@ static void records(struct conn *c, struct buf *b, const char *p, size_t n, bool
 		n -= len;
 	}
 	if (last) {
-		static const unsigned char complete[8] = { 0 };	/* status 0, REQUEST_COMPLETE */
-		record_header(b, FCGI_STDOUT_TYPE, c->request_id, 0);
-		record_header(b, FCGI_END_REQUEST_TYPE, c->request_id, sizeof complete);
-		buf_add(b, complete, sizeof complete);
+		unsigned char e[END_RECORDS_LEN];
+		end_records(e, c->request_id);
+		buf_add(b, e, sizeof e);
 	}
 }
 
@@ -192,10 +201,9 @@ static int send_parked(struct conn *c, const void *p, size_t n, bool last)
 	if (n > 0 && n <= FCGI_RECORD_MAX) {
 		/* The usual answer, one record and the ends, gathered from where
 		 * they lie in one system call; anything left over goes below. */
-		unsigned char head[8], tail[24] = { 0 };
+		unsigned char head[8], tail[END_RECORDS_LEN];
 		record_header_at(head, FCGI_STDOUT_TYPE, c->request_id, n);
-		record_header_at(tail, FCGI_STDOUT_TYPE, c->request_id, 0);
-		record_header_at(tail + 8, FCGI_END_REQUEST_TYPE, c->request_id, 8);
+		end_records(tail, c->request_id);
 		struct iovec iov[3] = {
 			{ head, sizeof head }, { (void *)p, n }, { tail, sizeof tail },
 		};
