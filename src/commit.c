@@ -15,6 +15,7 @@
 
 struct commit {
 	struct notify *notify;
+	struct hub *hub;	/* writes what a publisher's socket does not take at once */
 	struct msglog *log;	/* the commit thread's own connection */
 	struct waiter_queue queue;
 	bool threaded;
@@ -32,7 +33,7 @@ void commit_job_free(struct commit_job *job)
 	free(job);
 }
 
-static void answer(struct commit_job *job, const char *acks, size_t len)
+static void answer(struct commit *c, struct commit_job *job, const char *acks, size_t len)
 {
 	struct buf body = BUF_INIT, out = BUF_INIT;
 	if (job->batch) {
@@ -43,12 +44,12 @@ static void answer(struct commit_job *job, const char *acks, size_t len)
 		buf_add(&body, acks, len);
 	}
 	reply_json(&out, 201, body.p, body.len, NULL, job->headers);
-	conn_finish(job->conn, out.p, out.len);
+	hub_answer(c->hub, job->conn, out.p, out.len);
 	buf_free(&body);
 	buf_free(&out);
 }
 
-static void refuse(struct commit_job *job, int rc, const char *why)
+static void refuse(struct commit *c, struct commit_job *job, int rc, const char *why)
 {
 	struct buf out = BUF_INIT;
 	if (rc == MSGLOG_EINVAL) {
@@ -58,7 +59,7 @@ static void refuse(struct commit_job *job, int rc, const char *why)
 		log_msg("error", conn_id(job->conn), "publish: storage unavailable: %s", why);
 		reply_error(&out, 503, "storage unavailable, try again", NULL, job->headers);
 	}
-	conn_finish(job->conn, out.p, out.len);
+	hub_answer(c->hub, job->conn, out.p, out.len);
 	buf_free(&out);
 }
 
@@ -87,7 +88,7 @@ static int commit_group(struct commit *c, struct waiter_qlink *list, char *err, 
 			next = l->next;
 			struct commit_job *job = JOB_OF(l);
 			const struct msglog_item *first = &at[k], *last = &at[k + job->n - 1];
-			answer(job, acks.p + first->off, last->off + last->len - first->off);
+			answer(c, job, acks.p + first->off, last->off + last->len - first->off);
 			k += job->n;
 			commit_job_free(job);
 			__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
@@ -115,7 +116,7 @@ static void commit_list(struct commit *c, struct waiter_qlink *list)
 			rc = commit_group(c, l, err, sizeof err);
 		if (rc == 0)
 			continue;
-		refuse(JOB_OF(l), rc, err);
+		refuse(c, JOB_OF(l), rc, err);
 		commit_job_free(JOB_OF(l));
 		__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
 	}
@@ -136,10 +137,11 @@ static void *commit_main(void *arg)
 }
 
 int commit_start(struct commit **out, const struct conf *conf, struct notify *n,
-		 bool threaded, char *err, size_t errlen)
+		 struct hub *hub, bool threaded, char *err, size_t errlen)
 {
 	struct commit *c = xcalloc(1, sizeof *c);
 	c->notify = n;
+	c->hub = hub;
 	c->threaded = threaded;
 	if (msglog_open(&c->log, conf->db, conf->sync_full, err, errlen) < 0) {
 		free(c);

@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "conf.h"
 #include "conn.h"
+#include "hub.h"
 #include "msglog.h"
 #include "notify.h"
 #include "request.h"
@@ -40,8 +41,10 @@ struct commit_job {
 struct commit;
 
 /* threaded: a thread of its own; otherwise commit_submit commits at once. */
+/* hub: where answers go that a publisher's socket does not take at once
+ * (NULL for CGI, whose writes block). */
 int commit_start(struct commit **out, const struct conf *conf, struct notify *n,
-		 bool threaded, char *err, size_t errlen);
+		 struct hub *hub, bool threaded, char *err, size_t errlen);
 void commit_submit(struct commit *c, struct commit_job *job);
 /* Jobs submitted and not yet answered. */
 long commit_pending(struct commit *c);

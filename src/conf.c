@@ -51,6 +51,10 @@ static const struct conf_def table[] = {
 	  "seconds a message is kept" },
 	{ "COMET_CORS_ORIGIN", CONF_STR, NULL, 0, 0, NULL, OFF(cors_origin),
 	  "origin allowed to subscribe cross-origin; unset: no CORS headers" },
+	{ "COMET_BODY_TIMEOUT", CONF_INT, "10", 1, 3600, NULL, OFF(body_timeout),
+	  "seconds a request body may take to arrive; slower ones are answered 408" },
+	{ "COMET_OUTPUT_MAX", CONF_INT, "1048576", 16384, 1073741824, NULL, OFF(output_max),
+	  "bytes a subscriber may leave unread before it is disconnected" },
 	{ "COMET_SYNC", CONF_BOOL_ENUM, "normal", 0, 0, "normal|full", OFF(sync_full),
 	  "normal survives any process crash; full also survives power loss" },
 };

@@ -14,6 +14,7 @@ struct conf {
 	long max_message;
 	long retain, retain_seconds;
 	char *cors_origin;
+	long body_timeout, output_max;
 	bool sync_full;
 };
 

@@ -18,18 +18,9 @@
 #include "utf8.h"
 #include "waiter.h"
 
-/* What is read and dropped of a body that is refused before it is read. */
-#define DRAIN_MAX (1u << 20)
-
 static const char *param(struct conn *c, const char *name)
 {
 	return conn_param(c, name);
-}
-
-static void send_and_close(struct conn *c, struct buf *out)
-{
-	conn_finish(c, out->p, out->len);
-	buf_free(out);
 }
 
 /* One request being served: what every answer to it needs. */
@@ -46,6 +37,13 @@ static const char *hdrs(struct req *q)
 	return q->headers.len ? q->headers.p : NULL;
 }
 
+/* The whole answer; the hub writes what the socket does not take at once. */
+static void send_and_close(struct req *q, struct buf *out)
+{
+	hub_answer(q->a->hub, q->c, out->p, out->len);
+	buf_free(out);
+}
+
 static void error(struct req *q, int status, const char *msg, const char *extra)
 {
 	struct buf out = BUF_INIT, h = BUF_INIT;
@@ -54,7 +52,7 @@ static void error(struct req *q, int status, const char *msg, const char *extra)
 		buf_adds(&h, extra);
 	reply_error(&out, status, msg, q->callback, h.len ? h.p : NULL);
 	buf_free(&h);
-	send_and_close(q->c, &out);
+	send_and_close(q, &out);
 }
 
 static void unavailable(struct req *q, const char *why)
@@ -72,7 +70,7 @@ static void json(struct req *q, int status, struct buf *body)
 	struct buf out = BUF_INIT;
 	reply_json(&out, status, body->p, body->len, q->callback, hdrs(q));
 	buf_free(body);
-	send_and_close(q->c, &out);
+	send_and_close(q, &out);
 }
 
 /* CORS answer headers when the request's Origin is one configured in
@@ -111,7 +109,7 @@ static void preflight(struct req *q, const char *allow)
 			   "Last-Event-ID, Cache-Control\r\n"
 			   "Access-Control-Max-Age: 86400\r\n", q->headers.p, allow);
 	buf_adds(&out, "\r\n");
-	send_and_close(q->c, &out);
+	send_and_close(q, &out);
 }
 
 /* Method check shared by the endpoints; OPTIONS is answered here. */
@@ -188,8 +186,8 @@ static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t
 {
 	char err[256];
 	struct app *a = q->a;
-	if (!a->hub && hub_start(&a->hub, &a->conf, a->notify, a->threaded,
-				 err, sizeof err) < 0) {
+	if ((!a->hub && hub_start(&a->hub, &a->conf, a->threaded, err, sizeof err) < 0) ||
+	    hub_attach(a->hub, a->notify, err, sizeof err) < 0) {
 		if (r->stream) {	/* its header block is out already */
 			log_msg("error", conn_id(q->c), "%s", err);
 			conn_close(q->c);
@@ -249,7 +247,9 @@ static void sub(struct req *q)
 	const char *names[REQ_MAX_CHANNELS];
 	for (int i = 0; i < r.nchan; i++)
 		names[i] = r.chan[i];
-	struct msglog_page pg = { 0 };
+	/* An answer stays within the output bound (more: true says there is
+	 * more to ask for). */
+	struct msglog_page pg = { .max_bytes = (size_t)a->conf.output_max };
 	/* A stream from a cursor sends its backlog from the hub; only "from
 	 * now" needs the log's position here. */
 	int64_t since = r.stream && r.since >= 0 ? -1 : r.since;
@@ -284,44 +284,35 @@ static void sub(struct req *q)
 	hold(q, &r, r.since >= 0 ? r.since : log_last, log_last);
 }
 
-/* Reads the whole body, at most max bytes. Returns 0, or a status. */
+/* The request body, at most max bytes, into body: 0, or a status. */
 static int read_body(struct conn *c, long max, struct buf *body)
 {
 	const char *cl = param(c, "CONTENT_LENGTH");
 	int64_t want = -1;
+	bool over;
 	if (cl && *cl && !request_id(cl, strlen(cl), &want))
 		return 400;
-	if (want > max) {
-		conn_drain(c, DRAIN_MAX);
-		return 413;
-	}
-	for (;;) {
-		/* CGI gives no end of the body but CONTENT_LENGTH: read no more. */
-		size_t room = 65536;
-		if (want >= 0 && (int64_t)(body->len + room) > want)
-			room = (size_t)(want - (int64_t)body->len);
-		if (room == 0)
-			break;
-		buf_reserve(body, room);
-		long got = conn_read(c, body->p + body->len, room);
-		if (got < 0)
-			return -1;
-		if (got == 0)
-			break;
-		body->len += (size_t)got;
-		body->p[body->len] = '\0';
-		if ((long)body->len > max) {
-			conn_drain(c, DRAIN_MAX);
-			return 413;
-		}
-	}
-	if (want >= 0 && (int64_t)body->len != want)
+	const struct buf *b = conn_body(c, &over);
+	if (!b)
 		return -1;
+	if (over || want > max || (long)b->len > max)
+		return 413;
+	if (want >= 0 && (int64_t)b->len != want)
+		return 400;
+	buf_add(body, b->p, b->len);
+	buf_str(body);
 	return 0;
 }
 
 /* Largest body of a batch publish, which carries many messages. */
 #define BATCH_BODY_MAX (4L << 20)
+
+size_t handler_body_max(const struct conf *c)
+{
+	/* A form encodes each byte in up to three; a batch carries many. */
+	long form = c->max_message * 3 + 4096;
+	return (size_t)(form > BATCH_BODY_MAX ? form : BATCH_BODY_MAX);
+}
 
 static bool is_batch(const char *query, const char *type, const struct buf *body)
 {
@@ -364,7 +355,7 @@ static void submit(struct req *q, struct commit_job *job)
 		commit_job_free(job);
 		return;
 	}
-	if (!a->commit && commit_start(&a->commit, &a->conf, a->notify, a->threaded,
+	if (!a->commit && commit_start(&a->commit, &a->conf, a->notify, a->hub, a->threaded,
 				       err, sizeof err) < 0) {
 		commit_job_free(job);
 		unavailable(q, err);
@@ -450,7 +441,8 @@ static void publish(struct req *q)
 		if (st < 0)
 			conn_close(q->c);	/* the client went away mid-body */
 		else
-			error(q, st, st == 413 ? "message too large" : "bad Content-Length", NULL);
+			error(q, st, st == 413 ? "message too large"
+				     : "bad Content-Length, or a body of another length", NULL);
 		return;
 	}
 	if (handler_open(a, err, sizeof err) < 0) {
@@ -503,6 +495,10 @@ static void pub(struct req *q)
 	} else {
 		int64_t n;
 		rc = msglog_delete(q->a->log, chan, &n, err, sizeof err);
+		/* Held subscribers of the channel whose cursor is behind what
+		 * went are told (gap): ring every process. */
+		if (rc == 0 && n > 0)
+			notify_bump(q->a->notify);
 		buf_adds(&body, "{\"channel\":");
 		reply_json_string(&body, chan);
 		buf_printf(&body, ",\"deleted\":%lld}", (long long)n);
@@ -531,10 +527,12 @@ static void stats(struct req *q)
 	notify_stats(a->notify, &ns);
 	struct buf body = BUF_INIT;
 	buf_printf(&body, "{\"version\":\"%s\",\"uptime\":%lld,\"messages\":%lld,"
-		   "\"last_id\":%lld,\"waiting\":%lld,\"published\":%llu,\"delivered\":%llu}",
+		   "\"last_id\":%lld,\"waiting\":%lld,\"published\":%llu,\"delivered\":%llu,"
+		   "\"dropped\":%llu}",
 		   PACKAGE_VERSION, (long long)((clock_wall_ms() - a->started_ms) / 1000),
 		   (long long)messages, (long long)last_id, (long long)ns.waiting,
-		   (unsigned long long)ns.published, (unsigned long long)ns.delivered);
+		   (unsigned long long)ns.published, (unsigned long long)ns.delivered,
+		   (unsigned long long)ns.dropped);
 	json(q, 200, &body);
 }
 
@@ -558,5 +556,13 @@ void handler_serve(struct app *a, struct conn *c)
 		error(&q, 404, "unknown endpoint: the path must end in /sub, /pub or /stats", NULL);
 		break;
 	}
+	buf_free(&q.headers);
+}
+
+void handler_refuse(struct app *a, struct conn *c, int status, const char *msg)
+{
+	struct req q = { a, c, param(c, "REQUEST_METHOD"), BUF_INIT, NULL };
+	cors(&q);
+	error(&q, status, msg, NULL);
 	buf_free(&q.headers);
 }

@@ -5,6 +5,7 @@
 #define COMET_HANDLER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "conf.h"
@@ -32,5 +33,9 @@ int handler_open(struct app *a, char *err, size_t errlen);
 
 /* Serves c; c is ended by the time this returns, or handed to the hub. */
 void handler_serve(struct app *a, struct conn *c);
+/* Answers c with a JSON error and ends it (a body too slow: 408). */
+void handler_refuse(struct app *a, struct conn *c, int status, const char *msg);
+/* The longest request body any endpoint reads (longer ones are refused). */
+size_t handler_body_max(const struct conf *c);
 
 #endif

@@ -1,6 +1,7 @@
-/* hub: parked requests, wake-ups and deadlines of one process. */
+/* hub: parked requests, wake-ups, deadlines and slow sockets of one process. */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -13,7 +14,6 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "conn.h"
 #include "hub.h"
 #include "log.h"
 #include "msglog.h"
@@ -26,8 +26,8 @@
 
 struct hub {
 	const struct conf *conf;
-	struct notify *notify;
-	struct msglog *log;		/* the hub thread's own connection */
+	struct notify *notify;		/* from hub_attach; NULL before */
+	struct msglog *log;		/* the hub thread's own connection, opened at need */
 	struct waiter_set *set;
 	struct waiter_queue queue;
 	int ep;
@@ -37,7 +37,10 @@ struct hub {
 	uint32_t seen;			/* sequence value the watcher starts from */
 	int64_t pos;			/* the log is dispatched through this id */
 	long inflight;			/* submitted and not yet ended */
-	int *closing;			/* answered sockets match() closes last */
+	int64_t (*now)(void);
+	size_t output_max;
+	bool in_round;			/* within match(): answered sockets close last */
+	int *closing;			/* ... these */
 	size_t nclosing, capclosing;
 	/* Within one match(): the last answer rendered, and what it was
 	 * rendered from. Waiters that matched the same messages from the same
@@ -51,6 +54,15 @@ struct hub {
 	bool owed;			/* pushed onto an empty queue, not rung */
 	int unrung;			/* hand-overs since the last ring */
 	unsigned long submitted;	/* hand-overs in all */
+};
+
+/* How a request leaves the hub. */
+enum hub_end {
+	END_ANSWERED,	/* its whole answer was written */
+	END_FAILED,	/* storage failed under a stream (a long-poll is answered 503) */
+	END_HUNGUP,	/* the web server closed, or a write failed */
+	END_EXPIRED,	/* a stream ran its course */
+	END_DROPPED,	/* it left output unread: see hub.h */
 };
 
 /* At most this many hand-overs wait for one ring (a bound on how late the
@@ -82,16 +94,14 @@ static void *hub_main(void *arg)
 	return NULL;
 }
 
-int hub_start(struct hub **out, const struct conf *conf, struct notify *n,
-	      bool threaded, char *err, size_t errlen)
+int hub_start(struct hub **out, const struct conf *conf, bool threaded,
+	      char *err, size_t errlen)
 {
 	struct hub *h = xcalloc(1, sizeof *h);
 	h->conf = conf;
-	h->notify = n;
 	h->threaded = threaded;
-	/* Read before any waiter is handed over: a commit the hand-over's
-	 * re-check cannot see has its bump after this, so it rings. */
-	h->seen = notify_seq(n);
+	h->now = clock_mono_ms;
+	h->output_max = (size_t)conf->output_max;
 	h->set = waiter_set_new();
 	h->ep = epoll_create1(EPOLL_CLOEXEC);
 	h->bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -100,9 +110,6 @@ int hub_start(struct hub **out, const struct conf *conf, struct notify *n,
 		snprintf(err, errlen, "hub: %s", strerror(errno));
 		return -1;
 	}
-	if (msglog_open(&h->log, conf->db, conf->sync_full, err, errlen) < 0)
-		return -1;
-	msglog_retention(h->log, conf->retain, conf->retain_seconds);
 	struct epoll_event ev = { .events = EPOLLIN };
 	ev.data.ptr = &tag_queue;
 	epoll_ctl(h->ep, EPOLL_CTL_ADD, h->queue.efd, &ev);
@@ -110,10 +117,8 @@ int hub_start(struct hub **out, const struct conf *conf, struct notify *n,
 	epoll_ctl(h->ep, EPOLL_CTL_ADD, h->bell, &ev);
 	ev.data.ptr = &tag_stop;
 	epoll_ctl(h->ep, EPOLL_CTL_ADD, h->stopfd, &ev);
-	/* SQLite needs about 100 KB of stack; the watcher almost none. */
-	int rc = thread_spawn(watch_main, h, 64);
-	if (rc == 0 && threaded)
-		rc = thread_spawn(hub_main, h, 256);
+	/* SQLite needs about 100 KB of stack. */
+	int rc = threaded ? thread_spawn(hub_main, h, 256) : 0;
 	if (rc) {
 		snprintf(err, errlen, "hub: pthread_create: %s", strerror(rc));
 		return -1;
@@ -122,11 +127,39 @@ int hub_start(struct hub **out, const struct conf *conf, struct notify *n,
 	return 0;
 }
 
+int hub_attach(struct hub *h, struct notify *n, char *err, size_t errlen)
+{
+	if (h->notify)
+		return 0;
+	/* Read before any waiter is handed over: a commit the hand-over's
+	 * re-check cannot see has its bump after this, so it rings. */
+	h->seen = notify_seq(n);
+	h->notify = n;
+	/* The watcher needs almost no stack. */
+	int rc = thread_spawn(watch_main, h, 64);
+	if (rc) {
+		h->notify = NULL;
+		snprintf(err, errlen, "hub: pthread_create: %s", strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+void hub_set_clock(struct hub *h, int64_t (*now)(void))
+{
+	h->now = now;
+}
+
+long hub_inflight(const struct hub *h)
+{
+	return __atomic_load_n(&h->inflight, __ATOMIC_SEQ_CST);
+}
+
 /* A burst of subscribes reaches the hub with one wake-up, not one each: a
  * wake-up of the hub also preempts this thread, and the herd of
  * re-subscribes after a fan-out must be accepted as fast as it comes (see
  * listen-backlog in lighttpd/comet-fcgi.conf). Delaying the ring is safe:
- * a waiter's re-check in adopt() covers commits between its check and its
+ * a waiter's re-check in settle() covers commits between its check and its
  * adoption however late that is, and the delay is bounded by hub_flush
  * and HANDOVER_BATCH. A stream is rung at once: it is sent its backlog on
  * adoption. */
@@ -141,6 +174,20 @@ void hub_submit(struct hub *h, struct waiter *w)
 	if (stream || !h->threaded || h->unrung >= HANDOVER_BATCH ||
 	    __atomic_load_n(&h->stop_requested, __ATOMIC_SEQ_CST))
 		hub_flush(h);
+}
+
+void hub_answer(struct hub *h, struct conn *c, const void *p, size_t n)
+{
+	if (!h || conn_answer(c, p, n) < 0 || conn_pending(c) == 0) {
+		conn_close(c);
+		return;
+	}
+	/* A waiter without channels: the hub only drains it. Rung at once,
+	 * and safe from any thread (the queue is the lock). */
+	struct waiter *w = waiter_new(NULL, 0);
+	w->conn = c;
+	__atomic_add_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
+	waiter_queue_push(&h->queue, &w->q);
 }
 
 bool hub_owes(const struct hub *h)
@@ -161,19 +208,106 @@ void hub_flush(struct hub *h)
 	h->unrung = 0;
 }
 
-/* Takes w out of the set; the caller ends its request, and the close of
- * its socket (held by no one else) takes it out of epoll. */
-static void retire(struct hub *h, struct waiter *w)
+/* The hub thread's connection to the log, opened at first need (a hub that
+ * only drains answers needs none). */
+static struct msglog *hub_log(struct hub *h, char *err, size_t errlen)
+{
+	if (!h->log) {
+		if (msglog_open(&h->log, h->conf->db, h->conf->sync_full, err, errlen) < 0)
+			return NULL;
+		msglog_retention(h->log, h->conf->retain, h->conf->retain_seconds);
+	}
+	return h->log;
+}
+
+static void count_waiting(struct hub *h, struct waiter *w, bool waiting)
+{
+	if (w->counted == waiting || !h->notify)
+		return;
+	w->counted = waiting;
+	notify_waiting(h->notify, waiting ? 1 : -1);
+}
+
+/* Watches w's socket for hang-ups and, with out, for room to write. */
+static void watch(struct hub *h, struct waiter *w, bool out)
+{
+	int fd = conn_fd(w->conn);
+	if (fd < 0 || (w->watched && w->want_out == out))
+		return;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0) };
+	ev.data.ptr = w;
+	epoll_ctl(h->ep, w->watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+	w->watched = true;
+	w->want_out = out;
+}
+
+/* The one way out: ends w's request and frees w. Answered in a round of
+ * match(), the socket is closed by close_answered(), after every answer
+ * of the round is written. The close takes the socket out of epoll. */
+static void end(struct hub *h, struct waiter *w, enum hub_end why)
+{
+	assert(w->state != WAITER_ENDED);
+	assert(why != END_ANSWERED || conn_pending(w->conn) == 0);
+	w->state = WAITER_ENDED;
+	if (w->parked)
+		waiter_unpark(h->set, w);
+	count_waiting(h, w, false);
+	if (why == END_DROPPED) {
+		log_msg("notice", conn_id(w->conn),
+			"dropped: %zu bytes unread for %ld s (COMET_OUTPUT_MAX, COMET_KEEPALIVE)",
+			conn_pending(w->conn), h->conf->keepalive);
+		if (h->notify)
+			notify_dropped(h->notify, 1);
+	}
+	if (why == END_ANSWERED && h->in_round && conn_fd(w->conn) >= 0) {
+		if (h->nclosing == h->capclosing) {
+			h->capclosing = h->capclosing ? 2 * h->capclosing : 256;
+			h->closing = xrealloc(h->closing, h->capclosing * sizeof *h->closing);
+		}
+		h->closing[h->nclosing++] = conn_release(w->conn);
+	} else {
+		conn_close(w->conn);
+	}
+	w->conn = NULL;
+	waiter_free(w);
+	__atomic_sub_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
+}
+
+/* A keepalive interval from now: a stream's next ping, and when a waiter
+ * whose output waits is looked at again (no progress by then drops it). */
+static int64_t beat_after(const struct hub *h, int64_t now)
+{
+	return now + (int64_t)h->conf->keepalive * 1000;
+}
+
+/* The next beat of a stream, or its end. */
+static int64_t next_beat(const struct hub *h, const struct waiter *w, int64_t now)
+{
+	int64_t beat = beat_after(h, now);
+	return w->stream && w->end < beat ? w->end : beat;
+}
+
+/* Answered, with the rest of the answer waiting for the socket. */
+static void drain(struct hub *h, struct waiter *w)
 {
 	if (w->parked)
 		waiter_unpark(h->set, w);
-	notify_waiting(h->notify, -1);
+	count_waiting(h, w, false);
+	w->state = WAITER_DRAINING;
+	w->progress = false;
+	waiter_park_timer(h->set, w, beat_after(h, h->now()));
+	watch(h, w, true);
 }
 
-static void finished(struct hub *h, struct waiter *w)
+/* Sends the last bytes of w's answer (and the end of the request). */
+static void finish(struct hub *h, struct waiter *w, const void *p, size_t n)
 {
-	waiter_free(w);
-	__atomic_sub_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
+	if (conn_answer(w->conn, p, n) < 0)
+		end(h, w, END_HUNGUP);
+	else if (conn_pending(w->conn) == 0)
+		end(h, w, END_ANSWERED);
+	else
+		drain(h, w);
 }
 
 /* The answer for w, rendered into out, or the one rendered last in this
@@ -202,41 +336,21 @@ static const struct buf *render(struct hub *h, struct waiter *w, int64_t last_id
 	return out;
 }
 
-/* Answers a long-poll with what w has collected, and ends it. With
- * in_round (match()) its socket is closed by close_answered() and its
- * answer may be shared with the others of the round. */
-static void answer_as(struct hub *h, struct waiter *w, int64_t last_id, bool gap, bool reset,
-		      bool in_round)
-{
-	struct buf out = BUF_INIT;
-	bool plain = in_round && !reset && !w->callback && !w->headers;
-	const struct buf *ans = render(h, w, last_id, gap, reset, plain, &out);
-	if (in_round) {
-		int fd = conn_finish_open(w->conn, ans->p, ans->len);
-		if (fd >= 0) {
-			if (h->nclosing == h->capclosing) {
-				h->capclosing = h->capclosing ? 2 * h->capclosing : 256;
-				h->closing = xrealloc(h->closing, h->capclosing * sizeof *h->closing);
-			}
-			h->closing[h->nclosing++] = fd;
-		}
-	} else {
-		conn_finish(w->conn, ans->p, ans->len);
-	}
-	w->conn = NULL;
-	buf_free(&out);
-	notify_delivered(h->notify, (uint64_t)w->nmatch);
-	finished(h, w);
-}
-
+/* Answers a long-poll with what w has collected. */
 static void answer(struct hub *h, struct waiter *w, int64_t last_id, bool gap, bool reset)
 {
-	answer_as(h, w, last_id, gap, reset, false);
+	struct buf out = BUF_INIT;
+	bool plain = h->in_round && !reset && !w->callback && !w->headers;
+	const struct buf *ans = render(h, w, last_id, gap, reset, plain, &out);
+	if (h->notify)
+		notify_delivered(h->notify, (uint64_t)w->nmatch);
+	finish(h, w, ans->p, ans->len);
+	buf_free(&out);
 }
 
-/* Ends a round of answer_as(.., in_round): closes the sockets it left open
- * (before the next epoll_wait, which could otherwise report events of
- * them for freed waiters) and forgets the shared answer. */
+/* Ends a round of answers: closes the sockets it left open (before the
+ * next epoll_wait, which could otherwise report events of them for freed
+ * waiters) and forgets the shared answer. */
 static void close_answered(struct hub *h)
 {
 	for (size_t i = 0; i < h->nclosing; i++)
@@ -245,49 +359,48 @@ static void close_answered(struct hub *h)
 	h->shared_ok = false;
 }
 
-/* Ends w's request as it stands (a stream that has run its course, whose
- * EventSource resumes from its Last-Event-ID; or a peer that is gone). */
-static void end_request(struct hub *h, struct waiter *w)
-{
-	conn_close(w->conn);
-	w->conn = NULL;
-	finished(h, w);
-}
-
-/* Writes a stream's pending events (w->items); false when the peer is gone. */
+/* Writes a stream's pending events (w->items); false when w was ended. */
 static bool flush_stream(struct hub *h, struct waiter *w)
 {
-	bool ok = w->items.len == 0 || conn_send(w->conn, w->items.p, w->items.len) == 0;
-	notify_delivered(h->notify, (uint64_t)w->nmatch);
+	int rc = conn_send(w->conn, w->items.p, w->items.len);
+	if (h->notify)
+		notify_delivered(h->notify, (uint64_t)w->nmatch);
 	if (w->nmatch)
 		w->cursor = w->last_match;
 	buf_reset(&w->items);
 	w->nmatch = 0;
 	w->more = false;
-	return ok;
+	if (rc < 0) {
+		end(h, w, END_HUNGUP);
+		return false;
+	}
+	if (conn_pending(w->conn) > h->output_max) {
+		end(h, w, END_DROPPED);
+		return false;
+	}
+	watch(h, w, conn_pending(w->conn) > 0);
+	return true;
 }
 
 static void fail(struct hub *h, struct waiter *w, const char *why)
 {
-	struct buf out = BUF_INIT;
 	log_msg("error", conn_id(w->conn), "storage unavailable: %s", why);
 	if (w->stream) {
-		end_request(h, w);	/* headers went out already; the client resumes */
+		end(h, w, END_FAILED);	/* headers went out already; the client resumes */
 		return;
 	}
+	struct buf out = BUF_INIT;
 	reply_error(&out, 503, "storage unavailable", w->callback, w->headers);
-	conn_finish(w->conn, out.p, out.len);
-	w->conn = NULL;
+	finish(h, w, out.p, out.len);
 	buf_free(&out);
-	finished(h, w);
 }
 
-/* Ends a retired waiter that has nothing new: an empty answer (its
- * cursor moved to what this process has read), or the end of its stream. */
+/* Ends a waiter that has nothing new: an empty answer (its cursor moved to
+ * what this process has read), or the end of its stream. */
 static void release(struct hub *h, struct waiter *w)
 {
 	if (w->stream)
-		end_request(h, w);
+		finish(h, w, NULL, 0);
 	else
 		answer(h, w, h->pos > w->cursor ? h->pos : w->cursor, false, false);
 }
@@ -315,21 +428,53 @@ static void meta_event(struct waiter *w, const char *name, int64_t id, int64_t l
 	reply_sse_event(&w->items, name, id, meta, (size_t)n);
 }
 
-/* Catches w up with the log from its cursor: true when w was answered (a
- * long-poll) or ended (a stream that is gone or reset); false when it is
- * to be parked, with w->checked set. A stream is sent what it missed. */
-static bool catch_up(struct hub *h, struct waiter *w)
+/* A stream whose socket lags: it waits for its socket, parked by deadline
+ * only, and reads what it missed from the log when the socket drains. */
+static void backlog(struct hub *h, struct waiter *w)
+{
+	if (w->parked)
+		waiter_unpark(h->set, w);
+	w->state = WAITER_BACKLOG;
+	w->progress = false;
+	count_waiting(h, w, true);
+	waiter_park_timer(h->set, w, w->deadline);
+	watch(h, w, true);
+}
+
+/* Parked by channel: waits for messages. */
+static void listen(struct hub *h, struct waiter *w)
+{
+	w->state = WAITER_LISTENING;
+	count_waiting(h, w, true);
+	waiter_park(h->set, w, w->deadline);
+	watch(h, w, conn_pending(w->conn) > 0);
+}
+
+enum caught { CAUGHT_ENDED, CAUGHT_BEHIND, CAUGHT_UP };
+
+/* Catches w up with the log from its cursor. CAUGHT_ENDED: w was answered
+ * (a long-poll) or ended; CAUGHT_BEHIND: a stream whose socket has enough
+ * to write for now; CAUGHT_UP: nothing newer, w->checked set. */
+static enum caught catch_up(struct hub *h, struct waiter *w)
 {
 	char err[256];
 	const char *names[REQ_MAX_CHANNELS];
+	struct msglog *log = hub_log(h, err, sizeof err);
+	if (!log) {
+		fail(h, w, err);
+		return CAUGHT_ENDED;
+	}
 	waiter_names(w, names);
+	/* A stream reads in pages of half its output bound, and only while
+	 * its socket keeps up: its queue never holds much more than that. */
+	size_t low = h->output_max / 2;
 	for (;;) {
-		struct msglog_page pg = { 0 };
-		if (msglog_read(h->log, names, w->nchan, w->cursor,
+		struct msglog_page pg = { .max_bytes = w->stream ? low : h->output_max };
+		if (msglog_read(log, names, w->nchan, w->cursor,
 				w->stream ? REQ_MAX_LIMIT : w->limit, &pg, err, sizeof err) < 0) {
 			msglog_page_free(&pg);
 			fail(h, w, err);
-			return true;
+			return CAUGHT_ENDED;
 		}
 		if (!w->stream) {
 			if (pg.count || pg.gap || pg.reset) {
@@ -338,61 +483,103 @@ static bool catch_up(struct hub *h, struct waiter *w)
 				w->more = pg.more;
 				answer(h, w, pg.last_id, pg.gap, pg.reset);
 				msglog_page_free(&pg);
-				return true;
+				return CAUGHT_ENDED;
 			}
 			w->checked = pg.log_last;
 			msglog_page_free(&pg);
-			return false;
+			return CAUGHT_UP;
 		}
 		if (pg.reset) {
 			meta_event(w, "reset", pg.last_id, pg.last_id);
-			flush_stream(h, w);
 			msglog_page_free(&pg);
-			end_request(h, w);
-			return true;
+			if (flush_stream(h, w))
+				finish(h, w, NULL, 0);
+			return CAUGHT_ENDED;
 		}
 		if (pg.gap)
 			meta_event(w, "gap", w->cursor, pg.last_id);
 		for (int i = 0; i < pg.count; i++)
 			add_message(w, pg.item[i].id, pg.items.p + pg.item[i].off, pg.item[i].len);
-		bool ok = flush_stream(h, w);
-		w->cursor = pg.last_id;
 		bool more = pg.more;
+		int64_t last = pg.last_id;
 		w->checked = pg.log_last;
 		msglog_page_free(&pg);
-		if (!ok) {
-			end_request(h, w);
-			return true;
-		}
+		if (!flush_stream(h, w))
+			return CAUGHT_ENDED;
+		w->cursor = last;
 		if (!more)
-			return false;
+			return CAUGHT_UP;
+		if (conn_pending(w->conn) >= low)
+			return CAUGHT_BEHIND;
 	}
 }
 
-/* A waiter handed over by the accepting thread, which found nothing for it
- * in the log through w->checked (a stream: has sent nothing yet). */
+/* Brings w up to date with the log, then parks it to wait for messages.
+ * A long-poll the accepting thread found nothing for through w->checked
+ * needs no read of its own unless a round has passed that point since. */
+static void settle(struct hub *h, struct waiter *w)
+{
+	/* With nothing listening, h->pos may lag doorbells that found nobody;
+	 * and a round may have passed w->checked. Either way read again. */
+	if (w->stream || waiter_listening(h->set) == 0 || h->pos > w->checked) {
+		switch (catch_up(h, w)) {
+		case CAUGHT_ENDED:
+			return;
+		case CAUGHT_BEHIND:
+			backlog(h, w);
+			return;
+		case CAUGHT_UP:
+			break;
+		}
+		if (waiter_listening(h->set) == 0)
+			h->pos = w->checked;
+	}
+	listen(h, w);
+}
+
+/* A request handed over: a subscriber to hold, or an answer to drain. */
 static void adopt(struct hub *h, struct waiter *w)
 {
+	if (w->nchan == 0) {
+		drain(h, w);
+		return;
+	}
 	if (h->stopping) {
 		release(h, w);
 		return;
 	}
-	/* With nothing parked, h->pos may lag doorbells that found nobody; and a
-	 * round may have passed w->checked. Either way read again for w. */
-	if (w->stream || waiter_count(h->set) == 0 || h->pos > w->checked) {
-		if (catch_up(h, w))
-			return;
-		if (waiter_count(h->set) == 0)
-			h->pos = w->checked;
+	settle(h, w);
+}
+
+/* The socket has room, or an error to tell. */
+static void writable(struct hub *h, struct waiter *w)
+{
+	size_t before = conn_pending(w->conn);
+	if (conn_flush(w->conn) < 0) {
+		end(h, w, END_HUNGUP);
+		return;
 	}
-	waiter_park(h->set, w, w->deadline);
-	int fd = conn_fd(w->conn);
-	if (fd >= 0) {
-		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP };
-		ev.data.ptr = w;
-		epoll_ctl(h->ep, EPOLL_CTL_ADD, fd, &ev);
+	size_t left = conn_pending(w->conn);
+	if (left < before)
+		w->progress = true;
+	switch (w->state) {
+	case WAITER_DRAINING:
+		if (left == 0)
+			end(h, w, END_ANSWERED);
+		break;
+	case WAITER_BACKLOG:
+		if (left < h->output_max / 2) {
+			waiter_unpark(h->set, w);
+			settle(h, w);
+		}
+		break;
+	case WAITER_LISTENING:
+		if (left == 0)
+			watch(h, w, false);
+		break;
+	default:
+		assert(!"a waiter in epoll is adopted and not ended");
 	}
-	notify_waiting(h->notify, 1);
 }
 
 static bool has_gap(const struct waiter *w, const struct msglog_batch *b)
@@ -405,6 +592,17 @@ static bool has_gap(const struct waiter *w, const struct msglog_batch *b)
 	return false;
 }
 
+static void touch(struct waiter *w, struct waiter **touched)
+{
+	if (w->touched)
+		return;
+	w->touched = true;
+	w->touched_next = *touched;
+	*touched = w;
+}
+
+/* Answers every listening waiter that a batch of new messages, or of
+ * messages dropped after its cursor (retention, DELETE), concerns. */
 static void match(struct hub *h, const struct msglog_batch *b)
 {
 	struct waiter *touched = NULL;
@@ -412,22 +610,31 @@ static void match(struct hub *h, const struct msglog_batch *b)
 		const struct msglog_row *row = &b->rows[r];
 		for (struct waiter_link *l = waiter_on(h->set, row->channel); l; l = l->next) {
 			struct waiter *w = l->w;
-			if (row->id <= w->cursor)
+			if (row->id <= w->cursor || w->more)
 				continue;
-			if (w->nmatch == w->limit) {
+			touch(w, &touched);
+			/* A long-poll's answer, and what a stream is sent in one
+			 * round, stay within the output bound; the rest waits in
+			 * the log (more: true; a stream falls behind). */
+			size_t queued = conn_pending(w->conn);
+			size_t size = queued + w->items.len + row->jsonlen + (w->stream ? 64 : 1);
+			if (w->nmatch == w->limit ||
+			    (size > h->output_max && (w->nmatch || queued))) {
 				w->more = true;
 				continue;
-			}
-			if (w->nmatch == 0) {
-				w->touched_next = touched;
-				touched = w;
 			}
 			add_message(w, row->id, row->json, row->jsonlen);
 		}
 	}
+	for (int m = 0; m < b->nmarks; m++)
+		for (struct waiter_link *l = waiter_on(h->set, b->marks[m].channel); l; l = l->next)
+			if (b->marks[m].id > l->w->cursor)
+				touch(l->w, &touched);
+	h->in_round = true;
 	while (touched) {
 		struct waiter *w = touched;
 		touched = w->touched_next;
+		w->touched = false;
 		bool gap = has_gap(w, b);
 		if (w->stream) {
 			if (gap) {
@@ -437,44 +644,47 @@ static void match(struct hub *h, const struct msglog_batch *b)
 				buf_add(&w->items, events.p, events.len);
 				buf_free(&events);
 			}
-			if (!flush_stream(h, w)) {
-				retire(h, w);
-				end_request(h, w);
-			}
+			bool behind = w->more;
+			if (flush_stream(h, w) && behind)
+				backlog(h, w);
 			continue;
 		}
-		retire(h, w);
-		answer_as(h, w, w->more ? w->last_match : b->last_id, gap, false, true);
+		waiter_unpark(h->set, w);
+		answer(h, w, w->more ? w->last_match : b->last_id, gap, false);
 	}
+	h->in_round = false;
 	close_answered(h);
 }
 
 static void collect(struct waiter *w, void *arg)
 {
 	struct waiter **list = arg;
+	if (w->state == WAITER_DRAINING)
+		return;
 	w->touched_next = *list;
 	*list = w;
 }
 
-/* Takes every parked waiter out of the set; returns them as a list. */
-static struct waiter *retire_all(struct hub *h)
+/* Takes every waiter that waits for messages out of the set; returns them
+ * as a list. Those draining an answer go on draining. */
+static struct waiter *unpark_waiting(struct hub *h)
 {
 	struct waiter *list = NULL;
 	waiter_each(h->set, collect, &list);
 	for (struct waiter *w = list; w; w = w->touched_next)
-		retire(h, w);
+		waiter_unpark(h->set, w);
 	return list;
 }
 
 /* The log is behind what this process dispatched: it was replaced. */
 static void reset_all(struct hub *h, int64_t last_id)
 {
-	for (struct waiter *w = retire_all(h), *next; w; w = next) {
+	for (struct waiter *w = unpark_waiting(h), *next; w; w = next) {
 		next = w->touched_next;
 		if (w->stream) {
 			meta_event(w, "reset", last_id, last_id);
-			flush_stream(h, w);
-			end_request(h, w);
+			if (flush_stream(h, w))
+				finish(h, w, NULL, 0);
 		} else {
 			answer(h, w, last_id, false, true);
 		}
@@ -485,9 +695,10 @@ static void reset_all(struct hub *h, int64_t last_id)
 static void deliver(struct hub *h)
 {
 	char err[256];
-	while (waiter_count(h->set) > 0) {
+	while (waiter_listening(h->set) > 0) {
 		struct msglog_batch b;
-		if (msglog_since(h->log, h->pos, BATCH_ROWS, &b, err, sizeof err) < 0) {
+		struct msglog *log = hub_log(h, err, sizeof err);
+		if (!log || msglog_since(log, h->pos, BATCH_ROWS, &b, err, sizeof err) < 0) {
 			/* Waiters stay parked; the next doorbell or deadline retries. */
 			log_msg("error", 0, "reading the log: %s", err);
 			return;
@@ -507,44 +718,61 @@ static void deliver(struct hub *h)
 	}
 }
 
-static int64_t next_beat(const struct hub *h, const struct waiter *w, int64_t now)
+/* A keepalive interval passed for w. */
+static void beat(struct hub *h, struct waiter *w, int64_t now)
 {
-	int64_t beat = now + (int64_t)h->conf->keepalive * 1000;
-	return beat < w->end ? beat : w->end;
+	bool stuck = conn_pending(w->conn) > 0 && !w->progress;
+	w->progress = false;
+	if (w->state == WAITER_DRAINING) {
+		if (stuck)
+			end(h, w, END_DROPPED);
+		else
+			waiter_park_timer(h->set, w, beat_after(h, now));
+		return;
+	}
+	if (!w->stream || now >= w->end) {
+		release(h, w);
+		return;
+	}
+	if (stuck) {
+		end(h, w, END_DROPPED);
+		return;
+	}
+	if (w->state == WAITER_BACKLOG) {
+		w->deadline = next_beat(h, w, now);
+		waiter_park_timer(h->set, w, w->deadline);
+		return;
+	}
+	/* An event EventSource hands only to listeners of "ping": the page
+	 * can tell a dead connection from a quiet channel, and no proxy and no
+	 * FcgidIOTimeout sees the stream fall silent. */
+	static const char ping[] = "event: ping\ndata: {}\n\n";
+	if (conn_send(w->conn, ping, sizeof ping - 1) < 0) {
+		end(h, w, END_HUNGUP);
+		return;
+	}
+	w->deadline = next_beat(h, w, now);
+	listen(h, w);
 }
 
 static void expire(struct hub *h)
 {
-	int64_t now = clock_mono_ms();
+	int64_t now = h->now();
 	if (waiter_next_deadline(h->set) > now)
 		return;
 	/* The timed re-check: whatever a killed publisher committed without
 	 * ringing is found here, once for the process. */
 	deliver(h);
 	struct waiter *w;
-	while ((w = waiter_expired(h->set, now))) {
-		if (w->stream && now < w->end) {
-			/* A comment line, so that no proxy and no FcgidIOTimeout
-			 * sees the stream fall silent. */
-			static const char beat[] = ": keepalive\n\n";
-			if (conn_send(w->conn, beat, sizeof beat - 1) == 0) {
-				waiter_park(h->set, w, next_beat(h, w, now));
-				continue;
-			}
-			retire(h, w);
-			end_request(h, w);
-			continue;
-		}
-		retire(h, w);
-		release(h, w);
-	}
+	while ((w = waiter_expired(h->set, now)))
+		beat(h, w, now);
 }
 
 /* Shutdown: one last read of the log, then everyone is answered. */
 static void stop_all(struct hub *h)
 {
 	deliver(h);
-	for (struct waiter *w = retire_all(h), *next; w; w = next) {
+	for (struct waiter *w = unpark_waiting(h), *next; w; w = next) {
 		next = w->touched_next;
 		release(h, w);
 	}
@@ -566,51 +794,55 @@ void hub_stop(struct hub *h, int timeout_ms)
 		nanosleep(&tick, NULL);
 }
 
-static void hangup(struct hub *h, struct waiter *w)
+void hub_poll(struct hub *h, int max_wait_ms)
 {
-	retire(h, w);
-	end_request(h, w);
+	struct epoll_event ev[256];
+	int64_t next = waiter_next_deadline(h->set), now = h->now();
+	int timeout = next == INT64_MAX ? -1
+		      : next <= now ? 0
+		      : next - now > INT_MAX ? INT_MAX : (int)(next - now);
+	if (max_wait_ms >= 0 && (timeout < 0 || timeout > max_wait_ms))
+		timeout = max_wait_ms;
+	int n = epoll_wait(h->ep, ev, 256, timeout);
+	bool bell = false, stop = false;
+	for (int i = 0; i < n; i++) {
+		void *p = ev[i].data.ptr;
+		if (p == &tag_queue) {
+			for (struct waiter_qlink *l = waiter_queue_take(&h->queue), *ln; l; l = ln) {
+				ln = l->next;
+				adopt(h, WAITER_OF(l));
+			}
+		} else if (p == &tag_stop) {
+			uint64_t v;
+			if (read(h->stopfd, &v, sizeof v) < 0 && errno != EAGAIN)
+				log_msg("error", 0, "stop: %s", strerror(errno));
+			stop = true;
+		} else if (p == &tag_bell) {
+			uint64_t v;
+			if (read(h->bell, &v, sizeof v) < 0 && errno != EAGAIN)
+				log_msg("error", 0, "doorbell: %s", strerror(errno));
+			bell = true;
+		} else if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+			/* The request was read to its end: anything more from the
+			 * web server is its hang-up (or an abort). */
+			end(h, p, END_HUNGUP);
+		} else if (ev[i].events & EPOLLOUT) {
+			writable(h, p);
+		}
+	}
+	/* Waiters are ended by rounds and shutdown only after the whole batch:
+	 * an event later in it may belong to one of them. */
+	if (stop && !h->stopping) {
+		h->stopping = 1;
+		stop_all(h);
+	}
+	if (bell)
+		deliver(h);
+	expire(h);
 }
 
 void hub_run(struct hub *h)
 {
-	struct epoll_event ev[256];
-	while (h->threaded || __atomic_load_n(&h->inflight, __ATOMIC_SEQ_CST) > 0) {
-		int64_t next = waiter_next_deadline(h->set), now = clock_mono_ms();
-		int timeout = next == INT64_MAX ? -1
-			      : next <= now ? 0
-			      : next - now > INT_MAX ? INT_MAX : (int)(next - now);
-		int n = epoll_wait(h->ep, ev, 256, timeout);
-		bool bell = false, stop = false;
-		for (int i = 0; i < n; i++) {
-			void *p = ev[i].data.ptr;
-			if (p == &tag_queue) {
-				for (struct waiter_qlink *l = waiter_queue_take(&h->queue), *ln; l; l = ln) {
-					ln = l->next;
-					adopt(h, WAITER_OF(l));
-				}
-			} else if (p == &tag_stop) {
-				uint64_t v;
-				if (read(h->stopfd, &v, sizeof v) < 0 && errno != EAGAIN)
-					log_msg("error", 0, "stop: %s", strerror(errno));
-				stop = true;
-			} else if (p == &tag_bell) {
-				uint64_t v;
-				if (read(h->bell, &v, sizeof v) < 0 && errno != EAGAIN)
-					log_msg("error", 0, "doorbell: %s", strerror(errno));
-				bell = true;
-			} else {
-				hangup(h, p);
-			}
-		}
-		/* Waiters are ended only after the whole batch: an event later in
-		 * it may belong to one of them. */
-		if (stop && !h->stopping) {
-			h->stopping = 1;
-			stop_all(h);
-		}
-		if (bell)
-			deliver(h);
-		expire(h);
-	}
+	while (h->threaded || hub_inflight(h) > 0)
+		hub_poll(h, -1);
 }

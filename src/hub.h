@@ -1,19 +1,32 @@
-/* hub: the per-process owner of every held request. One thread waits in
- * epoll on: the hand-over queue, a doorbell rung by a watcher thread when
- * the shared sequence moves (a commit in any process), the web server's end
- * of each parked request (hang-up), and the earliest deadline. On the
- * doorbell it reads the new messages from the log once for the whole
- * process and answers every waiter they match; at a deadline it re-reads
- * the log once, then answers the expired waiters empty.
+/* hub: the per-process owner of every held request and of every answer
+ * still being written. One thread waits in epoll on: the hand-over queue, a
+ * doorbell rung by a watcher thread when the shared sequence moves (a
+ * commit in any process), the web server's end of each parked request
+ * (hang-up, and writability while output waits), and the earliest
+ * deadline. On the doorbell it reads the new messages from the log once for
+ * the whole process and answers every waiter they match; at a deadline it
+ * re-reads the log once, then answers the expired waiters empty.
  *
- * Ownership: hub_submit takes the waiter and its request; the hub ends both. */
+ * Lifecycle of a held request (waiter.h names the states): handed over
+ * (NEW); adopted: caught up with the log from its cursor, then LISTENING
+ * (parked by channel and deadline), or for a stream whose socket lags,
+ * BACKLOG (it reads the rest from the log as its socket drains); answered:
+ * ended at once, or DRAINING while its socket takes the rest. Every way out
+ * (answered, failed, hung up, expired, shut down, dropped for not reading)
+ * goes through one function, end() in hub.c. A socket that takes nothing
+ * for COMET_KEEPALIVE seconds while output waits is dropped; no waiter ever
+ * holds more than about COMET_OUTPUT_MAX bytes unsent.
+ *
+ * Ownership: hub_submit and hub_answer take the request; the hub ends it. */
 #ifndef COMET_HUB_H
 #define COMET_HUB_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf.h"
+#include "conn.h"
 #include "notify.h"
 #include "waiter.h"
 
@@ -21,9 +34,15 @@ struct hub;
 
 /* threaded: the hub runs in a thread of its own; otherwise the caller
  * runs it with hub_run (CGI: one request, then exit). */
-int hub_start(struct hub **out, const struct conf *conf, struct notify *n,
-	      bool threaded, char *err, size_t errlen);
+int hub_start(struct hub **out, const struct conf *conf, bool threaded,
+	      char *err, size_t errlen);
+/* Before the first hub_submit: the wake-ups to follow (starts the watcher
+ * thread). The submitting thread's; idempotent. */
+int hub_attach(struct hub *h, struct notify *n, char *err, size_t errlen);
 void hub_submit(struct hub *h, struct waiter *w);
+/* Answers c with the whole of p, from any thread: what its socket does not
+ * take at once is written by the hub as it drains. h may be NULL (CGI). */
+void hub_answer(struct hub *h, struct conn *c, const void *p, size_t n);
 /* Hand-overs may wait to be rung for: the submitting thread calls
  * hub_flush, when hub_owes, before it waits for anything itself. */
 bool hub_owes(const struct hub *h);
@@ -32,6 +51,13 @@ void hub_flush(struct hub *h);
 unsigned long hub_submitted(const struct hub *h);
 /* Runs the loop until every submitted waiter has been answered. */
 void hub_run(struct hub *h);
+/* One turn of the loop: waits at most max_wait_ms (-1: until the next
+ * deadline) for events, handles them. For hub_run and the tests. */
+void hub_poll(struct hub *h, int max_wait_ms);
+/* Requests submitted and not yet ended. */
+long hub_inflight(const struct hub *h);
+/* The clock for deadlines (monotonic ms); the tests drive their own. */
+void hub_set_clock(struct hub *h, int64_t (*now)(void));
 
 /* Shutdown: answers every held long-poll (empty, so clients come back at
  * once) and ends every stream, now and for any handed over later. Returns

@@ -421,7 +421,9 @@ static int read_rows(struct msglog *l, const char *const *chans, int nchan, int6
 	sqlite3_bind_int(s, nchan + 2, limit + 1);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (pg->count == limit) {
+		size_t len = (size_t)sqlite3_column_bytes(s, 1);
+		if (pg->count == limit ||
+		    (pg->count && pg->max_bytes && pg->items.len + len + 1 > pg->max_bytes)) {
 			pg->more = true;
 			break;
 		}
@@ -434,14 +436,16 @@ static int read_rows(struct msglog *l, const char *const *chans, int nchan, int6
 		struct msglog_item *it = &pg->item[pg->count++];
 		it->id = pg->last_id = sqlite3_column_int64(s, 0);
 		it->off = pg->items.len;
-		it->len = (size_t)sqlite3_column_bytes(s, 1);
+		it->len = len;
 		buf_add(&pg->items, sqlite3_column_text(s, 1), it->len);
 	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return fail(l, rc, "read", err, errlen);
-	if (pg->more || since == 0)
+	/* Whether messages after the cursor were dropped does not depend on
+	 * where this page was cut. */
+	if (since == 0)
 		return 0;
 	s = by_count(l, l->gap, nchan, "SELECT 1 FROM dropped WHERE channel IN (",
 		     ") AND id>? LIMIT 1", err, errlen);

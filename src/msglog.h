@@ -36,6 +36,7 @@ struct msglog_item {
 	size_t off, len;	/* its JSON object within items */
 };
 struct msglog_page {
+	size_t max_bytes;	/* in: the items stop short of this (but hold one); 0: no bound */
 	struct buf items;	/* the messages' JSON objects, comma-separated */
 	struct msglog_item *item;	/* each of them */
 	int count, cap;

@@ -33,7 +33,8 @@ struct shared {
 	uint32_t seq;		/* the futex word */
 	uint32_t pad;
 	uint64_t published, delivered;
-	uint64_t reserved[4];
+	uint64_t dropped;	/* subscribers disconnected for not reading */
+	uint64_t reserved[3];
 	struct slot slots[NOTIFY_SLOTS];
 };
 
@@ -155,6 +156,11 @@ void notify_published(struct notify *n, uint64_t count)
 	__atomic_add_fetch(&n->sh->published, count, __ATOMIC_SEQ_CST);
 }
 
+void notify_dropped(struct notify *n, uint64_t count)
+{
+	__atomic_add_fetch(&n->sh->dropped, count, __ATOMIC_SEQ_CST);
+}
+
 void notify_delivered(struct notify *n, uint64_t count)
 {
 	__atomic_add_fetch(&n->sh->delivered, count, __ATOMIC_SEQ_CST);
@@ -164,6 +170,7 @@ void notify_stats(struct notify *n, struct notify_stats *st)
 {
 	st->published = __atomic_load_n(&n->sh->published, __ATOMIC_SEQ_CST);
 	st->delivered = __atomic_load_n(&n->sh->delivered, __ATOMIC_SEQ_CST);
+	st->dropped = __atomic_load_n(&n->sh->dropped, __ATOMIC_SEQ_CST);
 	st->waiting = 0;
 	for (int i = 0; i < NOTIFY_SLOTS; i++) {
 		struct slot *s = &n->sh->slots[i];

@@ -7,6 +7,7 @@
  * which re-reads the log.
  *
  * The file also holds totals for stats: messages published and delivered,
+ * subscribers dropped for not reading,
  * and one slot per live process with its count of held subscribers (a
  * dead process's slot is recognised by its pid and reused). */
 #ifndef COMET_NOTIFY_H
@@ -18,7 +19,7 @@
 struct notify;
 
 struct notify_stats {
-	uint64_t published, delivered;
+	uint64_t published, delivered, dropped;
 	int64_t waiting;
 };
 
@@ -34,6 +35,7 @@ void notify_wait(struct notify *n, uint32_t seen);
 void notify_waiting(struct notify *n, int delta);
 void notify_published(struct notify *n, uint64_t count);
 void notify_delivered(struct notify *n, uint64_t count);
+void notify_dropped(struct notify *n, uint64_t count);
 void notify_stats(struct notify *n, struct notify_stats *st);
 
 #endif

@@ -1,6 +1,8 @@
 /* server: the ways the program receives requests: FastCGI on a listening
- * socket (fd 0 from the web server, or one it opened for --listen) with a
- * fresh heap request per connection, or one CGI request. */
+ * socket (fd 0 from the web server, or one it opened for --listen), every
+ * connection read by one event loop that never waits on any one client (a
+ * request is served once it has arrived whole, or answered 408 when its
+ * body does not arrive within COMET_BODY_TIMEOUT); or one CGI request. */
 #ifndef COMET_SERVER_H
 #define COMET_SERVER_H
 

@@ -21,6 +21,7 @@ struct waiter_set {
 	size_t nbucket, nchan;
 	struct waiter **heap;
 	size_t nheap, capheap;
+	size_t nindexed;
 };
 
 struct waiter *waiter_new(const char *const *chans, int nchan)
@@ -161,8 +162,32 @@ static void sift_down(struct waiter_set *s, size_t i)
 	heap_set(s, i, w);
 }
 
+static void heap_add(struct waiter_set *s, struct waiter *w, int64_t deadline)
+{
+	w->deadline = deadline;
+	if (s->nheap == s->capheap) {
+		s->capheap = s->capheap ? s->capheap * 2 : 64;
+		s->heap = xrealloc(s->heap, s->capheap * sizeof *s->heap);
+	}
+	s->heap[s->nheap] = w;
+	sift_up(s, s->nheap++);
+	w->parked = true;
+}
+
+void waiter_park_timer(struct waiter_set *s, struct waiter *w, int64_t deadline)
+{
+	heap_add(s, w, deadline);
+}
+
+size_t waiter_listening(const struct waiter_set *s)
+{
+	return s->nindexed;
+}
+
 void waiter_park(struct waiter_set *s, struct waiter *w, int64_t deadline)
 {
+	w->indexed = true;
+	s->nindexed++;
 	for (int i = 0; i < w->nchan; i++) {
 		struct waiter_link *l = &w->links[i];
 		uint64_t h = hash(l->name);
@@ -184,21 +209,14 @@ void waiter_park(struct waiter_set *s, struct waiter *w, int64_t deadline)
 			l->next->prev = l;
 		l->ch->head = l;
 	}
-	w->deadline = deadline;
-	if (s->nheap == s->capheap) {
-		s->capheap = s->capheap ? s->capheap * 2 : 64;
-		s->heap = xrealloc(s->heap, s->capheap * sizeof *s->heap);
-	}
-	s->heap[s->nheap] = w;
-	sift_up(s, s->nheap++);
-	w->parked = true;
+	heap_add(s, w, deadline);
 }
 
 void waiter_unpark(struct waiter_set *s, struct waiter *w)
 {
 	if (!w->parked)
 		return;
-	for (int i = 0; i < w->nchan; i++) {
+	for (int i = 0; w->indexed && i < w->nchan; i++) {
 		struct waiter_link *l = &w->links[i];
 		if (l->prev)
 			l->prev->next = l->next;
@@ -225,6 +243,9 @@ void waiter_unpark(struct waiter_set *s, struct waiter *w)
 	}
 	w->heap_idx = SIZE_MAX;
 	w->parked = false;
+	if (w->indexed)
+		s->nindexed--;
+	w->indexed = false;
 }
 
 int64_t waiter_next_deadline(const struct waiter_set *s)

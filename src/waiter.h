@@ -37,8 +37,18 @@ struct waiter_link {
 	const char *name;
 };
 
+/* Where a waiter is in the hub (hub.c says who moves it when). */
+enum waiter_state {
+	WAITER_NEW,		/* handed over, not yet adopted */
+	WAITER_LISTENING,	/* parked by channel and deadline: waits for messages */
+	WAITER_BACKLOG,		/* a stream sent part of its backlog: waits for its socket */
+	WAITER_DRAINING,	/* answered: waits for its socket to take the rest */
+	WAITER_ENDED,		/* request ended; the waiter is being freed */
+};
+
 struct waiter {
 	void *conn;		/* the parked request, opaque here */
+	enum waiter_state state;
 	int64_t cursor;		/* answer with messages after this id */
 	int64_t checked;	/* the log was found empty for it through this id */
 	int64_t deadline;
@@ -48,12 +58,18 @@ struct waiter {
 	bool stream;		/* an event stream: answered many times */
 	int64_t end;		/* a stream's end of life */
 	size_t heap_idx;
-	bool parked;
+	bool parked;		/* in the deadline heap */
+	bool indexed;		/* parked by channel too */
+	bool counted;		/* counted as waiting (notify) */
+	bool watched;		/* its socket is in the hub's epoll set */
+	bool want_out;		/* ... for writability too */
+	bool progress;		/* its socket took bytes since the last beat */
 	struct waiter_qlink q;	/* queue link */
 
 	/* Scratch for the hub while it matches one batch against the set. */
 	struct waiter *touched_next;
 	int nmatch;
+	bool touched;
 	bool more;
 	int64_t last_match;
 	struct buf items;
@@ -72,9 +88,14 @@ void waiter_names(const struct waiter *w, const char **out);
 
 struct waiter_set *waiter_set_new(void);
 void waiter_set_free(struct waiter_set *s);
+/* Waiters parked (by deadline), and those of them parked by channel. */
 size_t waiter_count(const struct waiter_set *s);
+size_t waiter_listening(const struct waiter_set *s);
 
+/* Parks w by channel and deadline. */
 void waiter_park(struct waiter_set *s, struct waiter *w, int64_t deadline);
+/* Parks w by deadline only: it waits for something else than messages. */
+void waiter_park_timer(struct waiter_set *s, struct waiter *w, int64_t deadline);
 void waiter_unpark(struct waiter_set *s, struct waiter *w);
 /* The first link of the waiters on channel name, or NULL. */
 struct waiter_link *waiter_on(struct waiter_set *s, const char *name);
