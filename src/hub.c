@@ -178,7 +178,7 @@ void hub_submit(struct hub *h, struct waiter *w)
 
 void hub_answer(struct hub *h, struct conn *c, const void *p, size_t n)
 {
-	if (!h || conn_answer(c, p, n) < 0 || conn_pending(c) == 0) {
+	if (conn_answer(c, p, n) < 0 || conn_pending(c) == 0 || !h) {
 		conn_close(c);
 		return;
 	}

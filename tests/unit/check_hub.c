@@ -1,0 +1,313 @@
+/* Unit tests: the hub, driven one turn at a time (hub_poll) on a clock the
+ * test moves, with requests on real socket pairs whose web-server end the
+ * test plays, and a real log. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "conf.h"
+#include "conn.h"
+#include "hub.h"
+#include "msglog.h"
+#include "notify.h"
+#include "suites.h"
+#include "wire.h"
+
+static char *dir;
+static char db[4200];
+static struct conf conf;
+static struct hub *hub;
+static struct msglog *log_;
+static struct notify *note;
+static int64_t fake_now;
+
+static int64_t fake_clock(void)
+{
+	return fake_now;
+}
+
+static const char *lookup(const char *name, void *arg)
+{
+	if (strcmp(name, "COMET_DB") == 0)
+		return db;
+	if (strcmp(name, "COMET_OUTPUT_MAX") == 0)
+		return "16384";
+	return NULL;
+}
+
+static void setup(void)
+{
+	char err[256];
+	dir = test_tmpdir();
+	snprintf(db, sizeof db, "%s/comet.db", dir);
+	ck_assert_msg(conf_load(&conf, lookup, NULL, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(msglog_open(&log_, db, false, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(notify_open(&note, db, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(hub_start(&hub, &conf, false, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(hub_attach(hub, note, err, sizeof err) == 0, "%s", err);
+	fake_now = 1000000;
+	hub_set_clock(hub, fake_clock);
+}
+
+static void teardown(void)
+{
+	test_rmtree(dir);
+	free(dir);
+}
+
+static int64_t publish(const char *chan, const char *data, size_t n)
+{
+	struct msglog_msg m = { chan, "text/plain", data, n };
+	int64_t id;
+	struct buf ack = BUF_INIT;
+	char err[256];
+	ck_assert_msg(msglog_append(log_, &m, 1, clock_wall_ms(), &id, &ack, NULL, err, sizeof err) == 0,
+		      "%s", err);
+	buf_free(&ack);
+	notify_bump(note);
+	return id;
+}
+
+/* A request read whole by a conn; *client is the web server's end. */
+static struct conn *request(int *client, const char *query)
+{
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	const char *params[] = { "REQUEST_METHOD", "GET", "QUERY_STRING", query, NULL };
+	struct buf b = BUF_INIT;
+	wire_request(&b, 1, params, NULL, 0);
+	ck_assert_int_eq(write(sv[1], b.p, b.len), (ssize_t)b.len);
+	buf_free(&b);
+	struct conn *c = conn_fcgi(sv[0], 1, 1024);
+	ck_assert_int_eq(conn_fill(c), CONN_READY);
+	*client = sv[1];
+	return c;
+}
+
+static struct waiter *subscriber(int *client, const char *chan, int64_t cursor, bool stream)
+{
+	struct conn *c = request(client, "channel=x");
+	conn_park(c);
+	const char *names[] = { chan };
+	struct waiter *w = waiter_new(names, 1);
+	w->conn = c;
+	w->cursor = cursor;
+	w->checked = -1;
+	w->stream = stream;
+	w->limit = stream ? 1 << 30 : 100;
+	w->end = fake_now + 300000;
+	w->deadline = fake_now + (stream ? 15000 : 25000);
+	return w;
+}
+
+/* Reads what the hub sent to client; true once the request has ended. */
+static bool take(int client, struct buf *raw, struct buf *out)
+{
+	bool ended = false;
+	char chunk[65536];
+	ssize_t got;
+	while ((got = read(client, chunk, sizeof chunk)) > 0)
+		buf_add(raw, chunk, (size_t)got);
+	long used = wire_answer(raw->p, raw->len, out, &ended);
+	memmove(raw->p, raw->p + used, raw->len - (size_t)used);
+	raw->len -= (size_t)used;
+	buf_str(out);
+	return ended;
+}
+
+/* Turns the hub until client's request has ended (at most 2 s of turns:
+ * the doorbell comes from the watcher thread). */
+static bool until_answered(int client, struct buf *out)
+{
+	struct buf raw = BUF_INIT;
+	bool ended = false;
+	for (int i = 0; i < 200 && !ended; i++) {
+		hub_poll(hub, 10);
+		ended = take(client, &raw, out);
+	}
+	buf_free(&raw);
+	return ended;
+}
+
+START_TEST(publish_answers_a_listener)
+{
+	int client;
+	hub_submit(hub, subscriber(&client, "a", 0, false));
+	hub_poll(hub, 0);
+	ck_assert_int_eq(hub_inflight(hub), 1);
+	struct buf out = BUF_INIT;
+	ck_assert(!take(client, &(struct buf)BUF_INIT, &out));
+	int64_t id = publish("a", "hi", 2);
+	ck_assert(until_answered(client, &out));
+	char want[64];
+	snprintf(want, sizeof want, "\"messages\":[{\"id\":%lld,", (long long)id);
+	ck_assert_msg(strstr(out.p, want) && strstr(out.p, "\"data\":\"hi\""), "%s", out.p);
+	ck_assert_int_eq(hub_inflight(hub), 0);
+	buf_free(&out);
+	close(client);
+}
+END_TEST
+
+START_TEST(deadline_answers_empty)
+{
+	int client;
+	struct buf out = BUF_INIT, raw = BUF_INIT;
+	hub_submit(hub, subscriber(&client, "a", 0, false));
+	hub_poll(hub, 0);
+	fake_now += 24999;
+	hub_poll(hub, 0);
+	ck_assert(!take(client, &raw, &out));
+	fake_now += 1;
+	hub_poll(hub, 0);
+	ck_assert(take(client, &raw, &out));
+	ck_assert_msg(strstr(out.p, "\"messages\":[]"), "%s", out.p);
+	ck_assert_int_eq(hub_inflight(hub), 0);
+	buf_free(&out);
+	buf_free(&raw);
+	close(client);
+}
+END_TEST
+
+START_TEST(hangup_ends_at_once)
+{
+	int client;
+	hub_submit(hub, subscriber(&client, "a", 0, false));
+	hub_poll(hub, 0);
+	ck_assert_int_eq(hub_inflight(hub), 1);
+	close(client);
+	hub_poll(hub, 100);
+	ck_assert_int_eq(hub_inflight(hub), 0);
+	struct notify_stats st;
+	notify_stats(note, &st);
+	ck_assert_int_eq(st.waiting, 0);
+}
+END_TEST
+
+START_TEST(delete_tells_a_held_subscriber_of_the_gap)
+{
+	int client;
+	char err[256];
+	int64_t first = publish("a", "one", 3);
+	hub_submit(hub, subscriber(&client, "a", first, false));
+	hub_poll(hub, 0);
+	/* Published and deleted before the hub reads: nothing to send, but
+	 * what the subscriber missed is gone. */
+	publish("a", "two", 3);
+	int64_t n;
+	ck_assert(msglog_delete(log_, "a", &n, err, sizeof err) == 0);
+	notify_bump(note);
+	struct buf out = BUF_INIT;
+	ck_assert(until_answered(client, &out));
+	ck_assert_msg(strstr(out.p, "\"messages\":[]") && strstr(out.p, "\"gap\":true"), "%s", out.p);
+	buf_free(&out);
+	close(client);
+}
+END_TEST
+
+START_TEST(answer_drains_as_the_socket_takes_it)
+{
+	int client;
+	struct conn *c = request(&client, "");
+	size_t n = 600000;
+	char *big = malloc(n);
+	memset(big, 'z', n);
+	hub_answer(hub, c, big, n);
+	struct buf out = BUF_INIT, raw = BUF_INIT;
+	bool ended = take(client, &raw, &out);
+	ck_assert_msg(!ended, "a socket pair holds less than 600 KB");
+	for (int i = 0; i < 1000 && !ended; i++) {
+		hub_poll(hub, 10);
+		ended = take(client, &raw, &out);
+	}
+	ck_assert(ended);
+	ck_assert_uint_eq(out.len, n);
+	ck_assert_int_eq(hub_inflight(hub), 0);
+	free(big);
+	buf_free(&out);
+	buf_free(&raw);
+	close(client);
+}
+END_TEST
+
+/* A stream that never reads is dropped after a keepalive interval without
+ * progress; a listener on the same channel is answered meanwhile. */
+START_TEST(stream_that_does_not_read_is_dropped)
+{
+	int slow, fast;
+	struct waiter *w = subscriber(&slow, "s", 0, true);
+	int small = 4096;
+	setsockopt(conn_fd(w->conn), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+	hub_submit(hub, w);
+	hub_submit(hub, subscriber(&fast, "s", 0, false));
+	hub_poll(hub, 0);
+	char msg[4000];
+	memset(msg, 'm', sizeof msg);
+	for (int i = 0; i < 20; i++)
+		publish("s", msg, sizeof msg);
+	struct buf out = BUF_INIT;
+	ck_assert(until_answered(fast, &out));
+	ck_assert_int_eq(hub_inflight(hub), 1);
+	fake_now += 15000;
+	hub_poll(hub, 0);
+	ck_assert_int_eq(hub_inflight(hub), 0);
+	struct notify_stats st;
+	notify_stats(note, &st);
+	ck_assert_int_eq(st.dropped, 1);
+	buf_free(&out);
+	close(slow);
+	close(fast);
+}
+END_TEST
+
+/* A backlog far over COMET_OUTPUT_MAX reaches a stream that reads it, in
+ * order, without ever queueing much more than the bound. */
+START_TEST(stream_reads_a_long_backlog_in_order)
+{
+	char msg[1000];
+	memset(msg, 'b', sizeof msg);
+	for (int i = 0; i < 200; i++)
+		publish("s", msg, sizeof msg);
+	int client;
+	hub_submit(hub, subscriber(&client, "s", 0, true));
+	struct buf out = BUF_INIT, raw = BUF_INIT;
+	for (int i = 0; i < 2000 && !(out.p && strstr(out.p, "id: 200\n")); i++) {
+		hub_poll(hub, 10);
+		take(client, &raw, &out);
+	}
+	int64_t seen = 0;
+	for (char *p = out.p; p && (p = strstr(p, "id: ")) != NULL; p += 4) {
+		ck_assert_int_eq(atoll(p + 4), seen + 1);
+		seen++;
+	}
+	ck_assert_int_eq(seen, 200);
+	ck_assert_int_eq(hub_inflight(hub), 1);
+	buf_free(&out);
+	buf_free(&raw);
+	close(client);
+}
+END_TEST
+
+Suite *hub_suite(void)
+{
+	Suite *s = suite_create("hub");
+	TCase *t = tcase_create("hub");
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_set_timeout(t, 30);
+	tcase_add_test(t, publish_answers_a_listener);
+	tcase_add_test(t, deadline_answers_empty);
+	tcase_add_test(t, hangup_ends_at_once);
+	tcase_add_test(t, delete_tells_a_held_subscriber_of_the_gap);
+	tcase_add_test(t, answer_drains_as_the_socket_takes_it);
+	tcase_add_test(t, stream_that_does_not_read_is_dropped);
+	tcase_add_test(t, stream_reads_a_long_backlog_in_order);
+	suite_add_tcase(s, t);
+	return s;
+}
