@@ -3,7 +3,10 @@
  * Authorization, REMOTE_ADDR, path and body, and each parser and check is
  * run on them. Properties checked beyond "no crash, no sanitizer report":
  * accepted channels are valid names, accepted publishes are UTF-8 within
- * the size limit. */
+ * the size limit. The whole input is also fed to the FastCGI record reader,
+ * in pieces whose size its first byte picks: it never consumes more than it
+ * is given, never keeps more body than its bound, and a request it calls
+ * whole has its parameters. */
 #include "config.h"
 
 #include <stdint.h>
@@ -11,6 +14,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "fcgi.h"
 #include "request.h"
 #include "token.h"
 #include "utf8.h"
@@ -19,8 +23,34 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void fuzz_fcgi(const uint8_t *data, size_t size)
+{
+	struct fcgi_in in;
+	fcgi_in_init(&in, 64);
+	size_t step = size ? (size_t)data[0] % 37 + 1 : 1, fed = 0, held = 0;
+	char *pending = malloc(size + 1);
+	while (fed < size) {
+		size_t n = size - fed < step ? size - fed : step;
+		memcpy(pending + held, data + fed, n);
+		held += n;
+		fed += n;
+		size_t used = fcgi_in_parse(&in, pending, held);
+		if (used > held)
+			abort();
+		memmove(pending, pending + used, held - used);
+		held -= used;
+	}
+	if (in.body.len > 64 || (in.state == FCGI_DONE && !in.env))
+		abort();
+	if (in.state == FCGI_DONE)
+		fcgi_env_get(in.env, "QUERY_STRING");
+	fcgi_in_free(&in);
+	free(pending);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	fuzz_fcgi(data, size);
 	char *copy = malloc(size + 1);
 	memcpy(copy, data, size);
 	copy[size] = '\0';
