@@ -36,7 +36,7 @@ static const struct conf_def table[] = {
 	{ "COMET_MAX_TIMEOUT", CONF_INT, "120", 0, 3600, NULL, OFF(max_timeout),
 	  "largest timeout a request may ask for; larger ones are capped" },
 	{ "COMET_KEEPALIVE", CONF_INT, "15", 1, 3600, NULL, OFF(keepalive),
-	  "seconds between keepalive comments on an event stream" },
+	  "seconds between keepalive ping events on an event stream" },
 	{ "COMET_STREAM_MAX", CONF_INT, "300", 1, 86400, NULL, OFF(stream_max),
 	  "seconds an event stream stays open before the client resumes" },
 	{ "COMET_PUBLISH_KEY", CONF_STR, NULL, 0, 0, NULL, OFF(publish_key),

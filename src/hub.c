@@ -294,7 +294,7 @@ static void drain(struct hub *h, struct waiter *w)
 		waiter_unpark(h->set, w);
 	count_waiting(h, w, false);
 	w->state = WAITER_DRAINING;
-	w->progress = false;
+	w->moved_at = h->now();
 	waiter_park_timer(h->set, w, beat_after(h, h->now()));
 	watch(h, w, true);
 }
@@ -359,10 +359,21 @@ static void close_answered(struct hub *h)
 	h->shared_ok = false;
 }
 
+/* Sends bytes on w's socket, or queues them; with output that had been
+ * written through, the time it started to wait. */
+static int send_more(struct hub *h, struct waiter *w, const char *p, size_t n)
+{
+	bool was_idle = conn_pending(w->conn) == 0;
+	int rc = conn_send(w->conn, p, n);
+	if (was_idle && conn_pending(w->conn) > 0)
+		w->moved_at = h->now();
+	return rc;
+}
+
 /* Writes a stream's pending events (w->items); false when w was ended. */
 static bool flush_stream(struct hub *h, struct waiter *w)
 {
-	int rc = conn_send(w->conn, w->items.p, w->items.len);
+	int rc = send_more(h, w, w->items.p, w->items.len);
 	if (h->notify)
 		notify_delivered(h->notify, (uint64_t)w->nmatch);
 	if (w->nmatch)
@@ -435,7 +446,6 @@ static void backlog(struct hub *h, struct waiter *w)
 	if (w->parked)
 		waiter_unpark(h->set, w);
 	w->state = WAITER_BACKLOG;
-	w->progress = false;
 	count_waiting(h, w, true);
 	waiter_park_timer(h->set, w, w->deadline);
 	watch(h, w, true);
@@ -561,7 +571,7 @@ static void writable(struct hub *h, struct waiter *w)
 	}
 	size_t left = conn_pending(w->conn);
 	if (left < before)
-		w->progress = true;
+		w->moved_at = h->now();
 	switch (w->state) {
 	case WAITER_DRAINING:
 		if (left == 0)
@@ -721,8 +731,8 @@ static void deliver(struct hub *h)
 /* A keepalive interval passed for w. */
 static void beat(struct hub *h, struct waiter *w, int64_t now)
 {
-	bool stuck = conn_pending(w->conn) > 0 && !w->progress;
-	w->progress = false;
+	bool stuck = conn_pending(w->conn) > 0 &&
+		     now - w->moved_at >= (int64_t)h->conf->keepalive * 1000;
 	if (w->state == WAITER_DRAINING) {
 		if (stuck)
 			end(h, w, END_DROPPED);
@@ -747,7 +757,7 @@ static void beat(struct hub *h, struct waiter *w, int64_t now)
 	 * can tell a dead connection from a quiet channel, and no proxy and no
 	 * FcgidIOTimeout sees the stream fall silent. */
 	static const char ping[] = "event: ping\ndata: {}\n\n";
-	if (conn_send(w->conn, ping, sizeof ping - 1) < 0) {
+	if (send_more(h, w, ping, sizeof ping - 1) < 0) {
 		end(h, w, END_HUNGUP);
 		return;
 	}

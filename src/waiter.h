@@ -63,7 +63,7 @@ struct waiter {
 	bool counted;		/* counted as waiting (notify) */
 	bool watched;		/* its socket is in the hub's epoll set */
 	bool want_out;		/* ... for writability too */
-	bool progress;		/* its socket took bytes since the last beat */
+	int64_t moved_at;	/* when output last moved (or began to wait) */
 	struct waiter_qlink q;	/* queue link */
 
 	/* Scratch for the hub while it matches one batch against the set. */

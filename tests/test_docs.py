@@ -18,6 +18,13 @@ def table_names():
     return re.findall(r"^  (COMET_[A-Z_]+)\s", out, re.M)
 
 
+# Settings SPEC.md names that belong to open issues, not built yet.
+NOT_YET = {
+    "COMET_STATE_DIR": "issue 11, the shared log on PostgreSQL",
+    "COMET_PUBLISH_LOOPBACK": "issue 12, secure by default",
+}
+
+
 class Docs(unittest.TestCase):
     def setUp(self):
         self.names = table_names()
@@ -57,7 +64,9 @@ class Docs(unittest.TestCase):
             text = f.read()
         section = text[text.index("## Configuration"):text.index("## Ways to run")]
         wanted = set(re.findall(r"`(COMET_[A-Z_]+)`", section)) - {"COMET_CONFIG"}
-        self.assertEqual(wanted - set(self.names), set())
+        self.assertEqual(wanted - set(self.names) - set(NOT_YET), set())
+        self.assertEqual(set(NOT_YET) & set(self.names), set(),
+                         "implemented: take it off NOT_YET")
 
 
 if __name__ == "__main__":
