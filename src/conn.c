@@ -188,7 +188,9 @@ int conn_flush(struct conn *c)
 			return gone(errno) ? -1 : 0;
 		c->out_off += (size_t)w;
 	}
-	buf_reset(&c->out);
+	/* A queue is the exception (a socket that was full): its memory goes
+	 * back once it is written, not kept for the life of the request. */
+	buf_free(&c->out);
 	c->out_off = 0;
 	return 0;
 }
@@ -247,6 +249,13 @@ static int send_records(struct conn *c, const char *p, size_t n, bool last)
 		return cgi_write(p, n);
 	if (conn_pending(c) == 0 && n <= FCGI_RECORD_MAX)
 		return send_direct(c, p, n, last);
+	/* What was written goes before more is queued: the buffer holds
+	 * what waits, not all that ever passed through it. */
+	if (c->out_off) {
+		memmove(c->out.p, c->out.p + c->out_off, conn_pending(c));
+		c->out.len -= c->out_off;
+		c->out_off = 0;
+	}
 	fcgi_stdout(&c->out, c->in.id, p, n, last);
 	return conn_flush(c);
 }

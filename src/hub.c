@@ -40,6 +40,7 @@ struct hub {
 	int64_t (*now)(void);
 	size_t output_max;
 	bool in_round;			/* within match(): answered sockets close last */
+	struct waiter *ended;		/* ended this turn, freed at its end */
 	int *closing;			/* ... these */
 	size_t nclosing, capclosing;
 	/* Within one match(): the last answer rendered, and what it was
@@ -241,9 +242,11 @@ static void watch(struct hub *h, struct waiter *w, bool out)
 	w->want_out = out;
 }
 
-/* The one way out: ends w's request and frees w. Answered in a round of
- * match(), the socket is closed by close_answered(), after every answer
- * of the round is written. The close takes the socket out of epoll. */
+/* The one way out: ends w's request. Answered in a round of match(), the
+ * socket is closed by close_answered(), after every answer of the round
+ * is written. The close takes the socket out of epoll. w itself is freed
+ * at the end of the turn, so that whatever else of the turn still points
+ * at it sees WAITER_ENDED. */
 static void end(struct hub *h, struct waiter *w, enum hub_end why)
 {
 	assert(w->state != WAITER_ENDED);
@@ -269,7 +272,8 @@ static void end(struct hub *h, struct waiter *w, enum hub_end why)
 		conn_close(w->conn);
 	}
 	w->conn = NULL;
-	waiter_free(w);
+	w->turn_next = h->ended;
+	h->ended = w;
 	__atomic_sub_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -378,7 +382,12 @@ static bool flush_stream(struct hub *h, struct waiter *w)
 		notify_delivered(h->notify, (uint64_t)w->nmatch);
 	if (w->nmatch)
 		w->cursor = w->last_match;
-	buf_reset(&w->items);
+	/* The events are in the socket or its queue now: a large round's
+	 * buffer is not kept for the next. */
+	if (w->items.cap > 65536)
+		buf_free(&w->items);
+	else
+		buf_reset(&w->items);
 	w->nmatch = 0;
 	w->more = false;
 	if (rc < 0) {
@@ -478,8 +487,13 @@ static enum caught catch_up(struct hub *h, struct waiter *w)
 	/* A stream reads in pages of half its output bound, and only while
 	 * its socket keeps up: its queue never holds much more than that. */
 	size_t low = h->output_max / 2;
+	/* At most this much per call, so that one stream reading a long
+	 * backlog takes turns with everyone else. */
+	size_t budget = h->output_max;
 	for (;;) {
-		struct msglog_page pg = { .max_bytes = w->stream ? low : h->output_max };
+		size_t queued = conn_pending(w->conn);
+		size_t room = low > queued ? low - queued : 1;
+		struct msglog_page pg = { .max_bytes = w->stream ? room : h->output_max };
 		if (msglog_read(log, names, w->nchan, w->cursor,
 				w->stream ? REQ_MAX_LIMIT : w->limit, &pg, err, sizeof err) < 0) {
 			msglog_page_free(&pg);
@@ -512,6 +526,7 @@ static enum caught catch_up(struct hub *h, struct waiter *w)
 			add_message(w, pg.item[i].id, pg.items.p + pg.item[i].off, pg.item[i].len);
 		bool more = pg.more;
 		int64_t last = pg.last_id;
+		size_t got = pg.items.len;
 		w->checked = pg.log_last;
 		msglog_page_free(&pg);
 		if (!flush_stream(h, w))
@@ -519,7 +534,8 @@ static enum caught catch_up(struct hub *h, struct waiter *w)
 		w->cursor = last;
 		if (!more)
 			return CAUGHT_UP;
-		if (conn_pending(w->conn) >= low)
+		budget = budget > got ? budget - got : 0;
+		if (conn_pending(w->conn) >= low || budget == 0)
 			return CAUGHT_BEHIND;
 	}
 }
@@ -564,6 +580,8 @@ static void adopt(struct hub *h, struct waiter *w)
 /* The socket has room, or an error to tell. */
 static void writable(struct hub *h, struct waiter *w)
 {
+	if (w->state == WAITER_ENDED)
+		return;
 	size_t before = conn_pending(w->conn);
 	if (conn_flush(w->conn) < 0) {
 		end(h, w, END_HUNGUP);
@@ -815,6 +833,7 @@ void hub_poll(struct hub *h, int max_wait_ms)
 		timeout = max_wait_ms;
 	int n = epoll_wait(h->ep, ev, 256, timeout);
 	bool bell = false, stop = false;
+	struct waiter *out = NULL;
 	for (int i = 0; i < n; i++) {
 		void *p = ev[i].data.ptr;
 		if (p == &tag_queue) {
@@ -832,23 +851,36 @@ void hub_poll(struct hub *h, int max_wait_ms)
 			if (read(h->bell, &v, sizeof v) < 0 && errno != EAGAIN)
 				log_msg("error", 0, "doorbell: %s", strerror(errno));
 			bell = true;
+		} else if (((struct waiter *)p)->state == WAITER_ENDED) {
+			continue;
 		} else if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 			/* The request was read to its end: anything more from the
 			 * web server is its hang-up (or an abort). */
 			end(h, p, END_HUNGUP);
 		} else if (ev[i].events & EPOLLOUT) {
-			writable(h, p);
+			struct waiter *w = p;
+			w->turn_next = out;
+			out = w;
 		}
 	}
-	/* Waiters are ended by rounds and shutdown only after the whole batch:
-	 * an event later in it may belong to one of them. */
 	if (stop && !h->stopping) {
 		h->stopping = 1;
 		stop_all(h);
 	}
+	/* New messages before more of anyone's backlog: a wake-up never
+	 * waits behind the sockets that have room. */
 	if (bell)
 		deliver(h);
+	for (struct waiter *w = out, *wn; w; w = wn) {
+		wn = w->turn_next;
+		writable(h, w);
+	}
 	expire(h);
+	while (h->ended) {
+		struct waiter *w = h->ended;
+		h->ended = w->turn_next;
+		waiter_free(w);
+	}
 }
 
 void hub_run(struct hub *h)

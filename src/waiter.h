@@ -68,6 +68,7 @@ struct waiter {
 
 	/* Scratch for the hub while it matches one batch against the set. */
 	struct waiter *touched_next;
+	struct waiter *turn_next;	/* the hub's lists of one turn: writable, ended */
 	int nmatch;
 	bool touched;
 	bool more;
