@@ -63,10 +63,17 @@ static const char *const sql[S_NSTMT] = {
 		       "ON CONFLICT(channel) DO UPDATE SET id=max(id,excluded.id)",
 	[S_AGE_DEL] = "DELETE FROM msg WHERE id<=?1",
 	[S_JSON_VALID] = "SELECT json_valid(?1)",
-	[S_BATCH] = "SELECT json_type(value),value->>'$.channel',json_type(value,'$.channel'),"
-		    "value->>'$.type',json_type(value,'$.type'),json_type(value,'$.data'),"
-		    "CASE json_type(value,'$.data') WHEN 'text' THEN value->>'$.data' "
-		    "ELSE value->'$.data' END "
+	/* json_each's own type column says what an element is; the members
+	 * are looked up only in objects, since ->> on a string element would
+	 * parse the string's text as JSON (and fail on plain text). */
+	[S_BATCH] = "SELECT type,"
+		    "CASE type WHEN 'object' THEN value->>'$.channel' END,"
+		    "CASE type WHEN 'object' THEN json_type(value,'$.channel') END,"
+		    "CASE type WHEN 'object' THEN value->>'$.type' END,"
+		    "CASE type WHEN 'object' THEN json_type(value,'$.type') END,"
+		    "CASE type WHEN 'object' THEN json_type(value,'$.data') END,"
+		    "CASE type WHEN 'object' THEN CASE json_type(value,'$.data') "
+		    "WHEN 'text' THEN value->>'$.data' ELSE value->'$.data' END END "
 		    "FROM json_each(?1) WHERE json_type(?1)='array' ORDER BY key",
 	[S_SINCE] = "SELECT id,channel," RENDER " FROM msg WHERE id>?1 ORDER BY id LIMIT ?2",
 	[S_MARKS_AFTER] = "SELECT channel,id FROM dropped WHERE id>?1",
@@ -537,18 +544,21 @@ int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
 		const char *ttype = (const char *)sqlite3_column_text(s, 4);
 		const char *dtype = (const char *)sqlite3_column_text(s, 5);
 		const char *why = NULL;
-		if (i == max)
-			why = "too many messages in one batch";
-		else if (!kind || strcmp(kind, "object") != 0)
-			why = "is not an object";
+		if (i == max) {
+			snprintf(err, errlen, "a batch holds at most %d messages", max);
+			result = MSGLOG_ESHAPE;
+			break;
+		}
+		if (!kind || strcmp(kind, "object") != 0)
+			why = "is not an object {\"channel\", \"data\", \"type\"?}";
 		else if (!ctype || strcmp(ctype, "text") != 0)
-			why = "needs a \"channel\" string";
+			why = "needs a \"channel\" that is a string";
 		else if (ttype && strcmp(ttype, "text") != 0)
 			why = "has a \"type\" that is not a string";
 		else if (!dtype)
 			why = "needs \"data\"";
 		if (why) {
-			snprintf(err, errlen, "batch element %d %s", i, why);
+			snprintf(err, errlen, "batch element %d (counting from 0) %s", i, why);
 			result = MSGLOG_ESHAPE;
 			break;
 		}
@@ -562,8 +572,8 @@ int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
 		if (!m->data)
 			m->data = "";
 		if (strcmp(dtype, "text") != 0 && strcmp(m->type, "application/json") != 0) {
-			snprintf(err, errlen, "batch element %d: data of type %s must be a string",
-				 i - 1, m->type);
+			snprintf(err, errlen, "batch element %d (counting from 0): data of "
+				 "type %s must be a string", i - 1, m->type);
 			result = MSGLOG_ESHAPE;
 			break;
 		}

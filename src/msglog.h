@@ -90,9 +90,11 @@ void msglog_page_free(struct msglog_page *pg);
 /* A batch publish body: a JSON array of {"channel", "data", "type"?}.
  * Each element becomes a message: data that is a JSON string is stored as
  * that text (type defaults to text/plain); any other JSON value is stored
- * as its JSON text (type defaults to application/json). Strings are owned
- * by out and freed by msglog_parsed_free. Returns 0, MSGLOG_EINVAL (not
- * JSON), MSGLOG_ESHAPE (err says which element and why) or MSGLOG_EUNAVAIL. */
+ * as its JSON text (type defaults to application/json). An element that is
+ * not an object (a string holding JSON text included) is refused, never
+ * parsed. Strings are owned by out and freed by msglog_parsed_free. Returns
+ * 0, MSGLOG_EINVAL (not JSON), MSGLOG_ESHAPE (err names the element,
+ * counting from 0, and why) or MSGLOG_EUNAVAIL. */
 struct msglog_parsed {
 	struct msglog_msg *msg;
 	int n;
