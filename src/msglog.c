@@ -19,10 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "msglog.h"
 #include "request.h"
-
-#define BUSY_TIMEOUT_MS 5000
 
 #define RENDER "json_object('id',id,'channel',channel,'time',time,'type',type," \
 	"'data',CASE WHEN type='application/json' THEN json(data) ELSE data END)"
@@ -102,6 +101,8 @@ static const char migrate_v2[] =
 struct msglog {
 	sqlite3 *db;
 	long retain, retain_seconds;
+	int64_t deadline;	/* clock_mono_ms() when this call stops waiting for locks */
+	int64_t wait_until;	/* msglog_wait_until's, for the next call; 0: none */
 	sqlite3_stmt *st[S_NSTMT];
 	sqlite3_stmt *rd[REQ_MAX_CHANNELS + 1];	/* by channel count */
 	sqlite3_stmt *gap[REQ_MAX_CHANNELS + 1];
@@ -112,6 +113,37 @@ static int fail(struct msglog *l, int rc, const char *what, char *err, size_t er
 	snprintf(err, errlen, "%s: %s (%d)", what,
 		 l && l->db ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc), rc);
 	return MSGLOG_EUNAVAIL;
+}
+
+/* SQLite's own busy timeout starts again for every statement that meets a
+ * lock, so a call of several (BEGIN IMMEDIATE, the inserts, COMMIT, the
+ * schema check of an open) could wait a multiple of it. This handler waits
+ * until one deadline per call instead. */
+static int busy(void *arg, int tries)
+{
+	const struct msglog *l = arg;
+	int64_t left = l->deadline - clock_mono_ms();
+	if (left <= 0)
+		return 0;
+	/* 1, 2, 4 ... ms, then every 20 ms: a short lock costs little, a long
+	 * one few wake-ups. */
+	int ms = tries < 5 ? 1 << tries : 20;
+	sqlite3_sleep(ms < left ? ms : (int)left);
+	return 1;
+}
+
+/* Every call that may meet a lock starts here. */
+static void begin_call(struct msglog *l)
+{
+	l->deadline = clock_mono_ms() + MSGLOG_BUSY_MS;
+	if (l->wait_until && l->wait_until < l->deadline)
+		l->deadline = l->wait_until;
+	l->wait_until = 0;
+}
+
+void msglog_wait_until(struct msglog *l, int64_t mono_ms)
+{
+	l->wait_until = mono_ms;
 }
 
 static sqlite3_stmt *stmt(struct msglog *l, int which, char *err, size_t errlen)
@@ -174,24 +206,35 @@ static int pragma(struct msglog *l, const char *q, char *err, size_t errlen)
 	return rc == SQLITE_OK ? 0 : fail(l, rc, q, err, errlen);
 }
 
-static int init_schema(struct msglog *l, char *err, size_t errlen)
+static int user_version(struct msglog *l, int64_t *v, char *err, size_t errlen)
 {
-	if (pragma(l, "BEGIN IMMEDIATE", err, errlen) < 0)
-		return MSGLOG_EUNAVAIL;
 	sqlite3_stmt *s;
 	int rc = sqlite3_prepare_v2(l->db, "PRAGMA user_version", -1, &s, NULL);
-	if (rc != SQLITE_OK) {
-		rollback(l);
+	if (rc != SQLITE_OK)
 		return fail(l, rc, "user_version", err, errlen);
-	}
-	int64_t v;
-	rc = int_query(l, s, 0, &v, err, errlen);
+	rc = int_query(l, s, 0, v, err, errlen);
 	sqlite3_finalize(s);
-	if (rc == 0 && v > MSGLOG_SCHEMA_VERSION) {
+	if (rc == 0 && *v > MSGLOG_SCHEMA_VERSION) {
 		snprintf(err, errlen, "schema version %lld is newer than this program's (%d)",
-			 (long long)v, MSGLOG_SCHEMA_VERSION);
+			 (long long)*v, MSGLOG_SCHEMA_VERSION);
 		rc = MSGLOG_EUNAVAIL;
 	}
+	return rc;
+}
+
+static int init_schema(struct msglog *l, char *err, size_t errlen)
+{
+	/* Current already (every open but the first): no write lock, so that
+	 * an open does not wait behind another process's long write. */
+	int64_t v;
+	if (user_version(l, &v, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	if (v == MSGLOG_SCHEMA_VERSION)
+		return 0;
+	if (pragma(l, "BEGIN IMMEDIATE", err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	/* Again under the lock: another process may have migrated meanwhile. */
+	int rc = user_version(l, &v, err, errlen);
 	/* One step per version, all in this transaction. */
 	if (rc == 0 && v < 1)
 		rc = pragma(l, schema_v1, err, errlen);
@@ -210,6 +253,7 @@ int msglog_open(struct msglog **out, const char *path, bool sync_full,
 	struct msglog *l = xcalloc(1, sizeof *l);
 	l->retain = 1000;
 	l->retain_seconds = 86400;
+	begin_call(l);
 	int rc = sqlite3_open_v2(path, &l->db,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 				 SQLITE_OPEN_NOMUTEX, NULL);
@@ -219,7 +263,7 @@ int msglog_open(struct msglog **out, const char *path, bool sync_full,
 		return MSGLOG_EUNAVAIL;
 	}
 	sqlite3_extended_result_codes(l->db, 1);
-	sqlite3_busy_timeout(l->db, BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(l->db, busy, l);
 	if (pragma(l, "PRAGMA journal_mode=WAL", err, errlen) < 0 ||
 	    pragma(l, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
 		   err, errlen) < 0 ||
@@ -344,6 +388,7 @@ int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t n
 		  int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
 		  char *err, size_t errlen)
 {
+	begin_call(l);
 	/* Validate before taking the write lock. */
 	for (int i = 0; i < n; i++) {
 		if (strcmp(m[i].type, "application/json") != 0)
@@ -467,6 +512,7 @@ static int read_rows(struct msglog *l, const char *const *chans, int nchan, int6
 int msglog_read(struct msglog *l, const char *const *chans, int nchan, int64_t since,
 		int limit, struct msglog_page *pg, char *err, size_t errlen)
 {
+	begin_call(l);
 	buf_reset(&pg->items);
 	pg->count = 0;
 	pg->more = pg->gap = pg->reset = false;
@@ -604,6 +650,7 @@ void msglog_parsed_free(struct msglog_parsed *p)
 int msglog_since(struct msglog *l, int64_t after, int max, struct msglog_batch *b,
 		 char *err, size_t errlen)
 {
+	begin_call(l);
 	memset(b, 0, sizeof *b);
 	sqlite3_stmt *s = stmt(l, S_SINCE, err, errlen);
 	sqlite3_stmt *mk = stmt(l, S_MARKS_AFTER, err, errlen);
@@ -667,6 +714,7 @@ void msglog_batch_free(struct msglog_batch *b)
 int msglog_info(struct msglog *l, const char *chan, struct buf *json,
 		char *err, size_t errlen)
 {
+	begin_call(l);
 	sqlite3_stmt *s = stmt(l, S_INFO, err, errlen);
 	if (!s)
 		return MSGLOG_EUNAVAIL;
@@ -682,6 +730,7 @@ int msglog_info(struct msglog *l, const char *chan, struct buf *json,
 int msglog_delete(struct msglog *l, const char *chan, int64_t *deleted,
 		  char *err, size_t errlen)
 {
+	begin_call(l);
 	*deleted = 0;
 	sqlite3_stmt *s = stmt(l, S_CHAN_MAX, err, errlen);
 	if (!s || exec1(l, S_BEGIN_IMMEDIATE, err, errlen) < 0)
@@ -730,6 +779,7 @@ undo:
 int msglog_counts(struct msglog *l, int64_t *messages, int64_t *last_id,
 		  char *err, size_t errlen)
 {
+	begin_call(l);
 	sqlite3_stmt *s = stmt(l, S_COUNT, err, errlen);
 	if (!s || exec1(l, S_BEGIN, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;

@@ -21,6 +21,9 @@
 
 #define MSGLOG_SCHEMA_VERSION 2
 
+/* How long one call waits in all for locks another process holds. */
+#define MSGLOG_BUSY_MS 5000
+
 struct msglog;
 
 struct msglog_msg {
@@ -69,6 +72,10 @@ int msglog_open(struct msglog **out, const char *path, bool sync_full,
 		char *err, size_t errlen);
 void msglog_close(struct msglog *l);
 void msglog_retention(struct msglog *l, long count, long seconds);
+/* The next call stops waiting for locks at mono_ms (clock_mono_ms) if that
+ * comes before its own MSGLOG_BUSY_MS: a publish that already waited in a
+ * queue is not made to wait a whole busy timeout again. */
+void msglog_wait_until(struct msglog *l, int64_t mono_ms);
 
 /* Appends n messages in one transaction (all or none). ids[i] gets each
  * id; acks gets each {"id","channel","time"} object, comma-separated, and
