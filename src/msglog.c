@@ -14,10 +14,14 @@
  * Messages are rendered with SQLite's JSON functions, never by hand. */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "msglog.h"
@@ -100,6 +104,7 @@ static const char migrate_v2[] =
 
 struct msglog {
 	sqlite3 *db;
+	char *path;
 	long retain, retain_seconds;
 	int64_t deadline;	/* clock_mono_ms() when this call stops waiting for locks */
 	int64_t wait_until;	/* msglog_wait_until's, for the next call; 0: none */
@@ -108,10 +113,96 @@ struct msglog {
 	sqlite3_stmt *gap[REQ_MAX_CHANNELS + 1];
 };
 
+/* SQLite's errno after a failed open is that of its last attempt (a
+ * read-only retry, often ENOENT), so why the database cannot be written is
+ * found out here: the directory first, then each of its files. */
+static void not_writable(const struct msglog *l, const char *what, const char *msg,
+			 char *err, size_t errlen)
+{
+	const char *p = l->path;
+	unsigned uid = (unsigned)geteuid();
+	char dir[4096], file[4200];
+	snprintf(dir, sizeof dir, "%s", p);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else
+		slash[slash == dir] = '\0';
+	snprintf(file, sizeof file, "%s", dir);
+	int e = faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0 ? errno : 0;
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	for (int i = 0; !e && i < 3; i++) {
+		snprintf(file, sizeof file, "%s%s", p, suffix[i]);
+		if (faccessat(AT_FDCWD, file, R_OK | W_OK, AT_EACCESS) < 0 && errno != ENOENT)
+			e = errno;
+	}
+	struct stat st;
+	if (e == ENOENT)
+		snprintf(err, errlen, "%s: its directory %s does not exist (%.40s: %s): create it, "
+			 "writable by uid %u", p, dir, what, msg, uid);
+	else if (e == EROFS)
+		snprintf(err, errlen, "%s is on a read-only filesystem (%.40s: %s): remount it "
+			 "read-write or set COMET_DB to a writable place", p, what, msg);
+	else if (e && stat(file, &st) == 0)
+		snprintf(err, errlen, "%s: not writable by uid %u (%.40s: %s; %s: %s, owner uid "
+			 "%u, mode %03o): chown %u the directory and the files of the database "
+			 "(%s, -wal, -shm, -notify), or set COMET_DB to a place it may write",
+			 p, uid, what, msg, file, strerror(e), (unsigned)st.st_uid,
+			 (unsigned)st.st_mode & 07777, uid, p);
+	else
+		snprintf(err, errlen, "%s: cannot open it for writing as uid %u (%.40s: %s%s%s)",
+			 p, uid, what, msg, e ? ": " : "", e ? strerror(e) : "");
+}
+
+/* err for a storage failure: what went wrong with which file, and what to
+ * do about it (these go to the log, for whoever runs the program). what is
+ * the step that failed, shortened: it may be a whole SQL script. */
 static int fail(struct msglog *l, int rc, const char *what, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "%s: %s (%d)", what,
-		 l && l->db ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc), rc);
+	const char *p = l->path;
+	const char *msg = l->db ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc);
+	int e = l->db ? sqlite3_system_errno(l->db) : 0;
+	char os[160] = "";
+	if (e)
+		snprintf(os, sizeof os, ": %s", strerror(e));
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		snprintf(err, errlen, "database is locked by another process for more than %d s: "
+			 "%s (%.40s: %s); end that process's transaction (fuser %s lists "
+			 "who has the file open)", MSGLOG_BUSY_MS / 1000, p, what, msg, p);
+		break;
+	case SQLITE_FULL:
+		snprintf(err, errlen, "disk full writing %s (%.40s: %s%s): free space on its "
+			 "filesystem", p, what, msg, os);
+		break;
+	case SQLITE_IOERR:
+		if (e == ENOSPC || e == EDQUOT)
+			snprintf(err, errlen, "disk full writing %s (%.40s: %s%s): free space on "
+				 "its filesystem%s", p, what, msg, os,
+				 e == EDQUOT ? " or raise the quota" : "");
+		else
+			snprintf(err, errlen, "I/O error on %s (%.40s: %s%s): check the disk and "
+				 "the kernel log (dmesg)", p, what, msg, os);
+		break;
+	case SQLITE_READONLY:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		not_writable(l, what, msg, err, errlen);
+		break;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		snprintf(err, errlen, "%s is damaged or not a comet-fcgi database (%.40s: %s): "
+			 "stop comet-fcgi and move it aside with its -wal and -shm (a new one "
+			 "is made), or restore a backup", p, what, msg);
+		break;
+	case SQLITE_NOMEM:
+		snprintf(err, errlen, "out of memory using %s (%.40s)", p, what);
+		break;
+	default:
+		snprintf(err, errlen, "%s: %.40s: %s (%d)", p, what, msg, rc);
+	}
 	return MSGLOG_EUNAVAIL;
 }
 
@@ -215,7 +306,8 @@ static int user_version(struct msglog *l, int64_t *v, char *err, size_t errlen)
 	rc = int_query(l, s, 0, v, err, errlen);
 	sqlite3_finalize(s);
 	if (rc == 0 && *v > MSGLOG_SCHEMA_VERSION) {
-		snprintf(err, errlen, "schema version %lld is newer than this program's (%d)",
+		snprintf(err, errlen, "%s: schema version %lld is newer than this program's (%d): "
+			 "upgrade comet-fcgi or set COMET_DB to another file", l->path,
 			 (long long)*v, MSGLOG_SCHEMA_VERSION);
 		rc = MSGLOG_EUNAVAIL;
 	}
@@ -253,17 +345,25 @@ int msglog_open(struct msglog **out, const char *path, bool sync_full,
 	struct msglog *l = xcalloc(1, sizeof *l);
 	l->retain = 1000;
 	l->retain_seconds = 86400;
+	l->path = xstrdup(path);
 	begin_call(l);
 	int rc = sqlite3_open_v2(path, &l->db,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 				 SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		fail(l, rc, path, err, errlen);
+		fail(l, rc, "open", err, errlen);
 		msglog_close(l);
 		return MSGLOG_EUNAVAIL;
 	}
 	sqlite3_extended_result_codes(l->db, 1);
 	sqlite3_busy_handler(l->db, busy, l);
+	/* SQLite falls back to reading when it may not write: refused here,
+	 * rather than at the first publish. */
+	if (sqlite3_db_readonly(l->db, "main") == 1) {
+		not_writable(l, "open", "opened read-only", err, errlen);
+		msglog_close(l);
+		return MSGLOG_EUNAVAIL;
+	}
 	if (pragma(l, "PRAGMA journal_mode=WAL", err, errlen) < 0 ||
 	    pragma(l, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
 		   err, errlen) < 0 ||
@@ -287,6 +387,7 @@ void msglog_close(struct msglog *l)
 		sqlite3_finalize(l->gap[i]);
 	}
 	sqlite3_close_v2(l->db);
+	free(l->path);
 	free(l);
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -341,7 +342,85 @@ START_TEST(unavailable_storage)
 	char err[256];
 	ck_assert_int_eq(msglog_open(&l, "/nonexistent-dir/x/comet.db", false, err, sizeof err),
 			 MSGLOG_EUNAVAIL);
-	ck_assert_ptr_nonnull(strstr(err, "nonexistent"));
+	ck_assert_msg(strstr(err, "/nonexistent-dir/x/comet.db: its directory "
+			     "/nonexistent-dir/x does not exist") && strstr(err, "create it"),
+		      "%s", err);
+}
+END_TEST
+
+/* Opened by a user who may not write there (the directory, or the file
+ * itself, which SQLite would quietly open read-only): the error names the
+ * file, the user and what to do. */
+static void open_as_nobody(const char *db, char *err, size_t errlen)
+{
+	int fds[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	if (fork() == 0) {
+		struct msglog *l;
+		char e[512] = "";
+		close(fds[0]);
+		if (setgid(65534) == 0 && setuid(65534) == 0 &&
+		    msglog_open(&l, db, false, e, sizeof e) == MSGLOG_EUNAVAIL &&
+		    write(fds[1], e, strlen(e)) > 0)
+			_exit(0);
+		_exit(1);
+	}
+	close(fds[1]);
+	ssize_t n = read(fds[0], err, errlen - 1);
+	err[n > 0 ? n : 0] = '\0';
+	close(fds[0]);
+	int st;
+	wait(&st);
+}
+
+START_TEST(not_writable)
+{
+	char err[512];
+	open_as_nobody(path, err, sizeof err);
+	if (!*err) {
+		fprintf(stderr, "not_writable: cannot run as uid 65534 here: skipped\n");
+		return;
+	}
+	ck_assert_msg(strstr(err, path) && strstr(err, "not writable by uid 65534") &&
+		      strstr(err, "chown 65534"), "%s", err);
+	/* The directory may be entered now, but the file is root's. */
+	msglog_close(open_log());
+	ck_assert_int_eq(chmod(dir, 0777), 0);
+	open_as_nobody(path, err, sizeof err);
+	ck_assert_msg(strstr(err, "not writable by uid 65534") && strstr(err, "owner uid 0"),
+		      "%s", err);
+}
+END_TEST
+
+START_TEST(disk_full)
+{
+	char *fs = test_small_fs(512);
+	if (!fs)
+		return;
+	char db[4200];
+	snprintf(db, sizeof db, "%s/comet.db", fs);
+	struct msglog *l;
+	char err[512];
+	ck_assert_msg(msglog_open(&l, db, false, err, sizeof err) == 0, "%s", err);
+	add(l, "a", "text/plain", "before", 1);
+	test_fill(fs);
+	static char big[60000];
+	memset(big, 'x', sizeof big);
+	struct msglog_msg m = { "a", "text/plain", big, sizeof big };
+	int64_t id;
+	struct buf ack = BUF_INIT;
+	int rc = 0;
+	for (int i = 0; i < 20 && rc == 0; i++)
+		rc = msglog_append(l, &m, 1, 2, &id, &ack, NULL, err, sizeof err);
+	ck_assert_int_eq(rc, MSGLOG_EUNAVAIL);
+	ck_assert_msg(strstr(err, "disk full writing") && strstr(err, db) &&
+		      strstr(err, "free space"), "%s", err);
+	test_unfill(fs);
+	buf_reset(&ack);
+	ck_assert_msg(msglog_append(l, &m, 1, 3, &id, &ack, NULL, err, sizeof err) == 0, "%s", err);
+	buf_free(&ack);
+	msglog_close(l);
+	test_small_fs_end(fs);
 }
 END_TEST
 
@@ -436,7 +515,7 @@ START_TEST(locked_database)
 	int64_t took = clock_mono_ms() - t0;
 	ck_assert_msg(took >= MSGLOG_BUSY_MS - 50 && took < MSGLOG_BUSY_MS + 1000,
 		      "took %lld ms", (long long)took);
-	ck_assert_msg(strstr(err, "locked"), "%s", err);
+	ck_assert_msg(strstr(err, "locked by another process") && strstr(err, path), "%s", err);
 	ck_assert_int_eq(ack.len, 0);
 
 	t0 = clock_mono_ms();
@@ -477,6 +556,8 @@ Suite *msglog_suite(void)
 	tcase_add_test(t, batch_since);
 	tcase_add_test(t, concurrent_publishers);
 	tcase_add_test(t, unavailable_storage);
+	tcase_add_test(t, not_writable);
+	tcase_add_test(t, disk_full);
 	tcase_add_test(t, batch_shapes);
 	tcase_add_test(t, locked_database);
 	suite_add_tcase(s, t);
