@@ -16,11 +16,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -103,11 +105,17 @@ static const char migrate_v2[] =
 	"PRAGMA user_version=2;";
 
 struct msglog {
-	sqlite3 *db;
+	sqlite3 *db;		/* NULL after letting go of a replaced file, until reopened */
 	char *path;
+	bool sync_full;
 	long retain, retain_seconds;
 	int64_t deadline;	/* clock_mono_ms() when this call stops waiting for locks */
 	int64_t wait_until;	/* msglog_wait_until's, for the next call; 0: none */
+	/* Held through every call, so that another connection of the process
+	 * may close db between calls (let_go). */
+	pthread_mutex_t mu;
+	bool let_go;		/* set by another connection: close db when the call ends */
+	struct msglog *next;	/* in `everyone` */
 	sqlite3_stmt *st[S_NSTMT];
 	sqlite3_stmt *rd[REQ_MAX_CHANNELS + 1];	/* by channel count */
 	sqlite3_stmt *gap[REQ_MAX_CHANNELS + 1];
@@ -339,20 +347,171 @@ static int init_schema(struct msglog *l, char *err, size_t errlen)
 	return rc;
 }
 
-int msglog_open(struct msglog **out, const char *path, bool sync_full,
-		char *err, size_t errlen)
+/* The connections of this process, for let_go. */
+static pthread_mutex_t everyone_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct msglog *everyone;
+
+/* Whether the file this connection has open is no longer the one its path
+ * names (renamed over, or deleted). SQLite compares the inode it opened
+ * with stat(path): exact, where a stat of our own at open could race. */
+static bool moved(struct msglog *l)
 {
-	struct msglog *l = xcalloc(1, sizeof *l);
-	l->retain = 1000;
-	l->retain_seconds = 86400;
-	l->path = xstrdup(path);
-	begin_call(l);
-	int rc = sqlite3_open_v2(path, &l->db,
+	int m = 0;
+	return l->db && sqlite3_file_control(l->db, "main", SQLITE_FCNTL_HAS_MOVED, &m) ==
+		SQLITE_OK && m;
+}
+
+static void disconnect(struct msglog *l)
+{
+	for (int i = 0; i < S_NSTMT; i++) {
+		sqlite3_finalize(l->st[i]);
+		l->st[i] = NULL;
+	}
+	for (int i = 0; i <= REQ_MAX_CHANNELS; i++) {
+		sqlite3_finalize(l->rd[i]);
+		sqlite3_finalize(l->gap[i]);
+		l->rd[i] = l->gap[i] = NULL;
+	}
+	/* SQLite closes a file that moved without checkpointing it and leaves
+	 * its -wal and -shm under the path, where the next opener would take
+	 * the old file's pages in the -wal for its own. Checkpointed into the
+	 * old file and emptied (through the old file's own descriptor) they
+	 * are harmless. While another connection still reads the old file
+	 * this fails; the last one to close does it. */
+	if (moved(l))
+		sqlite3_exec(l->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+	sqlite3_close_v2(l->db);
+	l->db = NULL;
+}
+
+/*
+ * A file replaced or deleted under running connections. SQLite names the
+ * -wal and -shm files after the path, not after the file: a connection
+ * that opened the new file while another still has the old one would share
+ * the old file's -wal and -shm with it, read the old log's pages as the new
+ * file's and write into them (tried: a new connection to a replacement
+ * file sees the rows of the file it replaced). Moving to the new file is
+ * still the right answer, rather than refusing until a restart: the
+ * publishers must reach the log the path names, and with mod_fcgid some
+ * processes start afresh on the new file anyway. So the path is opened
+ * again only when no connection anywhere still uses it for another file:
+ *   - A connection that finds its file moved (every append before and
+ *     after its commit, every read once) closes, and so does every
+ *     connection of this process still on the old file (let_go); one in
+ *     the middle of a call closes itself when the call ends. Each empties
+ *     the old file's -wal as it closes (disconnect).
+ *   - Any open (the first one too: a process started meanwhile) first asks
+ *     whether the -shm is in use while the file the path names is not
+ *     (old_file_in_use); then it answers MSGLOG_EUNAVAIL, and the next
+ *     call tries again. Other processes' connections notice on their next
+ *     call; one that stays idle keeps everyone at 503, and the error says
+ *     to restart it.
+ * Then every connection ends up on the file the path names, a deleted one
+ * made again empty; readers see a log behind their cursors (reset). What
+ * this cannot cover: a process killed while on the old file leaves its
+ * -wal pages for the next opener. Replace a database with comet-fcgi
+ * stopped, together with its -wal and -shm.
+ */
+
+struct file_id {
+	bool exists;
+	unsigned maj, min;
+	unsigned long long ino;
+	bool held;		/* a lock on this device and inode */
+	bool held_ino;		/* a lock on this inode number, any device */
+};
+
+static void identify(const char *path, struct file_id *f)
+{
+	struct stat st;
+	memset(f, 0, sizeof *f);
+	if (stat(path, &st) == 0) {
+		f->exists = true;
+		f->maj = major(st.st_dev);
+		f->min = minor(st.st_dev);
+		f->ino = (unsigned long long)st.st_ino;
+	}
+}
+
+/* Marks which files any process, this one included, holds a POSIX or OFD
+ * lock on, from /proc/locks: opening the files to ask fcntl would drop
+ * this process's own POSIX locks on them when closed. */
+static void find_locks(struct file_id *f, int n)
+{
+	FILE *in = fopen("/proc/locks", "re");
+	if (!in)
+		return;
+	char line[256];
+	while (fgets(line, sizeof line, in)) {
+		if (strstr(line, "->"))
+			continue;	/* a process waiting for a lock, not holding one */
+		char *save, *t;
+		for (t = strtok_r(line, " \n", &save); t; t = strtok_r(NULL, " \n", &save)) {
+			unsigned maj, min;
+			unsigned long long ino;
+			int end = 0;
+			if (sscanf(t, "%x:%x:%llu%n", &maj, &min, &ino, &end) != 3 || t[end])
+				continue;
+			for (int i = 0; i < n; i++) {
+				if (!f[i].exists || f[i].ino != ino)
+					continue;
+				f[i].held_ino = true;
+				f[i].held |= maj == f[i].maj && min == f[i].min;
+			}
+			break;
+		}
+	}
+	fclose(in);
+}
+
+/* Whether a connection still uses path's -shm for a file path no longer
+ * names: every WAL connection holds a lock on the -shm, and a shared lock
+ * on its database file, from before it takes the first until after it
+ * drops it. The -shm counts as held only on the exact device and inode,
+ * the database file on its inode number alone: where a filesystem shows
+ * other device numbers in /proc/locks than stat gives (btrfs subvolumes,
+ * overlayfs), this never refuses, as before. */
+static bool old_file_in_use(const char *path)
+{
+	size_t n = strlen(path) + 5;
+	char *shm = xmalloc(n);
+	snprintf(shm, n, "%s-shm", path);
+	struct file_id f[2];
+	bool stale = false;
+	/* /proc/locks is not read in one piece: a connection opening meanwhile
+	 * can be seen with its -shm lock and not yet its file's. Only what
+	 * lasts counts. */
+	for (int tries = 0; tries < 3; tries++) {
+		if (tries)
+			sqlite3_sleep(10);
+		identify(path, &f[0]);
+		identify(shm, &f[1]);
+		find_locks(f, 2);
+		stale = f[1].held && !f[0].held_ino;
+		if (!stale)
+			break;
+	}
+	free(shm);
+	return stale;
+}
+
+/* Opens l->path: the connection settings, and the schema made or brought
+ * up to date. */
+static int open_path(struct msglog *l, char *err, size_t errlen)
+{
+	if (old_file_in_use(l->path)) {
+		snprintf(err, errlen, "%s was replaced or deleted while open, and a connection "
+			 "still has the old file open, sharing %s-wal and -shm with whatever "
+			 "opens the path now: waiting for it to end; restart comet-fcgi if this "
+			 "lasts (fuser %s-shm lists the processes)", l->path, l->path, l->path);
+		return MSGLOG_EUNAVAIL;
+	}
+	int rc = sqlite3_open_v2(l->path, &l->db,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 				 SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		fail(l, rc, "open", err, errlen);
-		msglog_close(l);
+		disconnect(l);
 		return MSGLOG_EUNAVAIL;
 	}
 	sqlite3_extended_result_codes(l->db, 1);
@@ -361,17 +520,92 @@ int msglog_open(struct msglog **out, const char *path, bool sync_full,
 	 * rather than at the first publish. */
 	if (sqlite3_db_readonly(l->db, "main") == 1) {
 		not_writable(l, "open", "opened read-only", err, errlen);
-		msglog_close(l);
+		disconnect(l);
 		return MSGLOG_EUNAVAIL;
 	}
 	if (pragma(l, "PRAGMA journal_mode=WAL", err, errlen) < 0 ||
-	    pragma(l, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+	    pragma(l, l->sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
 		   err, errlen) < 0 ||
 	    pragma(l, "PRAGMA cache_size=-1024", err, errlen) < 0 ||
 	    init_schema(l, err, errlen) < 0) {
-		msglog_close(l);
+		disconnect(l);
 		return MSGLOG_EUNAVAIL;
 	}
+	return 0;
+}
+
+/* l's file was replaced or deleted: l and every connection of this process
+ * still on that file let go of it (see above). */
+static void let_go(struct msglog *l)
+{
+	disconnect(l);
+	pthread_mutex_lock(&everyone_mu);
+	for (struct msglog *o = everyone; o; o = o->next) {
+		if (o == l || strcmp(o->path, l->path) != 0)
+			continue;
+		/* Never waits: o's owner may be the one waiting for us. */
+		if (pthread_mutex_trylock(&o->mu) == 0) {
+			if (moved(o))
+				disconnect(o);
+			pthread_mutex_unlock(&o->mu);
+		} else {
+			__atomic_store_n(&o->let_go, true, __ATOMIC_SEQ_CST);
+		}
+	}
+	pthread_mutex_unlock(&everyone_mu);
+}
+
+/* Reopens the path after l's file moved. */
+static int relocate(struct msglog *l, char *err, size_t errlen)
+{
+	let_go(l);
+	return open_path(l, err, errlen);
+}
+
+/* Starts a call: takes l, arms the lock-wait deadline, reopens the path if
+ * the file was let go, and when check (a read) is set, follows a file
+ * moved since: one stat per call. Holds l->mu until leave, unless it fails. */
+static int enter(struct msglog *l, bool check, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&l->mu);
+	begin_call(l);
+	int rc = 0;
+	if (!l->db)
+		rc = open_path(l, err, errlen);
+	else if (check && moved(l))
+		rc = relocate(l, err, errlen);
+	if (rc < 0)
+		pthread_mutex_unlock(&l->mu);
+	return rc;
+}
+
+static void leave(struct msglog *l)
+{
+	if (__atomic_exchange_n(&l->let_go, false, __ATOMIC_SEQ_CST) && moved(l))
+		disconnect(l);
+	pthread_mutex_unlock(&l->mu);
+}
+
+int msglog_open(struct msglog **out, const char *path, bool sync_full,
+		char *err, size_t errlen)
+{
+	struct msglog *l = xcalloc(1, sizeof *l);
+	l->retain = 1000;
+	l->retain_seconds = 86400;
+	l->path = xstrdup(path);
+	l->sync_full = sync_full;
+	pthread_mutex_init(&l->mu, NULL);
+	begin_call(l);
+	if (open_path(l, err, errlen) < 0) {
+		pthread_mutex_destroy(&l->mu);
+		free(l->path);
+		free(l);
+		return MSGLOG_EUNAVAIL;
+	}
+	pthread_mutex_lock(&everyone_mu);
+	l->next = everyone;
+	everyone = l;
+	pthread_mutex_unlock(&everyone_mu);
 	*out = l;
 	return 0;
 }
@@ -380,13 +614,16 @@ void msglog_close(struct msglog *l)
 {
 	if (!l)
 		return;
-	for (int i = 0; i < S_NSTMT; i++)
-		sqlite3_finalize(l->st[i]);
-	for (int i = 0; i <= REQ_MAX_CHANNELS; i++) {
-		sqlite3_finalize(l->rd[i]);
-		sqlite3_finalize(l->gap[i]);
+	pthread_mutex_lock(&everyone_mu);
+	for (struct msglog **p = &everyone; *p; p = &(*p)->next) {
+		if (*p == l) {
+			*p = l->next;
+			break;
+		}
 	}
-	sqlite3_close_v2(l->db);
+	pthread_mutex_unlock(&everyone_mu);
+	disconnect(l);
+	pthread_mutex_destroy(&l->mu);
 	free(l->path);
 	free(l);
 }
@@ -397,7 +634,7 @@ void msglog_retention(struct msglog *l, long count, long seconds)
 	l->retain_seconds = seconds;
 }
 
-int msglog_json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
+static int json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
 		      char *err, size_t errlen)
 {
 	sqlite3_stmt *s = stmt(l, S_JSON_VALID, err, errlen);
@@ -407,6 +644,17 @@ int msglog_json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
 	int64_t v;
 	int rc = int_query(l, s, 0, &v, err, errlen);
 	*ok = v == 1;
+	return rc;
+}
+
+int msglog_json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
+		      char *err, size_t errlen)
+{
+	*ok = false;
+	if (enter(l, false, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = json_valid(l, data, len, ok, err, errlen);
+	leave(l);
 	return rc;
 }
 
@@ -485,27 +733,19 @@ static int trim_age(struct msglog *l, int64_t now_ms, char *err, size_t errlen)
 	return 0;
 }
 
-int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t now_ms,
-		  int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
-		  char *err, size_t errlen)
+/* An append that found the path naming another file: not committed, or
+ * committed into a file the log no longer is (not acknowledged). */
+#define MOVED 1
+
+static int append_once(struct msglog *l, const struct msglog_msg *m, int n, int64_t now_ms,
+		       int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
+		       char *err, size_t errlen)
 {
-	begin_call(l);
-	/* Validate before taking the write lock. */
-	for (int i = 0; i < n; i++) {
-		if (strcmp(m[i].type, "application/json") != 0)
-			continue;
-		bool ok;
-		if (msglog_json_valid(l, m[i].data, m[i].len, &ok, err, errlen) < 0)
-			return MSGLOG_EUNAVAIL;
-		if (!ok) {
-			snprintf(err, errlen, "the message is not valid JSON");
-			return MSGLOG_EINVAL;
-		}
-	}
 	sqlite3_stmt *ins = stmt(l, S_INSERT, err, errlen);
 	if (!ins || exec1(l, S_BEGIN_IMMEDIATE, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
 	size_t acks_len = acks->len;
+	int result = MSGLOG_EUNAVAIL;
 	for (int i = 0; i < n; i++) {
 		sqlite3_bind_text(ins, 1, m[i].channel, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(ins, 2, now_ms);
@@ -531,13 +771,64 @@ int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t n
 		if (trim_count(l, m[i].channel, err, errlen) < 0)
 			goto undo;
 	}
-	if (trim_age(l, now_ms, err, errlen) < 0 || exec1(l, S_COMMIT, err, errlen) < 0)
+	if (trim_age(l, now_ms, err, errlen) < 0)
 		goto undo;
+	/* Checked under the write lock, right before the commit, and again
+	 * after it: a file renamed over or deleted during the commit took it
+	 * into a file nobody will read again. That append is retried on the
+	 * new file; a connection still reading the old one might deliver it
+	 * too, under another id: delivered twice, never lost. */
+	if (moved(l)) {
+		result = MOVED;
+		goto undo;
+	}
+	if (exec1(l, S_COMMIT, err, errlen) < 0)
+		goto undo;
+	if (moved(l)) {
+		acks->len = acks_len;
+		return MOVED;
+	}
 	return 0;
 undo:
 	rollback(l);
 	acks->len = acks_len;
-	return MSGLOG_EUNAVAIL;
+	return result;
+}
+
+int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t now_ms,
+		  int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
+		  char *err, size_t errlen)
+{
+	if (enter(l, false, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = 0;
+	/* Validate before taking the write lock. */
+	for (int i = 0; i < n && rc == 0; i++) {
+		if (strcmp(m[i].type, "application/json") != 0)
+			continue;
+		bool ok;
+		rc = json_valid(l, m[i].data, m[i].len, &ok, err, errlen);
+		if (rc == 0 && !ok) {
+			snprintf(err, errlen, "message %d of %d is not valid JSON", i + 1, n);
+			rc = MSGLOG_EINVAL;
+		}
+	}
+	if (rc == 0)
+		rc = append_once(l, m, n, now_ms, ids, acks, ack_at, err, errlen);
+	/* Once on the file the path names now: a second move meanwhile is
+	 * not chased. */
+	if (rc == MOVED) {
+		rc = relocate(l, err, errlen);
+		if (rc == 0)
+			rc = append_once(l, m, n, now_ms, ids, acks, ack_at, err, errlen);
+	}
+	if (rc == MOVED) {
+		snprintf(err, errlen, "%s was replaced or deleted while open, twice during one "
+			 "append: not appended; whatever replaces it should stop", l->path);
+		rc = MSGLOG_EUNAVAIL;
+	}
+	leave(l);
+	return rc;
 }
 
 /* The per-channel-count statements are made on first use. */
@@ -610,10 +901,9 @@ static int read_rows(struct msglog *l, const char *const *chans, int nchan, int6
 	return 0;
 }
 
-int msglog_read(struct msglog *l, const char *const *chans, int nchan, int64_t since,
-		int limit, struct msglog_page *pg, char *err, size_t errlen)
+static int read_page(struct msglog *l, const char *const *chans, int nchan, int64_t since,
+		     int limit, struct msglog_page *pg, char *err, size_t errlen)
 {
-	begin_call(l);
 	buf_reset(&pg->items);
 	pg->count = 0;
 	pg->more = pg->gap = pg->reset = false;
@@ -644,6 +934,19 @@ int msglog_read(struct msglog *l, const char *const *chans, int nchan, int64_t s
 	return rc;
 }
 
+int msglog_read(struct msglog *l, const char *const *chans, int nchan, int64_t since,
+		int limit, struct msglog_page *pg, char *err, size_t errlen)
+{
+	if (enter(l, true, err, errlen) < 0) {
+		buf_reset(&pg->items);
+		pg->count = 0;
+		return MSGLOG_EUNAVAIL;
+	}
+	int rc = read_page(l, chans, nchan, since, limit, pg, err, errlen);
+	leave(l);
+	return rc;
+}
+
 void msglog_page_free(struct msglog_page *pg)
 {
 	buf_free(&pg->items);
@@ -669,12 +972,12 @@ static char *own(struct msglog_parsed *p, sqlite3_stmt *s, int col, size_t *len)
 	return c;
 }
 
-int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
+static int parse_batch(struct msglog *l, const char *body, size_t len, int max,
 		       struct msglog_parsed *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
 	bool ok;
-	if (msglog_json_valid(l, body, len, &ok, err, errlen) < 0)
+	if (json_valid(l, body, len, &ok, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
 	if (!ok) {
 		snprintf(err, errlen, "the batch is not valid JSON");
@@ -739,6 +1042,17 @@ int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
 	return result;
 }
 
+int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
+		       struct msglog_parsed *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	if (enter(l, false, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = parse_batch(l, body, len, max, out, err, errlen);
+	leave(l);
+	return rc;
+}
+
 void msglog_parsed_free(struct msglog_parsed *p)
 {
 	for (int i = 0; i < p->nowned; i++)
@@ -748,10 +1062,9 @@ void msglog_parsed_free(struct msglog_parsed *p)
 	memset(p, 0, sizeof *p);
 }
 
-int msglog_since(struct msglog *l, int64_t after, int max, struct msglog_batch *b,
+static int since_rows(struct msglog *l, int64_t after, int max, struct msglog_batch *b,
 		 char *err, size_t errlen)
 {
-	begin_call(l);
 	memset(b, 0, sizeof *b);
 	sqlite3_stmt *s = stmt(l, S_SINCE, err, errlen);
 	sqlite3_stmt *mk = stmt(l, S_MARKS_AFTER, err, errlen);
@@ -799,6 +1112,17 @@ out:
 	return rc;
 }
 
+int msglog_since(struct msglog *l, int64_t after, int max, struct msglog_batch *b,
+		 char *err, size_t errlen)
+{
+	memset(b, 0, sizeof *b);
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = since_rows(l, after, max, b, err, errlen);
+	leave(l);
+	return rc;
+}
+
 void msglog_batch_free(struct msglog_batch *b)
 {
 	for (int i = 0; i < b->n; i++) {
@@ -812,10 +1136,9 @@ void msglog_batch_free(struct msglog_batch *b)
 	memset(b, 0, sizeof *b);
 }
 
-int msglog_info(struct msglog *l, const char *chan, struct buf *json,
+static int chan_info(struct msglog *l, const char *chan, struct buf *json,
 		char *err, size_t errlen)
 {
-	begin_call(l);
 	sqlite3_stmt *s = stmt(l, S_INFO, err, errlen);
 	if (!s)
 		return MSGLOG_EUNAVAIL;
@@ -828,10 +1151,19 @@ int msglog_info(struct msglog *l, const char *chan, struct buf *json,
 	return rc == SQLITE_ROW ? 0 : fail(l, rc, "info", err, errlen);
 }
 
-int msglog_delete(struct msglog *l, const char *chan, int64_t *deleted,
+int msglog_info(struct msglog *l, const char *chan, struct buf *json,
+		char *err, size_t errlen)
+{
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = chan_info(l, chan, json, err, errlen);
+	leave(l);
+	return rc;
+}
+
+static int delete_chan(struct msglog *l, const char *chan, int64_t *deleted,
 		  char *err, size_t errlen)
 {
-	begin_call(l);
 	*deleted = 0;
 	sqlite3_stmt *s = stmt(l, S_CHAN_MAX, err, errlen);
 	if (!s || exec1(l, S_BEGIN_IMMEDIATE, err, errlen) < 0)
@@ -868,6 +1200,12 @@ int msglog_delete(struct msglog *l, const char *chan, int64_t *deleted,
 		    int_query(l, z, 0, &ignored, err, errlen) < 0)
 			goto undo;
 	}
+	/* As an append: nothing done in a file the path no longer names. */
+	if (moved(l)) {
+		snprintf(err, errlen, "%s was replaced or deleted during a DELETE: not done; "
+			 "try again", l->path);
+		goto undo;
+	}
 	if (exec1(l, S_COMMIT, err, errlen) < 0)
 		goto undo;
 	return 0;
@@ -877,10 +1215,20 @@ undo:
 	return MSGLOG_EUNAVAIL;
 }
 
-int msglog_counts(struct msglog *l, int64_t *messages, int64_t *last_id,
+int msglog_delete(struct msglog *l, const char *chan, int64_t *deleted,
 		  char *err, size_t errlen)
 {
-	begin_call(l);
+	*deleted = 0;
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = delete_chan(l, chan, deleted, err, errlen);
+	leave(l);
+	return rc;
+}
+
+static int counts(struct msglog *l, int64_t *messages, int64_t *last_id,
+		  char *err, size_t errlen)
+{
 	sqlite3_stmt *s = stmt(l, S_COUNT, err, errlen);
 	if (!s || exec1(l, S_BEGIN, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
@@ -891,5 +1239,15 @@ int msglog_counts(struct msglog *l, int64_t *messages, int64_t *last_id,
 		rc = exec1(l, S_COMMIT, err, errlen);
 	if (rc < 0)
 		rollback(l);
+	return rc;
+}
+
+int msglog_counts(struct msglog *l, int64_t *messages, int64_t *last_id,
+		  char *err, size_t errlen)
+{
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = counts(l, messages, last_id, err, errlen);
+	leave(l);
 	return rc;
 }

@@ -4,7 +4,18 @@
  * per channel so that readers behind it are told of the gap.
  *
  * The only module that includes sqlite3.h. A struct msglog is one
- * connection: use it from one thread at a time. */
+ * connection: use it from one thread at a time.
+ *
+ * Storage errors return MSGLOG_EUNAVAIL with err naming the file and what
+ * to do, for the log; nothing here logs. One call waits for locks other
+ * processes hold at most MSGLOG_BUSY_MS in all.
+ *
+ * A database file replaced or deleted while open is followed: every
+ * connection of every process lets go of the old file and opens the path
+ * again (making it anew if it was deleted), and an append caught by the
+ * change is retried once on the new file. Nothing is acknowledged into a
+ * file the path no longer names; until every connection has let go, calls
+ * answer MSGLOG_EUNAVAIL (msglog.c says why). */
 #ifndef COMET_MSGLOG_H
 #define COMET_MSGLOG_H
 

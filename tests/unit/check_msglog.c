@@ -539,6 +539,109 @@ START_TEST(locked_database)
 }
 END_TEST
 
+/* The database deleted under two connections of a process (as the commit
+ * thread's and the hub's): an append goes to a new file at the path, never
+ * into the deleted one, and the other connection reads the new file, its
+ * cursor now ahead of the log (reset). */
+START_TEST(deleted_file)
+{
+	struct msglog *l = open_log(), *r = open_log();
+	for (int i = 0; i < 3; i++)
+		add(l, "a", "text/plain", "old", 1);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(add(l, "a", "text/plain", "new", 2), 1);
+	struct msglog_page pg = { 0 };
+	struct msglog *fresh = open_log();
+	rd(fresh, "a", 0, 10, &pg);
+	ck_assert_int_eq(pg.count, 1);
+	ck_assert_ptr_nonnull(strstr(buf_str(&pg.items), "\"data\":\"new\""));
+	rd(r, "a", 3, 10, &pg);
+	ck_assert(pg.reset);
+	ck_assert_int_eq(pg.last_id, 1);
+	msglog_page_free(&pg);
+	msglog_close(fresh);
+	msglog_close(r);
+	msglog_close(l);
+}
+END_TEST
+
+/* Makes another log file with n messages on channel b and renames it over
+ * the database. */
+static void replace_db(int n)
+{
+	char other[4300];
+	snprintf(other, sizeof other, "%s/other.db", dir);
+	struct msglog *o;
+	char err[512];
+	ck_assert_msg(msglog_open(&o, other, false, err, sizeof err) == 0, "%s", err);
+	for (int i = 0; i < n; i++)
+		add(o, "b", "text/plain", "replacement", 1);
+	msglog_close(o);
+	ck_assert_int_eq(rename(other, path), 0);
+}
+
+/* The database renamed over: a read sees the new file (not the old one's
+ * -wal pages), and so does the next append. */
+START_TEST(replaced_file)
+{
+	struct msglog *l = open_log(), *r = open_log();
+	for (int i = 0; i < 3; i++)
+		add(l, "a", "text/plain", "old", 1);
+	replace_db(5);
+	struct msglog_page pg = { 0 };
+	rd(r, "a,b", 0, 10, &pg);
+	ck_assert_int_eq(pg.count, 5);
+	ck_assert_ptr_null(strstr(buf_str(&pg.items), "\"old\""));
+	ck_assert_int_eq(add(l, "a", "text/plain", "new", 2), 6);
+	struct msglog *fresh = open_log();
+	rd(fresh, "a", 0, 10, &pg);
+	ck_assert_int_eq(pg.count, 1);
+	ck_assert_int_eq(pg.last_id, 6);
+	msglog_page_free(&pg);
+	msglog_close(fresh);
+	msglog_close(r);
+	msglog_close(l);
+}
+END_TEST
+
+/* While another connection (as of another process) still has the old file
+ * open, sharing the path's -wal and -shm, nothing opens the new file: an
+ * append and an open answer unavailable, saying why; once it is closed,
+ * both go to the new file. */
+START_TEST(replaced_file_still_open_elsewhere)
+{
+	struct msglog *l = open_log();
+	add(l, "a", "text/plain", "old", 1);
+	sqlite3 *o = other_begin("BEGIN");
+	ck_assert_int_eq(sqlite3_exec(o, "SELECT count(*) FROM msg; COMMIT", NULL, NULL, NULL),
+			 SQLITE_OK);
+	replace_db(2);
+	struct msglog_msg m = { "a", "text/plain", "x", 1 };
+	int64_t id;
+	struct buf ack = BUF_INIT;
+	char err[512];
+	ck_assert_int_eq(msglog_append(l, &m, 1, 2, &id, &ack, NULL, err, sizeof err),
+			 MSGLOG_EUNAVAIL);
+	ck_assert_msg(strstr(err, path) && strstr(err, "replaced or deleted while open"),
+		      "%s", err);
+	ck_assert_int_eq(ack.len, 0);
+	struct msglog *fresh;
+	ck_assert_int_eq(msglog_open(&fresh, path, false, err, sizeof err), MSGLOG_EUNAVAIL);
+	sqlite3_close(o);
+	ck_assert_msg(msglog_append(l, &m, 1, 2, &id, &ack, NULL, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(id, 3);
+	fresh = open_log();
+	struct msglog_page pg = { 0 };
+	rd(fresh, "a,b", 0, 10, &pg);
+	ck_assert_int_eq(pg.count, 3);
+	ck_assert_ptr_null(strstr(buf_str(&pg.items), "\"old\""));
+	msglog_page_free(&pg);
+	buf_free(&ack);
+	msglog_close(fresh);
+	msglog_close(l);
+}
+END_TEST
+
 Suite *msglog_suite(void)
 {
 	Suite *s = suite_create("msglog");
@@ -560,6 +663,9 @@ Suite *msglog_suite(void)
 	tcase_add_test(t, disk_full);
 	tcase_add_test(t, batch_shapes);
 	tcase_add_test(t, locked_database);
+	tcase_add_test(t, deleted_file);
+	tcase_add_test(t, replaced_file);
+	tcase_add_test(t, replaced_file_still_open_elsewhere);
 	suite_add_tcase(s, t);
 	return s;
 }
