@@ -1063,7 +1063,7 @@ void msglog_parsed_free(struct msglog_parsed *p)
 }
 
 static int since_rows(struct msglog *l, int64_t after, int max, struct msglog_batch *b,
-		 char *err, size_t errlen)
+		      char *err, size_t errlen)
 {
 	memset(b, 0, sizeof *b);
 	sqlite3_stmt *s = stmt(l, S_SINCE, err, errlen);
@@ -1137,7 +1137,7 @@ void msglog_batch_free(struct msglog_batch *b)
 }
 
 static int chan_info(struct msglog *l, const char *chan, struct buf *json,
-		char *err, size_t errlen)
+		     char *err, size_t errlen)
 {
 	sqlite3_stmt *s = stmt(l, S_INFO, err, errlen);
 	if (!s)
@@ -1162,7 +1162,7 @@ int msglog_info(struct msglog *l, const char *chan, struct buf *json,
 }
 
 static int delete_chan(struct msglog *l, const char *chan, int64_t *deleted,
-		  char *err, size_t errlen)
+		       char *err, size_t errlen)
 {
 	*deleted = 0;
 	sqlite3_stmt *s = stmt(l, S_CHAN_MAX, err, errlen);
