@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,27 +50,44 @@ static void answer(struct commit *c, struct commit_job *job, const char *acks, s
 	buf_free(&out);
 }
 
-static void refuse(struct commit *c, struct commit_job *job, int rc, const char *why)
+static void refuse(struct commit *c, struct commit_job *job, int rc)
 {
 	struct buf out = BUF_INIT;
-	if (rc == MSGLOG_EINVAL) {
+	if (rc == MSGLOG_EINVAL)
 		reply_error(&out, 415, "a message of type application/json is not valid JSON",
 			    NULL, job->headers);
-	} else {
-		log_msg("error", conn_id(job->conn), "publish: storage unavailable: %s", why);
+	else
 		reply_error(&out, 503, "storage unavailable, try again", NULL, job->headers);
-	}
 	hub_answer(c->hub, job->conn, out.p, out.len);
 	buf_free(&out);
 }
 
+/* Refuses the jobs of list with storage unavailable, logging once. */
+static void refuse_all(struct commit *c, struct waiter_qlink *list, const char *why)
+{
+	int n = 0;
+	for (struct waiter_qlink *l = list, *next; l; l = next, n++) {
+		next = l->next;
+		refuse(c, JOB_OF(l), MSGLOG_EUNAVAIL);
+		commit_job_free(JOB_OF(l));
+		__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+	}
+	log_msg("error", 0, "publish: storage unavailable (%d refused): %s", n, why);
+}
+
 /* Appends the jobs of list (linked by q.next) in one transaction and
- * answers them; returns the storage result. */
+ * answers them; returns the storage result. A publish waits for a lock
+ * held elsewhere at most MSGLOG_BUSY_MS from its submission, however long
+ * it queued behind a group that waited too. */
 static int commit_group(struct commit *c, struct waiter_qlink *list, char *err, size_t errlen)
 {
 	int total = 0;
-	for (struct waiter_qlink *l = list; l; l = l->next)
+	int64_t oldest = INT64_MAX;
+	for (struct waiter_qlink *l = list; l; l = l->next) {
 		total += JOB_OF(l)->n;
+		if (JOB_OF(l)->queued < oldest)
+			oldest = JOB_OF(l)->queued;
+	}
 	struct msglog_msg *all = xcalloc((size_t)total, sizeof *all);
 	int64_t *ids = xcalloc((size_t)total, sizeof *ids);
 	struct msglog_item *at = xcalloc((size_t)total, sizeof *at);
@@ -79,6 +97,7 @@ static int commit_group(struct commit *c, struct waiter_qlink *list, char *err, 
 		k += JOB_OF(l)->n;
 	}
 	struct buf acks = BUF_INIT;
+	msglog_wait_until(c->log, oldest + MSGLOG_BUSY_MS);
 	int rc = msglog_append(c->log, all, total, clock_wall_ms(), ids, &acks, at, err, errlen);
 	if (rc == 0) {
 		notify_bump(c->notify);
@@ -103,11 +122,18 @@ static int commit_group(struct commit *c, struct waiter_qlink *list, char *err, 
 
 static void commit_list(struct commit *c, struct waiter_qlink *list)
 {
-	char err[256];
+	char err[512];
 	int rc = commit_group(c, list, err, sizeof err);
 	if (rc == 0)
 		return;
-	/* One job's refusal must not fail the others: each on its own. */
+	/* Storage unavailable (locked, full, gone) fails every job alike:
+	 * trying them one by one would only wait again for each. */
+	if (rc == MSGLOG_EUNAVAIL) {
+		refuse_all(c, list, err);
+		return;
+	}
+	/* A job's content was refused: it must not fail the others, so each
+	 * is tried on its own, until storage itself fails. */
 	bool several = list->next != NULL;
 	for (struct waiter_qlink *l = list, *next; l; l = next) {
 		next = l->next;
@@ -116,7 +142,12 @@ static void commit_list(struct commit *c, struct waiter_qlink *list)
 			rc = commit_group(c, l, err, sizeof err);
 		if (rc == 0)
 			continue;
-		refuse(c, JOB_OF(l), rc, err);
+		if (rc == MSGLOG_EUNAVAIL) {
+			l->next = next;
+			refuse_all(c, l, err);
+			return;
+		}
+		refuse(c, JOB_OF(l), rc);
 		commit_job_free(JOB_OF(l));
 		__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
 	}
@@ -166,6 +197,7 @@ int commit_start(struct commit **out, const struct conf *conf, struct notify *n,
 
 void commit_submit(struct commit *c, struct commit_job *job)
 {
+	job->queued = clock_mono_ms();
 	__atomic_add_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
 	if (c->threaded) {
 		waiter_queue_push(&c->queue, &job->q);

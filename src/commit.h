@@ -7,7 +7,8 @@
  * Ownership: commit_submit takes the job and its request; the commit
  * thread answers the request (201, or 503 when storage fails) and frees
  * both. Jobs arrive validated: a message that SQLite refuses would fail
- * every job of its group, so the group is then retried job by job. */
+ * every job of its group, so the group is then retried job by job; when
+ * storage is unavailable, every job of the group is refused at once. */
 #ifndef COMET_COMMIT_H
 #define COMET_COMMIT_H
 
@@ -28,6 +29,7 @@ struct commit_job {
 	struct conn *conn;
 	char *headers;		/* extra answer header lines (CORS), or NULL */
 	bool batch;		/* answer with an array of acknowledgements */
+	int64_t queued;		/* clock_mono_ms() at commit_submit */
 	int n;
 	struct msglog_msg *msg;	/* n messages, pointing into what follows */
 	struct buf body;	/* the request body (one message's data) */

@@ -14,15 +14,20 @@
  * Messages are rendered with SQLite's JSON functions, never by hand. */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
+#include "clock.h"
 #include "msglog.h"
 #include "request.h"
-
-#define BUSY_TIMEOUT_MS 5000
 
 #define RENDER "json_object('id',id,'channel',channel,'time',time,'type',type," \
 	"'data',CASE WHEN type='application/json' THEN json(data) ELSE data END)"
@@ -63,10 +68,17 @@ static const char *const sql[S_NSTMT] = {
 		       "ON CONFLICT(channel) DO UPDATE SET id=max(id,excluded.id)",
 	[S_AGE_DEL] = "DELETE FROM msg WHERE id<=?1",
 	[S_JSON_VALID] = "SELECT json_valid(?1)",
-	[S_BATCH] = "SELECT json_type(value),value->>'$.channel',json_type(value,'$.channel'),"
-		    "value->>'$.type',json_type(value,'$.type'),json_type(value,'$.data'),"
-		    "CASE json_type(value,'$.data') WHEN 'text' THEN value->>'$.data' "
-		    "ELSE value->'$.data' END "
+	/* json_each's own type column says what an element is; the members
+	 * are looked up only in objects, since ->> on a string element would
+	 * parse the string's text as JSON (and fail on plain text). */
+	[S_BATCH] = "SELECT type,"
+		    "CASE type WHEN 'object' THEN value->>'$.channel' END,"
+		    "CASE type WHEN 'object' THEN json_type(value,'$.channel') END,"
+		    "CASE type WHEN 'object' THEN value->>'$.type' END,"
+		    "CASE type WHEN 'object' THEN json_type(value,'$.type') END,"
+		    "CASE type WHEN 'object' THEN json_type(value,'$.data') END,"
+		    "CASE type WHEN 'object' THEN CASE json_type(value,'$.data') "
+		    "WHEN 'text' THEN value->>'$.data' ELSE value->'$.data' END END "
 		    "FROM json_each(?1) WHERE json_type(?1)='array' ORDER BY key",
 	[S_SINCE] = "SELECT id,channel," RENDER " FROM msg WHERE id>?1 ORDER BY id LIMIT ?2",
 	[S_MARKS_AFTER] = "SELECT channel,id FROM dropped WHERE id>?1",
@@ -93,18 +105,144 @@ static const char migrate_v2[] =
 	"PRAGMA user_version=2;";
 
 struct msglog {
-	sqlite3 *db;
+	sqlite3 *db;		/* NULL after letting go of a replaced file, until reopened */
+	char *path;
+	bool sync_full;
 	long retain, retain_seconds;
+	int64_t deadline;	/* clock_mono_ms() when this call stops waiting for locks */
+	int64_t wait_until;	/* msglog_wait_until's, for the next call; 0: none */
+	/* Held through every call, so that another connection of the process
+	 * may close db between calls (let_go). */
+	pthread_mutex_t mu;
+	bool let_go;		/* set by another connection: close db when the call ends */
+	struct msglog *next;	/* in `everyone` */
 	sqlite3_stmt *st[S_NSTMT];
 	sqlite3_stmt *rd[REQ_MAX_CHANNELS + 1];	/* by channel count */
 	sqlite3_stmt *gap[REQ_MAX_CHANNELS + 1];
 };
 
+/* SQLite's errno after a failed open is that of its last attempt (a
+ * read-only retry, often ENOENT), so why the database cannot be written is
+ * found out here: the directory first, then each of its files. */
+static void not_writable(const struct msglog *l, const char *what, const char *msg,
+			 char *err, size_t errlen)
+{
+	const char *p = l->path;
+	unsigned uid = (unsigned)geteuid();
+	char dir[4096], file[4200];
+	snprintf(dir, sizeof dir, "%s", p);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else
+		slash[slash == dir] = '\0';
+	snprintf(file, sizeof file, "%s", dir);
+	int e = faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0 ? errno : 0;
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	for (int i = 0; !e && i < 3; i++) {
+		snprintf(file, sizeof file, "%s%s", p, suffix[i]);
+		if (faccessat(AT_FDCWD, file, R_OK | W_OK, AT_EACCESS) < 0 && errno != ENOENT)
+			e = errno;
+	}
+	struct stat st;
+	if (e == ENOENT)
+		snprintf(err, errlen, "%s: its directory %s does not exist (%.40s: %s): create it, "
+			 "writable by uid %u", p, dir, what, msg, uid);
+	else if (e == EROFS)
+		snprintf(err, errlen, "%s is on a read-only filesystem (%.40s: %s): remount it "
+			 "read-write or set COMET_DB to a writable place", p, what, msg);
+	else if (e && stat(file, &st) == 0)
+		snprintf(err, errlen, "%s: not writable by uid %u (%.40s: %s; %s: %s, owner uid "
+			 "%u, mode %03o): chown %u the directory and the files of the database "
+			 "(%s, -wal, -shm, -notify), or set COMET_DB to a place it may write",
+			 p, uid, what, msg, file, strerror(e), (unsigned)st.st_uid,
+			 (unsigned)st.st_mode & 07777, uid, p);
+	else
+		snprintf(err, errlen, "%s: cannot open it for writing as uid %u (%.40s: %s%s%s)",
+			 p, uid, what, msg, e ? ": " : "", e ? strerror(e) : "");
+}
+
+/* err for a storage failure: what went wrong with which file, and what to
+ * do about it (these go to the log, for whoever runs the program). what is
+ * the step that failed, shortened: it may be a whole SQL script. */
 static int fail(struct msglog *l, int rc, const char *what, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "%s: %s (%d)", what,
-		 l && l->db ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc), rc);
+	const char *p = l->path;
+	const char *msg = l->db ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc);
+	int e = l->db ? sqlite3_system_errno(l->db) : 0;
+	char os[160] = "";
+	if (e)
+		snprintf(os, sizeof os, ": %s", strerror(e));
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		snprintf(err, errlen, "database is locked by another process for more than %d s: "
+			 "%s (%.40s: %s); end that process's transaction (fuser %s lists "
+			 "who has the file open)", MSGLOG_BUSY_MS / 1000, p, what, msg, p);
+		break;
+	case SQLITE_FULL:
+		snprintf(err, errlen, "disk full writing %s (%.40s: %s%s): free space on its "
+			 "filesystem", p, what, msg, os);
+		break;
+	case SQLITE_IOERR:
+		if (e == ENOSPC || e == EDQUOT)
+			snprintf(err, errlen, "disk full writing %s (%.40s: %s%s): free space on "
+				 "its filesystem%s", p, what, msg, os,
+				 e == EDQUOT ? " or raise the quota" : "");
+		else
+			snprintf(err, errlen, "I/O error on %s (%.40s: %s%s): check the disk and "
+				 "the kernel log (dmesg)", p, what, msg, os);
+		break;
+	case SQLITE_READONLY:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		not_writable(l, what, msg, err, errlen);
+		break;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		snprintf(err, errlen, "%s is damaged or not a comet-fcgi database (%.40s: %s): "
+			 "stop comet-fcgi and move it aside with its -wal and -shm (a new one "
+			 "is made), or restore a backup", p, what, msg);
+		break;
+	case SQLITE_NOMEM:
+		snprintf(err, errlen, "out of memory using %s (%.40s)", p, what);
+		break;
+	default:
+		snprintf(err, errlen, "%s: %.40s: %s (%d)", p, what, msg, rc);
+	}
 	return MSGLOG_EUNAVAIL;
+}
+
+/* SQLite's own busy timeout starts again for every statement that meets a
+ * lock, so a call of several (BEGIN IMMEDIATE, the inserts, COMMIT, the
+ * schema check of an open) could wait a multiple of it. This handler waits
+ * until one deadline per call instead. */
+static int busy(void *arg, int tries)
+{
+	const struct msglog *l = arg;
+	int64_t left = l->deadline - clock_mono_ms();
+	if (left <= 0)
+		return 0;
+	/* 1, 2, 4 ... ms, then every 20 ms: a short lock costs little, a long
+	 * one few wake-ups. */
+	int ms = tries < 5 ? 1 << tries : 20;
+	sqlite3_sleep(ms < left ? ms : (int)left);
+	return 1;
+}
+
+/* Every call that may meet a lock starts here. */
+static void begin_call(struct msglog *l)
+{
+	l->deadline = clock_mono_ms() + MSGLOG_BUSY_MS;
+	if (l->wait_until && l->wait_until < l->deadline)
+		l->deadline = l->wait_until;
+	l->wait_until = 0;
+}
+
+void msglog_wait_until(struct msglog *l, int64_t mono_ms)
+{
+	l->wait_until = mono_ms;
 }
 
 static sqlite3_stmt *stmt(struct msglog *l, int which, char *err, size_t errlen)
@@ -167,24 +305,36 @@ static int pragma(struct msglog *l, const char *q, char *err, size_t errlen)
 	return rc == SQLITE_OK ? 0 : fail(l, rc, q, err, errlen);
 }
 
-static int init_schema(struct msglog *l, char *err, size_t errlen)
+static int user_version(struct msglog *l, int64_t *v, char *err, size_t errlen)
 {
-	if (pragma(l, "BEGIN IMMEDIATE", err, errlen) < 0)
-		return MSGLOG_EUNAVAIL;
 	sqlite3_stmt *s;
 	int rc = sqlite3_prepare_v2(l->db, "PRAGMA user_version", -1, &s, NULL);
-	if (rc != SQLITE_OK) {
-		rollback(l);
+	if (rc != SQLITE_OK)
 		return fail(l, rc, "user_version", err, errlen);
-	}
-	int64_t v;
-	rc = int_query(l, s, 0, &v, err, errlen);
+	rc = int_query(l, s, 0, v, err, errlen);
 	sqlite3_finalize(s);
-	if (rc == 0 && v > MSGLOG_SCHEMA_VERSION) {
-		snprintf(err, errlen, "schema version %lld is newer than this program's (%d)",
-			 (long long)v, MSGLOG_SCHEMA_VERSION);
+	if (rc == 0 && *v > MSGLOG_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %lld is newer than this program's (%d): "
+			 "upgrade comet-fcgi or set COMET_DB to another file", l->path,
+			 (long long)*v, MSGLOG_SCHEMA_VERSION);
 		rc = MSGLOG_EUNAVAIL;
 	}
+	return rc;
+}
+
+static int init_schema(struct msglog *l, char *err, size_t errlen)
+{
+	/* Current already (every open but the first): no write lock, so that
+	 * an open does not wait behind another process's long write. */
+	int64_t v;
+	if (user_version(l, &v, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	if (v == MSGLOG_SCHEMA_VERSION)
+		return 0;
+	if (pragma(l, "BEGIN IMMEDIATE", err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	/* Again under the lock: another process may have migrated meanwhile. */
+	int rc = user_version(l, &v, err, errlen);
 	/* One step per version, all in this transaction. */
 	if (rc == 0 && v < 1)
 		rc = pragma(l, schema_v1, err, errlen);
@@ -197,30 +347,265 @@ static int init_schema(struct msglog *l, char *err, size_t errlen)
 	return rc;
 }
 
+/* The connections of this process, for let_go. */
+static pthread_mutex_t everyone_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct msglog *everyone;
+
+/* Whether the file this connection has open is no longer the one its path
+ * names (renamed over, or deleted). SQLite compares the inode it opened
+ * with stat(path): exact, where a stat of our own at open could race. */
+static bool moved(struct msglog *l)
+{
+	int m = 0;
+	return l->db && sqlite3_file_control(l->db, "main", SQLITE_FCNTL_HAS_MOVED, &m) ==
+		SQLITE_OK && m;
+}
+
+static void disconnect(struct msglog *l)
+{
+	for (int i = 0; i < S_NSTMT; i++) {
+		sqlite3_finalize(l->st[i]);
+		l->st[i] = NULL;
+	}
+	for (int i = 0; i <= REQ_MAX_CHANNELS; i++) {
+		sqlite3_finalize(l->rd[i]);
+		sqlite3_finalize(l->gap[i]);
+		l->rd[i] = l->gap[i] = NULL;
+	}
+	/* SQLite closes a file that moved without checkpointing it and leaves
+	 * its -wal and -shm under the path, where the next opener would take
+	 * the old file's pages in the -wal for its own. Checkpointed into the
+	 * old file and emptied (through the old file's own descriptor) they
+	 * are harmless. While another connection still reads the old file
+	 * this fails; the last one to close does it. */
+	if (moved(l))
+		sqlite3_exec(l->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+	sqlite3_close_v2(l->db);
+	l->db = NULL;
+}
+
+/*
+ * A file replaced or deleted under running connections. SQLite names the
+ * -wal and -shm files after the path, not after the file: a connection
+ * that opened the new file while another still has the old one would share
+ * the old file's -wal and -shm with it, read the old log's pages as the new
+ * file's and write into them (tried: a new connection to a replacement
+ * file sees the rows of the file it replaced). Moving to the new file is
+ * still the right answer, rather than refusing until a restart: the
+ * publishers must reach the log the path names, and with mod_fcgid some
+ * processes start afresh on the new file anyway. So the path is opened
+ * again only when no connection anywhere still uses it for another file:
+ *   - A connection that finds its file moved (every append before and
+ *     after its commit, every read once) closes, and so does every
+ *     connection of this process still on the old file (let_go); one in
+ *     the middle of a call closes itself when the call ends. Each empties
+ *     the old file's -wal as it closes (disconnect).
+ *   - Any open (the first one too: a process started meanwhile) first asks
+ *     whether the -shm is in use while the file the path names is not
+ *     (old_file_in_use); then it answers MSGLOG_EUNAVAIL, and the next
+ *     call tries again. Other processes' connections notice on their next
+ *     call; one that stays idle keeps everyone at 503, and the error says
+ *     to restart it.
+ * Then every connection ends up on the file the path names, a deleted one
+ * made again empty; readers see a log behind their cursors (reset). What
+ * this cannot cover: a process killed while on the old file leaves its
+ * -wal pages for the next opener. Replace a database with comet-fcgi
+ * stopped, together with its -wal and -shm.
+ */
+
+struct file_id {
+	bool exists;
+	unsigned maj, min;
+	unsigned long long ino;
+	bool held;		/* a lock on this device and inode */
+	bool held_ino;		/* a lock on this inode number, any device */
+};
+
+static void identify(const char *path, struct file_id *f)
+{
+	struct stat st;
+	memset(f, 0, sizeof *f);
+	if (stat(path, &st) == 0) {
+		f->exists = true;
+		f->maj = major(st.st_dev);
+		f->min = minor(st.st_dev);
+		f->ino = (unsigned long long)st.st_ino;
+	}
+}
+
+/* Marks which files any process, this one included, holds a POSIX or OFD
+ * lock on, from /proc/locks: opening the files to ask fcntl would drop
+ * this process's own POSIX locks on them when closed. */
+static void find_locks(struct file_id *f, int n)
+{
+	FILE *in = fopen("/proc/locks", "re");
+	if (!in)
+		return;
+	char line[256];
+	while (fgets(line, sizeof line, in)) {
+		if (strstr(line, "->"))
+			continue;	/* a process waiting for a lock, not holding one */
+		char *save, *t;
+		for (t = strtok_r(line, " \n", &save); t; t = strtok_r(NULL, " \n", &save)) {
+			unsigned maj, min;
+			unsigned long long ino;
+			int end = 0;
+			if (sscanf(t, "%x:%x:%llu%n", &maj, &min, &ino, &end) != 3 || t[end])
+				continue;
+			for (int i = 0; i < n; i++) {
+				if (!f[i].exists || f[i].ino != ino)
+					continue;
+				f[i].held_ino = true;
+				f[i].held |= maj == f[i].maj && min == f[i].min;
+			}
+			break;
+		}
+	}
+	fclose(in);
+}
+
+/* Whether a connection still uses path's -shm for a file path no longer
+ * names: every WAL connection holds a lock on the -shm, and a shared lock
+ * on its database file, from before it takes the first until after it
+ * drops it. The -shm counts as held only on the exact device and inode,
+ * the database file on its inode number alone: where a filesystem shows
+ * other device numbers in /proc/locks than stat gives (btrfs subvolumes,
+ * overlayfs), this never refuses, as before. */
+static bool old_file_in_use(const char *path)
+{
+	size_t n = strlen(path) + 5;
+	char *shm = xmalloc(n);
+	snprintf(shm, n, "%s-shm", path);
+	struct file_id f[2];
+	bool stale = false;
+	/* /proc/locks is not read in one piece: a connection opening meanwhile
+	 * can be seen with its -shm lock and not yet its file's. Only what
+	 * lasts counts. */
+	for (int tries = 0; tries < 3; tries++) {
+		if (tries)
+			sqlite3_sleep(10);
+		identify(path, &f[0]);
+		identify(shm, &f[1]);
+		find_locks(f, 2);
+		stale = f[1].held && !f[0].held_ino;
+		if (!stale)
+			break;
+	}
+	free(shm);
+	return stale;
+}
+
+/* Opens l->path: the connection settings, and the schema made or brought
+ * up to date. */
+static int open_path(struct msglog *l, char *err, size_t errlen)
+{
+	if (old_file_in_use(l->path)) {
+		snprintf(err, errlen, "%s was replaced or deleted while open, and a connection "
+			 "still has the old file open, sharing %s-wal and -shm with whatever "
+			 "opens the path now: waiting for it to end; restart comet-fcgi if this "
+			 "lasts (fuser %s-shm lists the processes)", l->path, l->path, l->path);
+		return MSGLOG_EUNAVAIL;
+	}
+	int rc = sqlite3_open_v2(l->path, &l->db,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				 SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		fail(l, rc, "open", err, errlen);
+		disconnect(l);
+		return MSGLOG_EUNAVAIL;
+	}
+	sqlite3_extended_result_codes(l->db, 1);
+	sqlite3_busy_handler(l->db, busy, l);
+	/* SQLite falls back to reading when it may not write: refused here,
+	 * rather than at the first publish. */
+	if (sqlite3_db_readonly(l->db, "main") == 1) {
+		not_writable(l, "open", "opened read-only", err, errlen);
+		disconnect(l);
+		return MSGLOG_EUNAVAIL;
+	}
+	if (pragma(l, "PRAGMA journal_mode=WAL", err, errlen) < 0 ||
+	    pragma(l, l->sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+		   err, errlen) < 0 ||
+	    pragma(l, "PRAGMA cache_size=-1024", err, errlen) < 0 ||
+	    init_schema(l, err, errlen) < 0) {
+		disconnect(l);
+		return MSGLOG_EUNAVAIL;
+	}
+	return 0;
+}
+
+/* l's file was replaced or deleted: l and every connection of this process
+ * still on that file let go of it (see above). */
+static void let_go(struct msglog *l)
+{
+	disconnect(l);
+	pthread_mutex_lock(&everyone_mu);
+	for (struct msglog *o = everyone; o; o = o->next) {
+		if (o == l || strcmp(o->path, l->path) != 0)
+			continue;
+		/* Never waits: o's owner may be the one waiting for us. */
+		if (pthread_mutex_trylock(&o->mu) == 0) {
+			if (moved(o))
+				disconnect(o);
+			pthread_mutex_unlock(&o->mu);
+		} else {
+			__atomic_store_n(&o->let_go, true, __ATOMIC_SEQ_CST);
+		}
+	}
+	pthread_mutex_unlock(&everyone_mu);
+}
+
+/* Reopens the path after l's file moved. */
+static int relocate(struct msglog *l, char *err, size_t errlen)
+{
+	let_go(l);
+	return open_path(l, err, errlen);
+}
+
+/* Starts a call: takes l, arms the lock-wait deadline, reopens the path if
+ * the file was let go, and when check (a read) is set, follows a file
+ * moved since: one stat per call. Holds l->mu until leave, unless it fails. */
+static int enter(struct msglog *l, bool check, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&l->mu);
+	begin_call(l);
+	int rc = 0;
+	if (!l->db)
+		rc = open_path(l, err, errlen);
+	else if (check && moved(l))
+		rc = relocate(l, err, errlen);
+	if (rc < 0)
+		pthread_mutex_unlock(&l->mu);
+	return rc;
+}
+
+static void leave(struct msglog *l)
+{
+	if (__atomic_exchange_n(&l->let_go, false, __ATOMIC_SEQ_CST) && moved(l))
+		disconnect(l);
+	pthread_mutex_unlock(&l->mu);
+}
+
 int msglog_open(struct msglog **out, const char *path, bool sync_full,
 		char *err, size_t errlen)
 {
 	struct msglog *l = xcalloc(1, sizeof *l);
 	l->retain = 1000;
 	l->retain_seconds = 86400;
-	int rc = sqlite3_open_v2(path, &l->db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				 SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		fail(l, rc, path, err, errlen);
-		msglog_close(l);
+	l->path = xstrdup(path);
+	l->sync_full = sync_full;
+	pthread_mutex_init(&l->mu, NULL);
+	begin_call(l);
+	if (open_path(l, err, errlen) < 0) {
+		pthread_mutex_destroy(&l->mu);
+		free(l->path);
+		free(l);
 		return MSGLOG_EUNAVAIL;
 	}
-	sqlite3_extended_result_codes(l->db, 1);
-	sqlite3_busy_timeout(l->db, BUSY_TIMEOUT_MS);
-	if (pragma(l, "PRAGMA journal_mode=WAL", err, errlen) < 0 ||
-	    pragma(l, sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-		   err, errlen) < 0 ||
-	    pragma(l, "PRAGMA cache_size=-1024", err, errlen) < 0 ||
-	    init_schema(l, err, errlen) < 0) {
-		msglog_close(l);
-		return MSGLOG_EUNAVAIL;
-	}
+	pthread_mutex_lock(&everyone_mu);
+	l->next = everyone;
+	everyone = l;
+	pthread_mutex_unlock(&everyone_mu);
 	*out = l;
 	return 0;
 }
@@ -229,13 +614,17 @@ void msglog_close(struct msglog *l)
 {
 	if (!l)
 		return;
-	for (int i = 0; i < S_NSTMT; i++)
-		sqlite3_finalize(l->st[i]);
-	for (int i = 0; i <= REQ_MAX_CHANNELS; i++) {
-		sqlite3_finalize(l->rd[i]);
-		sqlite3_finalize(l->gap[i]);
+	pthread_mutex_lock(&everyone_mu);
+	for (struct msglog **p = &everyone; *p; p = &(*p)->next) {
+		if (*p == l) {
+			*p = l->next;
+			break;
+		}
 	}
-	sqlite3_close_v2(l->db);
+	pthread_mutex_unlock(&everyone_mu);
+	disconnect(l);
+	pthread_mutex_destroy(&l->mu);
+	free(l->path);
 	free(l);
 }
 
@@ -245,7 +634,7 @@ void msglog_retention(struct msglog *l, long count, long seconds)
 	l->retain_seconds = seconds;
 }
 
-int msglog_json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
+static int json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
 		      char *err, size_t errlen)
 {
 	sqlite3_stmt *s = stmt(l, S_JSON_VALID, err, errlen);
@@ -255,6 +644,17 @@ int msglog_json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
 	int64_t v;
 	int rc = int_query(l, s, 0, &v, err, errlen);
 	*ok = v == 1;
+	return rc;
+}
+
+int msglog_json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
+		      char *err, size_t errlen)
+{
+	*ok = false;
+	if (enter(l, false, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = json_valid(l, data, len, ok, err, errlen);
+	leave(l);
 	return rc;
 }
 
@@ -333,26 +733,19 @@ static int trim_age(struct msglog *l, int64_t now_ms, char *err, size_t errlen)
 	return 0;
 }
 
-int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t now_ms,
-		  int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
-		  char *err, size_t errlen)
+/* An append that found the path naming another file: not committed, or
+ * committed into a file the log no longer is (not acknowledged). */
+#define MOVED 1
+
+static int append_once(struct msglog *l, const struct msglog_msg *m, int n, int64_t now_ms,
+		       int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
+		       char *err, size_t errlen)
 {
-	/* Validate before taking the write lock. */
-	for (int i = 0; i < n; i++) {
-		if (strcmp(m[i].type, "application/json") != 0)
-			continue;
-		bool ok;
-		if (msglog_json_valid(l, m[i].data, m[i].len, &ok, err, errlen) < 0)
-			return MSGLOG_EUNAVAIL;
-		if (!ok) {
-			snprintf(err, errlen, "the message is not valid JSON");
-			return MSGLOG_EINVAL;
-		}
-	}
 	sqlite3_stmt *ins = stmt(l, S_INSERT, err, errlen);
 	if (!ins || exec1(l, S_BEGIN_IMMEDIATE, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
 	size_t acks_len = acks->len;
+	int result = MSGLOG_EUNAVAIL;
 	for (int i = 0; i < n; i++) {
 		sqlite3_bind_text(ins, 1, m[i].channel, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(ins, 2, now_ms);
@@ -378,13 +771,64 @@ int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t n
 		if (trim_count(l, m[i].channel, err, errlen) < 0)
 			goto undo;
 	}
-	if (trim_age(l, now_ms, err, errlen) < 0 || exec1(l, S_COMMIT, err, errlen) < 0)
+	if (trim_age(l, now_ms, err, errlen) < 0)
 		goto undo;
+	/* Checked under the write lock, right before the commit, and again
+	 * after it: a file renamed over or deleted during the commit took it
+	 * into a file nobody will read again. That append is retried on the
+	 * new file; a connection still reading the old one might deliver it
+	 * too, under another id: delivered twice, never lost. */
+	if (moved(l)) {
+		result = MOVED;
+		goto undo;
+	}
+	if (exec1(l, S_COMMIT, err, errlen) < 0)
+		goto undo;
+	if (moved(l)) {
+		acks->len = acks_len;
+		return MOVED;
+	}
 	return 0;
 undo:
 	rollback(l);
 	acks->len = acks_len;
-	return MSGLOG_EUNAVAIL;
+	return result;
+}
+
+int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t now_ms,
+		  int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
+		  char *err, size_t errlen)
+{
+	if (enter(l, false, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = 0;
+	/* Validate before taking the write lock. */
+	for (int i = 0; i < n && rc == 0; i++) {
+		if (strcmp(m[i].type, "application/json") != 0)
+			continue;
+		bool ok;
+		rc = json_valid(l, m[i].data, m[i].len, &ok, err, errlen);
+		if (rc == 0 && !ok) {
+			snprintf(err, errlen, "message %d of %d is not valid JSON", i + 1, n);
+			rc = MSGLOG_EINVAL;
+		}
+	}
+	if (rc == 0)
+		rc = append_once(l, m, n, now_ms, ids, acks, ack_at, err, errlen);
+	/* Once on the file the path names now: a second move meanwhile is
+	 * not chased. */
+	if (rc == MOVED) {
+		rc = relocate(l, err, errlen);
+		if (rc == 0)
+			rc = append_once(l, m, n, now_ms, ids, acks, ack_at, err, errlen);
+	}
+	if (rc == MOVED) {
+		snprintf(err, errlen, "%s was replaced or deleted while open, twice during one "
+			 "append: not appended; whatever replaces it should stop", l->path);
+		rc = MSGLOG_EUNAVAIL;
+	}
+	leave(l);
+	return rc;
 }
 
 /* The per-channel-count statements are made on first use. */
@@ -461,8 +905,8 @@ static int read_rows(struct msglog *l, const char *const *chans, int nchan, int6
 	return 0;
 }
 
-int msglog_read(struct msglog *l, const char *const *chans, int nchan, int64_t since,
-		int limit, struct msglog_page *pg, char *err, size_t errlen)
+static int read_page(struct msglog *l, const char *const *chans, int nchan, int64_t since,
+		     int limit, struct msglog_page *pg, char *err, size_t errlen)
 {
 	buf_reset(&pg->items);
 	pg->count = 0;
@@ -494,6 +938,19 @@ int msglog_read(struct msglog *l, const char *const *chans, int nchan, int64_t s
 	return rc;
 }
 
+int msglog_read(struct msglog *l, const char *const *chans, int nchan, int64_t since,
+		int limit, struct msglog_page *pg, char *err, size_t errlen)
+{
+	if (enter(l, true, err, errlen) < 0) {
+		buf_reset(&pg->items);
+		pg->count = 0;
+		return MSGLOG_EUNAVAIL;
+	}
+	int rc = read_page(l, chans, nchan, since, limit, pg, err, errlen);
+	leave(l);
+	return rc;
+}
+
 void msglog_page_free(struct msglog_page *pg)
 {
 	buf_free(&pg->items);
@@ -519,12 +976,12 @@ static char *own(struct msglog_parsed *p, sqlite3_stmt *s, int col, size_t *len)
 	return c;
 }
 
-int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
+static int parse_batch(struct msglog *l, const char *body, size_t len, int max,
 		       struct msglog_parsed *out, char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
 	bool ok;
-	if (msglog_json_valid(l, body, len, &ok, err, errlen) < 0)
+	if (json_valid(l, body, len, &ok, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
 	if (!ok) {
 		snprintf(err, errlen, "the batch is not valid JSON");
@@ -541,18 +998,21 @@ int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
 		const char *ttype = (const char *)sqlite3_column_text(s, 4);
 		const char *dtype = (const char *)sqlite3_column_text(s, 5);
 		const char *why = NULL;
-		if (i == max)
-			why = "too many messages in one batch";
-		else if (!kind || strcmp(kind, "object") != 0)
-			why = "is not an object";
+		if (i == max) {
+			snprintf(err, errlen, "a batch holds at most %d messages", max);
+			result = MSGLOG_ESHAPE;
+			break;
+		}
+		if (!kind || strcmp(kind, "object") != 0)
+			why = "is not an object {\"channel\", \"data\", \"type\"?}";
 		else if (!ctype || strcmp(ctype, "text") != 0)
-			why = "needs a \"channel\" string";
+			why = "needs a \"channel\" that is a string";
 		else if (ttype && strcmp(ttype, "text") != 0)
 			why = "has a \"type\" that is not a string";
 		else if (!dtype)
 			why = "needs \"data\"";
 		if (why) {
-			snprintf(err, errlen, "batch element %d %s", i, why);
+			snprintf(err, errlen, "batch element %d (counting from 0) %s", i, why);
 			result = MSGLOG_ESHAPE;
 			break;
 		}
@@ -566,8 +1026,8 @@ int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
 		if (!m->data)
 			m->data = "";
 		if (strcmp(dtype, "text") != 0 && strcmp(m->type, "application/json") != 0) {
-			snprintf(err, errlen, "batch element %d: data of type %s must be a string",
-				 i - 1, m->type);
+			snprintf(err, errlen, "batch element %d (counting from 0): data of "
+				 "type %s must be a string", i - 1, m->type);
 			result = MSGLOG_ESHAPE;
 			break;
 		}
@@ -586,6 +1046,17 @@ int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
 	return result;
 }
 
+int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
+		       struct msglog_parsed *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	if (enter(l, false, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = parse_batch(l, body, len, max, out, err, errlen);
+	leave(l);
+	return rc;
+}
+
 void msglog_parsed_free(struct msglog_parsed *p)
 {
 	for (int i = 0; i < p->nowned; i++)
@@ -595,8 +1066,8 @@ void msglog_parsed_free(struct msglog_parsed *p)
 	memset(p, 0, sizeof *p);
 }
 
-int msglog_since(struct msglog *l, int64_t after, int max, struct msglog_batch *b,
-		 char *err, size_t errlen)
+static int since_rows(struct msglog *l, int64_t after, int max, struct msglog_batch *b,
+		      char *err, size_t errlen)
 {
 	memset(b, 0, sizeof *b);
 	sqlite3_stmt *s = stmt(l, S_SINCE, err, errlen);
@@ -645,6 +1116,17 @@ out:
 	return rc;
 }
 
+int msglog_since(struct msglog *l, int64_t after, int max, struct msglog_batch *b,
+		 char *err, size_t errlen)
+{
+	memset(b, 0, sizeof *b);
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = since_rows(l, after, max, b, err, errlen);
+	leave(l);
+	return rc;
+}
+
 void msglog_batch_free(struct msglog_batch *b)
 {
 	for (int i = 0; i < b->n; i++) {
@@ -658,8 +1140,8 @@ void msglog_batch_free(struct msglog_batch *b)
 	memset(b, 0, sizeof *b);
 }
 
-int msglog_info(struct msglog *l, const char *chan, struct buf *json,
-		char *err, size_t errlen)
+static int chan_info(struct msglog *l, const char *chan, struct buf *json,
+		     char *err, size_t errlen)
 {
 	sqlite3_stmt *s = stmt(l, S_INFO, err, errlen);
 	if (!s)
@@ -673,8 +1155,18 @@ int msglog_info(struct msglog *l, const char *chan, struct buf *json,
 	return rc == SQLITE_ROW ? 0 : fail(l, rc, "info", err, errlen);
 }
 
-int msglog_delete(struct msglog *l, const char *chan, int64_t *deleted,
-		  char *err, size_t errlen)
+int msglog_info(struct msglog *l, const char *chan, struct buf *json,
+		char *err, size_t errlen)
+{
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = chan_info(l, chan, json, err, errlen);
+	leave(l);
+	return rc;
+}
+
+static int delete_chan(struct msglog *l, const char *chan, int64_t *deleted,
+		       char *err, size_t errlen)
 {
 	*deleted = 0;
 	sqlite3_stmt *s = stmt(l, S_CHAN_MAX, err, errlen);
@@ -712,6 +1204,12 @@ int msglog_delete(struct msglog *l, const char *chan, int64_t *deleted,
 		    int_query(l, z, 0, &ignored, err, errlen) < 0)
 			goto undo;
 	}
+	/* As an append: nothing done in a file the path no longer names. */
+	if (moved(l)) {
+		snprintf(err, errlen, "%s was replaced or deleted during a DELETE: not done; "
+			 "try again", l->path);
+		goto undo;
+	}
 	if (exec1(l, S_COMMIT, err, errlen) < 0)
 		goto undo;
 	return 0;
@@ -721,7 +1219,18 @@ undo:
 	return MSGLOG_EUNAVAIL;
 }
 
-int msglog_counts(struct msglog *l, int64_t *messages, int64_t *last_id,
+int msglog_delete(struct msglog *l, const char *chan, int64_t *deleted,
+		  char *err, size_t errlen)
+{
+	*deleted = 0;
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = delete_chan(l, chan, deleted, err, errlen);
+	leave(l);
+	return rc;
+}
+
+static int counts(struct msglog *l, int64_t *messages, int64_t *last_id,
 		  char *err, size_t errlen)
 {
 	sqlite3_stmt *s = stmt(l, S_COUNT, err, errlen);
@@ -734,5 +1243,15 @@ int msglog_counts(struct msglog *l, int64_t *messages, int64_t *last_id,
 		rc = exec1(l, S_COMMIT, err, errlen);
 	if (rc < 0)
 		rollback(l);
+	return rc;
+}
+
+int msglog_counts(struct msglog *l, int64_t *messages, int64_t *last_id,
+		  char *err, size_t errlen)
+{
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = counts(l, messages, last_id, err, errlen);
+	leave(l);
 	return rc;
 }

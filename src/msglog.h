@@ -4,7 +4,18 @@
  * per channel so that readers behind it are told of the gap.
  *
  * The only module that includes sqlite3.h. A struct msglog is one
- * connection: use it from one thread at a time. */
+ * connection: use it from one thread at a time.
+ *
+ * Storage errors return MSGLOG_EUNAVAIL with err naming the file and what
+ * to do, for the log; nothing here logs. One call waits for locks other
+ * processes hold at most MSGLOG_BUSY_MS in all.
+ *
+ * A database file replaced or deleted while open is followed: every
+ * connection of every process lets go of the old file and opens the path
+ * again (making it anew if it was deleted), and an append caught by the
+ * change is retried once on the new file. Nothing is acknowledged into a
+ * file the path no longer names; until every connection has let go, calls
+ * answer MSGLOG_EUNAVAIL (msglog.c says why). */
 #ifndef COMET_MSGLOG_H
 #define COMET_MSGLOG_H
 
@@ -20,6 +31,9 @@
 #define MSGLOG_ESHAPE (-3)	/* a batch is not an array of messages (400) */
 
 #define MSGLOG_SCHEMA_VERSION 2
+
+/* How long one call waits in all for locks another process holds. */
+#define MSGLOG_BUSY_MS 5000
 
 struct msglog;
 
@@ -70,6 +84,10 @@ int msglog_open(struct msglog **out, const char *path, bool sync_full,
 		char *err, size_t errlen);
 void msglog_close(struct msglog *l);
 void msglog_retention(struct msglog *l, long count, long seconds);
+/* The next call stops waiting for locks at mono_ms (clock_mono_ms) if that
+ * comes before its own MSGLOG_BUSY_MS: a publish that already waited in a
+ * queue is not made to wait a whole busy timeout again. */
+void msglog_wait_until(struct msglog *l, int64_t mono_ms);
 
 /* Appends n messages in one transaction (all or none). ids[i] gets each
  * id; acks gets each {"id","channel","time"} object, comma-separated, and
@@ -91,9 +109,11 @@ void msglog_page_free(struct msglog_page *pg);
 /* A batch publish body: a JSON array of {"channel", "data", "type"?}.
  * Each element becomes a message: data that is a JSON string is stored as
  * that text (type defaults to text/plain); any other JSON value is stored
- * as its JSON text (type defaults to application/json). Strings are owned
- * by out and freed by msglog_parsed_free. Returns 0, MSGLOG_EINVAL (not
- * JSON), MSGLOG_ESHAPE (err says which element and why) or MSGLOG_EUNAVAIL. */
+ * as its JSON text (type defaults to application/json). An element that is
+ * not an object (a string holding JSON text included) is refused, never
+ * parsed. Strings are owned by out and freed by msglog_parsed_free. Returns
+ * 0, MSGLOG_EINVAL (not JSON), MSGLOG_ESHAPE (err names the element,
+ * counting from 0, and why) or MSGLOG_EUNAVAIL. */
 struct msglog_parsed {
 	struct msglog_msg *msg;
 	int n;

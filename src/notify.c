@@ -44,21 +44,43 @@ struct notify {
 	int32_t pid;		/* the claimer's */
 };
 
+/* err for a failed step on the notify file: the file, the errno text and
+ * what to do. */
+static int failed(const char *path, const char *what, int e, char *err, size_t errlen)
+{
+	unsigned uid = (unsigned)geteuid();
+	if (e == ENOSPC || e == EDQUOT)
+		snprintf(err, errlen, "disk full creating %s (%s: %s): free disk space on its "
+			 "filesystem", path, what, strerror(e));
+	else if (e == EACCES || e == EPERM)
+		snprintf(err, errlen, "%s: not writable by uid %u (%s: %s): chown %u it and its "
+			 "directory, or set COMET_DB to a place it may write", path, uid, what,
+			 strerror(e), uid);
+	else if (e == EROFS)
+		snprintf(err, errlen, "%s is on a read-only filesystem (%s: %s): remount it "
+			 "read-write or set COMET_DB to a writable place", path, what, strerror(e));
+	else
+		snprintf(err, errlen, "%s: %s: %s", path, what, strerror(e));
+	return -1;
+}
+
 int notify_open(struct notify **out, const char *db_path, char *err, size_t errlen)
 {
 	char *path = xmalloc(strlen(db_path) + 8);
 	sprintf(path, "%s-notify", db_path);
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
 	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		failed(path, "open", errno, err, errlen);
 		free(path);
 		return -1;
 	}
-	struct stat st;
-	if (fstat(fd, &st) < 0 ||
-	    ((size_t)st.st_size < sizeof(struct shared) &&
-	     ftruncate(fd, sizeof(struct shared)) < 0)) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	/* Blocks behind every page before it is mapped: a page of a sparse
+	 * file that the disk has no room for would kill the process with
+	 * SIGBUS at its first write instead of failing here. Allocating what
+	 * is allocated already changes nothing, so every opener does it. */
+	int e = posix_fallocate(fd, 0, sizeof(struct shared));
+	if (e) {
+		failed(path, "allocating its blocks", e, err, errlen);
 		close(fd);
 		free(path);
 		return -1;
@@ -66,7 +88,7 @@ int notify_open(struct notify **out, const char *db_path, char *err, size_t errl
 	void *p = mmap(NULL, sizeof(struct shared), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED) {
-		snprintf(err, errlen, "%s: mmap: %s", path, strerror(errno));
+		failed(path, "mmap", errno, err, errlen);
 		free(path);
 		return -1;
 	}
@@ -75,7 +97,8 @@ int notify_open(struct notify **out, const char *db_path, char *err, size_t errl
 	__atomic_compare_exchange_n(&sh->magic, &zero, NOTIFY_MAGIC, false,
 				    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&sh->magic, __ATOMIC_SEQ_CST) != NOTIFY_MAGIC) {
-		snprintf(err, errlen, "%s: not a comet-fcgi notify file", path);
+		snprintf(err, errlen, "%s: not a comet-fcgi notify file: remove it (it holds "
+			 "only wake-ups and counters) and start again", path);
 		munmap(p, sizeof *sh);
 		free(path);
 		return -1;

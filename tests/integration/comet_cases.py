@@ -412,6 +412,37 @@ class CometCases:
         self.assert_error(r, 400)
         self.assert_still_serving()
 
+    def test_400_bad_batch(self):
+        # SPEC POST: a batch element that is not an object is a 400 naming
+        # the element (counted from 0); a string holding JSON text is not
+        # read as an object. Nothing of a refused batch is stored.
+        ch = channel("batch")
+        before = self.last_id()
+        cases = [
+            ('["x"]', 0),
+            ('[""]', 0),
+            (json.dumps([{"channel": ch, "data": 1},
+                         json.dumps({"channel": ch, "data": 1})]), 1),
+            (json.dumps([[{"channel": ch, "data": 1}]]), 0),
+            (json.dumps([{"channel": ch, "data": 1}, {"data": 1}]), 1),
+            (json.dumps([{"channel": ch}]), 0),
+            ("[]", None),
+        ]
+        for body, element in cases:
+            with self.subTest(body=body):
+                r = self.srv.publish(None, body, "application/json")
+                self.assert_error(r, 400)
+                if element is not None:
+                    self.assertIn("element %d " % element, r.json["error"], r)
+        self.assertEqual(self.last_id(), before, "a refused batch stored something")
+        r = self.srv.publish(None, json.dumps([{"channel": ch, "data": "a"},
+                                               {"channel": ch, "data": {"b": 1}}]),
+                             "application/json")
+        self.assertEqual(r.status, 201, r)
+        d = self.assert_sub_answer(self.srv.sub(ch, since=0, timeout=0))
+        self.assertEqual([m["data"] for m in d["messages"]], ["a", {"b": 1}])
+        self.assert_still_serving()
+
     def test_404_unknown_endpoint(self):
         for path in ("/comet/nope", "/comet/subx", "/comet/sub/extra"):
             with self.subTest(path=path):

@@ -1,9 +1,12 @@
 /* The unit test runner: every suite, forked per test. */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include "suites.h"
@@ -26,6 +29,47 @@ void test_rmtree(const char *dir)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
+}
+
+char *test_small_fs(int kb)
+{
+	char *d = test_tmpdir();
+	char opt[32];
+	snprintf(opt, sizeof opt, "size=%dk", kb);
+	if (mount("tmpfs", d, "tmpfs", 0, opt) < 0) {
+		fprintf(stderr, "cannot mount a tmpfs (%s): skipping a full-disk test\n",
+			strerror(errno));
+		test_rmtree(d);
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void test_small_fs_end(char *dir)
+{
+	umount2(dir, MNT_DETACH);
+	test_rmtree(dir);
+	free(dir);
+}
+
+void test_fill(const char *dir)
+{
+	char name[4200];
+	snprintf(name, sizeof name, "%s/fill", dir);
+	int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	static const char block[4096];
+	while (fd >= 0 && write(fd, block, sizeof block) > 0)
+		;
+	if (fd >= 0)
+		close(fd);
+}
+
+void test_unfill(const char *dir)
+{
+	char name[4200];
+	snprintf(name, sizeof name, "%s/fill", dir);
+	unlink(name);
 }
 
 int main(void)

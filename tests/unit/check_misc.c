@@ -2,6 +2,8 @@
  * wake-up. */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +147,39 @@ START_TEST(wake_across_processes)
 }
 END_TEST
 
+/* On a full disk notify_open fails with a message, instead of mapping
+ * pages without blocks behind them (SIGBUS at the first write): a new
+ * file, and a sparse one as an older version left it. */
+START_TEST(notify_disk_full)
+{
+	char *fs = test_small_fs(64);
+	if (!fs)
+		return;
+	char db[4200], file[4300];
+	snprintf(db, sizeof db, "%s/comet.db", fs);
+	snprintf(file, sizeof file, "%s-notify", db);
+	test_fill(fs);
+	struct notify *n;
+	char err[512];
+	ck_assert_int_eq(notify_open(&n, db, err, sizeof err), -1);
+	ck_assert_msg(strstr(err, file) && strstr(err, strerror(ENOSPC)) &&
+		      strstr(err, "free disk space"), "%s", err);
+	test_unfill(fs);
+	unlink(file);
+	int fd = open(file, O_RDWR | O_CREAT, 0600);
+	ck_assert_int_eq(ftruncate(fd, 40000), 0);
+	close(fd);
+	test_fill(fs);
+	ck_assert_int_eq(notify_open(&n, db, err, sizeof err), -1);
+	ck_assert_msg(strstr(err, "free disk space"), "%s", err);
+	test_unfill(fs);
+	ck_assert_msg(notify_open(&n, db, err, sizeof err) == 0, "%s", err);
+	notify_bump(n);
+	notify_close(n);
+	test_small_fs_end(fs);
+}
+END_TEST
+
 START_TEST(tokens)
 {
 	char t[TOKEN_MAX + 1];
@@ -180,6 +215,7 @@ Suite *misc_suite(void)
 	tcase_add_test(t, log_escaping);
 	tcase_add_test(t, tokens);
 	tcase_add_test(t, wake_across_processes);
+	tcase_add_test(t, notify_disk_full);
 	suite_add_tcase(s, t);
 	return s;
 }

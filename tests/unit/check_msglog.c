@@ -1,12 +1,15 @@
 /* Unit tests: the SQLite log, on real files in a temporary directory. */
 #include "config.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "msglog.h"
 #include "suites.h"
 
@@ -339,7 +342,303 @@ START_TEST(unavailable_storage)
 	char err[256];
 	ck_assert_int_eq(msglog_open(&l, "/nonexistent-dir/x/comet.db", false, err, sizeof err),
 			 MSGLOG_EUNAVAIL);
-	ck_assert_ptr_nonnull(strstr(err, "nonexistent"));
+	ck_assert_msg(strstr(err, "/nonexistent-dir/x/comet.db: its directory "
+			     "/nonexistent-dir/x does not exist") && strstr(err, "create it"),
+		      "%s", err);
+}
+END_TEST
+
+/* Opened by a user who may not write there (the directory, or the file
+ * itself, which SQLite would quietly open read-only): the error names the
+ * file, the user and what to do. */
+static void open_as_nobody(const char *db, char *err, size_t errlen)
+{
+	int fds[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	if (fork() == 0) {
+		struct msglog *l;
+		char e[512] = "";
+		close(fds[0]);
+		if (setgid(65534) == 0 && setuid(65534) == 0 &&
+		    msglog_open(&l, db, false, e, sizeof e) == MSGLOG_EUNAVAIL &&
+		    write(fds[1], e, strlen(e)) > 0)
+			_exit(0);
+		_exit(1);
+	}
+	close(fds[1]);
+	ssize_t n = read(fds[0], err, errlen - 1);
+	err[n > 0 ? n : 0] = '\0';
+	close(fds[0]);
+	int st;
+	wait(&st);
+}
+
+START_TEST(not_writable)
+{
+	char err[512];
+	open_as_nobody(path, err, sizeof err);
+	if (!*err) {
+		fprintf(stderr, "not_writable: cannot run as uid 65534 here: skipped\n");
+		return;
+	}
+	ck_assert_msg(strstr(err, path) && strstr(err, "not writable by uid 65534") &&
+		      strstr(err, "chown 65534"), "%s", err);
+	/* The directory may be entered now, but the file is root's. */
+	msglog_close(open_log());
+	ck_assert_int_eq(chmod(dir, 0777), 0);
+	open_as_nobody(path, err, sizeof err);
+	ck_assert_msg(strstr(err, "not writable by uid 65534") && strstr(err, "owner uid 0"),
+		      "%s", err);
+}
+END_TEST
+
+START_TEST(disk_full)
+{
+	char *fs = test_small_fs(512);
+	if (!fs)
+		return;
+	char db[4200];
+	snprintf(db, sizeof db, "%s/comet.db", fs);
+	struct msglog *l;
+	char err[512];
+	ck_assert_msg(msglog_open(&l, db, false, err, sizeof err) == 0, "%s", err);
+	add(l, "a", "text/plain", "before", 1);
+	test_fill(fs);
+	static char big[60000];
+	memset(big, 'x', sizeof big);
+	struct msglog_msg m = { "a", "text/plain", big, sizeof big };
+	int64_t id;
+	struct buf ack = BUF_INIT;
+	int rc = 0;
+	for (int i = 0; i < 20 && rc == 0; i++)
+		rc = msglog_append(l, &m, 1, 2, &id, &ack, NULL, err, sizeof err);
+	ck_assert_int_eq(rc, MSGLOG_EUNAVAIL);
+	ck_assert_msg(strstr(err, "disk full writing") && strstr(err, db) &&
+		      strstr(err, "free space"), "%s", err);
+	test_unfill(fs);
+	buf_reset(&ack);
+	ck_assert_msg(msglog_append(l, &m, 1, 3, &id, &ack, NULL, err, sizeof err) == 0, "%s", err);
+	buf_free(&ack);
+	msglog_close(l);
+	test_small_fs_end(fs);
+}
+END_TEST
+
+/* Parses body as a batch; returns the result and leaves err. */
+static int parse(struct msglog *l, const char *body, struct msglog_parsed *out, char *err)
+{
+	return msglog_parse_batch(l, body, strlen(body), 1000, out, err, 256);
+}
+
+START_TEST(batch_shapes)
+{
+	struct msglog *l = open_log();
+	struct msglog_parsed p;
+	char err[256];
+	ck_assert_int_eq(parse(l, "[{\"channel\":\"a\",\"data\":\"x\"},"
+			       "{\"channel\":\"b\",\"data\":{\"n\":[1]}},"
+			       "{\"channel\":\"c\",\"data\":\"<b>\",\"type\":\"text/html\"}]",
+			       &p, err), 0);
+	ck_assert_int_eq(p.n, 3);
+	ck_assert_str_eq(p.msg[0].type, "text/plain");
+	ck_assert_str_eq(p.msg[0].data, "x");
+	ck_assert_str_eq(p.msg[1].type, "application/json");
+	ck_assert_str_eq(p.msg[1].data, "{\"n\":[1]}");
+	ck_assert_str_eq(p.msg[2].type, "text/html");
+	msglog_parsed_free(&p);
+
+	/* Each refusal names its element, counting from 0, and never turns
+	 * into "storage unavailable". */
+	static const struct {
+		const char *body, *says;
+	} bad[] = {
+		{ "[\"x\"]", "element 0 (counting from 0) is not an object" },
+		{ "[\"\"]", "element 0 (counting from 0) is not an object" },
+		{ "[{\"channel\":\"a\",\"data\":1},\"{\\\"channel\\\":\\\"a\\\",\\\"data\\\":1}\"]",
+		  "element 1 (counting from 0) is not an object" },
+		{ "[[{\"channel\":\"a\",\"data\":1}]]", "element 0 (counting from 0) is not an object" },
+		{ "[1]", "element 0 (counting from 0) is not an object" },
+		{ "[null]", "element 0 (counting from 0) is not an object" },
+		{ "[{\"channel\":\"a\",\"data\":1},{\"data\":1}]",
+		  "element 1 (counting from 0) needs a \"channel\"" },
+		{ "[{\"channel\":5,\"data\":1}]", "element 0 (counting from 0) needs a \"channel\"" },
+		{ "[{\"channel\":\"a\",\"data\":1,\"type\":[]}]",
+		  "element 0 (counting from 0) has a \"type\" that is not a string" },
+		{ "[{\"channel\":\"a\"}]", "element 0 (counting from 0) needs \"data\"" },
+		{ "[{\"channel\":\"a\",\"data\":5,\"type\":\"text/plain\"}]",
+		  "element 0 (counting from 0): data of type text/plain must be a string" },
+		{ "[]", "non-empty JSON array" },
+		{ " [ ] ", "non-empty JSON array" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		err[0] = '\0';
+		ck_assert_msg(parse(l, bad[i].body, &p, err) == MSGLOG_ESHAPE, "%s: %s", bad[i].body, err);
+		ck_assert_msg(strstr(err, bad[i].says), "%s: %s", bad[i].body, err);
+		ck_assert_int_eq(p.n, 0);
+	}
+	ck_assert_int_eq(parse(l, "[{\"channel\":\"a\",", &p, err), MSGLOG_EINVAL);
+	msglog_close(l);
+}
+END_TEST
+
+/* Another process's connection, as a test stands in for one: SQLite
+ * directly, since msglog never holds a transaction across calls. */
+static sqlite3 *other_begin(const char *how)
+{
+	sqlite3 *o;
+	ck_assert_int_eq(sqlite3_open(path, &o), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(o, how, NULL, NULL, NULL), SQLITE_OK);
+	return o;
+}
+
+static void other_end(sqlite3 *o)
+{
+	sqlite3_exec(o, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(o);
+}
+
+/* An append against a write lock held elsewhere fails after one busy
+ * timeout in all (not one per statement), and a wait_until before that
+ * shortens it; reads and opens go on meanwhile. */
+START_TEST(locked_database)
+{
+	struct msglog *l = open_log();
+	add(l, "a", "text/plain", "before", 1);
+	sqlite3 *o = other_begin("BEGIN IMMEDIATE");
+	struct msglog_msg m = { "a", "application/json", "{\"n\":1}", 7 };
+	int64_t id;
+	struct buf ack = BUF_INIT;
+	char err[512];
+	int64_t t0 = clock_mono_ms();
+	ck_assert_int_eq(msglog_append(l, &m, 1, 2, &id, &ack, NULL, err, sizeof err),
+			 MSGLOG_EUNAVAIL);
+	int64_t took = clock_mono_ms() - t0;
+	ck_assert_msg(took >= MSGLOG_BUSY_MS - 50 && took < MSGLOG_BUSY_MS + 1000,
+		      "took %lld ms", (long long)took);
+	ck_assert_msg(strstr(err, "locked by another process") && strstr(err, path), "%s", err);
+	ck_assert_int_eq(ack.len, 0);
+
+	t0 = clock_mono_ms();
+	msglog_wait_until(l, t0 + 300);
+	ck_assert_int_eq(msglog_append(l, &m, 1, 2, &id, &ack, NULL, err, sizeof err),
+			 MSGLOG_EUNAVAIL);
+	took = clock_mono_ms() - t0;
+	ck_assert_msg(took >= 250 && took < 1000, "took %lld ms", (long long)took);
+
+	t0 = clock_mono_ms();
+	struct msglog *l2 = open_log();
+	struct msglog_page pg = { 0 };
+	rd(l2, "a", 0, 10, &pg);
+	ck_assert_int_eq(pg.count, 1);
+	ck_assert_int_lt(clock_mono_ms() - t0, 1000);
+	other_end(o);
+	ck_assert_int_eq(add(l, "a", "text/plain", "after", 3), 2);
+	msglog_page_free(&pg);
+	msglog_close(l2);
+	msglog_close(l);
+}
+END_TEST
+
+/* The database deleted under two connections of a process (as the commit
+ * thread's and the hub's): an append goes to a new file at the path, never
+ * into the deleted one, and the other connection reads the new file, its
+ * cursor now ahead of the log (reset). */
+START_TEST(deleted_file)
+{
+	struct msglog *l = open_log(), *r = open_log();
+	for (int i = 0; i < 3; i++)
+		add(l, "a", "text/plain", "old", 1);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(add(l, "a", "text/plain", "new", 2), 1);
+	struct msglog_page pg = { 0 };
+	struct msglog *fresh = open_log();
+	rd(fresh, "a", 0, 10, &pg);
+	ck_assert_int_eq(pg.count, 1);
+	ck_assert_ptr_nonnull(strstr(buf_str(&pg.items), "\"data\":\"new\""));
+	rd(r, "a", 3, 10, &pg);
+	ck_assert(pg.reset);
+	ck_assert_int_eq(pg.last_id, 1);
+	msglog_page_free(&pg);
+	msglog_close(fresh);
+	msglog_close(r);
+	msglog_close(l);
+}
+END_TEST
+
+/* Makes another log file with n messages on channel b and renames it over
+ * the database. */
+static void replace_db(int n)
+{
+	char other[4300];
+	snprintf(other, sizeof other, "%s/other.db", dir);
+	struct msglog *o;
+	char err[512];
+	ck_assert_msg(msglog_open(&o, other, false, err, sizeof err) == 0, "%s", err);
+	for (int i = 0; i < n; i++)
+		add(o, "b", "text/plain", "replacement", 1);
+	msglog_close(o);
+	ck_assert_int_eq(rename(other, path), 0);
+}
+
+/* The database renamed over: a read sees the new file (not the old one's
+ * -wal pages), and so does the next append. */
+START_TEST(replaced_file)
+{
+	struct msglog *l = open_log(), *r = open_log();
+	for (int i = 0; i < 3; i++)
+		add(l, "a", "text/plain", "old", 1);
+	replace_db(5);
+	struct msglog_page pg = { 0 };
+	rd(r, "a,b", 0, 10, &pg);
+	ck_assert_int_eq(pg.count, 5);
+	ck_assert_ptr_null(strstr(buf_str(&pg.items), "\"old\""));
+	ck_assert_int_eq(add(l, "a", "text/plain", "new", 2), 6);
+	struct msglog *fresh = open_log();
+	rd(fresh, "a", 0, 10, &pg);
+	ck_assert_int_eq(pg.count, 1);
+	ck_assert_int_eq(pg.last_id, 6);
+	msglog_page_free(&pg);
+	msglog_close(fresh);
+	msglog_close(r);
+	msglog_close(l);
+}
+END_TEST
+
+/* While another connection (as of another process) still has the old file
+ * open, sharing the path's -wal and -shm, nothing opens the new file: an
+ * append and an open answer unavailable, saying why; once it is closed,
+ * both go to the new file. */
+START_TEST(replaced_file_still_open_elsewhere)
+{
+	struct msglog *l = open_log();
+	add(l, "a", "text/plain", "old", 1);
+	sqlite3 *o = other_begin("BEGIN");
+	ck_assert_int_eq(sqlite3_exec(o, "SELECT count(*) FROM msg; COMMIT", NULL, NULL, NULL),
+			 SQLITE_OK);
+	replace_db(2);
+	struct msglog_msg m = { "a", "text/plain", "x", 1 };
+	int64_t id;
+	struct buf ack = BUF_INIT;
+	char err[512];
+	ck_assert_int_eq(msglog_append(l, &m, 1, 2, &id, &ack, NULL, err, sizeof err),
+			 MSGLOG_EUNAVAIL);
+	ck_assert_msg(strstr(err, path) && strstr(err, "replaced or deleted while open"),
+		      "%s", err);
+	ck_assert_int_eq(ack.len, 0);
+	struct msglog *fresh;
+	ck_assert_int_eq(msglog_open(&fresh, path, false, err, sizeof err), MSGLOG_EUNAVAIL);
+	sqlite3_close(o);
+	ck_assert_msg(msglog_append(l, &m, 1, 2, &id, &ack, NULL, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(id, 3);
+	fresh = open_log();
+	struct msglog_page pg = { 0 };
+	rd(fresh, "a,b", 0, 10, &pg);
+	ck_assert_int_eq(pg.count, 3);
+	ck_assert_ptr_null(strstr(buf_str(&pg.items), "\"old\""));
+	msglog_page_free(&pg);
+	buf_free(&ack);
+	msglog_close(fresh);
+	msglog_close(l);
 }
 END_TEST
 
@@ -360,6 +659,13 @@ Suite *msglog_suite(void)
 	tcase_add_test(t, batch_since);
 	tcase_add_test(t, concurrent_publishers);
 	tcase_add_test(t, unavailable_storage);
+	tcase_add_test(t, not_writable);
+	tcase_add_test(t, disk_full);
+	tcase_add_test(t, batch_shapes);
+	tcase_add_test(t, locked_database);
+	tcase_add_test(t, deleted_file);
+	tcase_add_test(t, replaced_file);
+	tcase_add_test(t, replaced_file_still_open_elsewhere);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -15,5 +15,12 @@ Suite *hub_suite(void);
 /* A fresh empty directory for a test's files; removed by the caller. */
 char *test_tmpdir(void);
 void test_rmtree(const char *dir);
+/* A fresh tmpfs of kb KB, for full-disk tests; NULL (the test skips) where
+ * mounting is not allowed. */
+char *test_small_fs(int kb);
+void test_small_fs_end(char *dir);
+/* Fills dir's filesystem with a file "fill"; test_unfill removes it. */
+void test_fill(const char *dir);
+void test_unfill(const char *dir);
 
 #endif
