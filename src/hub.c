@@ -524,9 +524,11 @@ static void expire(struct hub *h)
 	struct waiter *w;
 	while ((w = waiter_expired(h->set, now))) {
 		if (w->stream && now < w->end) {
-			/* A comment line, so that no proxy and no FcgidIOTimeout
-			 * sees the stream fall silent. */
-			static const char beat[] = ": keepalive\n\n";
+			/* A named event, so that no proxy and no FcgidIOTimeout
+			 * sees the stream fall silent, and so that a client can
+			 * tell a dead connection from a quiet channel (EventSource
+			 * hands it only to listeners of "ping"). */
+			static const char beat[] = "event: ping\ndata: {}\n\n";
 			if (conn_send(w->conn, beat, sizeof beat - 1) == 0) {
 				waiter_park(h->set, w, next_beat(h, w, now));
 				continue;
