@@ -3,7 +3,7 @@
 driven by playwright-core under node's test runner, against real lighttpd
 and Apache started through tests/harness.py (see the *.test.js files).
 
-    python3 tests/browser/run.py [client|chat|restart|cors|jsonp|protocol ...]
+    python3 tests/browser/run.py [client|chat|restart|keepalive|cors|jsonp|protocol ...]
 
 Exits 77 (skipped, for `make check`) when node or chromium is missing.
 Installs playwright-core from package-lock.json with `npm ci` when it is not
@@ -24,7 +24,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TESTS = ["client", "chat", "restart", "cors", "jsonp", "protocol"]
+TESTS = ["client", "chat", "restart", "keepalive", "cors", "jsonp", "protocol"]
 # Whole-file limit: each takes well under a minute on the 2-core test machine.
 FILE_TIMEOUT = 150
 SKIP = 77
