@@ -96,8 +96,15 @@ def run_file(node, name, env):
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
+            pass
+        # The test file runs in a child of node --test, which may outlive
+        # it (playwright's SIGTERM handler closes the browser and does not
+        # always exit): whatever is left of the group goes too.
+        try:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        except ProcessLookupError:
+            pass
+        proc.wait()
         return False
     except BaseException:
         kill_group()
