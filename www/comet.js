@@ -16,6 +16,8 @@
  *                                  // function returning either (or a Promise)
  *     timeout: 25,         // long-poll hold in seconds
  *     limit: 100,          // long-poll: messages per answer (the rest follow at once)
+ *     keepalive: 15000,    // event stream: ms between the server's pings
+ *                          // (COMET_KEEPALIVE); 0: no watchdog
  *     withCredentials: false, // send cookies cross-origin
  *   });
  *   sub.close();
@@ -27,6 +29,9 @@
  * retried with exponential backoff and full jitter (1 s doubling, capped at
  * 30 s, reset after a success); answers that cannot get better by retrying
  * (400, 401, 403, 404, ...) stop the subscription with a fatal onError.
+ * A connection that goes dead without closing is given up too: a long-poll
+ * after its timeout + 20 s, an event stream when nothing (no message, no
+ * "ping") came for 2 keepalive intervals + 5 s.
  */
 (function (root) {
   "use strict";
@@ -34,6 +39,8 @@
   var BACKOFF_BASE = 1000;
   var BACKOFF_CAP = 30000;
   var DEFAULT_TIMEOUT = 25;
+  var DEFAULT_KEEPALIVE = 15000;   // ms; COMET_KEEPALIVE's default (15 s)
+  var KEEPALIVE_MARGIN = 5000;     // ms of lateness allowed on top of 2 pings
   // Statuses worth retrying; any other 4xx is fatal.
   var RETRY_4XX = { 408: true, 425: true, 429: true };
 
@@ -150,6 +157,10 @@
     this._limit = o.limit === undefined || o.limit === null ? null : Math.floor(Number(o.limit));
     if (this._limit !== null && !(this._limit >= 1 && this._limit <= 1000))
       throw new TypeError("Comet.subscribe: limit must be 1 to 1000");
+    var ka = o.keepalive === undefined || o.keepalive === null ? DEFAULT_KEEPALIVE : Number(o.keepalive);
+    if (!(ka >= 0)) throw new TypeError("Comet.subscribe: bad keepalive");
+    // An event stream silent this long is dead (0: never).
+    this._silence = ka ? 2 * ka + KEEPALIVE_MARGIN : 0;
     this.state = "connecting";
     this.closed = false;
     this.cursor = null;
@@ -258,39 +269,64 @@
   };
 
   /* One event stream, from open to end. Resolves "ended" when a stream that
-   * was open ends (lifetime, reset, server gone); rejects when it never
-   * opened. */
+   * was open ends (lifetime, reset, server gone, or silent too long: see
+   * alive()); rejects when it never opened. */
   Subscription.prototype._stream = async function () {
     var url = endpointUrl(this.base, "sub", await this._params());
     var self = this;
     if (this.closed) return "closed";
     return new Promise(function (resolve, reject) {
       var opened = false;
+      var watchdog = null;
       var es = new root.EventSource(url, { withCredentials: !!self.options.withCredentials });
       self._es = es;
       var done = function (how, err) {
+        if (watchdog) clearTimeout(watchdog);
+        watchdog = null;
         es.close();
         if (self._es === es) { self._es = null; self._esDone = null; }
         if (err) reject(err); else resolve(how);
       };
       self._esDone = done;
+      // The watchdog: the server sends a "ping" every keepalive interval,
+      // so a stream that brought nothing (open, message, ping) for two of
+      // them and a margin is on a connection that died without closing
+      // (a NAT or proxy dropped it, the server hangs, the network went).
+      // Give it up as if it had failed: a new one from the cursor, after
+      // the backoff.
+      var alive = function () {
+        if (!self._silence) return;
+        if (watchdog) clearTimeout(watchdog);
+        watchdog = setTimeout(function () {
+          watchdog = null;
+          if (opened) done("ended");
+          else done(null, CometError("event stream did not open within " +
+                                     self._silence + " ms", 0, false));
+        }, self._silence);
+      };
+      alive();
+      es.addEventListener("ping", alive);
       es.onopen = function () {
+        alive();
         opened = true;
         self._attempt = 0;
         self._sseFailures = 0;
         self._setState("open");
       };
       es.onmessage = function (e) {
+        alive();
         var m;
         try { m = JSON.parse(e.data); } catch (x) { return; }
         self._deliver(m);
       };
       es.addEventListener("gap", function (e) {
+        alive();
         var d = {};
         try { d = JSON.parse(e.data); } catch (x) { /* keep {} */ }
         call(self.options.onGap, { cursor: self.cursor, last_id: d.last_id });
       });
       es.addEventListener("reset", function (e) {
+        alive();
         var d;
         try { d = JSON.parse(e.data); } catch (x) { return; }
         if (typeof d.last_id !== "number") return;

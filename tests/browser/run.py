@@ -3,7 +3,7 @@
 driven by playwright-core under node's test runner, against real lighttpd
 and Apache started through tests/harness.py (see the *.test.js files).
 
-    python3 tests/browser/run.py [client|chat|restart|cors|jsonp|protocol ...]
+    python3 tests/browser/run.py [client|chat|restart|keepalive|cors|jsonp|protocol ...]
 
 Exits 77 (skipped, for `make check`) when node or chromium is missing.
 Installs playwright-core from package-lock.json with `npm ci` when it is not
@@ -24,7 +24,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TESTS = ["client", "chat", "restart", "cors", "jsonp", "protocol"]
+TESTS = ["client", "chat", "restart", "keepalive", "cors", "jsonp", "protocol"]
 # Whole-file limit: each takes well under a minute on the 2-core test machine.
 FILE_TIMEOUT = 150
 SKIP = 77
@@ -96,8 +96,15 @@ def run_file(node, name, env):
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
+            pass
+        # The test file runs in a child of node --test, which may outlive
+        # it (playwright's SIGTERM handler closes the browser and does not
+        # always exit): whatever is left of the group goes too.
+        try:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        except ProcessLookupError:
+            pass
+        proc.wait()
         return False
     except BaseException:
         kill_group()

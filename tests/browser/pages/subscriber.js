@@ -1,6 +1,6 @@
 "use strict";
 // Subscribes with comet.js as the query says (base, channel, transport,
-// since, limit, token, persist) and records what happens: window.seen
+// since, limit, token, persist, keepalive) and records what happens: window.seen
 // (messages), window.gaps, window.resets, window.errors, window.states.
 (function () {
   var q = new URLSearchParams(location.search);
@@ -16,6 +16,7 @@
     limit: q.has("limit") ? Number(q.get("limit")) : undefined,
     token: q.has("token") ? q.get("token").split(",") : undefined,
     persist: q.get("persist") || undefined,
+    keepalive: q.has("keepalive") ? Number(q.get("keepalive")) : undefined,
     onMessage: function (m) {
       window.seen.push(m);
       var li = document.createElement("li");
