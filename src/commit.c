@@ -38,9 +38,9 @@ static void answer(struct commit *c, struct commit_job *job, const char *acks, s
 {
 	struct buf body = BUF_INIT, out = BUF_INIT;
 	if (job->batch) {
-		buf_addc(&body, '[');
+		buf_adds(&body, "{\"messages\":[");
 		buf_add(&body, acks, len);
-		buf_addc(&body, ']');
+		buf_adds(&body, "]}");
 	} else {
 		buf_add(&body, acks, len);
 	}

@@ -176,7 +176,8 @@ class CommandLine(unittest.TestCase):
                                    {"channel": "b", "data": {"n": [1, 2]}},
                                    {"channel": "a", "data": "<b>", "type": "text/html"}]))
         self.assertEqual(st, 201)
-        self.assertEqual([(x["id"], x["channel"]) for x in acks], [(1, "a"), (2, "b"), (3, "a")])
+        self.assertEqual([(x["id"], x["channel"]) for x in acks["messages"]],
+                         [(1, "a"), (2, "b"), (3, "a")])
         st, _, out, _ = cgi(dict(self.env, REQUEST_METHOD="GET", SCRIPT_NAME="/comet/sub",
                                  QUERY_STRING="channel=a,b&since=0"))
         msgs = json.loads(out)["messages"]

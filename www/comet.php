@@ -134,7 +134,7 @@ class Client
             $items[] = $item;
         }
         $body = json_encode($items, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_THROW_ON_ERROR);
-        return $this->request('POST', 'pub', [], $body, 'application/json');
+        return $this->request('POST', 'pub', [], $body, 'application/json')['messages'];
     }
 
     /** Channel info: ['channel' => ..., 'last_id' => ..., 'first_id' => ..., 'messages' => N]. */
