@@ -272,7 +272,7 @@ static void end(struct hub *h, struct waiter *w, enum hub_end why)
 		conn_close(w->conn);
 	}
 	w->conn = NULL;
-	w->turn_next = h->ended;
+	w->ended_next = h->ended;
 	h->ended = w;
 	__atomic_sub_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
 }
@@ -448,16 +448,24 @@ static void meta_event(struct waiter *w, const char *name, int64_t id, int64_t l
 	reply_sse_event(&w->items, name, id, meta, (size_t)n);
 }
 
-/* A stream whose socket lags: it waits for its socket, parked by deadline
- * only, and reads what it missed from the log when the socket drains. */
+/* A stream behind the log: it waits for its socket, parked by deadline
+ * only, and reads what it missed from the log when the socket drains. One
+ * whose socket still has room (it only used up its turn) goes on at the
+ * next turn: a socket with a little room may never report more. */
 static void backlog(struct hub *h, struct waiter *w)
 {
 	if (w->parked)
 		waiter_unpark(h->set, w);
 	w->state = WAITER_BACKLOG;
 	count_waiting(h, w, true);
-	waiter_park_timer(h->set, w, w->deadline);
-	watch(h, w, true);
+	w->resume = conn_pending(w->conn) == 0;
+	if (w->resume) {
+		w->beat_due = w->deadline;
+		waiter_park_timer(h->set, w, h->now());
+	} else {
+		waiter_park_timer(h->set, w, w->deadline);
+	}
+	watch(h, w, !w->resume);
 }
 
 /* Parked by channel: waits for messages. */
@@ -791,9 +799,22 @@ static void expire(struct hub *h)
 	/* The timed re-check: whatever a killed publisher committed without
 	 * ringing is found here, once for the process. */
 	deliver(h);
-	struct waiter *w;
-	while ((w = waiter_expired(h->set, now)))
-		beat(h, w, now);
+	struct waiter *w, *resumed = NULL;
+	while ((w = waiter_expired(h->set, now))) {
+		if (w->resume) {
+			w->turn_next = resumed;
+			resumed = w;
+		} else {
+			beat(h, w, now);
+		}
+	}
+	/* After the loop: a stream that goes on now may be due again now. */
+	for (struct waiter *wn; resumed; resumed = wn) {
+		wn = resumed->turn_next;
+		resumed->resume = false;
+		resumed->deadline = resumed->beat_due;
+		settle(h, resumed);
+	}
 }
 
 /* Shutdown: one last read of the log, then everyone is answered. */
@@ -878,7 +899,7 @@ void hub_poll(struct hub *h, int max_wait_ms)
 	expire(h);
 	while (h->ended) {
 		struct waiter *w = h->ended;
-		h->ended = w->turn_next;
+		h->ended = w->ended_next;
 		waiter_free(w);
 	}
 }

@@ -64,11 +64,14 @@ struct waiter {
 	bool watched;		/* its socket is in the hub's epoll set */
 	bool want_out;		/* ... for writability too */
 	int64_t moved_at;	/* when output last moved (or began to wait) */
+	bool resume;		/* a lagging stream to go on with next turn */
+	int64_t beat_due;	/* ... and its deadline meanwhile */
 	struct waiter_qlink q;	/* queue link */
 
 	/* Scratch for the hub while it matches one batch against the set. */
 	struct waiter *touched_next;
-	struct waiter *turn_next;	/* the hub's lists of one turn: writable, ended */
+	struct waiter *turn_next;	/* the hub's lists of one turn: writable, resumed */
+	struct waiter *ended_next;	/* ended this turn */
 	int nmatch;
 	bool touched;
 	bool more;
