@@ -153,6 +153,13 @@ static void commit_list(struct commit *c, struct waiter_qlink *list)
 	}
 }
 
+void commit_poll(struct commit *c)
+{
+	struct waiter_qlink *list = waiter_queue_take(&c->queue);
+	if (list)
+		commit_list(c, list);
+}
+
 static void *commit_main(void *arg)
 {
 	struct commit *c = arg;
@@ -160,9 +167,7 @@ static void *commit_main(void *arg)
 		struct pollfd p = { c->queue.efd, POLLIN, 0 };
 		if (poll(&p, 1, -1) < 0 && errno != EINTR)
 			log_msg("error", 0, "commit: poll: %s", strerror(errno));
-		struct waiter_qlink *list = waiter_queue_take(&c->queue);
-		if (list)
-			commit_list(c, list);
+		commit_poll(c);
 	}
 	return NULL;
 }
@@ -195,16 +200,18 @@ int commit_start(struct commit **out, const struct conf *conf, struct notify *n,
 	return 0;
 }
 
-void commit_submit(struct commit *c, struct commit_job *job)
+void commit_queue(struct commit *c, struct commit_job *job)
 {
 	job->queued = clock_mono_ms();
 	__atomic_add_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
-	if (c->threaded) {
-		waiter_queue_push(&c->queue, &job->q);
-		return;
-	}
-	job->q.next = NULL;
-	commit_list(c, &job->q);
+	waiter_queue_push(&c->queue, &job->q);
+}
+
+void commit_submit(struct commit *c, struct commit_job *job)
+{
+	commit_queue(c, job);
+	if (!c->threaded)
+		commit_poll(c);
 }
 
 long commit_pending(struct commit *c)

@@ -48,6 +48,10 @@ struct commit;
 int commit_start(struct commit **out, const struct conf *conf, struct notify *n,
 		 struct hub *hub, bool threaded, char *err, size_t errlen);
 void commit_submit(struct commit *c, struct commit_job *job);
+/* The two halves of commit_submit, for the tests: queue jobs, then commit
+ * everything queued as one group (what the commit thread does when woken). */
+void commit_queue(struct commit *c, struct commit_job *job);
+void commit_poll(struct commit *c);
 /* Jobs submitted and not yet answered. */
 long commit_pending(struct commit *c);
 void commit_job_free(struct commit_job *job);

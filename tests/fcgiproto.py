@@ -23,8 +23,8 @@ def request(params, body=b""):
     out = record(BEGIN_REQUEST, struct.pack("!HB5x", 1, 0))
     out += record(PARAMS, b"".join(name_value(k, v) for k, v in params.items()))
     out += record(PARAMS, b"")
-    if body:
-        out += record(STDIN, body)
+    for i in range(0, len(body), 65535):
+        out += record(STDIN, body[i:i + 65535])
     return out + record(STDIN, b"")
 
 

@@ -329,6 +329,14 @@ class Standalone(unittest.TestCase):
             self.assertEqual(st, 200)
             self.assertEqual(json.loads(body)["messages"][0]["data"], "hey")
 
+    def test_oversized_body_gets_its_413(self):
+        # Read and dropped (to a bound) before the answer, so that the
+        # client, still sending, is not reset and sees the 413.
+        st, body = self.req("POST", "/pub", "channel=x", b"x" * (6 << 20))
+        self.assertEqual((st, json.loads(body)["status"]), (413, 413))
+        st, body = self.req("POST", "/pub", "channel=x", b"small")
+        self.assertEqual(st, 201)
+
     def test_sigterm_answers_held_requests_and_exits(self):
         results = []
 
