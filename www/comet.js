@@ -1,6 +1,6 @@
 /*
- * comet.js: the browser client of comet-fcgi (SPEC.md). No dependencies,
- * plain ES2017. As a classic <script> it defines the global `Comet`;
+ * comet.js: the browser client of comet-fcgi (README, comet-fcgi(8)). No
+ * dependencies, plain ES2017. As a classic <script> it defines the global `Comet`;
  * comet.mjs next to it re-exports the same object as an ES module.
  *
  *   const sub = Comet.subscribe("/comet", ["chat"], {

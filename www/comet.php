@@ -1,6 +1,6 @@
 <?php
 /*
- * comet.php: publish to comet-fcgi from PHP (SPEC.md). One file, PHP 7.4+,
+ * comet.php: publish to comet-fcgi from PHP (README, comet-fcgi(8)). One file, PHP 7.4+,
  * needing nothing beyond the curl extension, and falling back to PHP's
  * http:// streams when curl is absent.
  *
