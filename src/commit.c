@@ -214,6 +214,15 @@ void commit_submit(struct commit *c, struct commit_job *job)
 		commit_poll(c);
 }
 
+void commit_close(struct commit *c)
+{
+	if (!c)
+		return;
+	msglog_close(c->log);
+	waiter_queue_destroy(&c->queue);
+	free(c);
+}
+
 long commit_pending(struct commit *c)
 {
 	return __atomic_load_n(&c->pending, __ATOMIC_SEQ_CST);

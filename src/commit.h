@@ -52,6 +52,8 @@ void commit_submit(struct commit *c, struct commit_job *job);
  * everything queued as one group (what the commit thread does when woken). */
 void commit_queue(struct commit *c, struct commit_job *job);
 void commit_poll(struct commit *c);
+/* Frees a commit that runs no thread (CGI, the tests). */
+void commit_close(struct commit *c);
 /* Jobs submitted and not yet answered. */
 long commit_pending(struct commit *c);
 void commit_job_free(struct commit_job *job);

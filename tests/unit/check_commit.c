@@ -42,6 +42,9 @@ static void setup(void)
 
 static void teardown(void)
 {
+	commit_close(com);
+	notify_close(note);
+	conf_free(&conf);
 	test_rmtree(dir);
 	free(dir);
 }

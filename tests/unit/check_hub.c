@@ -57,6 +57,10 @@ static void setup(void)
 
 static void teardown(void)
 {
+	/* The hub and its notify stay: its watcher thread waits on the notify
+	 * word for ever (a hub lives as long as its process). */
+	msglog_close(log_);
+	conf_free(&conf);
 	test_rmtree(dir);
 	free(dir);
 }
