@@ -6,10 +6,14 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "conf.h"
 
+#ifndef COMET_DEFAULT_CONFIG
+#define COMET_DEFAULT_CONFIG "/etc/comet-fcgi/comet-fcgi.conf"
+#endif
 #ifndef COMET_DEFAULT_DB
 #define COMET_DEFAULT_DB "/var/lib/comet-fcgi/comet.db"
 #endif
@@ -203,7 +207,11 @@ int conf_load(struct conf *c, conf_lookup_fn lookup, void *arg,
 	for (size_t i = 0; i < NTABLE; i++)
 		if (table[i].def && set_value(c, &table[i], table[i].def, "", err, errlen) < 0)
 			return -1;
+	/* The file the package installs (with the keys, which PHP reads from
+	 * it too), unless COMET_CONFIG names another or none (""). */
 	const char *file = lookup("COMET_CONFIG", arg);
+	if (!file && access(COMET_DEFAULT_CONFIG, F_OK) == 0)
+		file = COMET_DEFAULT_CONFIG;
 	if (file && *file && load_file(c, file, err, errlen) < 0)
 		return -1;
 	for (size_t i = 0; i < NTABLE; i++) {

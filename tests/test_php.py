@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -28,13 +29,13 @@ PRELUDE = r"""<?php
 require getenv('COMET_PHP');
 $opts = ['token_key' => getenv('T_TOKEN_KEY') ?: null];
 if (getenv('T_TRANSPORT')) $opts['transport'] = getenv('T_TRANSPORT');
-$c = new Comet\Client(getenv('T_BASE'), getenv('T_KEY') ?: null, $opts);
 try {
+    $c = new Comet\Client(getenv('T_BASE'), getenv('T_KEY') ?: null, $opts);
     $out = ['transport' => $c->transport(), 'result' => (function ($c) {
 %s
     })($c)];
 } catch (Comet\Exception $e) {
-    $out = ['transport' => $c->transport(), 'exception' => get_class($e),
+    $out = ['transport' => isset($c) ? $c->transport() : null, 'exception' => get_class($e),
             'message' => $e->getMessage(), 'status' => $e->getStatus(), 'code' => $e->getCode()];
 }
 echo json_encode($out), "\n";
@@ -63,12 +64,17 @@ class PhpCases:
             if crashes:
                 raise AssertionError("crashed program process:\n" + "\n".join(crashes))
 
-    def php(self, code, srv=None, key=None, base=None, token_key=None):
+    def php(self, code, srv=None, key=None, base=None, token_key=None, extra_env=None):
         """Run code (the body of a function of $c) and return its JSON."""
         srv = srv or self.open_srv
         env = dict(os.environ, COMET_PHP=COMET_PHP,
                    T_BASE=base or srv.url("/comet"), T_KEY=key or "",
                    T_TOKEN_KEY=token_key or "", T_TRANSPORT=self.FORCE or "")
+        # No configuration file of this machine's: only what a case gives.
+        env["COMET_CONFIG"] = ""
+        env.pop("COMET_PUBLISH_KEY", None)
+        env.pop("COMET_TOKEN_KEY", None)
+        env.update(extra_env or {})
         cmd = [PHP]
         if self.STREAMS:
             cmd.append("-n")   # no php.ini: no curl extension, the streams path
@@ -77,7 +83,8 @@ class PhpCases:
         out = p.stdout.decode("utf-8", "replace")
         self.assertEqual(p.returncode, 0, "php failed:\n%s\n%s" % (out, p.stderr.decode()))
         d = json.loads(out)
-        self.assertEqual(d["transport"], "stream" if self.STREAMS else "curl", d)
+        if d["transport"] is not None:   # None: the constructor threw
+            self.assertEqual(d["transport"], "stream" if self.STREAMS else "curl", d)
         return d
 
     def result(self, code, **kw):
@@ -209,10 +216,35 @@ class PhpCases:
             self.assertEqual(r.status, 403, (bad, r))
 
     def test_no_token_key_is_an_error(self):
-        d = self.php("""
-            try { $c->token('private-x', 60); return 'no exception'; }
-            catch (InvalidArgumentException $e) { return 'refused'; }""")
-        self.assertEqual(d["result"], "refused")
+        d = self.exception("return $c->token('private-x', 60);", 0)
+        self.assertIn("no token key", d["message"])
+
+    def test_keys_come_from_the_configuration_file(self):
+        # As the package installs it: the program and PHP read one file, so
+        # the keys need not be in PHP's environment.
+        tmp = tempfile.mkdtemp(prefix="comet-php-conf-")
+        try:
+            path = os.path.join(tmp, "comet-fcgi.conf")
+            with open(path, "w") as f:
+                f.write("# written by the package\nCOMET_PUBLISH_KEY = %s\n"
+                        "COMET_TOKEN_KEY = '%s'\nCOMET_DB = /nowhere\n" % (PUBLISH_KEY, TOKEN_KEY))
+            ch = self.channel("private-conf")
+            got = self.result("return [$c->publish('%s', 'from conf'), $c->token('%s', 60)];"
+                              % (ch, ch), srv=self.keyed_srv, extra_env={"COMET_CONFIG": path})
+            self.assertIsInstance(got[0], int, got)
+            r = self.keyed_srv.sub(ch, since=got[0] - 1, timeout=0, extra=[("token", got[1])])
+            self.assertEqual([m["data"] for m in r.json["messages"]], ["from conf"], r)
+            # Without the file: no key, and the keyed server says so.
+            self.exception("return $c->publish('%s', 'x');" % ch, 401, srv=self.keyed_srv)
+            # A file that is there and cannot be read (here: a directory)
+            # is a Comet\Exception naming it, not a PHP warning or error.
+            d = self.exception("return 1;", 0, extra_env={"COMET_CONFIG": tmp})
+            self.assertIn(tmp, d["message"])
+            # Bad arguments are Comet\Exception too.
+            d = self.exception("return 1;", 0, base="ftp://127.0.0.1/comet")
+            self.assertIn("base URL", d["message"])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def test_unreachable_server_throws_status_0(self):
         port = harness.free_port()   # nothing listens there

@@ -1,19 +1,20 @@
 <?php
 /*
- * comet.php: publish to comet-fcgi from PHP (README, comet-fcgi(8)). One file, PHP 7.4+,
- * needing nothing beyond the curl extension, and falling back to PHP's
- * http:// streams when curl is absent.
+ * comet.php: publish to comet-fcgi from PHP (README, comet-fcgi(8)). One
+ * file, PHP 7.4+, needing nothing beyond the curl extension, and falling
+ * back to PHP's http:// streams when curl is absent.
  *
  *   require 'comet.php';
- *   $comet = new Comet\Client('http://127.0.0.1/comet', getenv('COMET_PUBLISH_KEY') ?: null);
+ *   $comet = new Comet\Client('http://127.0.0.1/comet');   // keys: see __construct
  *   $id = $comet->publish('chat', ['name' => 'ann', 'text' => 'hi']);   // JSON
  *   $id = $comet->publish('news', 'plain text');                         // text/plain
  *   $info = $comet->info('chat');        // ['channel'=>..., 'last_id'=>..., ...]
  *   $tok = $comet->token('private-ann', 3600);   // needs the token key
  *
- * Every failure (network, non-2xx answer, malformed answer) throws a
- * Comet\Exception whose message is the server's error text and whose
- * getStatus() is the HTTP status (0 when no answer came).
+ * Every failure (bad arguments, an unreadable configuration, network,
+ * non-2xx answer, malformed answer) throws a Comet\Exception, and nothing
+ * else does: its message is the server's error text or what went wrong
+ * here, and getStatus() the HTTP status (0 when no answer came).
  */
 
 namespace Comet;
@@ -56,30 +57,90 @@ class Client
     /** @var bool */
     private $useCurl;
 
+    /** Where comet-fcgi's settings are when COMET_CONFIG does not say:
+     * the Debian package's file, then `make install`'s. */
+    const CONFIG_FILES = ['/etc/comet-fcgi/comet-fcgi.conf', '/usr/local/etc/comet-fcgi/comet-fcgi.conf'];
+
     /**
      * @param string  $baseUrl    where comet-fcgi is mounted, e.g. "http://127.0.0.1/comet"
-     * @param ?string $publishKey COMET_PUBLISH_KEY of the server, if it has one
-     * @param array   $options    'token_key' => COMET_TOKEN_KEY (for token()),
+     * @param ?string $publishKey COMET_PUBLISH_KEY of the server; null: from
+     *                            the configuration file (readConfig), else the
+     *                            environment; '': none
+     * @param array   $options    'token_key' => COMET_TOKEN_KEY (for token();
+     *                            found like the publish key when absent),
+     *                            'config' => the configuration file to read,
      *                            'timeout' => seconds per request (default 10),
      *                            'transport' => 'curl' | 'stream' (default: curl when loaded)
      */
     public function __construct(string $baseUrl, ?string $publishKey = null, array $options = [])
     {
         if (!preg_match('#^https?://#i', $baseUrl)) {
-            throw new \InvalidArgumentException('Comet\Client: the base URL must be http:// or https://');
+            throw new Exception('Comet\Client: the base URL must be http:// or https://');
         }
         $this->base = rtrim($baseUrl, '/');
+        $tokenKey = array_key_exists('token_key', $options) ? $options['token_key'] : null;
+        if ($publishKey === null || $tokenKey === null) {
+            $conf = self::readConfig($options['config'] ?? null);
+            $publishKey = $publishKey ?? ($conf['COMET_PUBLISH_KEY'] ?? (getenv('COMET_PUBLISH_KEY') ?: null));
+            $tokenKey = $tokenKey ?? ($conf['COMET_TOKEN_KEY'] ?? (getenv('COMET_TOKEN_KEY') ?: null));
+        }
         $this->publishKey = ($publishKey === '') ? null : $publishKey;
-        $this->tokenKey = isset($options['token_key']) ? (string)$options['token_key'] : null;
+        $this->tokenKey = ($tokenKey === null || $tokenKey === '') ? null : (string)$tokenKey;
         $this->timeout = isset($options['timeout']) ? (float)$options['timeout'] : 10.0;
         $transport = $options['transport'] ?? (extension_loaded('curl') ? 'curl' : 'stream');
         if ($transport !== 'curl' && $transport !== 'stream') {
-            throw new \InvalidArgumentException("Comet\\Client: transport must be 'curl' or 'stream'");
+            throw new Exception("Comet\\Client: transport must be 'curl' or 'stream'");
         }
         if ($transport === 'curl' && !extension_loaded('curl')) {
-            throw new \InvalidArgumentException('Comet\Client: the curl extension is not loaded');
+            throw new Exception('Comet\Client: the curl extension is not loaded');
         }
         $this->useCurl = $transport === 'curl';
+    }
+
+    /**
+     * comet-fcgi's settings file as [NAME => value] (NAME = value lines, '#'
+     * comments, values optionally quoted, as the program reads it). $path
+     * null: COMET_CONFIG, else the first of CONFIG_FILES that exists; []
+     * when there is none. A file that exists and cannot be read throws.
+     */
+    public static function readConfig(?string $path = null): array
+    {
+        if ($path === null) {
+            $env = getenv('COMET_CONFIG');
+            if ($env !== false) {
+                $path = $env;
+            } else {
+                foreach (self::CONFIG_FILES as $f) {
+                    if (@is_file($f)) {
+                        $path = $f;
+                        break;
+                    }
+                }
+            }
+        }
+        if ($path === null || $path === '') {
+            return [];
+        }
+        $text = @is_file($path) ? @file_get_contents($path) : false;
+        if ($text === false) {
+            $who = function_exists('posix_geteuid') ? ' as uid ' . posix_geteuid() : '';
+            throw new Exception("cannot read the comet-fcgi configuration $path$who: pass the keys "
+                . "to Comet\\Client, or let this user read the file (the package makes it root:www-data 0640)");
+        }
+        $conf = [];
+        foreach (preg_split('/\r?\n/', $text) as $line) {
+            $line = trim($line);
+            $eq = strpos($line, '=');
+            if ($line === '' || $line[0] === '#' || $eq === false) {
+                continue;
+            }
+            $v = trim(substr($line, $eq + 1));
+            if (strlen($v) >= 2 && ($v[0] === '"' || $v[0] === "'") && substr($v, -1) === $v[0]) {
+                $v = substr($v, 1, -1);
+            }
+            $conf[trim(substr($line, 0, $eq))] = $v;
+        }
+        return $conf;
     }
 
     /** 'curl' or 'stream': how requests are made. */
@@ -125,7 +186,7 @@ class Client
         $items = [];
         foreach ($messages as $m) {
             if (!is_array($m) || !isset($m['channel']) || !array_key_exists('data', $m)) {
-                throw new \InvalidArgumentException('publishBatch: each message needs channel and data');
+                throw new Exception('publishBatch: each message needs channel and data');
             }
             $item = ['channel' => (string)$m['channel'], 'data' => $m['data']];
             if (isset($m['type'])) {
@@ -164,7 +225,7 @@ class Client
     {
         $key = $tokenKey ?? $this->tokenKey;
         if ($key === null || $key === '') {
-            throw new \InvalidArgumentException('Comet\Client::token: no token key (COMET_TOKEN_KEY)');
+            throw new Exception('Comet\Client::token: no token key (COMET_TOKEN_KEY in the configuration file, or the token_key option)');
         }
         return self::makeToken($key, $channel, time() + $ttlSeconds);
     }
