@@ -7,5 +7,6 @@
 
 int64_t clock_wall_ms(void);	/* Unix milliseconds: message times */
 int64_t clock_mono_ms(void);	/* monotonic milliseconds: deadlines */
+int64_t clock_mono_us(void);	/* monotonic microseconds: latencies */
 
 #endif

@@ -45,6 +45,8 @@ static void answer(struct commit *c, struct commit_job *job, const char *acks, s
 		buf_add(&body, acks, len);
 	}
 	reply_json(&out, 201, body.p, body.len, NULL, job->headers);
+	notify_answer(c->notify, 201);
+	notify_commit_latency(c->notify, clock_mono_us() - job->queued_us);
 	hub_answer(c->hub, job->conn, out.p, out.len);
 	buf_free(&body);
 	buf_free(&out);
@@ -58,6 +60,7 @@ static void refuse(struct commit *c, struct commit_job *job, int rc)
 			    NULL, job->headers);
 	else
 		reply_error(&out, 503, "storage unavailable, try again", NULL, job->headers);
+	notify_answer(c->notify, rc == MSGLOG_EINVAL ? 415 : 503);
 	hub_answer(c->hub, job->conn, out.p, out.len);
 	buf_free(&out);
 }
@@ -73,6 +76,7 @@ static void refuse_all(struct commit *c, struct waiter_qlink *list, const char *
 		__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
 	}
 	log_msg("error", 0, "publish: storage unavailable (%d refused): %s", n, why);
+	notify_storage_error(c->notify);
 }
 
 /* Appends the jobs of list (linked by q.next) in one transaction and
@@ -85,8 +89,8 @@ static int commit_group(struct commit *c, struct waiter_qlink *list, char *err, 
 	int64_t oldest = INT64_MAX;
 	for (struct waiter_qlink *l = list; l; l = l->next) {
 		total += JOB_OF(l)->n;
-		if (JOB_OF(l)->queued < oldest)
-			oldest = JOB_OF(l)->queued;
+		if (JOB_OF(l)->queued_us / 1000 < oldest)
+			oldest = JOB_OF(l)->queued_us / 1000;
 	}
 	struct msglog_msg *all = xcalloc((size_t)total, sizeof *all);
 	int64_t *ids = xcalloc((size_t)total, sizeof *ids);
@@ -202,7 +206,7 @@ int commit_start(struct commit **out, const struct conf *conf, struct notify *n,
 
 void commit_queue(struct commit *c, struct commit_job *job)
 {
-	job->queued = clock_mono_ms();
+	job->queued_us = clock_mono_us();
 	__atomic_add_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
 	waiter_queue_push(&c->queue, &job->q);
 }

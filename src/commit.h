@@ -29,7 +29,7 @@ struct commit_job {
 	struct conn *conn;
 	char *headers;		/* extra answer header lines (CORS), or NULL */
 	bool batch;		/* answer with an array of acknowledgements */
-	int64_t queued;		/* clock_mono_ms() at commit_submit */
+	int64_t queued_us;	/* clock_mono_us() at commit_submit */
 	int n;
 	struct msglog_msg *msg;	/* n messages, pointing into what follows */
 	struct buf body;	/* the request body (one message's data) */

@@ -38,8 +38,9 @@ static const char *hdrs(struct req *q)
 }
 
 /* The whole answer; the hub writes what the socket does not take at once. */
-static void send_and_close(struct req *q, struct buf *out)
+static void send_and_close(struct req *q, int status, struct buf *out)
 {
+	notify_answer(q->a->notify, status);
 	hub_answer(q->a->hub, q->c, out->p, out->len);
 	buf_free(out);
 }
@@ -52,7 +53,7 @@ static void error(struct req *q, int status, const char *msg, const char *extra)
 		buf_adds(&h, extra);
 	reply_error(&out, status, msg, q->callback, h.len ? h.p : NULL);
 	buf_free(&h);
-	send_and_close(q, &out);
+	send_and_close(q, status, &out);
 }
 
 static void unavailable(struct req *q, const char *why)
@@ -62,6 +63,7 @@ static void unavailable(struct req *q, const char *why)
 	log_escape(query, sizeof query, param(q->c, "QUERY_STRING"));
 	log_msg("error", conn_id(q->c), "%s %s?%s: storage unavailable: %s",
 		q->method, path, query, why);
+	notify_storage_error(q->a->notify);
 	error(q, 503, "storage unavailable, try again", NULL);
 }
 
@@ -70,7 +72,7 @@ static void json(struct req *q, int status, struct buf *body)
 	struct buf out = BUF_INIT;
 	reply_json(&out, status, body->p, body->len, q->callback, hdrs(q));
 	buf_free(body);
-	send_and_close(q, &out);
+	send_and_close(q, status, &out);
 }
 
 /* CORS answer headers when the request's Origin is one configured in
@@ -109,7 +111,7 @@ static void preflight(struct req *q, const char *allow)
 			   "Last-Event-ID, Cache-Control\r\n"
 			   "Access-Control-Max-Age: 86400\r\n", q->headers.p, allow);
 	buf_adds(&out, "\r\n");
-	send_and_close(q, &out);
+	send_and_close(q, 204, &out);
 }
 
 /* Method check shared by the endpoints; OPTIONS is answered here. */
@@ -263,6 +265,7 @@ static void sub(struct req *q)
 		msglog_page_free(&pg);
 		struct buf out = BUF_INIT;
 		reply_sse_start(&out, hdrs(q), 2000);
+		notify_answer(a->notify, 200);
 		if (conn_send(q->c, out.p, out.len) < 0) {
 			buf_free(&out);
 			conn_close(q->c);
@@ -536,6 +539,69 @@ static void stats(struct req *q)
 	json(q, 200, &body);
 }
 
+/* The Prometheus text exposition format, version 0.0.4. */
+static void metric(struct buf *b, const char *name, const char *type, const char *help)
+{
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void metrics(struct req *q)
+{
+	char err[256];
+	struct app *a = q->a;
+	if (!method_ok(q, "GET") || !access_ok(q))
+		return;
+	int64_t messages, last_id;
+	if (handler_open(a, err, sizeof err) < 0 ||
+	    msglog_counts(a->log, &messages, &last_id, err, sizeof err) < 0) {
+		unavailable(q, err);
+		return;
+	}
+	struct notify_stats ns;
+	notify_stats(a->notify, &ns);
+	struct buf b = BUF_INIT, out = BUF_INIT;
+	metric(&b, "comet_waiting", "gauge", "Subscribers held now, all processes on this database.");
+	buf_printf(&b, "comet_waiting %lld\n", (long long)ns.waiting);
+	metric(&b, "comet_log_messages", "gauge", "Messages in the log.");
+	buf_printf(&b, "comet_log_messages %lld\n", (long long)messages);
+	metric(&b, "comet_log_last_id", "gauge", "Id of the newest message.");
+	buf_printf(&b, "comet_log_last_id %lld\n", (long long)last_id);
+	metric(&b, "comet_published_total", "counter", "Messages published.");
+	buf_printf(&b, "comet_published_total %llu\n", (unsigned long long)ns.published);
+	metric(&b, "comet_delivered_total", "counter", "Messages sent to subscribers.");
+	buf_printf(&b, "comet_delivered_total %llu\n", (unsigned long long)ns.delivered);
+	metric(&b, "comet_dropped_total", "counter",
+	       "Subscribers disconnected for leaving output unread.");
+	buf_printf(&b, "comet_dropped_total %llu\n", (unsigned long long)ns.dropped);
+	metric(&b, "comet_storage_errors_total", "counter",
+	       "Requests and publish groups refused because storage was unavailable.");
+	buf_printf(&b, "comet_storage_errors_total %llu\n", (unsigned long long)ns.storage_errors);
+	metric(&b, "comet_answers_total", "counter", "Answers by HTTP status.");
+	for (int i = 0; i < NOTIFY_NSTATUS; i++)
+		buf_printf(&b, "comet_answers_total{status=\"%d\"} %llu\n", notify_statuses[i],
+			   (unsigned long long)ns.answers[i]);
+	buf_printf(&b, "comet_answers_total{status=\"other\"} %llu\n",
+		   (unsigned long long)ns.answers[NOTIFY_NSTATUS]);
+	metric(&b, "comet_publish_commit_seconds", "histogram",
+	       "Time from a publish's arrival to its commit.");
+	for (int i = 0; i < NOTIFY_NBUCKETS; i++)
+		buf_printf(&b, "comet_publish_commit_seconds_bucket{le=\"%g\"} %llu\n",
+			   (double)notify_buckets_us[i] / 1e6, (unsigned long long)ns.commit_le[i]);
+	buf_printf(&b, "comet_publish_commit_seconds_bucket{le=\"+Inf\"} %llu\n"
+		   "comet_publish_commit_seconds_sum %.6f\n"
+		   "comet_publish_commit_seconds_count %llu\n",
+		   (unsigned long long)ns.commit_count, (double)ns.commit_sum_us / 1e6,
+		   (unsigned long long)ns.commit_count);
+	metric(&b, "comet_uptime_seconds", "gauge", "Seconds since this process started.");
+	buf_printf(&b, "comet_uptime_seconds %lld\n",
+		   (long long)((clock_wall_ms() - a->started_ms) / 1000));
+	buf_printf(&out, "Status: 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+		   "Cache-Control: no-store\r\n%s\r\n", buf_str(&q->headers));
+	buf_add(&out, b.p, b.len);
+	buf_free(&b);
+	send_and_close(q, 200, &out);
+}
+
 void handler_serve(struct app *a, struct conn *c)
 {
 	struct req q = { a, c, param(c, "REQUEST_METHOD"), BUF_INIT, NULL };
@@ -552,8 +618,11 @@ void handler_serve(struct app *a, struct conn *c)
 	case REQ_EP_STATS:
 		stats(&q);
 		break;
+	case REQ_EP_METRICS:
+		metrics(&q);
+		break;
 	default:
-		error(&q, 404, "unknown endpoint: the path must end in /sub, /pub or /stats", NULL);
+		error(&q, 404, "unknown endpoint: the path must end in /sub, /pub, /stats or /metrics", NULL);
 		break;
 	}
 	buf_free(&q.headers);

@@ -348,6 +348,7 @@ static void answer(struct hub *h, struct waiter *w, int64_t last_id, bool gap, b
 	const struct buf *ans = render(h, w, last_id, gap, reset, plain, &out);
 	if (h->notify)
 		notify_delivered(h->notify, (uint64_t)w->nmatch);
+	notify_answer(h->notify, 200);
 	finish(h, w, ans->p, ans->len);
 	buf_free(&out);
 }
@@ -405,12 +406,14 @@ static bool flush_stream(struct hub *h, struct waiter *w)
 static void fail(struct hub *h, struct waiter *w, const char *why)
 {
 	log_msg("error", conn_id(w->conn), "storage unavailable: %s", why);
+	notify_storage_error(h->notify);
 	if (w->stream) {
 		end(h, w, END_FAILED);	/* headers went out already; the client resumes */
 		return;
 	}
 	struct buf out = BUF_INIT;
 	reply_error(&out, 503, "storage unavailable", w->callback, w->headers);
+	notify_answer(h->notify, 503);
 	finish(h, w, out.p, out.len);
 	buf_free(&out);
 }

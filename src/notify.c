@@ -36,6 +36,20 @@ struct shared {
 	uint64_t dropped;	/* subscribers disconnected for not reading */
 	uint64_t reserved[3];
 	struct slot slots[NOTIFY_SLOTS];
+	/* After the slots, so that a process of an older version, which maps
+	 * less, finds everything it knows where it was. */
+	uint64_t answers[NOTIFY_NSTATUS + 1];	/* by status; the last: others */
+	uint64_t storage_errors;
+	uint64_t commit_le[NOTIFY_NBUCKETS];	/* publishes committed within ... */
+	uint64_t commit_count, commit_sum_us;
+};
+
+const int notify_statuses[NOTIFY_NSTATUS] = {
+	200, 201, 204, 400, 401, 403, 404, 405, 408, 413, 415, 503,
+};
+const int64_t notify_buckets_us[NOTIFY_NBUCKETS] = {
+	1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000,
 };
 
 struct notify {
@@ -184,6 +198,33 @@ void notify_dropped(struct notify *n, uint64_t count)
 	__atomic_add_fetch(&n->sh->dropped, count, __ATOMIC_SEQ_CST);
 }
 
+void notify_answer(struct notify *n, int status)
+{
+	if (!n)
+		return;
+	int i = 0;
+	while (i < NOTIFY_NSTATUS && notify_statuses[i] != status)
+		i++;
+	__atomic_add_fetch(&n->sh->answers[i], 1, __ATOMIC_RELAXED);
+}
+
+void notify_storage_error(struct notify *n)
+{
+	if (n)
+		__atomic_add_fetch(&n->sh->storage_errors, 1, __ATOMIC_RELAXED);
+}
+
+void notify_commit_latency(struct notify *n, int64_t us)
+{
+	if (!n)
+		return;
+	for (int i = 0; i < NOTIFY_NBUCKETS; i++)
+		if (us <= notify_buckets_us[i])
+			__atomic_add_fetch(&n->sh->commit_le[i], 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&n->sh->commit_count, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&n->sh->commit_sum_us, (uint64_t)(us > 0 ? us : 0), __ATOMIC_RELAXED);
+}
+
 void notify_delivered(struct notify *n, uint64_t count)
 {
 	__atomic_add_fetch(&n->sh->delivered, count, __ATOMIC_SEQ_CST);
@@ -194,6 +235,13 @@ void notify_stats(struct notify *n, struct notify_stats *st)
 	st->published = __atomic_load_n(&n->sh->published, __ATOMIC_SEQ_CST);
 	st->delivered = __atomic_load_n(&n->sh->delivered, __ATOMIC_SEQ_CST);
 	st->dropped = __atomic_load_n(&n->sh->dropped, __ATOMIC_SEQ_CST);
+	for (int i = 0; i <= NOTIFY_NSTATUS; i++)
+		st->answers[i] = __atomic_load_n(&n->sh->answers[i], __ATOMIC_RELAXED);
+	st->storage_errors = __atomic_load_n(&n->sh->storage_errors, __ATOMIC_RELAXED);
+	for (int i = 0; i < NOTIFY_NBUCKETS; i++)
+		st->commit_le[i] = __atomic_load_n(&n->sh->commit_le[i], __ATOMIC_RELAXED);
+	st->commit_count = __atomic_load_n(&n->sh->commit_count, __ATOMIC_RELAXED);
+	st->commit_sum_us = __atomic_load_n(&n->sh->commit_sum_us, __ATOMIC_RELAXED);
 	st->waiting = 0;
 	for (int i = 0; i < NOTIFY_SLOTS; i++) {
 		struct slot *s = &n->sh->slots[i];

@@ -18,9 +18,19 @@
 
 struct notify;
 
+/* Answers are counted by status (these; the last count is of others) and
+ * publish-to-commit latency in these buckets (cumulative, microseconds). */
+#define NOTIFY_NSTATUS 12
+#define NOTIFY_NBUCKETS 13
+extern const int notify_statuses[NOTIFY_NSTATUS];
+extern const int64_t notify_buckets_us[NOTIFY_NBUCKETS];
+
 struct notify_stats {
 	uint64_t published, delivered, dropped;
 	int64_t waiting;
+	uint64_t answers[NOTIFY_NSTATUS + 1];
+	uint64_t storage_errors;
+	uint64_t commit_le[NOTIFY_NBUCKETS], commit_count, commit_sum_us;
 };
 
 int notify_open(struct notify **out, const char *db_path, char *err, size_t errlen);
@@ -36,6 +46,10 @@ void notify_waiting(struct notify *n, int delta);
 void notify_published(struct notify *n, uint64_t count);
 void notify_delivered(struct notify *n, uint64_t count);
 void notify_dropped(struct notify *n, uint64_t count);
+/* n may be NULL (a request answered before the notify file could open). */
+void notify_answer(struct notify *n, int status);
+void notify_storage_error(struct notify *n);
+void notify_commit_latency(struct notify *n, int64_t us);
 void notify_stats(struct notify *n, struct notify_stats *st);
 
 #endif

@@ -33,6 +33,8 @@ enum req_endpoint request_endpoint(const char *script_name, const char *path_inf
 		return REQ_EP_PUB;
 	if (n == 5 && memcmp(seg, "stats", 5) == 0)
 		return REQ_EP_STATS;
+	if (n == 7 && memcmp(seg, "metrics", 7) == 0)
+		return REQ_EP_METRICS;
 	return REQ_EP_UNKNOWN;
 }
 

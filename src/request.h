@@ -16,7 +16,7 @@
 #define REQ_MAX_LIMIT 1000
 #define REQ_DEFAULT_LIMIT 100
 
-enum req_endpoint { REQ_EP_UNKNOWN, REQ_EP_SUB, REQ_EP_PUB, REQ_EP_STATS };
+enum req_endpoint { REQ_EP_UNKNOWN, REQ_EP_SUB, REQ_EP_PUB, REQ_EP_STATS, REQ_EP_METRICS };
 
 struct req_error {
 	int status;

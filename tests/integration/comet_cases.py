@@ -5,6 +5,7 @@ configuration (see tests/harness.py and SPEC.md)."""
 import itertools
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -117,6 +118,43 @@ class CometCases:
         self.assertEqual(after["last_id"], m["id"])
         self.assertEqual(after["messages"], d["messages"] + 1)
         self.assertGreaterEqual(after["published"], 1)
+
+    def metrics(self):
+        r = self.srv.get("/comet/metrics", headers=self.srv.auth_headers())
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.content_type.startswith("text/plain"), r)
+        samples = {}
+        for line in r.body.decode().splitlines():
+            if line.startswith("#"):
+                self.assertRegex(line, r"^# (HELP|TYPE) comet_[a-z_]+ ")
+                continue
+            m = re.match(r'^(comet_[a-z_]+(?:\{[a-z]+="[^"]*"\})?) (\S+)$', line)
+            self.assertIsNotNone(m, "not a sample line: %r" % line)
+            samples[m.group(1)] = float(m.group(2))
+        return samples
+
+    def test_metrics(self):
+        # Prometheus text format; the counters are of every process on the
+        # database (mod_fcgid: many), like stats.
+        before = self.metrics()
+        for k in ("comet_waiting", "comet_published_total", "comet_delivered_total",
+                  "comet_dropped_total", "comet_storage_errors_total",
+                  'comet_answers_total{status="201"}', 'comet_answers_total{status="404"}',
+                  'comet_publish_commit_seconds_bucket{le="+Inf"}',
+                  "comet_publish_commit_seconds_count", "comet_publish_commit_seconds_sum"):
+            self.assertIn(k, before)
+        self.publish(channel(), "x")
+        self.assertEqual(self.srv.get("/comet/nothing").status, 404)
+        after = self.metrics()
+        self.assertEqual(after["comet_published_total"], before["comet_published_total"] + 1)
+        self.assertEqual(after["comet_log_last_id"], before["comet_log_last_id"] + 1)
+        for k in ('comet_answers_total{status="201"}', 'comet_answers_total{status="404"}',
+                  "comet_publish_commit_seconds_count"):
+            self.assertGreaterEqual(after[k], before[k] + 1, k)
+        # Buckets are cumulative and end at the count.
+        buckets = [v for k, v in after.items() if k.startswith("comet_publish_commit_seconds_bucket")]
+        self.assertEqual(buckets, sorted(buckets))
+        self.assertEqual(buckets[-1], after["comet_publish_commit_seconds_count"])
 
     def test_publish_answer(self):
         ch = channel()
