@@ -36,10 +36,11 @@ bool auth_equal(const char *a, const char *b)
 	return diff == 0;
 }
 
-int auth_publish(const char *authorization, const char *remote_addr, const char *key)
+int auth_publish(const char *authorization, const char *remote_addr, const char *key,
+		 bool loopback)
 {
 	if (!key)
-		return auth_loopback(remote_addr) ? 0 : 403;
+		return loopback && auth_loopback(remote_addr) ? 0 : 403;
 	if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
 		return 401;
 	const char *given = authorization + 7;

@@ -16,6 +16,7 @@ struct conf {
 	char *cors_origin;
 	long body_timeout, output_max;
 	bool sync_full;
+	bool publish_loopback;
 };
 
 /* Looks a variable up; getenv by default, a table in the tests. */

@@ -138,11 +138,14 @@ static bool method_ok(struct req *q, const char *allow)
 static bool access_ok(struct req *q)
 {
 	int st = auth_publish(param(q->c, "HTTP_AUTHORIZATION"), param(q->c, "REMOTE_ADDR"),
-			      q->a->conf.publish_key);
+			      q->a->conf.publish_key, q->a->conf.publish_loopback);
 	if (st == 401)
 		error(q, 401, "a valid publish key is required (Authorization: Bearer)", NULL);
-	else if (st)
+	else if (st && q->a->conf.publish_loopback)
 		error(q, 403, "allowed from loopback only: no publish key is configured", NULL);
+	else if (st)
+		error(q, 403, "publishing is closed: no publish key is configured "
+		      "(COMET_PUBLISH_KEY)", NULL);
 	return st == 0;
 }
 

@@ -34,6 +34,8 @@ def main():
     print("comet-fcgi %s under %s at %s/comet/"
           % (srv.stats().get("version", "?"), kind, srv.base_url))
     print("SQLite log: %s" % srv.db)
+    print("No publish key: publishing is open to loopback clients only "
+          "(COMET_PUBLISH_LOOPBACK=on, a demo's setting; the default is closed).")
     print()
     print("Chat (open it in several tabs; ?transport=longpoll forces long-polling):")
     print("  %s" % srv.url("/chat/"))

@@ -269,6 +269,11 @@ class Server:
         self.program = program or program_path()
         self.www = os.path.abspath(www or os.environ.get("COMET_WWW_DIR") or WWW_DIR)
         self.publish_key = self.extra_env.get("COMET_PUBLISH_KEY")
+        # Without a key, publishing is closed by default; the tests' clients
+        # are on loopback, so a server without a key lets loopback in unless
+        # the test says otherwise (the secure default is tested on its own).
+        if not self.publish_key:
+            self.extra_env.setdefault("COMET_PUBLISH_LOOPBACK", "on")
         self.proc = None
         self.scratch = None
         self.fixed_port = port       # None: a free one
@@ -441,7 +446,8 @@ class Server:
             raise
 
     def _spawn_and_wait(self):
-        """Start the server; True once /comet/stats answers 200, False if it
+        """Start the server; True once /comet/stats answers (200, or the
+        program's 403 when publishing is closed), False if it
         exited because the port was taken; raises on anything else."""
         out = open(os.path.join(self.scratch, "server.out"), "ab")
         try:
@@ -466,7 +472,8 @@ class Server:
                                    % (self.kind, status, logs))
             try:
                 r = self.get("/comet/stats", headers=self.auth_headers(), timeout=5)
-                if r.status == 200:
+                # 403 from the program itself: up, with publishing closed.
+                if r.status == 200 or (r.status == 403 and isinstance(r.json, dict)):
                     return True
                 last = r
             except (OSError, http.client.HTTPException) as e:

@@ -61,7 +61,8 @@ class CommandLine(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="comet-cli-")
         self.db = os.path.join(self.dir, "comet.db")
-        self.env = {"COMET_DB": self.db, "REMOTE_ADDR": "127.0.0.1"}
+        self.env = {"COMET_DB": self.db, "REMOTE_ADDR": "127.0.0.1",
+                    "COMET_PUBLISH_LOOPBACK": "on"}
 
     def tearDown(self):
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -121,10 +122,30 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(json.loads(body), {"error": json.loads(body)["error"], "status": 403})
         env["REMOTE_ADDR"] = "::1"
         self.assertEqual(cgi(env, b"x")[0], 201)
-        for path in ("/comet/stats",):
+        for path in ("/comet/stats", "/comet/metrics"):
             st, _, _, _ = cgi(dict(self.env, REQUEST_METHOD="GET", SCRIPT_NAME=path,
                                    REMOTE_ADDR="198.51.100.1"))
             self.assertEqual(st, 403)
+
+    def test_closed_by_default_without_key(self):
+        # The default: no key, no COMET_PUBLISH_LOOPBACK: nobody publishes,
+        # not even loopback (behind a reverse proxy on the same host every
+        # visitor is loopback); reading is open.
+        closed = dict(self.env)
+        del closed["COMET_PUBLISH_LOOPBACK"]
+        for addr in ("127.0.0.1", "::1", "192.0.2.7"):
+            env = dict(closed, REQUEST_METHOD="POST", SCRIPT_NAME="/comet/pub",
+                       QUERY_STRING="channel=c", CONTENT_TYPE="text/plain", REMOTE_ADDR=addr)
+            st, _, body, _ = cgi(env, b"x")
+            self.assertEqual(st, 403, addr)
+            self.assertIn("COMET_PUBLISH_KEY", json.loads(body)["error"])
+            for path in ("/comet/stats", "/comet/metrics"):
+                st, _, _, _ = cgi(dict(closed, REQUEST_METHOD="GET", SCRIPT_NAME=path,
+                                       REMOTE_ADDR=addr))
+                self.assertEqual(st, 403, (addr, path))
+        st, _, _, _ = cgi(dict(closed, REQUEST_METHOD="GET", SCRIPT_NAME="/comet/sub",
+                               QUERY_STRING="channel=c&timeout=0"))
+        self.assertEqual(st, 200)
 
     def test_private_channels_need_tokens(self):
         def token(chan, expiry, key=b"tk"):
@@ -238,7 +259,8 @@ class CommandLine(unittest.TestCase):
     def test_cgi_storage_unavailable_is_503(self):
         env = {"COMET_DB": "/nonexistent-dir/comet.db", "REQUEST_METHOD": "POST",
                "SCRIPT_NAME": "/comet/pub", "QUERY_STRING": "channel=c",
-               "CONTENT_TYPE": "text/plain", "REMOTE_ADDR": "127.0.0.1"}
+               "CONTENT_TYPE": "text/plain", "REMOTE_ADDR": "127.0.0.1",
+               "COMET_PUBLISH_LOOPBACK": "on"}
         st, h, body, err = cgi(env, b"x")
         self.assertEqual(st, 503)
         self.assertEqual(h.get("retry-after"), "1")
@@ -279,7 +301,8 @@ class Standalone(unittest.TestCase):
         s.bind(("127.0.0.1", 0))
         self.port = s.getsockname()[1]
         s.close()
-        env = {"PATH": os.environ.get("PATH", ""), "COMET_DB": os.path.join(self.dir, "c.db")}
+        env = {"PATH": os.environ.get("PATH", ""), "COMET_DB": os.path.join(self.dir, "c.db"),
+               "COMET_PUBLISH_LOOPBACK": "on"}
         self.proc = subprocess.Popen([PROGRAM, "--listen", "127.0.0.1:%d" % self.port], env=env,
                                      stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10

@@ -107,8 +107,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(body);
 	}
 	request_endpoint(path, query);
-	auth_publish(authz, addr, "key");
-	auth_publish(authz, addr, NULL);
+	auth_publish(authz, addr, "key", true);
+	if (auth_publish(authz, addr, NULL, false) != 403)
+		abort();
+	auth_publish(authz, addr, NULL, true);
 	free(copy);
 	return 0;
 }

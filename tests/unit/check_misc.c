@@ -46,14 +46,17 @@ START_TEST(publish_access)
 	ck_assert(!auth_loopback("10.0.0.1"));
 	ck_assert(!auth_loopback("127.0.0.1.evil"));
 	ck_assert(!auth_loopback(NULL));
-	ck_assert_int_eq(auth_publish(NULL, "127.0.0.1", NULL), 0);
-	ck_assert_int_eq(auth_publish(NULL, "192.0.2.1", NULL), 403);
-	ck_assert_int_eq(auth_publish(NULL, "127.0.0.1", "k3y"), 401);
-	ck_assert_int_eq(auth_publish("Bearer k3", "127.0.0.1", "k3y"), 401);
-	ck_assert_int_eq(auth_publish("Bearer k3yy", "127.0.0.1", "k3y"), 401);
-	ck_assert_int_eq(auth_publish("Basic k3y", "192.0.2.1", "k3y"), 401);
-	ck_assert_int_eq(auth_publish("Bearer k3y", "192.0.2.1", "k3y"), 0);
-	ck_assert_int_eq(auth_publish("bearer k3y", "192.0.2.1", "k3y"), 0);
+	/* No key: closed, unless loopback is let in. */
+	ck_assert_int_eq(auth_publish(NULL, "127.0.0.1", NULL, false), 403);
+	ck_assert_int_eq(auth_publish(NULL, "127.0.0.1", NULL, true), 0);
+	ck_assert_int_eq(auth_publish(NULL, "192.0.2.1", NULL, true), 403);
+	/* A key: required from everywhere, loopback or not. */
+	ck_assert_int_eq(auth_publish(NULL, "127.0.0.1", "k3y", true), 401);
+	ck_assert_int_eq(auth_publish("Bearer k3", "127.0.0.1", "k3y", false), 401);
+	ck_assert_int_eq(auth_publish("Bearer k3yy", "127.0.0.1", "k3y", false), 401);
+	ck_assert_int_eq(auth_publish("Basic k3y", "192.0.2.1", "k3y", false), 401);
+	ck_assert_int_eq(auth_publish("Bearer k3y", "192.0.2.1", "k3y", false), 0);
+	ck_assert_int_eq(auth_publish("bearer k3y", "192.0.2.1", "k3y", false), 0);
 	ck_assert(auth_equal("", ""));
 	ck_assert(!auth_equal("a", ""));
 }
