@@ -56,13 +56,21 @@ static void error(struct req *q, int status, const char *msg, const char *extra)
 	send_and_close(q, status, &out);
 }
 
+/* The storage failure last logged: a misconfiguration is told once (and
+ * again when it changes, or comes back after the log opened), not with
+ * every request it refuses. The reading loop's alone. */
+static char told[512];
+
 static void unavailable(struct req *q, const char *why)
 {
 	char path[160], query[160];
 	log_escape(path, sizeof path, param(q->c, "SCRIPT_NAME"));
 	log_escape(query, sizeof query, param(q->c, "QUERY_STRING"));
-	log_msg("error", conn_id(q->c), "%s %s?%s: storage unavailable: %s",
-		q->method, path, query, why);
+	if (strncmp(told, why, sizeof told - 1) != 0) {
+		log_msg("error", conn_id(q->c), "%s %s?%s: storage unavailable: %s",
+			q->method, path, query, why);
+		snprintf(told, sizeof told, "%s", why);
+	}
 	notify_storage_error(q->a->notify);
 	error(q, 503, "storage unavailable, try again", NULL);
 }
@@ -156,6 +164,7 @@ int handler_open(struct app *a, char *err, size_t errlen)
 	if (!a->log) {
 		if (msglog_open(&a->log, a->conf.db, a->conf.sync_full, err, errlen) < 0)
 			return -1;
+		told[0] = '\0';
 		msglog_retention(a->log, a->conf.retain, a->conf.retain_seconds);
 	}
 	return 0;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -17,6 +18,7 @@
 #include "notify.h"
 #include "request.h"
 #include "server.h"
+#include "user.h"
 #include "utf8.h"
 
 static void usage(FILE *f)
@@ -37,6 +39,33 @@ static void usage(FILE *f)
 static const char *env_lookup(const char *name, void *arg)
 {
 	return getenv(name);
+}
+
+/* A publish run as another user than the one whose database it is would
+ * leave files (-wal, -shm, -notify) that user cannot open, and lock the web
+ * server out: refused, naming who to run it as. */
+static int check_owner(const char *db, char *err, size_t errlen)
+{
+	char dir[4096], owner[64], me[64];
+	struct stat st;
+	snprintf(dir, sizeof dir, "%s", db);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else
+		slash[slash == dir] = '\0';
+	/* The file's owner, or for a new file the directory's (not a shared
+	 * sticky one like /tmp, where anyone makes files of their own). */
+	if (stat(db, &st) != 0 && (stat(dir, &st) != 0 || (st.st_mode & S_ISVTX)))
+		return 0;
+	if (st.st_uid == geteuid())
+		return 0;
+	user_name(st.st_uid, owner, sizeof owner);
+	user_name(geteuid(), me, sizeof me);
+	snprintf(err, errlen, "%s belongs to %s, and this runs as %s: files made here now would "
+		 "lock %s out. Run it as %s: sudo -u %s comet-fcgi publish ...", db, owner, me,
+		 owner, owner, owner);
+	return -1;
 }
 
 static int cli_publish(struct app *a, int argc, char **argv)
@@ -77,7 +106,8 @@ static int cli_publish(struct app *a, int argc, char **argv)
 			a->conf.max_message);
 	} else if (!utf8_valid(data.p ? data.p : "", data.len)) {
 		fprintf(stderr, "comet-fcgi: the message must be UTF-8 text without NUL bytes\n");
-	} else if (handler_open(a, err, sizeof err) < 0) {
+	} else if (check_owner(a->conf.db, err, sizeof err) < 0 ||
+		   handler_open(a, err, sizeof err) < 0) {
 		fprintf(stderr, "comet-fcgi: %s\n", err);
 	} else {
 		struct msglog_msg m = { chan, type, data.p ? data.p : "", data.len };

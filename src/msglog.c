@@ -28,6 +28,7 @@
 #include "clock.h"
 #include "msglog.h"
 #include "request.h"
+#include "user.h"
 
 #define RENDER "json_object('id',id,'channel',channel,'time',time,'type',type," \
 	"'data',CASE WHEN type='application/json' THEN json(data) ELSE data END)"
@@ -128,7 +129,8 @@ static void not_writable(const struct msglog *l, const char *what, const char *m
 			 char *err, size_t errlen)
 {
 	const char *p = l->path;
-	unsigned uid = (unsigned)geteuid();
+	char me[64];
+	user_name(geteuid(), me, sizeof me);
 	char dir[4096], file[4200];
 	snprintf(dir, sizeof dir, "%s", p);
 	char *slash = strrchr(dir, '/');
@@ -146,20 +148,21 @@ static void not_writable(const struct msglog *l, const char *what, const char *m
 	}
 	struct stat st;
 	if (e == ENOENT)
-		snprintf(err, errlen, "%s: its directory %s does not exist (%.40s: %s): create it, "
-			 "writable by uid %u", p, dir, what, msg, uid);
+		snprintf(err, errlen, "%s: its directory %s does not exist (%.40s: %s): create it "
+			 "for the user the program runs as, %s: install -d -o %s %s",
+			 p, dir, what, msg, me, me, dir);
 	else if (e == EROFS)
 		snprintf(err, errlen, "%s is on a read-only filesystem (%.40s: %s): remount it "
 			 "read-write or set COMET_DB to a writable place", p, what, msg);
 	else if (e && stat(file, &st) == 0)
-		snprintf(err, errlen, "%s: not writable by uid %u (%.40s: %s; %s: %s, owner uid "
-			 "%u, mode %03o): chown %u the directory and the files of the database "
-			 "(%s, -wal, -shm, -notify), or set COMET_DB to a place it may write",
-			 p, uid, what, msg, file, strerror(e), (unsigned)st.st_uid,
-			 (unsigned)st.st_mode & 07777, uid, p);
+		snprintf(err, errlen, "%s: not writable by %s, the user the program runs as "
+			 "(%.40s: %s; %s: %s, owner uid %u, mode %03o): chown -R %s %s, or set "
+			 "COMET_DB to a place it may write",
+			 p, me, what, msg, file, strerror(e), (unsigned)st.st_uid,
+			 (unsigned)st.st_mode & 07777, me, dir);
 	else
-		snprintf(err, errlen, "%s: cannot open it for writing as uid %u (%.40s: %s%s%s)",
-			 p, uid, what, msg, e ? ": " : "", e ? strerror(e) : "");
+		snprintf(err, errlen, "%s: cannot open it for writing as %s (%.40s: %s%s%s)",
+			 p, me, what, msg, e ? ": " : "", e ? strerror(e) : "");
 }
 
 /* err for a storage failure: what went wrong with which file, and what to

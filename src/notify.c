@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "user.h"
 #include "notify.h"
 
 #define NOTIFY_MAGIC 0x434f4d45u	/* "COME" */
@@ -62,18 +63,28 @@ struct notify {
  * what to do. */
 static int failed(const char *path, const char *what, int e, char *err, size_t errlen)
 {
-	unsigned uid = (unsigned)geteuid();
+	char me[64];
+	user_name(geteuid(), me, sizeof me);
 	if (e == ENOSPC || e == EDQUOT)
 		snprintf(err, errlen, "disk full creating %s (%s: %s): free disk space on its "
 			 "filesystem", path, what, strerror(e));
 	else if (e == EACCES || e == EPERM)
-		snprintf(err, errlen, "%s: not writable by uid %u (%s: %s): chown %u it and its "
-			 "directory, or set COMET_DB to a place it may write", path, uid, what,
-			 strerror(e), uid);
+		snprintf(err, errlen, "%s: not writable by %s, the user the program runs as "
+			 "(%s: %s): chown %s it and its directory, or set COMET_DB to a place it "
+			 "may write", path, me, what, strerror(e), me);
 	else if (e == EROFS)
 		snprintf(err, errlen, "%s is on a read-only filesystem (%s: %s): remount it "
 			 "read-write or set COMET_DB to a writable place", path, what, strerror(e));
-	else
+	else if (e == ENOENT) {
+		char dir[4096];
+		snprintf(dir, sizeof dir, "%s", path);
+		char *slash = strrchr(dir, '/');
+		if (slash)
+			slash[slash == dir] = '\0';
+		snprintf(err, errlen, "%s: its directory %s does not exist: create it for the user "
+			 "the program runs as, %s: install -d -o %s %s", path,
+			 slash ? dir : ".", me, me, slash ? dir : ".");
+	} else
 		snprintf(err, errlen, "%s: %s: %s", path, what, strerror(e));
 	return -1;
 }

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -97,6 +98,27 @@ class CommandLine(unittest.TestCase):
         p = self.run_prog(["publish", "c", "x"], env={"COMET_CONFIG": conf})
         self.assertEqual(p.returncode, 2)
         self.assertIn("COMET_KEEPALIVE", p.stderr.decode())
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to play two users")
+    def test_publish_as_the_wrong_user_says_so(self):
+        # The database directory is the web server's user's (here nobody):
+        # root publishing there would leave files nobody cannot open.
+        nobody = pwd.getpwnam("nobody")
+        d = os.path.join(self.dir, "state")
+        os.mkdir(d)
+        os.chmod(self.dir, 0o755)
+        os.chown(d, nobody.pw_uid, nobody.pw_gid)
+        db = os.path.join(d, "comet.db")
+        p = self.run_prog(["publish", "c", "x"], env={"COMET_DB": db})
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("sudo -u nobody comet-fcgi publish", p.stderr.decode())
+        self.assertEqual(os.listdir(d), [], "files were made anyway")
+        # As its owner it works.
+        p = subprocess.run([PROGRAM, "publish", "c", "x"], capture_output=True,
+                           env={"PATH": os.environ.get("PATH", ""), "COMET_DB": db},
+                           preexec_fn=lambda: (os.setgid(nobody.pw_gid), os.setuid(nobody.pw_uid)))
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertEqual(json.loads(p.stdout)["channel"], "c")
 
     def test_publish_command(self):
         p = self.run_prog(["publish", "chat", "hello"])

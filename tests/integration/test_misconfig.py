@@ -78,6 +78,18 @@ class Misconfig:
                 lambda: (lambda t: t if "/nonexistent-comet-dir" in t else None)(self.logs_of(srv)),
                 10, "the database path in the logs")
             self.assertIn("storage unavailable", logs)
+            # What to do, for whom: the user the program runs as.
+            user = srv._run_user()[0] if self.KIND == "apache" or os.geteuid() == 0 else None
+            self.assertIn("install -d -o", logs)
+            if user and self.KIND == "apache":
+                self.assertIn("install -d -o %s /nonexistent-comet-dir" % user, logs)
+            # Told once per process, not with every request it refuses.
+            for _ in range(3):
+                self.assertEqual(srv.get("/comet/sub", query={"channel": "c"}).status, 503)
+            told = self.logs_of(srv).count("storage unavailable: /nonexistent-comet-dir")
+            procs = max(1, len(srv.program_pids()))
+            self.assertGreaterEqual(told, 1)
+            self.assertLessEqual(told, procs, "logged again for every request")
 
 
 class LighttpdMisconfig(Misconfig, unittest.TestCase):
