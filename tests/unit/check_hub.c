@@ -121,8 +121,10 @@ static bool take(int client, struct buf *raw, struct buf *out)
 	while ((got = read(client, chunk, sizeof chunk)) > 0)
 		buf_add(raw, chunk, (size_t)got);
 	long used = wire_answer(raw->p, raw->len, out, &ended);
-	memmove(raw->p, raw->p + used, raw->len - (size_t)used);
-	raw->len -= (size_t)used;
+	if (used > 0) {
+		memmove(raw->p, raw->p + used, raw->len - (size_t)used);
+		raw->len -= (size_t)used;
+	}
 	buf_str(out);
 	return ended;
 }
