@@ -526,20 +526,29 @@ static void pub(struct req *q)
 	json(q, 200, &body);
 }
 
-static void stats(struct req *q)
+/* What stats and metrics report: false when the request was answered
+ * already (not allowed, or storage unavailable). */
+static bool counts(struct req *q, int64_t *messages, int64_t *last_id, struct notify_stats *ns)
 {
 	char err[256];
-	struct app *a = q->a;
 	if (!method_ok(q, "GET") || !access_ok(q))
-		return;
-	int64_t messages, last_id;
-	if (handler_open(a, err, sizeof err) < 0 ||
-	    msglog_counts(a->log, &messages, &last_id, err, sizeof err) < 0) {
+		return false;
+	if (handler_open(q->a, err, sizeof err) < 0 ||
+	    msglog_counts(q->a->log, messages, last_id, err, sizeof err) < 0) {
 		unavailable(q, err);
-		return;
+		return false;
 	}
+	notify_stats(q->a->notify, ns);
+	return true;
+}
+
+static void stats(struct req *q)
+{
+	struct app *a = q->a;
+	int64_t messages, last_id;
 	struct notify_stats ns;
-	notify_stats(a->notify, &ns);
+	if (!counts(q, &messages, &last_id, &ns))
+		return;
 	struct buf body = BUF_INIT;
 	buf_printf(&body, "{\"version\":\"%s\",\"uptime\":%lld,\"messages\":%lld,"
 		   "\"last_id\":%lld,\"waiting\":%lld,\"published\":%llu,\"delivered\":%llu,"
@@ -559,18 +568,11 @@ static void metric(struct buf *b, const char *name, const char *type, const char
 
 static void metrics(struct req *q)
 {
-	char err[256];
 	struct app *a = q->a;
-	if (!method_ok(q, "GET") || !access_ok(q))
-		return;
 	int64_t messages, last_id;
-	if (handler_open(a, err, sizeof err) < 0 ||
-	    msglog_counts(a->log, &messages, &last_id, err, sizeof err) < 0) {
-		unavailable(q, err);
-		return;
-	}
 	struct notify_stats ns;
-	notify_stats(a->notify, &ns);
+	if (!counts(q, &messages, &last_id, &ns))
+		return;
 	struct buf b = BUF_INIT, out = BUF_INIT;
 	metric(&b, "comet_waiting", "gauge", "Subscribers held now, all processes on this database.");
 	buf_printf(&b, "comet_waiting %lld\n", (long long)ns.waiting);
