@@ -14,7 +14,10 @@ the site in www/ (comet.js, comet.php, the chat demo; PHP via php-cgi) as the
 document root, so srv.url("/chat/") is the chat demo. The only
 generated file is, for Apache, <scratch>/comet-env.conf holding FcgidInitialEnv
 lines for the optional COMET_* settings a test asks for; lighttpd copies those
-from its own environment (bin-copy-environment).
+from its own environment (bin-copy-environment). Server("lighttpd",
+config=<another shipped configuration>, server_env={...}) runs one that
+includes the same snippet, such as lighttpd/comet-beside-apache.conf, with
+the further variables it reads from lighttpd's environment.
 
 Environment:
     COMET_FCGI          the program (default: src/comet-fcgi of the build tree)
@@ -253,10 +256,18 @@ class Server:
     """A real web server (kind "lighttpd" or "apache") serving comet-fcgi at
     /comet/ on 127.0.0.1:<free port>, in a fresh scratch directory."""
 
-    def __init__(self, kind, env=None, program=None, www=None, port=None):
+    def __init__(self, kind, env=None, program=None, www=None, port=None,
+                 config=None, server_env=None):
         if kind not in ("lighttpd", "apache"):
             raise ValueError("kind must be lighttpd or apache")
+        if config and kind != "lighttpd":
+            raise ValueError("config: lighttpd only")
         self.kind = kind
+        # Another shipped lighttpd configuration than lighttpd/lighttpd.conf
+        # (one that includes the same snippet), and the variables it reads
+        # from lighttpd's environment besides the ones set here.
+        self.config = os.path.abspath(config) if config else None
+        self.server_env = {k: str(v) for k, v in (server_env or {}).items()}
         self.extra_env = {k: str(v) for k, v in (env or {}).items()}
         for k in self.extra_env:
             if not k.startswith("COMET_") or k == "COMET_DB":
@@ -342,7 +353,8 @@ class Server:
                                "(build it, or set COMET_FCGI)" % self.program)
         if not os.path.isdir(self.www):
             raise HarnessError("document root not found: %s (set COMET_WWW_DIR)" % self.www)
-        if self.kind == "lighttpd" and not os.access(PHP_CGI, os.X_OK):
+        if (self.kind == "lighttpd" and not self.config
+                and not os.access(PHP_CGI, os.X_OK)):
             raise HarnessError("lighttpd/lighttpd.conf runs PHP with %s: install php-cgi"
                                % PHP_CGI)
         if self.kind == "apache" and os.geteuid() == 0:
@@ -377,6 +389,7 @@ class Server:
             "COMET_DB": self.db,
             "COMET_WWW_DIR": self.www,
         })
+        env.update(self.server_env)
         if self.kind == "lighttpd":
             env.update(self.extra_env)
         else:
@@ -399,7 +412,8 @@ class Server:
 
     def _command(self):
         if self.kind == "lighttpd":
-            return [_find_exe("LIGHTTPD", "lighttpd"), "-D", "-f", LIGHTTPD_CONF]
+            return [_find_exe("LIGHTTPD", "lighttpd"), "-D", "-f",
+                    self.config or LIGHTTPD_CONF]
         return [_find_exe("APACHE2", "apache2"), "-d", APACHE_DIR,
                 "-f", APACHE_CONF, "-DFOREGROUND"]
 

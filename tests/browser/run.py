@@ -5,6 +5,10 @@ and Apache started through tests/harness.py (see the *.test.js files).
 
     python3 tests/browser/run.py [client|chat|restart|keepalive|cors|jsonp|protocol ...]
 
+(modphp.test.js is not among them: tests/integration/test_modphp.py starts
+its servers, an Apache with mod_php among them, and runs it with
+ensure_modules() and run_file() from here.)
+
 Exits 77 (skipped, for `make check`) when node or chromium is missing.
 Installs playwright-core from package-lock.json with `npm ci` when it is not
 there yet: into tests/browser/node_modules of the source tree, or of the
