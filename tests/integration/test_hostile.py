@@ -80,16 +80,9 @@ N_HELD_REPLACED = 5
 N_PUBS_REPLACED = 5
 
 
-
-def sanitized():
-    """Whether the program is an ASan build (configure --enable-sanitizers):
-    there the test checks memory safety under this load, with its time
-    limits stretched (SLOW) and no bound on resident memory."""
-    with open(harness.program_path(), "rb") as f:
-        return b"__asan_init" in f.read()
-
-
-SLOW = 3 if sanitized() else 1
+# An ASan build (harness.sanitized()) is checked for memory safety under this
+# load, with the time limits stretched and no bound on resident memory.
+SLOW = 3 if harness.sanitized() else 1
 PROBE_LIMIT = 1.0 * SLOW    # every probe answered within this (seconds)
 GIVE_UP = 3.0 * SLOW        # a probe still unanswered then counts as unanswered
 PACE = 0.1                  # seconds between probe rounds (load shaping)

@@ -65,7 +65,9 @@ APACHE2 = harness._find_exe("APACHE2", "apache2")
 N = 1000                # subscribers held on lighttpd
 MEASURE = 10.0          # seconds of page and publish.php requests
 PERIOD = 0.05           # one request per PERIOD, page and publish.php in turn
-LIMIT = 0.100           # each must answer within this
+# Each must answer within this (stretched for an ASan build of the program,
+# which publish.php's publishes go through).
+LIMIT = 0.100 * (3 if harness.sanitized() else 1)
 WORKERS = 20            # MaxRequestWorkers of the prefork Apache
 CHANNEL = "live"
 KEY = "modphp-test-publish-key"
