@@ -132,6 +132,32 @@ def sanitized():
         return b"__asan_init" in f.read()
 
 
+def accessible_by_others(path):
+    """Can an unrelated user execute path (every directory searchable)?"""
+    p = os.path.abspath(path)
+    try:
+        if not os.stat(p).st_mode & stat.S_IXOTH:
+            return False
+        d = os.path.dirname(p)
+        while True:
+            if not os.stat(d).st_mode & stat.S_IXOTH:
+                return False
+            if d == "/":
+                return True
+            d = os.path.dirname(d)
+    except OSError:
+        return False
+
+
+def readable_by_others(path):
+    """Can an unrelated user read path (every directory searchable)?"""
+    p = os.path.abspath(path)
+    try:
+        return bool(os.stat(p).st_mode & stat.S_IROTH) and accessible_by_others(os.path.dirname(p))
+    except OSError:
+        return False
+
+
 def free_port():
     """A currently free TCP port on 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -323,35 +349,10 @@ class Server:
             return user, grp.getgrgid(pw.pw_gid).gr_name
         raise HarnessError("no www-data or nobody user to run Apache as")
 
-    def _accessible_by_others(self, path):
-        """Can an unrelated user execute path (every directory searchable)?"""
-        p = os.path.abspath(path)
-        try:
-            if not os.stat(p).st_mode & stat.S_IXOTH:
-                return False
-            d = os.path.dirname(p)
-            while True:
-                if not os.stat(d).st_mode & stat.S_IXOTH:
-                    return False
-                if d == "/":
-                    return True
-                d = os.path.dirname(d)
-        except OSError:
-            return False
-
-    def _readable_by_others(self, path):
-        """Can an unrelated user read path (every directory searchable)?"""
-        p = os.path.abspath(path)
-        try:
-            return (bool(os.stat(p).st_mode & stat.S_IROTH)
-                    and self._accessible_by_others(os.path.dirname(p)))
-        except OSError:
-            return False
-
     def _prepare_scratch(self):
         self.scratch = tempfile.mkdtemp(prefix="comet-%s-" % self.kind)
         if (self.kind == "apache" and os.geteuid() == 0
-                and not self._accessible_by_others(os.path.dirname(self.scratch))):
+                and not accessible_by_others(os.path.dirname(self.scratch))):
             # $TMPDIR is closed to the user Apache will run as; use /tmp.
             os.rmdir(self.scratch)
             self.scratch = tempfile.mkdtemp(prefix="comet-%s-" % self.kind, dir="/tmp")
@@ -371,13 +372,13 @@ class Server:
             # writable for that user.
             user, group = self._run_user()
             pw = pwd.getpwnam(user)
-            if not self._accessible_by_others(self.program):
+            if not accessible_by_others(self.program):
                 bindir = os.path.join(self.scratch, "bin")
                 os.mkdir(bindir)
                 dst = os.path.join(bindir, "comet-fcgi")
                 shutil.copy2(self.program, dst)
                 self.program = dst
-            if not self._readable_by_others(os.path.join(self.www, "comet.js")):
+            if not readable_by_others(os.path.join(self.www, "comet.js")):
                 # The site is readable only by root here; serve a copy.
                 dst = os.path.join(self.scratch, "www")
                 shutil.copytree(self.www, dst)

@@ -42,7 +42,6 @@ import selectors
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
@@ -184,22 +183,6 @@ def http_get(port, path, timeout):
         conn.close()
 
 
-def readable_by_anyone(path):
-    """Can Apache's user read path (every directory above searchable)?"""
-    try:
-        if not os.stat(path).st_mode & stat.S_IROTH:
-            return False
-        d = os.path.dirname(os.path.abspath(path))
-        while True:
-            if not os.stat(d).st_mode & stat.S_IXOTH:
-                return False
-            if d == "/":
-                return True
-            d = os.path.dirname(d)
-    except OSError:
-        return False
-
-
 class ModPhpApache:
     """Debian's apache2 with mod_php, prefork, from a configuration written
     to a scratch directory, serving a site that publishes to comet_url."""
@@ -215,7 +198,7 @@ class ModPhpApache:
         site = os.path.join(self.dir, "site")
         os.makedirs(site, exist_ok=True)
         comet_php = COMET_PHP
-        if not readable_by_anyone(comet_php):
+        if not harness.readable_by_others(comet_php):
             comet_php = os.path.join(self.dir, "comet.php")
             shutil.copy(COMET_PHP, comet_php)
         user = ""
