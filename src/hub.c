@@ -23,6 +23,10 @@
 
 /* Rows read from the log per round; a longer backlog takes more rounds. */
 #define BATCH_ROWS 1000
+/* What lagging streams may read of their backlogs in one turn of the hub,
+ * all together, in COMET_OUTPUT_MAX: a turn stays short (a wake-up or a
+ * new subscriber waits at most that), and the rest goes on next turn. */
+#define TURN_BACKLOG 4
 
 struct hub {
 	const struct conf *conf;
@@ -40,6 +44,7 @@ struct hub {
 	int64_t (*now)(void);
 	size_t output_max;
 	bool in_round;			/* within match(): answered sockets close last */
+	size_t turn_left;		/* backlog bytes streams may still read this turn */
 	struct waiter *ended;		/* ended this turn, freed at its end */
 	int *closing;			/* ... these */
 	size_t nclosing, capclosing;
@@ -498,9 +503,12 @@ static enum caught catch_up(struct hub *h, struct waiter *w)
 	/* A stream reads in pages of half its output bound, and only while
 	 * its socket keeps up: its queue never holds much more than that. */
 	size_t low = h->output_max / 2;
-	/* At most this much per call, so that one stream reading a long
-	 * backlog takes turns with everyone else. */
+	/* At most this much per call, and per turn for all streams together
+	 * (TURN_BACKLOG), so that streams reading long backlogs take turns
+	 * with each other and a turn stays short for everyone else. */
 	size_t budget = h->output_max;
+	if (w->stream && h->turn_left == 0)
+		return CAUGHT_BEHIND;
 	for (;;) {
 		size_t queued = conn_pending(w->conn);
 		size_t room = low > queued ? low - queued : 1;
@@ -546,7 +554,8 @@ static enum caught catch_up(struct hub *h, struct waiter *w)
 		if (!more)
 			return CAUGHT_UP;
 		budget = budget > got ? budget - got : 0;
-		if (conn_pending(w->conn) >= low || budget == 0)
+		h->turn_left = h->turn_left > got ? h->turn_left - got : 0;
+		if (conn_pending(w->conn) >= low || budget == 0 || h->turn_left == 0)
 			return CAUGHT_BEHIND;
 	}
 }
@@ -857,6 +866,7 @@ void hub_poll(struct hub *h, int max_wait_ms)
 		timeout = max_wait_ms;
 	int n = epoll_wait(h->ep, ev, 256, timeout);
 	bool bell = false, stop = false;
+	h->turn_left = TURN_BACKLOG * h->output_max;
 	struct waiter *out = NULL;
 	for (int i = 0; i < n; i++) {
 		void *p = ev[i].data.ptr;
