@@ -326,6 +326,9 @@ class Server:
         self.db = None
         self.logs = ""
         self._stopped = False
+        # Apache's own worker processes, as seen before each stop: their
+        # exits are Apache's, not the program's (crash_lines).
+        self._web_pids = set()
 
     # ---------------------------------------------------------------- setup
 
@@ -531,6 +534,7 @@ class Server:
         """SIGTERM the server, wait for it and its children, SIGKILL what is
         left of its session."""
         if self.proc and self.proc.poll() is None:
+            self._note_web_pids()
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=STOP_TIMEOUT)
@@ -587,8 +591,20 @@ class Server:
                 else:
                     shutil.rmtree(self.scratch, ignore_errors=True)
 
+    def _note_web_pids(self):
+        for pid in _session_members(self.proc.pid):
+            try:
+                exe = os.readlink("/proc/%d/exe" % pid)
+            except OSError:
+                continue
+            if os.path.basename(exe).startswith("apache2"):
+                self._web_pids.add(pid)
+
     def crash_lines(self):
-        """Lines of the server's logs that report a crashed program process."""
+        """Lines of the server's logs that report a crashed program process.
+        Apache's "AH00052: child pid N exit signal" is about one of its own
+        worker processes (mod_fcgid logs its programs' ends itself): not the
+        program's, when N was an apache2 process of this server."""
         out = []
         for p in self.error_log_paths():
             try:
@@ -596,7 +612,13 @@ class Server:
                     text = f.read().decode("utf-8", "replace")
             except OSError:
                 continue
-            out += [line for line in text.splitlines() if CRASH_RE.search(line)]
+            for line in text.splitlines():
+                m = re.search(r"AH00052: child pid (\d+) exit signal", line)
+                if m and int(m.group(1)) in self._web_pids:
+                    sys.stderr.write("harness: an Apache worker, not the program: %s\n" % line)
+                    continue
+                if CRASH_RE.search(line):
+                    out.append(line)
         return out
 
     def program_pids(self):
