@@ -49,12 +49,7 @@ static int check_owner(const char *db, char *err, size_t errlen)
 {
 	char dir[4096], owner[64], me[64];
 	struct stat st;
-	snprintf(dir, sizeof dir, "%s", db);
-	char *slash = strrchr(dir, '/');
-	if (!slash)
-		snprintf(dir, sizeof dir, ".");
-	else
-		slash[slash == dir] = '\0';
+	user_dir(db, dir, sizeof dir);
 	/* The file's owner, or for a new file the directory's (not a shared
 	 * sticky one like /tmp, where anyone makes files of their own). */
 	if (stat(db, &st) != 0 && (stat(dir, &st) != 0 || (st.st_mode & S_ISVTX)))

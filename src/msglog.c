@@ -132,12 +132,7 @@ static void not_writable(const struct msglog *l, const char *what, const char *m
 	char me[64];
 	user_name(geteuid(), me, sizeof me);
 	char dir[4096], file[4200];
-	snprintf(dir, sizeof dir, "%s", p);
-	char *slash = strrchr(dir, '/');
-	if (!slash)
-		snprintf(dir, sizeof dir, ".");
-	else
-		slash[slash == dir] = '\0';
+	user_dir(p, dir, sizeof dir);
 	snprintf(file, sizeof file, "%s", dir);
 	int e = faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0 ? errno : 0;
 	static const char *const suffix[] = { "", "-wal", "-shm" };

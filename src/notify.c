@@ -77,13 +77,9 @@ static int failed(const char *path, const char *what, int e, char *err, size_t e
 			 "read-write or set COMET_DB to a writable place", path, what, strerror(e));
 	else if (e == ENOENT) {
 		char dir[4096];
-		snprintf(dir, sizeof dir, "%s", path);
-		char *slash = strrchr(dir, '/');
-		if (slash)
-			slash[slash == dir] = '\0';
+		user_dir(path, dir, sizeof dir);
 		snprintf(err, errlen, "%s: its directory %s does not exist: create it for the user "
-			 "the program runs as, %s: install -d -o %s %s", path,
-			 slash ? dir : ".", me, me, slash ? dir : ".");
+			 "the program runs as, %s: install -d -o %s %s", path, dir, me, me, dir);
 	} else
 		snprintf(err, errlen, "%s: %s: %s", path, what, strerror(e));
 	return -1;

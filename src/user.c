@@ -1,8 +1,9 @@
-/* user: user names for messages. */
+/* user: user names and directories for messages. */
 #include "config.h"
 
 #include <pwd.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "user.h"
 
@@ -14,5 +15,16 @@ const char *user_name(uid_t uid, char *buf, size_t n)
 		snprintf(buf, n, "%s", pw.pw_name);
 	else
 		snprintf(buf, n, "%u", (unsigned)uid);
+	return buf;
+}
+
+const char *user_dir(const char *path, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s", path);
+	char *slash = strrchr(buf, '/');
+	if (!slash)
+		snprintf(buf, n, ".");
+	else
+		slash[slash == buf] = '\0';	/* "/x" is in "/" */
 	return buf;
 }
