@@ -158,6 +158,14 @@ def readable_by_others(path):
         return False
 
 
+def chown_tree(top, uid, gid):
+    """chown -R: top and everything below it."""
+    for root, dirs, files in os.walk(top):
+        for n in dirs + files:
+            os.chown(os.path.join(root, n), uid, gid)
+    os.chown(top, uid, gid)
+
+
 def free_port():
     """A currently free TCP port on 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -386,10 +394,7 @@ class Server:
                 dst = os.path.join(self.scratch, "www")
                 shutil.copytree(self.www, dst)
                 self.www = dst
-            for root, dirs, files in os.walk(self.scratch):
-                for n in dirs + files:
-                    os.chown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
-            os.chown(self.scratch, pw.pw_uid, pw.pw_gid)
+            chown_tree(self.scratch, pw.pw_uid, pw.pw_gid)
         os.chmod(self.scratch, 0o755)
 
     def _server_env(self):

@@ -222,10 +222,7 @@ class ModPhpApache:
         shutil.copy(SUBSCRIBER_JS, os.path.join(site, "subscriber.js"))
         if os.geteuid() == 0:
             pw = pwd.getpwnam("www-data")
-            for root, dirs, names in os.walk(self.dir):
-                for n in dirs + names:
-                    os.chown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
-            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            harness.chown_tree(self.dir, pw.pw_uid, pw.pw_gid)
         os.chmod(self.dir, 0o755)
 
     def start(self):
