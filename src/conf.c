@@ -17,6 +17,9 @@
 #ifndef COMET_DEFAULT_DB
 #define COMET_DEFAULT_DB "/var/lib/comet-fcgi/comet.db"
 #endif
+#ifndef COMET_DEFAULT_STATE_DIR
+#define COMET_DEFAULT_STATE_DIR "/var/lib/comet-fcgi"
+#endif
 
 enum conf_type { CONF_INT, CONF_STR, CONF_BOOL_ENUM };
 
@@ -34,7 +37,9 @@ struct conf_def {
 
 static const struct conf_def table[] = {
 	{ "COMET_DB", CONF_STR, COMET_DEFAULT_DB, 0, 0, NULL, OFF(db),
-	  "SQLite database file holding the message log" },
+	  "the message log: a SQLite file, or a postgresql:// URI shared by several hosts" },
+	{ "COMET_STATE_DIR", CONF_STR, COMET_DEFAULT_STATE_DIR, 0, 0, NULL, OFF(state_dir),
+	  "with PostgreSQL, this host's own files (wake-up word, local copy of the log)" },
 	{ "COMET_TIMEOUT", CONF_INT, "25", 0, 3600, NULL, OFF(timeout),
 	  "seconds a long-poll waits when the request gives no timeout" },
 	{ "COMET_MAX_TIMEOUT", CONF_INT, "120", 0, 3600, NULL, OFF(max_timeout),

@@ -8,6 +8,7 @@
 
 struct conf {
 	char *db;
+	char *state_dir;
 	long timeout, max_timeout;
 	long keepalive, stream_max;
 	char *publish_key, *token_key;
