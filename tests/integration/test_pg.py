@@ -1,0 +1,723 @@
+#!/usr/bin/env python3
+"""comet-fcgi on a PostgreSQL log shared by several hosts (SPEC.md: Model,
+COMET_DB, COMET_STATE_DIR), against real PostgreSQL clusters the tests start
+themselves (harness.PostgreSQL: initdb in a scratch directory, fsync on, a
+role `comet` owning its database and nothing more; the program creates its
+schema on first use).
+
+A "host" here is one web server with a state directory of its own
+(COMET_STATE_DIR: its wake-up word and its local copy of the log); two hosts
+share nothing but the PostgreSQL database.
+
+1. The contract cases of test_lighttpd.py and test_apache.py (comet_cases),
+   each class on a fresh database. Cases that open the SQLite file itself
+   are SQLite-only (comet_cases.sqlite_only) and skip here.
+2. Two hosts, lighttpd and Apache (mod_fcgid): a held long-poll and an event
+   stream on one are answered by a publish on the other; the cross-host
+   wake-up (publish ack -> the held subscriber's answer) is measured.
+3. kill -9 of the program on both hosts during concurrent publishing on
+   both: every acknowledged message is in the log once, in id order, as
+   published, on both hosts; a live follower on each host never goes back
+   and misses nothing.
+4. PostgreSQL stopped, and killed: publishing answers 503 with Retry-After,
+   never 201; long-polls held before stay held and get the first message
+   after PostgreSQL is back; nothing is restarted.
+5. Failover: a synchronous standby, both hosts on a multi-host URI with
+   target_session_attrs=read-write; the primary is killed mid-publishing and
+   the standby promoted: publishing resumes by itself, nothing acknowledged
+   is lost, ids go on increasing.
+
+Skipped (77) only when PostgreSQL's server programs are not installed
+(bootstrap installs them).
+"""
+
+import http.client
+import json
+import os
+import random
+import re
+import signal
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness  # noqa: E402
+import test_apache  # noqa: E402  (modules, not classes: their tests run there)
+import test_lighttpd  # noqa: E402
+from comet_cases import MaxMessageCases, PublishKeyCases, channel, stop_checked  # noqa: E402
+
+# ------------------------------------------------------------------ fixture
+
+_shared = None
+_shared_lock = threading.Lock()
+
+
+def shared_cluster():
+    """One cluster for the tests that do not stop or kill PostgreSQL; each
+    user takes a database of its own from it."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = harness.PostgreSQL(name="shared").start()
+        return _shared
+
+
+def tearDownModule():
+    global _shared
+    if _shared is not None:
+        _shared.destroy()
+        _shared = None
+
+
+class PgBackend:
+    """Put first in the bases: the comet_cases classes on PostgreSQL."""
+
+    BACKEND = "postgresql"
+
+    @classmethod
+    def server_args(cls):
+        pg = shared_cluster()
+        return {"db": pg.uri(pg.create_database())}
+
+
+# ------------------------------------------------------------------ helpers
+
+TEXT = {"Content-Type": "text/plain"}
+
+
+def post(srv, ch, data, timeout=15):
+    """One publish on a connection of its own (no process spawned: what is
+    timed is the request). Returns a harness.Response."""
+    return srv.post("/comet/pub", query={"channel": ch}, body=data,
+                    headers=dict(TEXT, **srv.auth_headers()), timeout=timeout)
+
+
+def read_all(test, srv, channels, limit=1000):
+    """Every retained message on channels, paged from since=0 with limit
+    and more. Checks on the way that ids strictly increase."""
+    out, cursor = [], 0
+    for _ in range(100000):
+        r = srv.sub(channels, since=cursor, timeout=0, limit=limit, http_timeout=30)
+        test.assertEqual(r.status, 200, r)
+        d = r.json
+        test.assertNotIn("gap", d, r)
+        test.assertNotIn("reset", d, r)
+        for m in d["messages"]:
+            test.assertGreater(m["id"], out[-1]["id"] if out else cursor,
+                               "%s: ids not strictly increasing: %r" % (srv.kind, r))
+        out += d["messages"]
+        test.assertGreaterEqual(d["last_id"], cursor, r)
+        cursor = d["last_id"]
+        if not d["more"]:
+            return out
+    raise AssertionError("paging did not end")
+
+
+def pct(values, p):
+    """Nearest-rank percentile."""
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    k = max(0, min(len(v) - 1, int(round(p / 100.0 * len(v) + 0.5)) - 1))
+    return v[k]
+
+
+def figures(values):
+    return "p50 %.1f ms, p99 %.1f ms, max %.1f ms (n=%d)" % (
+        pct(values, 50) * 1000, pct(values, 99) * 1000, max(values) * 1000, len(values))
+
+
+def report(line):
+    sys.stderr.write("FIGURE: %s\n" % line)
+    sys.stderr.flush()
+
+
+# Log lines that a kill -9 of the program by the test itself leaves behind
+# (lighttpd: "child signalled: 9"; mod_fcgid: "get unexpected signal 9", and
+# the requests that were in flight on the killed process).
+KILLED_RE = re.compile(r"signalled: 9\b|signal 9\b|End of script output before headers"
+                       r"|FastCGI server closed connection|closed connection|child exited")
+
+
+def crashes_besides_kills(srv):
+    return [line for line in srv.crash_lines() if not KILLED_RE.search(line)]
+
+
+def held(srv, chans, since, timeout, out, key):
+    """Thread body: one long-poll; out[key] = (Response or exception, when)."""
+    try:
+        r = srv.sub(chans, since=since, timeout=timeout, http_timeout=timeout + 30)
+    except Exception as e:      # reported by the test that reads out[key]
+        r = e
+    out[key] = (r, time.monotonic())
+
+
+def start_held(srv, chans, since, timeout, out, key):
+    base = srv.stats()["waiting"]
+    t = threading.Thread(target=held, args=(srv, chans, since, timeout, out, key), daemon=True)
+    t.start()
+    srv.wait_for_waiting(base + 1, timeout=20)
+    return t
+
+
+# ======================================================= 1. the contract cases
+
+class PgLighttpd(PgBackend, test_lighttpd.Lighttpd):
+    pass
+
+
+class PgLighttpdClientGone(PgBackend, test_lighttpd.LighttpdClientGone):
+    pass
+
+
+class PgLighttpdMaxMessage(PgBackend, MaxMessageCases, unittest.TestCase):
+    KIND = "lighttpd"
+
+
+class PgLighttpdPublishKey(PgBackend, PublishKeyCases, unittest.TestCase):
+    KIND = "lighttpd"
+
+
+class PgApache(PgBackend, test_apache.Apache):
+    pass
+
+
+class PgApacheMaxMessage(PgBackend, MaxMessageCases, unittest.TestCase):
+    KIND = "apache"
+
+
+class PgApachePublishKey(PgBackend, PublishKeyCases, unittest.TestCase):
+    KIND = "apache"
+
+
+# ============================================================ 2. two hosts
+
+class TwoHosts(unittest.TestCase):
+    """lighttpd and Apache, nothing shared but the PostgreSQL database."""
+
+    ROUNDS = 50
+
+    @classmethod
+    def setUpClass(cls):
+        pg = shared_cluster()
+        uri = pg.uri(pg.create_database())
+        cls.lt = harness.Server("lighttpd", db=uri).start()
+        try:
+            cls.ap = harness.Server("apache", db=uri).start()
+        except BaseException:
+            cls.lt.stop()
+            raise
+        assert cls.lt.state_dir != cls.ap.state_dir
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            stop_checked(cls.lt)
+        finally:
+            stop_checked(cls.ap)
+
+    def pairs(self):
+        return [(self.lt, self.ap), (self.ap, self.lt)]
+
+    def test_same_log_on_both_hosts(self):
+        ch = channel("both")
+        acks = []
+        for i in range(6):
+            srv = (self.lt, self.ap)[i % 2]
+            r = post(srv, ch, "m%d via %s" % (i, srv.kind))
+            self.assertEqual(r.status, 201, r)
+            acks.append(r.json)
+        ids = [a["id"] for a in acks]
+        self.assertEqual(ids, sorted(set(ids)), "one sequence across hosts")
+        want = [(a["id"], "m%d via %s" % (i, ("lighttpd", "apache")[i % 2]))
+                for i, a in enumerate(acks)]
+        for srv in (self.lt, self.ap):
+            with self.subTest(host=srv.kind):
+                # Every host answers from the same log at once.
+                got = harness.wait_until(
+                    lambda: (lambda ms: ms if len(ms) == len(want) else None)(
+                        read_all(self, srv, ch)), 5, "the log on %s" % srv.kind)
+                self.assertEqual([(m["id"], m["data"]) for m in got], want)
+                info = srv.get("/comet/pub", query={"channel": ch}, headers=srv.auth_headers())
+                self.assertEqual(info.status, 200, info)
+                self.assertEqual((info.json["first_id"], info.json["last_id"],
+                                  info.json["messages"]), (ids[0], ids[-1], 6), info)
+
+    def test_held_long_poll_answered_from_other_host(self):
+        for src, dst in self.pairs():
+            with self.subTest(publish_on=src.kind, held_on=dst.kind):
+                ch = channel("x")
+                first = post(src, ch, "before")
+                self.assertEqual(first.status, 201, first)
+                out = {}
+                t = start_held(dst, ch, first.json["id"], 30, out, "r")
+                self.assertNotIn("r", out, "answered before anything was published")
+                r = post(src, ch, "from %s" % src.kind)
+                self.assertEqual(r.status, 201, r)
+                t.join(40)
+                ans, _ = out["r"]
+                self.assertIsInstance(ans, harness.Response, ans)
+                self.assertEqual(ans.status, 200, ans)
+                self.assertEqual([(m["id"], m["channel"], m["data"]) for m in ans.json["messages"]],
+                                 [(r.json["id"], ch, "from %s" % src.kind)], ans)
+                self.assertEqual(ans.json["last_id"], r.json["id"], ans)
+
+    def test_event_stream_gets_other_hosts_publish(self):
+        for src, dst in self.pairs():
+            with self.subTest(publish_on=src.kind, stream_on=dst.kind):
+                ch = channel("sse")
+                with dst.open_stream("/comet/sub", {"channel": ch},
+                                     {"Accept": "text/event-stream"}) as st:
+                    st.read_head()
+                    self.assertEqual(st.status, 200)
+                    self.assertTrue(st.headers.get("Content-Type", "").startswith(
+                        "text/event-stream"), st.headers.items())
+                    self.assertTrue(st.read_until(b"\n\n", timeout=5).startswith(b"retry: "))
+                    dst.wait_for_waiting(1)
+                    acks = [post(src, ch, "ev%d" % i) for i in range(3)]
+                    for a in acks:
+                        self.assertEqual(a.status, 201, a)
+                    for a in acks:
+                        ev = st.read_until(b"\n\n", timeout=10).decode()
+                        while ev.startswith("event: ping"):
+                            ev = st.read_until(b"\n\n", timeout=10).decode()
+                        self.assertIn("id: %d\n" % a.json["id"], ev)
+                        data = json.loads(ev.split("data: ", 1)[1].split("\n", 1)[0])
+                        self.assertEqual((data["id"], data["channel"]), (a.json["id"], ch))
+
+    def test_cross_host_wakeup_latency(self):
+        """ROUNDS in each direction: a long-poll held on one host, a publish
+        on the other; from the publish's 201 to the held request's answer."""
+        lat = {}
+        for src, dst in self.pairs():
+            ch = channel("lat")
+            since = post(src, ch, "start").json["id"]
+            from_ack, from_send = [], []
+            for i in range(self.ROUNDS):
+                out = {}
+                t = start_held(dst, ch, since, 30, out, "r")
+                t0 = time.monotonic()
+                r = post(src, ch, "round %d" % i)
+                t_ack = time.monotonic()
+                self.assertEqual(r.status, 201, r)
+                t.join(40)
+                ans, t_ans = out["r"]
+                self.assertIsInstance(ans, harness.Response, ans)
+                self.assertEqual(ans.status, 200, ans)
+                self.assertEqual([m["id"] for m in ans.json["messages"]], [r.json["id"]], ans)
+                since = r.json["id"]
+                # The answer may come before the publisher has read its 201.
+                from_ack.append(max(0.0, t_ans - t_ack))
+                from_send.append(t_ans - t0)
+            lat[(src.kind, dst.kind)] = (from_ack, from_send)
+            report("cross-host wake-up, publish on %s -> held on %s: from the 201: %s; "
+                   "from sending the publish: %s" % (src.kind, dst.kind, figures(from_ack),
+                                                     figures(from_send)))
+        for (s, d), (from_ack, _) in lat.items():
+            self.assertLess(pct(from_ack, 99), 1.0, "%s -> %s: %s" % (s, d, figures(from_ack)))
+
+
+# ================================================= 3. kill -9 during publishing
+
+class Publishers:
+    """THREADS publishers per host until stop; every 201 recorded with what
+    was sent. Each body is unique, so a message in the log names its
+    request."""
+
+    THREADS = 3
+    CHANNELS = ("order-a", "order-b", "order-c")
+
+    def __init__(self, hosts, seed=7):
+        self.hosts = hosts
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.acked = {}          # id -> (channel, data)
+        self.sent = {}           # data -> channel
+        self.events = []         # (t_sent, t_answered, host kind, status or None, id)
+        self.dup_acks = []
+        self.statuses = {}
+        self.threads = [threading.Thread(target=self.run, args=(h, k, seed * 100 + 10 * j + k),
+                                         daemon=True)
+                        for j, h in enumerate(hosts) for k in range(self.THREADS)]
+
+    def run(self, srv, k, seed):
+        rng = random.Random(seed)
+        i = 0
+        while not self.stop.is_set():
+            ch = rng.choice(self.CHANNELS)
+            data = "%s-%d-%d" % (srv.kind, k, i)
+            i += 1
+            with self.lock:
+                self.sent[data] = ch
+            t0 = time.monotonic()
+            try:
+                r = post(srv, ch, data, timeout=20)
+                status = r.status
+            except (OSError, http.client.HTTPException):
+                r, status = None, None
+            t1 = time.monotonic()
+            with self.lock:
+                self.statuses[status] = self.statuses.get(status, 0) + 1
+                mid = None
+                if status == 201:
+                    mid = r.json["id"]
+                    if mid in self.acked:
+                        self.dup_acks.append((mid, self.acked[mid], (ch, data)))
+                    self.acked[mid] = (ch, data)
+                self.events.append((t0, t1, srv.kind, status, mid))
+            if status != 201:
+                # Pace retries while a process restarts (not synchronisation).
+                self.stop.wait(0.02)
+
+    def count(self):
+        with self.lock:
+            return len(self.acked)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+
+class Follower:
+    """A live subscriber on one host: long-polls with since=<last_id> on
+    every channel until it has passed `target`. It must never see an id
+    that is not above the last one it saw."""
+
+    def __init__(self, srv, channels):
+        self.srv, self.channels = srv, list(channels)
+        self.seen = []           # ids in the order received
+        self.messages = {}
+        self.cursor = 0
+        self.errors = []         # what went wrong at the HTTP level (allowed while killing)
+        self.violations = []     # what must never happen
+        self.target = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        deadline = None
+        while True:
+            if self.target is not None:
+                if deadline is None:
+                    deadline = time.monotonic() + 60
+                if self.cursor >= self.target or time.monotonic() > deadline:
+                    break
+            try:
+                r = self.srv.sub(self.channels, since=self.cursor, timeout=3, limit=1000,
+                                 http_timeout=30)
+            except (OSError, http.client.HTTPException) as e:
+                self.errors.append(repr(e))
+                self.done.wait(0.05)
+                continue
+            if r.status != 200 or not isinstance(r.json, dict):
+                self.errors.append("%d %r" % (r.status, r.body[:200]))
+                self.done.wait(0.05)
+                continue
+            d = r.json
+            if d.get("gap") or d.get("reset"):
+                self.violations.append("since=%d: %r" % (self.cursor, r))
+            for m in d["messages"]:
+                last = self.seen[-1] if self.seen else self.cursor
+                if m["id"] <= max(last, self.cursor):
+                    self.violations.append("since=%d: id %d after %d: %r"
+                                           % (self.cursor, m["id"], last, r))
+                self.seen.append(m["id"])
+                self.messages[m["id"]] = (m["channel"], m["data"])
+            if d["last_id"] < self.cursor:
+                self.violations.append("last_id went back from %d: %r" % (self.cursor, r))
+            else:
+                self.cursor = d["last_id"]
+        self.done.set()
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def finish(self, target):
+        self.target = target
+        self.thread.join(90)
+
+
+class CrashOrdering(unittest.TestCase):
+    RUN_SECONDS = 8
+    KILL_ROUNDS = 6
+
+    def test_kill_9_on_both_hosts_during_publishing(self):
+        pg = shared_cluster()
+        uri = pg.uri(pg.create_database())
+        env = {"COMET_RETAIN": "1000000"}
+        hosts = []
+        try:
+            hosts.append(harness.Server("lighttpd", db=uri, env=env).start())
+            hosts.append(harness.Server("apache", db=uri, env=env).start())
+            chans = Publishers.CHANNELS
+            followers = [Follower(h, chans).start() for h in hosts]
+            kills = {h.kind: 0 for h in hosts}
+            rounds_with_kills = {h.kind: 0 for h in hosts}
+            with Publishers(hosts) as pub:
+                harness.wait_until(lambda: pub.count() >= 20, 30, "the first publishes")
+                t_end = time.monotonic() + self.RUN_SECONDS
+                for i in range(self.KILL_ROUNDS):
+                    # Pace the kills over the run (load shaping, not
+                    # synchronisation): a few on each host.
+                    pub.stop.wait(max(0.0, (t_end - time.monotonic()) / (self.KILL_ROUNDS - i + 1)))
+                    h = hosts[i % 2]
+                    n = 0
+                    for pid in h.program_pids():
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                            n += 1
+                        except ProcessLookupError:
+                            pass
+                    kills[h.kind] += n
+                    rounds_with_kills[h.kind] += n > 0
+                # Publishing goes on after the last kill, on both hosts.
+                t_last = time.monotonic()
+                for h in hosts:
+                    harness.wait_until(
+                        lambda: any(e[0] > t_last and e[3] == 201 and e[2] == h.kind
+                                    for e in list(pub.events)),
+                        30, "a publish on %s acknowledged after the last kill" % h.kind)
+                pub.stop.wait(max(0.0, t_end - time.monotonic()))
+            acked = dict(pub.acked)
+            report("kill -9 on two hosts: %d kills (%s), %d acknowledged, answers %s"
+                   % (sum(kills.values()), kills, len(acked),
+                      {str(k): v for k, v in sorted(pub.statuses.items(), key=str)}))
+            self.assertEqual(pub.dup_acks, [], "an id was acknowledged to two publishes")
+            for h in hosts:
+                self.assertGreaterEqual(rounds_with_kills[h.kind], self.KILL_ROUNDS // 2,
+                                        "%s: nothing to kill: %r" % (h.kind, kills))
+            self.assertGreater(len(acked), 100, "too few publishes got through to mean anything")
+            for status in pub.statuses:
+                self.assertIn(status, (201, 500, 502, 503, None),
+                              "unexpected answer to a publish: %r" % (pub.statuses,))
+            top = max(acked)
+            for f in followers:
+                f.finish(top)
+            for h in hosts:
+                with self.subTest(reader=h.kind):
+                    log = read_all(self, h, list(chans))
+                    ids = [m["id"] for m in log]
+                    self.assertEqual(len(ids), len(set(ids)), "an id appears twice")
+                    by_id = {m["id"]: (m["channel"], m["data"]) for m in log}
+                    missing = sorted(set(acked) - set(by_id))
+                    self.assertEqual(missing, [], "acknowledged messages missing on %s "
+                                     "(%d of %d)" % (h.kind, len(missing), len(acked)))
+                    wrong = {i: (acked[i], by_id[i]) for i in acked if by_id[i] != acked[i]}
+                    self.assertEqual(wrong, {}, "messages differ from what was published")
+                    datas = [m["data"] for m in log]
+                    self.assertEqual(len(datas), len(set(datas)), "a publish stored twice")
+                    strangers = [m for m in log if pub.sent.get(m["data"]) != m["channel"]]
+                    self.assertEqual(strangers, [], "messages nobody published")
+            for f in followers:
+                with self.subTest(follower=f.srv.kind):
+                    self.assertTrue(f.done.is_set(), "the follower on %s did not reach id %d "
+                                    "(at %d)" % (f.srv.kind, top, f.cursor))
+                    self.assertEqual(f.violations, [], "follower on %s" % f.srv.kind)
+                    missed = sorted(set(acked) - set(f.seen))
+                    self.assertEqual(missed, [], "the follower on %s passed over acknowledged "
+                                     "messages" % f.srv.kind)
+                    for i in acked:
+                        self.assertEqual(f.messages[i], acked[i])
+                    report("follower on %s: %d messages, %d failed requests while killing"
+                           % (f.srv.kind, len(f.seen), len(f.errors)))
+            for h in hosts:
+                self.assertEqual(crashes_besides_kills(h), [], "%s: a crash the test did not "
+                                 "cause" % h.kind)
+        finally:
+            for h in hosts:
+                h.stop()
+
+
+# ============================================================= 4. PG outage
+
+class Outage(unittest.TestCase):
+    """PostgreSQL goes away under both hosts, then comes back; nothing else
+    is touched."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = harness.PostgreSQL(name="outage").start()
+        uri = cls.pg.uri()
+        cls.lt = cls.ap = None
+        try:
+            cls.lt = harness.Server("lighttpd", db=uri).start()
+            cls.ap = harness.Server("apache", db=uri).start()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            for srv in (cls.lt, cls.ap):
+                if srv:
+                    stop_checked(srv)
+        finally:
+            cls.pg.destroy()
+
+    def outage(self, down):
+        hosts = (self.lt, self.ap)
+        ch = channel("outage")
+        before = {}
+        for h in hosts:
+            r = post(h, ch, "before, via %s" % h.kind)
+            self.assertEqual(r.status, 201, r)
+            before[h.kind] = r.json["id"]
+        since = max(before.values())
+        lt_pids = self.lt.program_pids()
+        web_pids = [h.proc.pid for h in hosts]
+        out, threads = {}, []
+        for h in hosts:
+            threads.append(start_held(h, ch, since, 120, out, h.kind))
+        t_down = time.monotonic()
+        down()
+        refused = {}
+        for h in hosts:
+            for i in range(3):
+                r = post(h, ch, "during %d, via %s" % (i, h.kind), timeout=30)
+                self.assertEqual(r.status, 503, "%s, PostgreSQL down: %r" % (h.kind, r))
+                self.assertEqual(r.json and r.json.get("status"), 503, r)
+                retry = r.headers.get("Retry-After")
+                self.assertTrue(retry and retry.strip().isdigit(),
+                                "503 without Retry-After: %r" % (r.headers.items(),))
+                refused.setdefault(h.kind, []).append(r.elapsed)
+        report("PostgreSQL %s: publishes answered 503 in %s"
+               % (down.__name__, {k: ["%.0f ms" % (x * 1000) for x in v]
+                                  for k, v in refused.items()}))
+        for h in hosts:
+            self.assertNotIn(h.kind, out, "a held long-poll was answered while PostgreSQL "
+                             "was down: %r" % (out.get(h.kind),))
+        self.pg.start()
+        t_up = time.monotonic()
+        # Publishing comes back by itself; until then, only 503.
+        acks = {}
+        for h in hosts:
+            def try_publish():
+                r = post(h, ch, "after, via %s" % h.kind, timeout=30)
+                self.assertIn(r.status, (201, 503), "%s recovering: %r" % (h.kind, r))
+                return r if r.status == 201 else None
+            acks[h.kind] = harness.wait_until(try_publish, 30,
+                                              "publishing on %s to resume" % h.kind)
+            report("PostgreSQL %s: publishing on %s resumed %.2f s after PostgreSQL was up "
+                   "(%.1f s outage)" % (down.__name__, h.kind, time.monotonic() - t_up,
+                                        t_up - t_down))
+        first_after = min(a.json["id"] for a in acks.values())
+        for t in threads:
+            t.join(60)
+        for h in hosts:
+            ans, _ = out[h.kind]
+            self.assertIsInstance(ans, harness.Response, ans)
+            self.assertEqual(ans.status, 200, "the long-poll held on %s during the outage: %r"
+                             % (h.kind, ans))
+            msgs = ans.json["messages"]
+            self.assertTrue(msgs, ans)
+            self.assertEqual(msgs[0]["id"], first_after, ans)
+            self.assertTrue(msgs[0]["data"].startswith("after, via "), ans)
+        # Every 201 in the log; none of the refused ones.
+        log = read_all(self, self.lt, ch)
+        self.assertEqual([m["id"] for m in log],
+                         sorted(list(before.values()) + [a.json["id"] for a in acks.values()]))
+        self.assertFalse([m for m in log if m["data"].startswith("during")],
+                         "a publish answered 503 was stored")
+        # Nothing was restarted: the web servers are the same, and so is
+        # lighttpd's one program process.
+        self.assertEqual([h.proc.pid for h in hosts], web_pids)
+        self.assertEqual(self.lt.program_pids(), lt_pids)
+        # What the program logged about the outage names no password.
+        for h in hosts:
+            self.assertNotIn(self.pg.password, h.read_logs(),
+                             "%s: the database password is in the logs" % h.kind)
+
+    def test_1_postgresql_stopped(self):
+        def stopped():
+            self.pg.stop()
+        self.outage(stopped)
+
+    def test_2_postgresql_killed(self):
+        def killed():
+            self.pg.kill()
+        self.outage(killed)
+
+
+# ============================================================= 5. failover
+
+class Failover(unittest.TestCase):
+    def test_kill_primary_promote_standby(self):
+        primary = harness.PostgreSQL(name="primary").start()
+        standby = None
+        hosts = []
+        try:
+            standby = primary.standby(name="standby")
+            uri = primary.uri(hosts=[("127.0.0.1", primary.port), ("127.0.0.1", standby.port)],
+                              target_session_attrs="read-write")
+            env = {"COMET_RETAIN": "1000000"}
+            hosts.append(harness.Server("lighttpd", db=uri, env=env).start())
+            hosts.append(harness.Server("apache", db=uri, env=env).start())
+            with Publishers(hosts, seed=11) as pub:
+                harness.wait_until(lambda: pub.count() >= 100, 30, "publishes before failover")
+                t_kill = time.monotonic()
+                primary.kill()
+                before_max = max(e[4] for e in pub.events if e[3] == 201 and e[1] <= t_kill)
+                t_promote = time.monotonic()
+                standby.promote()
+                t_promoted = time.monotonic()
+                for h in hosts:
+                    harness.wait_until(
+                        lambda: any(e[0] > t_promoted and e[3] == 201 and e[2] == h.kind
+                                    for e in list(pub.events)),
+                        30, "publishing on %s to resume after the promotion" % h.kind)
+                n = pub.count()
+                harness.wait_until(lambda: pub.count() >= n + 50, 30, "publishes after failover")
+            events = list(pub.events)
+            acked = dict(pub.acked)
+            for h in hosts:
+                first = min(e[1] for e in events if e[3] == 201 and e[2] == h.kind
+                            and e[0] > t_kill)
+                report("failover: publishing on %s resumed %.2f s after the kill, %.2f s after "
+                       "pg_ctl promote (promotion took %.2f s)"
+                       % (h.kind, first - t_kill, first - t_promote, t_promoted - t_promote))
+            report("failover: %d acknowledged, answers %s" % (
+                len(acked), {str(k): v for k, v in sorted(pub.statuses.items(), key=str)}))
+            self.assertEqual(pub.dup_acks, [], "an id was acknowledged to two publishes")
+            # No 201 for a publish sent while there was no primary.
+            self.assertEqual([e for e in events if e[3] == 201 and t_kill < e[0] and
+                              e[1] < t_promote], [], "acknowledged with no writable primary")
+            # Ids go on increasing after the failover.
+            after = [e[4] for e in events if e[3] == 201 and e[0] > t_promoted]
+            self.assertTrue(after)
+            self.assertGreater(min(after), before_max)
+            for h in hosts:
+                with self.subTest(reader=h.kind):
+                    log = read_all(self, h, list(Publishers.CHANNELS))
+                    by_id = {m["id"]: (m["channel"], m["data"]) for m in log}
+                    self.assertEqual(len(by_id), len(log), "an id appears twice")
+                    missing = sorted(set(acked) - set(by_id))
+                    self.assertEqual(missing, [], "acknowledged messages lost in the failover "
+                                     "(%d of %d) on %s" % (len(missing), len(acked), h.kind))
+                    self.assertEqual({i: by_id[i] for i in acked}, acked)
+            for h in hosts:
+                self.assertEqual(h.crash_lines(), [], "%s: a program process crashed" % h.kind)
+        finally:
+            for h in hosts:
+                h.stop()
+            if standby:
+                standby.destroy()
+            primary.destroy()
+
+
+if __name__ == "__main__":
+    if not harness.pg_bindir():
+        print("SKIP: PostgreSQL's server programs (initdb, postgres) are not installed "
+              "(apt-get install postgresql)")
+        sys.exit(77)
+    harness.main()
