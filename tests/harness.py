@@ -263,6 +263,14 @@ def _stop_all():
             c.destroy()
         except Exception as e:
             sys.stderr.write("harness: stopping PostgreSQL %s: %r\n" % (c.name, e))
+    # Network namespaces last: servers and databases may listen in them.
+    with _live_lock:
+        namespaces = list(_live_netns)
+    for n in namespaces:
+        try:
+            n.destroy()
+        except Exception as e:
+            sys.stderr.write("harness: removing namespace %s: %r\n" % (n.name, e))
 
 
 atexit.register(_stop_all)
@@ -337,7 +345,7 @@ class Server:
     /comet/ on 127.0.0.1:<free port>, in a fresh scratch directory."""
 
     def __init__(self, kind, env=None, program=None, www=None, port=None,
-                 config=None, server_env=None, db=None):
+                 config=None, server_env=None, db=None, netns=None):
         if kind not in ("lighttpd", "apache"):
             raise ValueError("kind must be lighttpd or apache")
         if config and kind != "lighttpd":
@@ -373,6 +381,8 @@ class Server:
         # db= a postgresql:// URI shared with other servers (each server is
         # then a host of its own: COMET_STATE_DIR is its scratch directory).
         self.db_arg = db
+        # A harness.NetNS to run in (its own 127.0.0.1), or None.
+        self.netns = netns
         self.db = db if is_postgresql_uri(db) else None
         self.logs = ""
         self._stopped = False
@@ -489,11 +499,13 @@ class Server:
             os.chown(path, pw.pw_uid, pw.pw_gid)
 
     def _command(self):
+        # `ip netns exec` execs the server: its pid stays the server's.
+        pre = self.netns.exec_prefix() if self.netns else []
         if self.kind == "lighttpd":
-            return [_find_exe("LIGHTTPD", "lighttpd"), "-D", "-f",
-                    self.config or LIGHTTPD_CONF]
-        return [_find_exe("APACHE2", "apache2"), "-d", APACHE_DIR,
-                "-f", APACHE_CONF, "-DFOREGROUND"]
+            return pre + [_find_exe("LIGHTTPD", "lighttpd"), "-D", "-f",
+                          self.config or LIGHTTPD_CONF]
+        return pre + [_find_exe("APACHE2", "apache2"), "-d", APACHE_DIR,
+                      "-f", APACHE_CONF, "-DFOREGROUND"]
 
     def error_log_paths(self):
         if not self.scratch:
@@ -730,7 +742,10 @@ class Server:
         """One HTTP/1.1 request on a fresh connection. path is sent as given
         (so malformed percent-encoding reaches the server); query (dict, list
         of pairs or string) is appended. Returns a Response."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.netns:
+            conn = _NetnsHTTPConnection(self.netns, "127.0.0.1", self.port, timeout)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         t0 = time.monotonic()
         try:
             hdrs = {"Connection": "close"}
@@ -771,7 +786,7 @@ class Server:
     def open_stream(self, path, query=None, headers=None):
         """Start a streaming GET (HTTP/1.0, so the body is not chunked and
         ends when the server closes). Returns an EventStream."""
-        return EventStream(self.port, self.path(path, query), headers or {})
+        return EventStream(self.port, self.path(path, query), headers or {}, self.netns)
 
     def stats(self):
         r = self.get("/comet/stats", headers=self.auth_headers())
@@ -792,7 +807,8 @@ class Server:
         backend would (a separate process). Returns a Response."""
         if isinstance(data, str):
             data = data.encode("utf-8")
-        cmd = ["curl", "-sS", "-D", "-", "--max-time", str(timeout),
+        cmd = (self.netns.exec_prefix() if self.netns else []) + [
+               "curl", "-sS", "-D", "-", "--max-time", str(timeout),
                "-X", "POST", "--data-binary", "@-",
                "-H", "Expect:"]  # no 100-continue round trip for big bodies
         if content_type is not None:
@@ -1202,12 +1218,166 @@ class PostgreSQL:
         return self
 
 
+
+# ------------------------------------------------------------ network namespaces
+
+_live_netns = []
+CLONE_NEWNET = 0x40000000
+
+
+def _ip(*args, check=True):
+    p = subprocess.run(["ip"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if check and p.returncode != 0:
+        raise HarnessError("ip %s: %s" % (" ".join(args), p.stderr.decode(errors="replace").strip()))
+    return p
+
+
+class NetNS:
+    """A network namespace of the test's own (`ip netns add`), joined to the
+    root namespace by a veth pair: `root_addr` on the root side, `addr`
+    inside, a /30 picked at random in 10.213.0.0/16 (none of the machine's
+    own); lo is up inside. A server started with Server(..., netns=ns) runs
+    under `ip netns exec` and listens on the namespace's 127.0.0.1, which
+    the harness's clients reach by making their sockets inside it
+    (setns(2) on the calling thread only). Needs root. Removed, with its
+    link, by destroy() and at exit.
+
+        ns = harness.NetNS("a").create()
+        pg = harness.PostgreSQL(listen=[ns.root_addr]).start()
+        srv = harness.Server("lighttpd", netns=ns,
+                             db=pg.uri(hosts=[(ns.root_addr, pg.port)])).start()
+        ns.link(False)     # the host drops off the network (and back: True)
+    """
+
+    def __init__(self, tag="h"):
+        rnd = os.urandom(3).hex()
+        self.name = "comet-%s-%s" % (tag, rnd)
+        self.root_if = "cv%sr" % rnd      # at most 15 characters
+        self.ns_if = "cv%sn" % rnd
+        self.root_addr = self.addr = None
+        self._created = False
+
+    @staticmethod
+    def unavailable():
+        """None, or why namespaces cannot be made here."""
+        if os.geteuid() != 0:
+            return "network namespaces need root"
+        if not shutil.which("ip", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
+            return "no ip (iproute2)"
+        return None
+
+    def _pick_subnet(self):
+        used = _ip("-4", "-o", "addr", "show").stdout.decode()
+        for _ in range(100):
+            b = os.urandom(2)
+            base = "10.213.%d.%d" % (b[0], (b[1] & 0xfc))
+            net = base.rsplit(".", 1)[0] + "."
+            last = int(base.rsplit(".", 1)[1])
+            cand = (net + str(last + 1), net + str(last + 2))
+            if not any(re.search(r"\binet %s/" % re.escape(c), used) for c in cand):
+                return cand
+        raise HarnessError("no free /30 in 10.213.0.0/16")
+
+    def create(self):
+        why = self.unavailable()
+        if why:
+            raise HarnessError(why)
+        with _live_lock:
+            _live_netns.append(self)
+        self._created = True
+        try:
+            self.root_addr, self.addr = self._pick_subnet()
+            _ip("netns", "add", self.name)
+            _ip("link", "add", self.root_if, "type", "veth", "peer", "name", self.ns_if)
+            _ip("link", "set", self.ns_if, "netns", self.name)
+            _ip("addr", "add", self.root_addr + "/30", "dev", self.root_if)
+            _ip("link", "set", self.root_if, "up")
+            for args in (("link", "set", "lo", "up"),
+                         ("addr", "add", self.addr + "/30", "dev", self.ns_if),
+                         ("link", "set", self.ns_if, "up")):
+                _ip("-n", self.name, *args)
+        except BaseException:
+            self.destroy()
+            raise
+        return self
+
+    def __enter__(self):
+        return self.create()
+
+    def __exit__(self, *exc):
+        self.destroy()
+
+    def link(self, up):
+        """Bring the root side of the veth pair up or down: the namespace
+        is on the network, or cut off from it (packets are dropped, not
+        refused)."""
+        _ip("link", "set", self.root_if, "up" if up else "down")
+
+    def exec_prefix(self):
+        return ["ip", "netns", "exec", self.name]
+
+    def run(self, fn):
+        """fn() with this thread in the namespace (sockets made there stay
+        there), then back."""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        with open("/proc/thread-self/ns/net") as home, \
+                open("/run/netns/%s" % self.name) as there:
+            if libc.setns(there.fileno(), CLONE_NEWNET) != 0:
+                raise HarnessError("setns %s: %s" % (self.name, os.strerror(ctypes.get_errno())))
+            try:
+                return fn()
+            finally:
+                if libc.setns(home.fileno(), CLONE_NEWNET) != 0:
+                    # This thread cannot go home: nothing it does is trustworthy.
+                    os._exit(70)
+
+    def socket(self):
+        return self.run(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+
+    def create_connection(self, addr, timeout):
+        s = self.socket()
+        try:
+            s.settimeout(timeout)
+            s.connect(addr)
+        except BaseException:
+            s.close()
+            raise
+        return s
+
+    def destroy(self):
+        if not self._created:
+            return
+        self._created = False
+        # Deleting the namespace deletes its end of the pair and with it
+        # the other; the explicit delete is for a half-made pair.
+        _ip("netns", "del", self.name, check=False)
+        _ip("link", "del", self.root_if, check=False)
+        with _live_lock:
+            if self in _live_netns:
+                _live_netns.remove(self)
+
+
+class _NetnsHTTPConnection(http.client.HTTPConnection):
+    """http.client's connection, its socket made inside a namespace."""
+
+    def __init__(self, netns, host, port, timeout):
+        super().__init__(host, port, timeout=timeout)
+        self.netns = netns
+
+    def connect(self):
+        self.sock = self.netns.create_connection((self.host, self.port), self.timeout)
+
+
 class EventStream:
     """A raw streaming response: .status, .headers once read_head() is done,
     then read_until() for body bytes as they arrive."""
 
-    def __init__(self, port, path, headers):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port, path, headers, netns=None):
+        if netns:
+            self.sock = netns.create_connection(("127.0.0.1", port), 10)
+        else:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         lines = ["GET %s HTTP/1.0" % path, "Host: 127.0.0.1:%d" % port]
         lines += ["%s: %s" % kv for kv in headers.items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
