@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "follow.h"
 #include "log.h"
 #include "msglog.h"
@@ -29,6 +30,7 @@
 
 #define FOLLOW_CHECK_MS 5000
 #define FOLLOW_RETRY_MS 500
+#define FOLLOW_TELL_MS 60000
 
 struct follow {
 	const struct conf *conf;
@@ -45,6 +47,7 @@ static void *follow_main(void *arg)
 			return NULL;
 		}
 	char err[512], told[512] = "";
+	int64_t told_at = 0;
 	struct msglog *l = NULL;
 	for (;;) {
 		int rc;
@@ -59,15 +62,17 @@ static void *follow_main(void *arg)
 			log_msg("info", 0, "follower: the shared log is reachable again; copying");
 			told[0] = '\0';
 		}
-		if (rc < 0) {
-			if (strcmp(told, err) != 0) {
-				log_msg("error", 0, "follower: %s; held subscribers wait, trying "
-					"again every %d ms", err, FOLLOW_RETRY_MS);
-				snprintf(told, sizeof told, "%s", err);
-				notify_storage_error(f->notify);
-			}
-			poll(NULL, 0, FOLLOW_RETRY_MS);
+		/* Told when it starts failing, then once a minute while it
+		 * lasts, not at every try. */
+		if (rc < 0 && (!told[0] || clock_mono_ms() - told_at >= FOLLOW_TELL_MS)) {
+			log_msg("error", 0, "follower: %s; held subscribers wait, trying "
+				"again every %d ms", err, FOLLOW_RETRY_MS);
+			snprintf(told, sizeof told, "%s", err);
+			told_at = clock_mono_ms();
+			notify_storage_error(f->notify);
 		}
+		if (rc < 0)
+			poll(NULL, 0, FOLLOW_RETRY_MS);
 	}
 	return NULL;
 }

@@ -161,12 +161,18 @@ static void pq_error(PGconn *c, const PGresult *r, const char *what, char *err, 
 		m = c ? PQerrorMessage(c) : "unknown error";
 	snprintf(err, errlen, "PostgreSQL %s%s%s: %s", what, c && PQhost(c) ? " at " : "",
 		 c && PQhost(c) ? PQhost(c) : "", m);
-	for (char *s = err; *s; s++)
-		if (*s == '\n' || *s == '\r')
-			*s = ' ';
-	size_t n = strlen(err);
-	while (n && err[n - 1] == ' ')
-		err[--n] = '\0';
+	/* One line: libpq's messages hold newlines and tabs. */
+	char *o = err;
+	for (const char *s = err; *s; s++) {
+		bool space = *s == '\n' || *s == '\r' || *s == '\t' || *s == ' ';
+		if (!space)
+			*o++ = *s;
+		else if (o > err && o[-1] != ' ')
+			*o++ = ' ';
+	}
+	while (o > err && o[-1] == ' ')
+		o--;
+	*o = '\0';
 }
 
 /* One of the host's PGLOG_SLOTS writer slots: an open-file-description
@@ -234,6 +240,13 @@ static int ensure_schema(PGconn *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* libpq prints the server's notices (and its FATAL at a shutdown) on
+ * stderr, the web server's error log: what matters reaches the caller as
+ * an error instead. */
+static void quiet(void *arg, const char *message)
+{
+}
+
 /* Connects k if it is not (and claims a slot first, for the writer). A
  * connection is tried once per call: the caller reports the failure and a
  * later call tries again. */
@@ -258,6 +271,8 @@ static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err
 	const char *vals[] = { "3", "5000", "5", "2", "2", "read-write", "comet-fcgi", p->uri,
 			       NULL };
 	k->c = PQconnectdbParams(keys, vals, 1);
+	if (k->c)
+		PQsetNoticeProcessor(k->c, quiet, NULL);
 	if (PQstatus(k->c) != CONNECTION_OK) {
 		pq_error(k->c, NULL, "connect", err, errlen);
 		drop(k);
