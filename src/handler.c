@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "commit.h"
+#include "follow.h"
 #include "handler.h"
 #include "log.h"
 #include "reply.h"
@@ -159,10 +160,15 @@ static bool access_ok(struct req *q)
 
 int handler_open(struct app *a, char *err, size_t errlen)
 {
-	if (!a->notify && notify_open(&a->notify, a->conf.db, err, errlen) < 0)
+	char local[4096];
+	if (!a->notify &&
+	    notify_open(&a->notify, msglog_local_path(a->conf.db, a->conf.state_dir, local,
+						      sizeof local), err, errlen) < 0)
+		return -1;
+	if (a->follows && follow_start(&a->conf, a->notify, err, errlen) < 0)
 		return -1;
 	if (!a->log) {
-		if (msglog_open(&a->log, a->conf.db, a->conf.sync_full, err, errlen) < 0)
+		if (msglog_open(&a->log, a->conf.db, a->conf.state_dir, a->conf.sync_full, err, errlen) < 0)
 			return -1;
 		told[0] = '\0';
 		msglog_retention(a->log, a->conf.retain, a->conf.retain_seconds);
@@ -510,6 +516,7 @@ static void pub(struct req *q)
 	} else {
 		int64_t n;
 		rc = msglog_delete(q->a->log, chan, &n, err, sizeof err);
+		msglog_idle(q->a->log);
 		/* Held subscribers of the channel whose cursor is behind what
 		 * went are told (gap): ring every process. */
 		if (rc == 0 && n > 0)

@@ -80,8 +80,24 @@ struct msglog_batch {
 	bool full;		/* max rows were read: read again from last_id */
 };
 
-int msglog_open(struct msglog **out, const char *path, bool sync_full,
+/* db is a SQLite file, or a postgresql:// URI naming a log shared by several
+ * hosts: then this host's copy of it, which every read reads, lives in
+ * state_dir (msglog_local_path), and writes go to PostgreSQL and are
+ * copied back before they return. */
+int msglog_open(struct msglog **out, const char *db, const char *state_dir, bool sync_full,
 		char *err, size_t errlen);
+/* The file on this host that holds db's messages (db itself, or the copy);
+ * the wake-up file sits beside it. */
+const char *msglog_local_path(const char *db, const char *state_dir, char *buf, size_t n);
+bool msglog_shared(const struct msglog *l);
+/* For a shared log: waits up to timeout_ms for news of it (a new connection
+ * counts as news) and copies what is new here. Returns how many changes
+ * were copied (readers should look), 0, or MSGLOG_EUNAVAIL. One process
+ * per host does this: the follower. A log of one host returns 0 at once. */
+int msglog_follow(struct msglog *l, int timeout_ms, char *err, size_t errlen);
+/* Lets go of what an idle log holds that others may need (a shared log's
+ * writer connection). */
+void msglog_idle(struct msglog *l);
 void msglog_close(struct msglog *l);
 void msglog_retention(struct msglog *l, long count, long seconds);
 /* The next call stops waiting for locks at mono_ms (clock_mono_ms) if that
