@@ -1060,7 +1060,8 @@ class PostgreSQL:
                 raise HarnessError("postgres (%s) exited with status %s\n%s"
                                    % (self.name, self.proc.returncode, self.read_logs()))
             return subprocess.run([self._bin("pg_isready"), "-q", "-h", self.sockdir,
-                                   "-p", str(self.port)]).returncode == 0
+                                   "-p", str(self.port), "-U", self.SUPERUSER,
+                                   "-d", "postgres"]).returncode == 0
         wait_until(ready, timeout, "PostgreSQL %s to accept connections" % self.name)
 
     def __enter__(self):
