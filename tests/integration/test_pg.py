@@ -26,6 +26,11 @@ share nothing but the PostgreSQL database.
    target_session_attrs=read-write; the primary is killed mid-publishing and
    the standby promoted: publishing resumes by itself, nothing acknowledged
    is lost, ids go on increasing.
+6. Each host in a network namespace of its own, reaching PostgreSQL over a
+   veth pair; one host cut off the network (packets lost, not refused):
+   the other publishes on, the one cut off answers 503 in bounded time and
+   keeps serving readers, its held long-poll stays held and gets what the
+   other published once the link is back (needs root; skipped otherwise).
 
 Skipped (77) only when PostgreSQL's server programs are not installed
 (bootstrap installs them).
@@ -756,6 +761,148 @@ class Failover(unittest.TestCase):
             if standby:
                 standby.destroy()
             primary.destroy()
+
+
+# ================================================== 6. hosts in namespaces
+
+class NetnsHosts(unittest.TestCase):
+    """Each host in a network namespace of its own (harness.NetNS), reaching
+    PostgreSQL over a veth pair as another machine would: lighttpd in one,
+    Apache in the other, PostgreSQL in the root namespace listening on the
+    two veth addresses. Then a host is cut off the network (its link down:
+    packets lost, not refused) and comes back."""
+
+    @classmethod
+    def setUpClass(cls):
+        why = harness.NetNS.unavailable()
+        if why:
+            raise unittest.SkipTest(why)
+        cls.ns, cls.hosts, cls.pg = [], [], None
+        try:
+            cls.ns = [harness.NetNS("lt").create(), harness.NetNS("ap").create()]
+            cls.pg = harness.PostgreSQL(name="netns",
+                                        listen=[n.root_addr for n in cls.ns]).start()
+            for kind, ns in zip(("lighttpd", "apache"), cls.ns):
+                uri = cls.pg.uri(hosts=[(ns.root_addr, cls.pg.port)])
+                cls.hosts.append(harness.Server(kind, db=uri, netns=ns).start())
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            for h in cls.hosts:
+                stop_checked(h)
+        finally:
+            try:
+                if cls.pg:
+                    cls.pg.destroy()
+            finally:
+                for n in cls.ns:
+                    n.destroy()
+
+    def test_1_hosts_are_apart(self):
+        for h, ns in zip(self.hosts, self.ns):
+            with self.subTest(host=h.kind):
+                want = os.stat("/run/netns/%s" % ns.name).st_ino
+                pids = h.program_pids()
+                self.assertTrue(pids)
+                for pid in pids:
+                    self.assertEqual(os.stat("/proc/%d/ns/net" % pid).st_ino, want,
+                                     "%s: program %d not in its namespace" % (h.kind, pid))
+                r = post(h, channel("apart"), "hello from %s" % h.kind)
+                self.assertEqual(r.status, 201, r)
+        clients = {row[0] for row in self.pg.psql(
+            "SELECT DISTINCT host(client_addr) FROM pg_stat_activity WHERE usename = 'comet'",
+            database="postgres")}
+        self.assertEqual(clients, {ns.addr for ns in self.ns},
+                         "PostgreSQL is reached from each namespace's address, from nowhere else")
+        for src, dst in (self.hosts, self.hosts[::-1]):
+            with self.subTest(publish_on=src.kind, held_on=dst.kind):
+                ch = channel("nsx")
+                out = {}
+                t = start_held(dst, ch, None, 30, out, "r")
+                r = post(src, ch, "across")
+                self.assertEqual(r.status, 201, r)
+                t.join(40)
+                ans, _ = out["r"]
+                self.assertIsInstance(ans, harness.Response, ans)
+                self.assertEqual([(m["id"], m["data"]) for m in ans.json["messages"]],
+                                 [(r.json["id"], "across")], ans)
+
+    def test_2_host_cut_off(self):
+        for i in (0, 1):
+            with self.subTest(cut_off=self.hosts[i].kind):
+                self.cut_off(self.hosts[i], self.hosts[1 - i], self.ns[i])
+
+    def cut_off(self, h, other, ns):
+        ch = channel("cut")
+        first = post(h, ch, "before, via %s" % h.kind)
+        self.assertEqual(first.status, 201, first)
+        out = {}
+        held_t = start_held(h, ch, first.json["id"], 120, out, "r")
+        ns.link(False)
+        t_cut = time.monotonic()
+        try:
+            # The other host goes on as if nothing happened.
+            other_acks = []
+            for k in range(3):
+                r = post(other, ch, "during %d, via %s" % (k, other.kind))
+                self.assertEqual(r.status, 201, "%s while %s is cut off: %r"
+                                 % (other.kind, h.kind, r))
+                other_acks.append(r.json["id"])
+            # The host cut off refuses publishes within a bounded time, and
+            # keeps answering readers from its copy meanwhile.
+            pending = {}
+            t = threading.Thread(target=lambda: pending.update(
+                r=post(h, ch, "refused, via %s" % h.kind, timeout=60)), daemon=True)
+            t.start()
+            for _ in range(3):
+                r = h.sub(ch, since=0, timeout=0, http_timeout=10)
+                self.assertEqual(r.status, 200, r)
+                self.assertLess(r.elapsed, 2.0, "a poll on %s waited behind a publish to "
+                                "a database it cannot reach" % h.kind)
+                self.assertEqual(r.json["messages"][0]["id"], first.json["id"], r)
+            t.join(60)
+            refused = [pending["r"]]
+            for k in range(2):
+                refused.append(post(h, ch, "refused %d, via %s" % (k, h.kind), timeout=60))
+            for r in refused:
+                self.assertEqual(r.status, 503, "%s cut off from PostgreSQL: %r" % (h.kind, r))
+                retry = r.headers.get("Retry-After")
+                self.assertTrue(retry and retry.strip().isdigit(), r.headers.items())
+            report("%s cut off: publishes answered 503 after %s"
+                   % (h.kind, ", ".join("%.2f s" % r.elapsed for r in refused)))
+            for r in refused:
+                self.assertLess(r.elapsed, 10.0, "503 only after %.1f s" % r.elapsed)
+            self.assertNotIn("r", out, "the long-poll held on %s was answered while it was "
+                             "cut off: %r" % (h.kind, out.get("r")))
+        finally:
+            ns.link(True)
+        t_heal = time.monotonic()
+
+        def publish_again():
+            r = post(h, ch, "after, via %s" % h.kind, timeout=60)
+            self.assertIn(r.status, (201, 503), r)
+            return r if r.status == 201 else None
+        after = harness.wait_until(publish_again, 60, "publishing on %s to resume" % h.kind)
+        t_pub = time.monotonic()
+        held_t.join(60)
+        ans, t_ans = out["r"]
+        self.assertIsInstance(ans, harness.Response, ans)
+        self.assertEqual(ans.status, 200, ans)
+        self.assertEqual(ans.json["messages"][0]["id"], other_acks[0],
+                         "the long-poll held on %s gets what %s published meanwhile: %r"
+                         % (h.kind, other.kind, ans))
+        report("%s cut off for %.1f s: its held long-poll answered %.2f s after the link "
+               "came back, its publishing resumed after %.2f s"
+               % (h.kind, t_heal - t_cut, t_ans - t_heal, t_pub - t_heal))
+        want = [first.json["id"]] + other_acks + [after.json["id"]]
+        for srv in (h, other):
+            harness.wait_until(
+                lambda: [m["id"] for m in read_all(self, srv, ch)] == want, 20,
+                "every acknowledged message on %s" % srv.kind)
 
 
 if __name__ == "__main__":
