@@ -1093,6 +1093,11 @@ class PostgreSQL:
         return [tuple(None if c == "\x01" else c for c in row)
                 for row in csv.reader(io.StringIO(out)) if row]
 
+    def session(self, database="comet"):
+        """A psql session of the superuser that stays open (to hold a lock
+        or a transaction across requests): .run(sql) -> output lines."""
+        return PsqlSession(self, database)
+
     def create_database(self, name=None):
         """A new empty database owned by comet; returns its name."""
         name = name or "comet_%s" % os.urandom(4).hex()
@@ -1218,6 +1223,66 @@ class PostgreSQL:
                    "%s to leave recovery" % self.name)
         return self
 
+
+
+class PsqlSession:
+    """One psql process kept open; see PostgreSQL.session()."""
+
+    def __init__(self, pg, database):
+        import queue
+        self.name = pg.name
+        self.proc = subprocess.Popen(
+            [pg._bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-h", pg.sockdir, "-p", str(pg.port), "-U", pg.SUPERUSER, "-d", database],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, bufsize=1)
+        self.lines = queue.Queue()
+        self.n = 0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def run(self, sql, timeout=30):
+        """sql, then wait until psql has done it; its output lines."""
+        import queue
+        self.n += 1
+        marker = "--done %d--" % self.n
+        self.proc.stdin.write(sql.rstrip() + "\n\\echo '%s'\n" % marker)
+        self.proc.stdin.flush()
+        out, deadline = [], time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise HarnessError("psql (%s): no answer to %r within %.0f s; so far %r"
+                                   % (self.name, sql, timeout, out))
+            if line is None:
+                raise HarnessError("psql (%s) ended: %r" % (self.name, out))
+            if line == marker:
+                return out
+            out.append(line)
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("\\q\n")
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 # ------------------------------------------------------------ network namespaces

@@ -46,6 +46,7 @@ import sys
 import threading
 import time
 import unittest
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -86,6 +87,45 @@ class PgBackend:
     def server_args(cls):
         pg = shared_cluster()
         return {"db": pg.uri(pg.create_database())}
+
+
+class PgLockCases:
+    """PostgreSQL's counterpart of test_lighttpd's SQLite-only
+    test_503_when_database_locked: another session holds the row every
+    publish must update (comet_state, see src/pglog.c) longer than the
+    program waits."""
+
+    def test_503_when_log_locked(self):
+        ch = channel("locked")
+        before = self.publish(ch, "before")
+        database = urllib.parse.urlsplit(self.srv.db).path.lstrip("/")
+        with shared_cluster().session(database) as s:
+            s.run("BEGIN; SELECT 1 FROM comet_state FOR UPDATE;")
+            result = {}
+            t = threading.Thread(target=lambda: result.update(
+                r=self.srv.publish(ch, "during", timeout=60)), daemon=True)
+            t.start()
+            # Everything else is answered meanwhile.
+            for _ in range(3):
+                t0 = time.monotonic()
+                self.assertEqual(self.srv.get("/comet/stats").status, 200)
+                self.assert_sub_answer(self.srv.sub(ch, since=0, timeout=0))
+                self.assertLess(time.monotonic() - t0, 2.0, "blocked behind the locked publish")
+            t.join(60)
+            r = result["r"]
+            self.assert_error(r, 503)
+            retry = r.headers.get("Retry-After")
+            self.assertTrue(retry and retry.strip().isdigit(), r.headers.items())
+            # Answered within the program's wait (5 s), not a multiple of it.
+            self.assertLess(r.elapsed, 8.0, r)
+            report("%s, comet_state locked: publish answered 503 after %.2f s"
+                   % (self.KIND, r.elapsed))
+            s.run("ROLLBACK;")
+        after = self.publish(ch, "after")
+        d = self.assert_sub_answer(self.srv.sub(ch, since=0, timeout=0))
+        self.assertEqual([(m["id"], m["data"]) for m in d["messages"]],
+                         [(before["id"], "before"), (after["id"], "after")])
+        self.assert_still_serving()
 
 
 # ------------------------------------------------------------------ helpers
@@ -170,7 +210,7 @@ def start_held(srv, chans, since, timeout, out, key):
 
 # ======================================================= 1. the contract cases
 
-class PgLighttpd(PgBackend, test_lighttpd.Lighttpd):
+class PgLighttpd(PgBackend, PgLockCases, test_lighttpd.Lighttpd):
     pass
 
 
@@ -186,7 +226,7 @@ class PgLighttpdPublishKey(PgBackend, PublishKeyCases, unittest.TestCase):
     KIND = "lighttpd"
 
 
-class PgApache(PgBackend, test_apache.Apache):
+class PgApache(PgBackend, PgLockCases, test_apache.Apache):
     pass
 
 
@@ -323,6 +363,61 @@ class TwoHosts(unittest.TestCase):
                                                      figures(from_send)))
         for (s, d), (from_ack, _) in lat.items():
             self.assertLess(pct(from_ack, 99), 1.0, "%s -> %s: %s" % (s, d, figures(from_ack)))
+
+
+# ============================================== 2b. a fresh database, at once
+
+class FreshDatabase(unittest.TestCase):
+    """The program makes its schema on first use. Each host is sent a burst
+    of publishes the moment it is up on an empty database: every one is
+    acknowledged, in one sequence (the connections of each process and
+    both hosts race to make the schema, and race it with the first
+    publishes)."""
+
+    ROUNDS = 6
+
+    def burst(self, hosts, n=8):
+        results = []
+        lock = threading.Lock()
+
+        def one(h, i):
+            try:
+                r = post(h, "fresh", "%s %d" % (h.kind, i))
+            except Exception as e:
+                r = e
+            with lock:
+                results.append((h.kind, r))
+        threads = [threading.Thread(target=one, args=(h, i)) for i in range(n) for h in hosts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return results
+
+    def test_first_publishes_on_a_fresh_database(self):
+        pg = shared_cluster()
+        for rnd in range(self.ROUNDS):
+            with self.subTest(round=rnd):
+                uri = pg.uri(pg.create_database())
+                hosts = []
+                try:
+                    first, second = ("lighttpd", "apache")[::(1, -1)[rnd % 2]]
+                    hosts.append(harness.Server(first, db=uri).start())
+                    results = self.burst(hosts)
+                    hosts.append(harness.Server(second, db=uri).start())
+                    results += self.burst(hosts)
+                    bad = [(k, r) for k, r in results
+                           if not isinstance(r, harness.Response) or r.status != 201]
+                    self.assertEqual(bad, [], "first publishes on a fresh database")
+                    ids = sorted(r.json["id"] for _, r in results)
+                    self.assertEqual(ids, list(range(1, len(ids) + 1)))
+                    for h in hosts:
+                        harness.wait_until(
+                            lambda: [m["id"] for m in read_all(self, h, "fresh")] == ids, 10,
+                            "every message on %s" % h.kind)
+                finally:
+                    for h in hosts:
+                        h.stop()
 
 
 # ================================================= 3. kill -9 during publishing
@@ -715,7 +810,17 @@ class Failover(unittest.TestCase):
                 harness.wait_until(lambda: pub.count() >= 100, 30, "publishes before failover")
                 t_kill = time.monotonic()
                 primary.kill()
-                before_max = max(e[4] for e in pub.events if e[3] == 201 and e[1] <= t_kill)
+                # Every process of the primary is gone from here on (a
+                # publish sent while kill() was at work may still have been
+                # committed, and replicated first: it is acknowledged).
+                t_dead = time.monotonic()
+                before_max = max(e[4] for e in list(pub.events) if e[3] == 201)
+                # Publishes are tried, on both hosts, with no primary at all.
+                for h in hosts:
+                    harness.wait_until(
+                        lambda: sum(1 for e in list(pub.events) if e[0] > t_dead
+                                    and e[2] == h.kind) >= 3,
+                        30, "publishes on %s answered with no primary" % h.kind)
                 t_promote = time.monotonic()
                 standby.promote()
                 t_promoted = time.monotonic()
@@ -730,16 +835,20 @@ class Failover(unittest.TestCase):
             acked = dict(pub.acked)
             for h in hosts:
                 first = min(e[1] for e in events if e[3] == 201 and e[2] == h.kind
-                            and e[0] > t_kill)
-                report("failover: publishing on %s resumed %.2f s after the kill, %.2f s after "
-                       "pg_ctl promote (promotion took %.2f s)"
-                       % (h.kind, first - t_kill, first - t_promote, t_promoted - t_promote))
+                            and e[0] > t_dead)
+                report("failover: publishing on %s resumed %.2f s after pg_ctl promote "
+                       "(promotion took %.2f s; %.2f s without a primary before it)"
+                       % (h.kind, first - t_promote, t_promoted - t_promote,
+                          t_promote - t_dead))
             report("failover: %d acknowledged, answers %s" % (
                 len(acked), {str(k): v for k, v in sorted(pub.statuses.items(), key=str)}))
             self.assertEqual(pub.dup_acks, [], "an id was acknowledged to two publishes")
-            # No 201 for a publish sent while there was no primary.
-            self.assertEqual([e for e in events if e[3] == 201 and t_kill < e[0] and
-                              e[1] < t_promote], [], "acknowledged with no writable primary")
+            # No 201 for a publish sent while there was no primary, and
+            # only 503 (storage unavailable) for those.
+            orphans = [e for e in events if t_dead < e[0] and e[1] < t_promote]
+            self.assertTrue(orphans)
+            self.assertEqual([e for e in orphans if e[3] != 503], [],
+                             "with no writable primary, publishes answer 503")
             # Ids go on increasing after the failover.
             after = [e[4] for e in events if e[3] == 201 and e[0] > t_promoted]
             self.assertTrue(after)
