@@ -990,15 +990,18 @@ class NetnsHosts(unittest.TestCase):
         finally:
             ns.link(True)
         t_heal = time.monotonic()
+        attempts = []
 
         def publish_again():
             r = post(h, ch, "after, via %s" % h.kind, timeout=60)
+            attempts.append("%d in %.2f s" % (r.status, r.elapsed))
             self.assertIn(r.status, (201, 503), r)
             return r if r.status == 201 else None
         after = harness.wait_until(publish_again, 60, "publishing on %s to resume" % h.kind)
         t_pub = time.monotonic()
         held_t.join(60)
         ans, t_ans = out["r"]
+        report("%s back on the network: publishes answered %s" % (h.kind, ", ".join(attempts)))
         self.assertIsInstance(ans, harness.Response, ans)
         self.assertEqual(ans.status, 200, ans)
         self.assertEqual(ans.json["messages"][0]["id"], other_acks[0],
