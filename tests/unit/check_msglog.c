@@ -32,7 +32,7 @@ static struct msglog *open_log(void)
 {
 	struct msglog *l;
 	char err[256];
-	ck_assert_msg(msglog_open(&l, path, false, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(msglog_open(&l, path, NULL, false, err, sizeof err) == 0, "%s", err);
 	return l;
 }
 
@@ -295,7 +295,7 @@ START_TEST(concurrent_publishers)
 		if (fork() == 0) {
 			struct msglog *cl;
 			char err[256];
-			if (msglog_open(&cl, path, false, err, sizeof err) < 0)
+			if (msglog_open(&cl, path, NULL, false, err, sizeof err) < 0)
 				_exit(1);
 			int64_t prev = 0;
 			for (int i = 0; i < EACH; i++) {
@@ -340,7 +340,7 @@ START_TEST(unavailable_storage)
 {
 	struct msglog *l;
 	char err[256];
-	ck_assert_int_eq(msglog_open(&l, "/nonexistent-dir/x/comet.db", false, err, sizeof err),
+	ck_assert_int_eq(msglog_open(&l, "/nonexistent-dir/x/comet.db", NULL, false, err, sizeof err),
 			 MSGLOG_EUNAVAIL);
 	ck_assert_msg(strstr(err, "/nonexistent-dir/x/comet.db: its directory "
 			     "/nonexistent-dir/x does not exist") && strstr(err, "create it"),
@@ -360,7 +360,7 @@ static void open_as_nobody(const char *db, char *err, size_t errlen)
 		char e[512] = "";
 		close(fds[0]);
 		if (setgid(65534) == 0 && setuid(65534) == 0 &&
-		    msglog_open(&l, db, false, e, sizeof e) == MSGLOG_EUNAVAIL &&
+		    msglog_open(&l, db, NULL, false, e, sizeof e) == MSGLOG_EUNAVAIL &&
 		    write(fds[1], e, strlen(e)) > 0)
 			_exit(0);
 		_exit(1);
@@ -401,7 +401,7 @@ START_TEST(disk_full)
 	snprintf(db, sizeof db, "%s/comet.db", fs);
 	struct msglog *l;
 	char err[512];
-	ck_assert_msg(msglog_open(&l, db, false, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(msglog_open(&l, db, NULL, false, err, sizeof err) == 0, "%s", err);
 	add(l, "a", "text/plain", "before", 1);
 	test_fill(fs);
 	static char big[60000];
@@ -573,7 +573,7 @@ static void replace_db(int n)
 	snprintf(other, sizeof other, "%s/other.db", dir);
 	struct msglog *o;
 	char err[512];
-	ck_assert_msg(msglog_open(&o, other, false, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(msglog_open(&o, other, NULL, false, err, sizeof err) == 0, "%s", err);
 	for (int i = 0; i < n; i++)
 		add(o, "b", "text/plain", "replacement", 1);
 	msglog_close(o);
@@ -626,7 +626,7 @@ START_TEST(replaced_file_still_open_elsewhere)
 		      "%s", err);
 	ck_assert_int_eq(ack.len, 0);
 	struct msglog *fresh;
-	ck_assert_int_eq(msglog_open(&fresh, path, false, err, sizeof err), MSGLOG_EUNAVAIL);
+	ck_assert_int_eq(msglog_open(&fresh, path, NULL, false, err, sizeof err), MSGLOG_EUNAVAIL);
 	sqlite3_close(o);
 	ck_assert_msg(msglog_append(l, &m, 1, 2, &id, &ack, NULL, err, sizeof err) == 0, "%s", err);
 	ck_assert_int_eq(id, 3);
