@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -241,10 +242,15 @@ static int busy(void *arg, int tries)
 	int64_t left = l->deadline - clock_mono_ms();
 	if (left <= 0)
 		return 0;
-	/* 1, 2, 4 ... ms, then every 20 ms: a short lock costs little, a long
-	 * one few wake-ups. */
-	int ms = tries < 5 ? 1 << tries : 20;
-	sqlite3_sleep(ms < left ? ms : (int)left);
+	/* 0.1, 0.2, 0.4 ... ms, then every 20 ms: a short lock (a shared
+	 * log's copy is written by the publisher and the follower in turn, a
+	 * fraction of a millisecond each) costs little, a long one few
+	 * wake-ups. */
+	int64_t us = tries < 8 ? 100 << tries : 20000;
+	if (us > left * 1000)
+		us = left * 1000;
+	struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000 };
+	nanosleep(&ts, NULL);
 	return 1;
 }
 
@@ -860,20 +866,18 @@ static int copied(struct msglog *l, int64_t *id, int64_t *rev, char *err, size_t
 
 static int apply_changes(struct msglog *l, const struct pglog_changes *c, char *err, size_t errlen)
 {
-	int64_t ignored;
 	if (c->behind && pragma(l, "DELETE FROM msg; DELETE FROM dropped; DELETE FROM chan",
 				err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
+	/* A copy keeps no per-channel counts (chan): they serve retention,
+	 * which the shared log does; the copy applies its marks. */
 	sqlite3_stmt *ins = stmt(l, S_COPY_INSERT, err, errlen);
-	sqlite3_stmt *inc = stmt(l, S_CHAN_INC, err, errlen);
 	sqlite3_stmt *mark = stmt(l, S_MARK, err, errlen);
 	sqlite3_stmt *del = stmt(l, S_DEL_CHAN_UPTO, err, errlen);
-	sqlite3_stmt *sub = stmt(l, S_CHAN_SUB, err, errlen);
-	sqlite3_stmt *gc = stmt(l, S_CHAN_GC, err, errlen);
 	sqlite3_stmt *seq_set = stmt(l, S_SEQ_SET, err, errlen);
 	sqlite3_stmt *seq_new = stmt(l, S_SEQ_NEW, err, errlen);
 	sqlite3_stmt *done = stmt(l, S_COPIED_SET, err, errlen);
-	if (!ins || !inc || !mark || !del || !sub || !gc || !seq_set || !seq_new || !done)
+	if (!ins || !mark || !del || !seq_set || !seq_new || !done)
 		return MSGLOG_EUNAVAIL;
 	for (int i = 0; i < c->nrows; i++) {
 		const struct pglog_row *r = &c->rows[i];
@@ -882,9 +886,7 @@ static int apply_changes(struct msglog *l, const struct pglog_changes *c, char *
 		sqlite3_bind_int64(ins, 3, r->time);
 		sqlite3_bind_text(ins, 4, r->type, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 5, r->data, (int)r->len, SQLITE_STATIC);
-		sqlite3_bind_text(inc, 1, r->channel, -1, SQLITE_STATIC);
-		if (bind_step(l, ins, err, errlen) < 0 ||
-		    int_query(l, inc, 0, &ignored, err, errlen) < 0)
+		if (bind_step(l, ins, err, errlen) < 0)
 			return MSGLOG_EUNAVAIL;
 	}
 	for (int i = 0; i < c->nmarks; i++) {
@@ -895,10 +897,6 @@ static int apply_changes(struct msglog *l, const struct pglog_changes *c, char *
 		sqlite3_bind_int64(del, 2, k->id);
 		if (bind_step(l, mark, err, errlen) < 0 || bind_step(l, del, err, errlen) < 0)
 			return MSGLOG_EUNAVAIL;
-		sqlite3_bind_text(sub, 1, k->channel, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(sub, 2, sqlite3_changes(l->db));
-		if (bind_step(l, sub, err, errlen) < 0)
-			return MSGLOG_EUNAVAIL;
 	}
 	/* The copy's newest id is the shared log's, even when that message
 	 * was dropped before it could be copied (last_id in answers). */
@@ -906,14 +904,17 @@ static int apply_changes(struct msglog *l, const struct pglog_changes *c, char *
 	sqlite3_bind_int64(seq_new, 1, c->last_id);
 	sqlite3_bind_int64(done, 1, c->last_id);
 	sqlite3_bind_int64(done, 2, c->rev);
-	if (bind_step(l, gc, err, errlen) < 0 || bind_step(l, seq_set, err, errlen) < 0 ||
-	    bind_step(l, seq_new, err, errlen) < 0 || bind_step(l, done, err, errlen) < 0)
+	if (bind_step(l, seq_set, err, errlen) < 0 || bind_step(l, seq_new, err, errlen) < 0 ||
+	    bind_step(l, done, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
 	return 0;
 }
 
-/* Returns how many messages and marks were copied, or MSGLOG_EUNAVAIL. */
-static int copy_changes(struct msglog *l, enum pglog_role role, char *err, size_t errlen)
+/* Returns how many messages and marks were copied, or MSGLOG_EUNAVAIL.
+ * With upto, stops without asking the shared log once the copy holds that
+ * id: a publisher whose commit the follower copied first. */
+static int copy_changes(struct msglog *l, enum pglog_role role, int64_t upto,
+			char *err, size_t errlen)
 {
 	int total = 0;
 	bool more = true;
@@ -921,10 +922,15 @@ static int copy_changes(struct msglog *l, enum pglog_role role, char *err, size_
 		int64_t id, rev;
 		if (exec1(l, S_BEGIN_IMMEDIATE, err, errlen) < 0)
 			return MSGLOG_EUNAVAIL;
+		if (copied(l, &id, &rev, err, errlen) < 0) {
+			rollback(l);
+			return MSGLOG_EUNAVAIL;
+		}
+		if (upto && id >= upto)
+			return exec1(l, S_COMMIT, err, errlen) < 0 ? MSGLOG_EUNAVAIL : total;
 		struct pglog_changes c;
 		memset(&c, 0, sizeof c);
-		if (copied(l, &id, &rev, err, errlen) < 0 ||
-		    pglog_changes(l->pg, role, id, rev, COPY_ROWS, &c, err, errlen) < 0 ||
+		if (pglog_changes(l->pg, role, id, rev, COPY_ROWS, &c, err, errlen) < 0 ||
 		    apply_changes(l, &c, err, errlen) < 0 ||
 		    exec1(l, S_COMMIT, err, errlen) < 0) {
 			pglog_changes_free(&c);
@@ -972,7 +978,7 @@ static int append_shared(struct msglog *l, const struct msglog_msg *m, int n, in
 			ack_at[i] = (struct msglog_item){ ids[i], at, acks->len - at };
 	}
 	char ignored[256];
-	copy_changes(l, PGLOG_WRITER, ignored, sizeof ignored);
+	copy_changes(l, PGLOG_WRITER, first + n - 1, ignored, sizeof ignored);
 	return 0;
 }
 
@@ -1421,7 +1427,7 @@ int msglog_delete(struct msglog *l, const char *chan, int64_t *deleted,
 		rc = pglog_delete(l->pg, chan, deleted, err, errlen) < 0 ? MSGLOG_EUNAVAIL : 0;
 		char ignored[256];
 		if (rc == 0)
-			copy_changes(l, PGLOG_WRITER, ignored, sizeof ignored);
+			copy_changes(l, PGLOG_WRITER, 0, ignored, sizeof ignored);
 	} else {
 		rc = delete_chan(l, chan, deleted, err, errlen);
 	}
@@ -1444,7 +1450,7 @@ int msglog_follow(struct msglog *l, int timeout_ms, char *err, size_t errlen)
 	/* Without news, the timed safety check: one small query. */
 	if (enter(l, true, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
-	int rc = copy_changes(l, PGLOG_FOLLOWER, err, errlen);
+	int rc = copy_changes(l, PGLOG_FOLLOWER, 0, err, errlen);
 	leave(l);
 	return rc;
 }
