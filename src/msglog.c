@@ -93,9 +93,10 @@ static const char *const sql[S_NSTMT] = {
 	[S_COUNT] = "SELECT count(*) FROM msg",
 	/* A host's copy of a shared log (see copy_changes). */
 	[S_ACK] = "SELECT json_object('id',?1,'channel',?2,'time',?3)",
-	[S_COPIED] = "SELECT id,rev FROM copied",
-	[S_COPIED_SET] = "INSERT INTO copied(one,id,rev) VALUES(1,?1,?2) "
-			 "ON CONFLICT(one) DO UPDATE SET id=excluded.id,rev=excluded.rev",
+	[S_COPIED] = "SELECT id,rev,log FROM copied",
+	[S_COPIED_SET] = "INSERT INTO copied(one,id,rev,log) VALUES(1,?1,?2,?3) "
+			 "ON CONFLICT(one) DO UPDATE SET id=excluded.id,rev=excluded.rev,"
+			 "log=excluded.log",
 	[S_COPY_INSERT] = "INSERT INTO msg(id,channel,time,type,data) VALUES(?1,?2,?3,?4,?5)",
 	[S_SEQ_SET] = "UPDATE sqlite_sequence SET seq=?1 WHERE name='msg'",
 	[S_SEQ_NEW] = "INSERT INTO sqlite_sequence(name,seq) SELECT 'msg',?1 "
@@ -105,7 +106,7 @@ static const char *const sql[S_NSTMT] = {
 /* What a host's copy of a shared log adds: how far it has copied. */
 static const char copy_schema[] =
 	"CREATE TABLE IF NOT EXISTS copied(one INTEGER PRIMARY KEY CHECK (one = 1),"
-	" id INTEGER NOT NULL, rev INTEGER NOT NULL)";
+	" id INTEGER NOT NULL, rev INTEGER NOT NULL, log TEXT NOT NULL)";
 
 static const char schema_v1[] =
 	"CREATE TABLE msg(id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -848,17 +849,20 @@ static int bind_step(struct msglog *l, sqlite3_stmt *s, char *err, size_t errlen
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : fail(l, rc, "copy", err, errlen);
 }
 
-static int copied(struct msglog *l, int64_t *id, int64_t *rev, char *err, size_t errlen)
+static int copied(struct msglog *l, int64_t *id, int64_t *rev, char *log, size_t loglen,
+		  char *err, size_t errlen)
 {
 	sqlite3_stmt *s = stmt(l, S_COPIED, err, errlen);
 	if (!s)
 		return MSGLOG_EUNAVAIL;
 	*id = 0;
 	*rev = -1;
+	log[0] = '\0';
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		*id = sqlite3_column_int64(s, 0);
 		*rev = sqlite3_column_int64(s, 1);
+		snprintf(log, loglen, "%s", (const char *)sqlite3_column_text(s, 2));
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(l, rc, "copy", err, errlen);
@@ -904,6 +908,7 @@ static int apply_changes(struct msglog *l, const struct pglog_changes *c, char *
 	sqlite3_bind_int64(seq_new, 1, c->last_id);
 	sqlite3_bind_int64(done, 1, c->last_id);
 	sqlite3_bind_int64(done, 2, c->rev);
+	sqlite3_bind_text(done, 3, c->log, -1, SQLITE_STATIC);
 	if (bind_step(l, seq_set, err, errlen) < 0 || bind_step(l, seq_new, err, errlen) < 0 ||
 	    bind_step(l, done, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
@@ -920,9 +925,10 @@ static int copy_changes(struct msglog *l, enum pglog_role role, int64_t upto,
 	bool more = true;
 	while (more) {
 		int64_t id, rev;
+		char log[40];
 		if (exec1(l, S_BEGIN_IMMEDIATE, err, errlen) < 0)
 			return MSGLOG_EUNAVAIL;
-		if (copied(l, &id, &rev, err, errlen) < 0) {
+		if (copied(l, &id, &rev, log, sizeof log, err, errlen) < 0) {
 			rollback(l);
 			return MSGLOG_EUNAVAIL;
 		}
@@ -930,7 +936,8 @@ static int copy_changes(struct msglog *l, enum pglog_role role, int64_t upto,
 			return exec1(l, S_COMMIT, err, errlen) < 0 ? MSGLOG_EUNAVAIL : total;
 		struct pglog_changes c;
 		memset(&c, 0, sizeof c);
-		if (pglog_changes(l->pg, role, id, rev, COPY_ROWS, &c, err, errlen) < 0 ||
+		if (pglog_changes(l->pg, role, log[0] ? log : NULL, id, rev, COPY_ROWS, &c,
+				  err, errlen) < 0 ||
 		    apply_changes(l, &c, err, errlen) < 0 ||
 		    exec1(l, S_COMMIT, err, errlen) < 0) {
 			pglog_changes_free(&c);

@@ -2,8 +2,10 @@
  *
  * Schema (comet_state.version 1), made by the first connection that finds
  * it missing, under an advisory lock:
- *   comet_state(one, version, last_id, rev): one row; last_id and rev are
- *     bumped by every write and hold its row lock to the commit.
+ *   comet_state(one, version, last_id, rev, log): one row; last_id and rev
+ *     are bumped by every write and hold its row lock to the commit; log
+ *     names this log, so that a copy of another (a database made anew)
+ *     is recognised and made again.
  *   comet_msg(id, channel, time, type, data bytea), index (channel, id).
  *   comet_chan(name, n): messages per channel, for the count limit.
  *   comet_dropped(channel, id, rev): as SQLite's dropped, plus the revision
@@ -33,8 +35,9 @@
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS comet_state(one boolean PRIMARY KEY DEFAULT true CHECK (one),"
-	" version int NOT NULL, last_id bigint NOT NULL, rev bigint NOT NULL);"
-	"INSERT INTO comet_state VALUES (true, 0, 0, 0) ON CONFLICT DO NOTHING;"
+	" version int NOT NULL, last_id bigint NOT NULL, rev bigint NOT NULL,"
+	" log text NOT NULL DEFAULT md5(random()::text || clock_timestamp()::text));"
+	"INSERT INTO comet_state(version, last_id, rev) VALUES (0, 0, 0) ON CONFLICT DO NOTHING;"
 	"CREATE TABLE IF NOT EXISTS comet_msg(id bigint PRIMARY KEY, channel text NOT NULL,"
 	" time bigint NOT NULL, type text NOT NULL, data bytea NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS comet_msg_channel_id ON comet_msg(channel, id);"
@@ -381,8 +384,9 @@ static PGresult *query(PGconn *c, const char *sql, int n, int64_t a, int64_t b)
 	return PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 1);
 }
 
-int pglog_changes(struct pglog *p, enum pglog_role role, int64_t after_id, int64_t after_rev,
-		  int max, struct pglog_changes *c, char *err, size_t errlen)
+int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
+		  int64_t after_id, int64_t after_rev, int max, struct pglog_changes *c,
+		  char *err, size_t errlen)
 {
 	memset(c, 0, sizeof *c);
 	struct pgconn *k = role == PGLOG_WRITER ? &p->w : &p->f;
@@ -393,14 +397,15 @@ int pglog_changes(struct pglog *p, enum pglog_role role, int64_t after_id, int64
 		drop(k);
 		return -1;
 	}
-	PGresult *r = query(k->c, "SELECT last_id, rev FROM comet_state", 0, 0, 0);
+	PGresult *r = query(k->c, "SELECT last_id, rev, log FROM comet_state", 0, 0, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
 		return failed(k, r, "read", err, errlen);
 	int64_t last = be64(PQgetvalue(r, 0, 0));
 	c->rev = be64(PQgetvalue(r, 0, 1));
+	snprintf(c->log, sizeof c->log, "%s", PQgetvalue(r, 0, 2));
 	PQclear(r);
 	c->last_id = last;
-	if (last < after_id) {
+	if (last < after_id || (after_log && strcmp(after_log, c->log) != 0)) {
 		/* Made anew (or restored from an older backup): the copy
 		 * starts again from nothing. */
 		c->behind = true;
