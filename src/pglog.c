@@ -255,6 +255,12 @@ static void quiet(void *arg, const char *message)
  * later call tries again. */
 static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err, size_t errlen)
 {
+	/* An idle connection the server has since closed (a restart, a
+	 * crash, a terminated backend) has its goodbye or EOF waiting: read
+	 * now, so that a publish is not sent into it and refused. */
+	struct pollfd pf = { k->c ? PQsocket(k->c) : -1, POLLIN, 0 };
+	if (k->c && pf.fd >= 0 && poll(&pf, 1, 0) > 0)
+		PQconsumeInput(k->c);
 	if (k->c && PQstatus(k->c) == CONNECTION_OK)
 		return 0;
 	if (k->c) {
