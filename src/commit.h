@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "conn.h"
 #include "hub.h"
+#include "json.h"
 #include "msglog.h"
 #include "notify.h"
 #include "request.h"
@@ -33,7 +34,7 @@ struct commit_job {
 	int n;
 	struct msglog_msg *msg;	/* n messages, pointing into what follows */
 	struct buf body;	/* the request body (one message's data) */
-	struct msglog_parsed parsed;	/* a batch's messages */
+	struct json_batch parsed;	/* a batch's messages */
 	char (*types)[REQ_TYPE_LEN + 1];	/* a batch's media types */
 	struct msglog_msg one;
 	char chan[REQ_CHANNEL_LEN + 1];
