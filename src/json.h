@@ -19,10 +19,12 @@
 #define JSON_ESHAPE (-2)	/* JSON, but not a batch of messages (400) */
 
 /* Whether p[0..n) is one JSON value (RFC 8259), with whitespace around it
- * and nesting at most JSON_MAX_DEPTH deep: exactly what SQLite 3.40's
- * json_valid() accepts, except that a NUL byte anywhere is refused here
- * (SQLite stops reading at it). Like SQLite's, it does not check that the
- * bytes are UTF-8 (utf8_valid does). */
+ * and nesting at most JSON_MAX_DEPTH deep: what SQLite 3.40's json_valid()
+ * accepts, but for two things refused here: a NUL byte anywhere (SQLite
+ * stops reading at it), and an object key that is an array or object
+ * ending in a string, {["a"]:1}, which SQLite 3.40 takes for a string key
+ * (and json() then renders as garbage). Like SQLite's, it does not check
+ * that the bytes are UTF-8 (utf8_valid does). */
 bool json_valid(const char *p, size_t n);
 
 /* A batch publish body: a JSON array of {"channel", "data", "type"?}.
