@@ -6,9 +6,10 @@
  *
  * Ownership: commit_submit takes the job and its request; the commit
  * thread answers the request (201, or 503 when storage fails) and frees
- * both. Jobs arrive validated: a message that SQLite refuses would fail
- * every job of its group, so the group is then retried job by job; when
- * storage is unavailable, every job of the group is refused at once. */
+ * both. Jobs arrive validated: a message that msglog_append refuses
+ * would fail every job of its group, so the group is then retried job by
+ * job; when storage is unavailable, every job of the group is refused at
+ * once. */
 #ifndef COMET_COMMIT_H
 #define COMET_COMMIT_H
 

@@ -2,6 +2,7 @@
  * without recursion, so that any body can be fed to them (make fuzz). */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,15 +23,11 @@ static size_t ws(const char *p, size_t n, size_t i)
 	return i;
 }
 
-static int hexval(char c)
+/* The four hex digits at s, which scan_string checked. */
+static unsigned hex4(const char *s)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	char h[5] = { s[0], s[1], s[2], s[3], '\0' };
+	return (unsigned)strtoul(h, NULL, 16);
 }
 
 /* The end of the string that opens at p[i] (a '"'), or NONE. */
@@ -51,7 +48,7 @@ static size_t scan_string(const char *p, size_t n, size_t i)
 			if (n - i <= 4)
 				return NONE;
 			for (int k = 1; k <= 4; k++)
-				if (hexval(p[i + k]) < 0)
+				if (!isxdigit((unsigned char)p[i + k]))
 					return NONE;
 			i += 4;
 		} else if (!memchr("\"\\/bfnrt", c, 8)) {
@@ -210,14 +207,10 @@ static unsigned next_char(const char *p, size_t end, size_t *i, bool *raw)
 		const char *k = strchr(from, c);
 		return (unsigned char)(k ? to[k - from] : c);
 	}
-	unsigned cp = 0;
-	for (int k = 0; k < 4; k++)
-		cp = cp * 16 + (unsigned)hexval(p[*i + k]);
+	unsigned cp = hex4(p + *i);
 	*i += 4;
 	if (cp >= 0xd800 && cp <= 0xdbff && *i + 6 <= end && p[*i] == '\\' && p[*i + 1] == 'u') {
-		unsigned lo = 0;
-		for (int k = 2; k < 6; k++)
-			lo = lo * 16 + (unsigned)hexval(p[*i + k]);
+		unsigned lo = hex4(p + *i + 2);
 		if (lo >= 0xdc00 && lo <= 0xdfff) {
 			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 			*i += 6;
