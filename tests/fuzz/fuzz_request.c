@@ -6,10 +6,11 @@
  * the size limit. The whole input is also fed to the FastCGI record reader,
  * in pieces whose size its first byte picks: it never consumes more than it
  * is given, never keeps more body than its bound, and a request it calls
- * whole has its parameters. The body, and the whole input when it holds no
- * NUL byte, go to the JSON validator, which must answer what SQLite's
- * json_valid() does, and to the batch parser, whose messages must be
- * UTF-8 when the body is. */
+ * whole has its parameters. The body, and the whole input, go to the JSON
+ * validator, which must answer what SQLite's json_valid() does when the
+ * text holds no NUL byte (but for one SQLite bug, container_key), and to
+ * the batch parser, whose refusals leave nothing behind and whose messages
+ * are UTF-8 when the body is. */
 #include "config.h"
 
 #include <sqlite3.h>
