@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "json.h"
 #include "msglog.h"
 #include "pglog.h"
 #include "request.h"
@@ -39,7 +40,7 @@ enum {
 	S_BEGIN, S_BEGIN_IMMEDIATE, S_COMMIT, S_ROLLBACK, S_SEQ, S_INSERT,
 	S_CHAN_INC, S_CHAN_SUB, S_CHAN_DROP, S_AGE_OLDEST, S_AGE_COUNTS, S_CHAN_GC,
 	S_KEEP_CUT, S_MARK, S_DEL_CHAN_UPTO, S_AGE_CUT, S_AGE_MARK, S_AGE_DEL,
-	S_JSON_VALID, S_BATCH, S_SINCE, S_MARKS_AFTER, S_INFO, S_CHAN_MAX, S_COUNT,
+	S_SINCE, S_MARKS_AFTER, S_INFO, S_CHAN_MAX, S_COUNT,
 	S_ACK, S_COPIED, S_COPIED_SET, S_COPY_INSERT, S_SEQ_SET, S_SEQ_NEW,
 	S_NSTMT
 };
@@ -71,19 +72,6 @@ static const char *const sql[S_NSTMT] = {
 		       "WHERE id<=?1 GROUP BY channel "
 		       "ON CONFLICT(channel) DO UPDATE SET id=max(id,excluded.id)",
 	[S_AGE_DEL] = "DELETE FROM msg WHERE id<=?1",
-	[S_JSON_VALID] = "SELECT json_valid(?1)",
-	/* json_each's own type column says what an element is; the members
-	 * are looked up only in objects, since ->> on a string element would
-	 * parse the string's text as JSON (and fail on plain text). */
-	[S_BATCH] = "SELECT type,"
-		    "CASE type WHEN 'object' THEN value->>'$.channel' END,"
-		    "CASE type WHEN 'object' THEN json_type(value,'$.channel') END,"
-		    "CASE type WHEN 'object' THEN value->>'$.type' END,"
-		    "CASE type WHEN 'object' THEN json_type(value,'$.type') END,"
-		    "CASE type WHEN 'object' THEN json_type(value,'$.data') END,"
-		    "CASE type WHEN 'object' THEN CASE json_type(value,'$.data') "
-		    "WHEN 'text' THEN value->>'$.data' ELSE value->'$.data' END END "
-		    "FROM json_each(?1) WHERE json_type(?1)='array' ORDER BY key",
 	[S_SINCE] = "SELECT id,channel," RENDER " FROM msg WHERE id>?1 ORDER BY id LIMIT ?2",
 	[S_MARKS_AFTER] = "SELECT channel,id FROM dropped WHERE id>?1",
 	[S_INFO] = "SELECT json_object('channel',?1,'last_id',coalesce(max(id),0),"
@@ -672,30 +660,6 @@ void msglog_retention(struct msglog *l, long count, long seconds)
 	l->retain_seconds = seconds;
 }
 
-static int json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
-		      char *err, size_t errlen)
-{
-	sqlite3_stmt *s = stmt(l, S_JSON_VALID, err, errlen);
-	if (!s)
-		return MSGLOG_EUNAVAIL;
-	sqlite3_bind_text(s, 1, data, (int)len, SQLITE_STATIC);
-	int64_t v;
-	int rc = int_query(l, s, 0, &v, err, errlen);
-	*ok = v == 1;
-	return rc;
-}
-
-int msglog_json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
-		      char *err, size_t errlen)
-{
-	*ok = false;
-	if (enter(l, false, err, errlen) < 0)
-		return MSGLOG_EUNAVAIL;
-	int rc = json_valid(l, data, len, ok, err, errlen);
-	leave(l);
-	return rc;
-}
-
 /* Counts the message just added to chan and drops the channel's oldest
  * beyond the per-channel limit (one, in the steady state). */
 static int trim_count(struct msglog *l, const char *chan, char *err, size_t errlen)
@@ -998,11 +962,8 @@ int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t n
 	int rc = 0;
 	/* Validate before taking the write lock. */
 	for (int i = 0; i < n && rc == 0; i++) {
-		if (strcmp(m[i].type, "application/json") != 0)
-			continue;
-		bool ok;
-		rc = json_valid(l, m[i].data, m[i].len, &ok, err, errlen);
-		if (rc == 0 && !ok) {
+		if (strcmp(m[i].type, "application/json") == 0 &&
+		    !json_valid(m[i].data, m[i].len)) {
 			snprintf(err, errlen, "message %d of %d is not valid JSON", i + 1, n);
 			rc = MSGLOG_EINVAL;
 		}
@@ -1161,113 +1122,6 @@ void msglog_page_free(struct msglog_page *pg)
 	free(pg->item);
 	pg->item = NULL;
 	pg->cap = 0;
-}
-
-/* A copy of a text column that lives as long as p; *len gets its length,
- * NUL bytes included (a JSON "\u0000" must not silently cut the text). */
-static char *own(struct msglog_parsed *p, sqlite3_stmt *s, int col, size_t *len)
-{
-	const char *t = (const char *)sqlite3_column_text(s, col);
-	if (!t)
-		return NULL;
-	size_t n = (size_t)sqlite3_column_bytes(s, col);
-	if (len)
-		*len = n;
-	p->owned = xrealloc(p->owned, (size_t)(p->nowned + 1) * sizeof *p->owned);
-	char *c = p->owned[p->nowned++] = xmalloc(n + 1);
-	memcpy(c, t, n);
-	c[n] = '\0';
-	return c;
-}
-
-static int parse_batch(struct msglog *l, const char *body, size_t len, int max,
-		       struct msglog_parsed *out, char *err, size_t errlen)
-{
-	memset(out, 0, sizeof *out);
-	bool ok;
-	if (json_valid(l, body, len, &ok, err, errlen) < 0)
-		return MSGLOG_EUNAVAIL;
-	if (!ok) {
-		snprintf(err, errlen, "the batch is not valid JSON");
-		return MSGLOG_EINVAL;
-	}
-	sqlite3_stmt *s = stmt(l, S_BATCH, err, errlen);
-	if (!s)
-		return MSGLOG_EUNAVAIL;
-	sqlite3_bind_text(s, 1, body, (int)len, SQLITE_STATIC);
-	int rc, i = 0, result = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *kind = (const char *)sqlite3_column_text(s, 0);
-		const char *ctype = (const char *)sqlite3_column_text(s, 2);
-		const char *ttype = (const char *)sqlite3_column_text(s, 4);
-		const char *dtype = (const char *)sqlite3_column_text(s, 5);
-		const char *why = NULL;
-		if (i == max) {
-			snprintf(err, errlen, "a batch holds at most %d messages", max);
-			result = MSGLOG_ESHAPE;
-			break;
-		}
-		if (!kind || strcmp(kind, "object") != 0)
-			why = "is not an object {\"channel\", \"data\", \"type\"?}";
-		else if (!ctype || strcmp(ctype, "text") != 0)
-			why = "needs a \"channel\" that is a string";
-		else if (ttype && strcmp(ttype, "text") != 0)
-			why = "has a \"type\" that is not a string";
-		else if (!dtype)
-			why = "needs \"data\"";
-		if (why) {
-			snprintf(err, errlen, "batch element %d (counting from 0) %s", i, why);
-			result = MSGLOG_ESHAPE;
-			break;
-		}
-		out->msg = xrealloc(out->msg, (size_t)(i + 1) * sizeof *out->msg);
-		struct msglog_msg *m = &out->msg[i++];
-		m->channel = own(out, s, 1, NULL);
-		m->type = ttype ? own(out, s, 3, NULL)
-				: strcmp(dtype, "text") == 0 ? "text/plain" : "application/json";
-		m->len = 0;
-		m->data = own(out, s, 6, &m->len);
-		if (!m->data)
-			m->data = "";
-		if (strcmp(dtype, "text") != 0 && strcmp(m->type, "application/json") != 0) {
-			snprintf(err, errlen, "batch element %d (counting from 0): data of "
-				 "type %s must be a string", i - 1, m->type);
-			result = MSGLOG_ESHAPE;
-			break;
-		}
-	}
-	out->n = i;
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	if (result == 0 && rc != SQLITE_DONE)
-		result = fail(l, rc, "batch", err, errlen);
-	if (result == 0 && i == 0) {
-		snprintf(err, errlen, "the batch must be a non-empty JSON array");
-		result = MSGLOG_ESHAPE;
-	}
-	if (result < 0)
-		msglog_parsed_free(out);
-	return result;
-}
-
-int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
-		       struct msglog_parsed *out, char *err, size_t errlen)
-{
-	memset(out, 0, sizeof *out);
-	if (enter(l, false, err, errlen) < 0)
-		return MSGLOG_EUNAVAIL;
-	int rc = parse_batch(l, body, len, max, out, err, errlen);
-	leave(l);
-	return rc;
-}
-
-void msglog_parsed_free(struct msglog_parsed *p)
-{
-	for (int i = 0; i < p->nowned; i++)
-		free(p->owned[i]);
-	free(p->owned);
-	free(p->msg);
-	memset(p, 0, sizeof *p);
 }
 
 static int since_rows(struct msglog *l, int64_t after, int max, struct msglog_batch *b,

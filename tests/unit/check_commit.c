@@ -50,7 +50,7 @@ static void teardown(void)
 }
 
 /* A publish of data on chan as type, validated as the handler would not:
- * the commit must cope with what SQLite refuses. */
+ * the commit must cope with what msglog_append refuses. */
 static struct commit_job *job(int *client, const char *chan, const char *type, const char *data)
 {
 	int sv[2];

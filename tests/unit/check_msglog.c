@@ -424,63 +424,6 @@ START_TEST(disk_full)
 }
 END_TEST
 
-/* Parses body as a batch; returns the result and leaves err. */
-static int parse(struct msglog *l, const char *body, struct msglog_parsed *out, char *err)
-{
-	return msglog_parse_batch(l, body, strlen(body), 1000, out, err, 256);
-}
-
-START_TEST(batch_shapes)
-{
-	struct msglog *l = open_log();
-	struct msglog_parsed p;
-	char err[256];
-	ck_assert_int_eq(parse(l, "[{\"channel\":\"a\",\"data\":\"x\"},"
-			       "{\"channel\":\"b\",\"data\":{\"n\":[1]}},"
-			       "{\"channel\":\"c\",\"data\":\"<b>\",\"type\":\"text/html\"}]",
-			       &p, err), 0);
-	ck_assert_int_eq(p.n, 3);
-	ck_assert_str_eq(p.msg[0].type, "text/plain");
-	ck_assert_str_eq(p.msg[0].data, "x");
-	ck_assert_str_eq(p.msg[1].type, "application/json");
-	ck_assert_str_eq(p.msg[1].data, "{\"n\":[1]}");
-	ck_assert_str_eq(p.msg[2].type, "text/html");
-	msglog_parsed_free(&p);
-
-	/* Each refusal names its element, counting from 0, and never turns
-	 * into "storage unavailable". */
-	static const struct {
-		const char *body, *says;
-	} bad[] = {
-		{ "[\"x\"]", "element 0 (counting from 0) is not an object" },
-		{ "[\"\"]", "element 0 (counting from 0) is not an object" },
-		{ "[{\"channel\":\"a\",\"data\":1},\"{\\\"channel\\\":\\\"a\\\",\\\"data\\\":1}\"]",
-		  "element 1 (counting from 0) is not an object" },
-		{ "[[{\"channel\":\"a\",\"data\":1}]]", "element 0 (counting from 0) is not an object" },
-		{ "[1]", "element 0 (counting from 0) is not an object" },
-		{ "[null]", "element 0 (counting from 0) is not an object" },
-		{ "[{\"channel\":\"a\",\"data\":1},{\"data\":1}]",
-		  "element 1 (counting from 0) needs a \"channel\"" },
-		{ "[{\"channel\":5,\"data\":1}]", "element 0 (counting from 0) needs a \"channel\"" },
-		{ "[{\"channel\":\"a\",\"data\":1,\"type\":[]}]",
-		  "element 0 (counting from 0) has a \"type\" that is not a string" },
-		{ "[{\"channel\":\"a\"}]", "element 0 (counting from 0) needs \"data\"" },
-		{ "[{\"channel\":\"a\",\"data\":5,\"type\":\"text/plain\"}]",
-		  "element 0 (counting from 0): data of type text/plain must be a string" },
-		{ "[]", "non-empty JSON array" },
-		{ " [ ] ", "non-empty JSON array" },
-	};
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		err[0] = '\0';
-		ck_assert_msg(parse(l, bad[i].body, &p, err) == MSGLOG_ESHAPE, "%s: %s", bad[i].body, err);
-		ck_assert_msg(strstr(err, bad[i].says), "%s: %s", bad[i].body, err);
-		ck_assert_int_eq(p.n, 0);
-	}
-	ck_assert_int_eq(parse(l, "[{\"channel\":\"a\",", &p, err), MSGLOG_EINVAL);
-	msglog_close(l);
-}
-END_TEST
-
 /* Another process's connection, as a test stands in for one: SQLite
  * directly, since msglog never holds a transaction across calls. */
 static sqlite3 *other_begin(const char *how)
@@ -661,7 +604,6 @@ Suite *msglog_suite(void)
 	tcase_add_test(t, unavailable_storage);
 	tcase_add_test(t, not_writable);
 	tcase_add_test(t, disk_full);
-	tcase_add_test(t, batch_shapes);
 	tcase_add_test(t, locked_database);
 	tcase_add_test(t, deleted_file);
 	tcase_add_test(t, replaced_file);
