@@ -224,23 +224,38 @@ static int exec_ok(PGconn *c, const char *sql, const char *what, char *err, size
 	return rc;
 }
 
-static int ensure_schema(PGconn *c, char *err, size_t errlen)
+static bool schema_current(PGconn *c)
 {
-	PGresult *r = PQexec(c, "SELECT version FROM comet_state");
+	PGresult *r = PQexec(c, "SELECT to_regclass('comet_state') IS NOT NULL");
+	bool exists = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+		PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (!exists)
+		return false;
+	r = PQexec(c, "SELECT version FROM comet_state");
 	bool current = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
 		atoi(PQgetvalue(r, 0, 0)) >= SCHEMA_VERSION;
 	PQclear(r);
-	if (current)
+	return current;
+}
+
+static int ensure_schema(PGconn *c, char *err, size_t errlen)
+{
+	if (schema_current(c))
 		return 0;
+	/* Looked at again under the lock: another connection may have made
+	 * it meanwhile, and making it again would update comet_state, whose
+	 * row lock that connection's first publish may hold (a deadlock). */
 	if (exec_ok(c, "BEGIN; SELECT pg_advisory_xact_lock(" LOCK_KEY ")", "schema", err,
-		    errlen) < 0 ||
+		    errlen) < 0)
+		return -1;
+	if (!schema_current(c) &&
 	    exec_ok(c, schema, "schema (the role needs CREATE on the database, or its owner "
-		    "must make the tables)", err, errlen) < 0 ||
-	    exec_ok(c, "COMMIT", "schema", err, errlen) < 0) {
+		    "must make the tables)", err, errlen) < 0) {
 		exec_ok(c, "ROLLBACK", "", (char[8]){ 0 }, 8);
 		return -1;
 	}
-	return 0;
+	return exec_ok(c, "COMMIT", "schema", err, errlen);
 }
 
 /* libpq prints the server's notices (and its FATAL at a shutdown) on
