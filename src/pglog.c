@@ -434,9 +434,13 @@ int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
 		after_rev = -1;
 	}
 	if (last > after_id) {
-		char sql[160];
-		snprintf(sql, sizeof sql, "SELECT id, time, channel, type, data FROM comet_msg "
-			 "WHERE id > $1 AND id <= $2 ORDER BY id LIMIT %d", max);
+		/* At most max rows, and no more after PGLOG_READ_BYTES of data
+		 * (but always one): big messages must not make one read huge. */
+		char sql[400];
+		snprintf(sql, sizeof sql, "SELECT id, time, channel, type, data FROM (SELECT *,"
+			 " sum(length(data)) OVER (ORDER BY id) - length(data) AS before"
+			 " FROM comet_msg WHERE id > $1 AND id <= $2 ORDER BY id LIMIT %d) m"
+			 " WHERE before < %d ORDER BY id", max, PGLOG_READ_BYTES);
 		r = query(k->c, sql, 2, after_id, last);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK)
 			return failed(k, r, "read", err, errlen);
@@ -450,9 +454,11 @@ int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
 			w->type = copy_value(r, i, 3, NULL);
 			w->data = copy_value(r, i, 4, &w->len);
 		}
-		if (c->nrows == max) {
+		/* Cut short (or the newest were dropped meanwhile: then the
+		 * next read finds nothing and moves to last). */
+		if (c->nrows && c->rows[c->nrows - 1].id < last) {
 			c->more = true;
-			c->last_id = c->rows[max - 1].id;
+			c->last_id = c->rows[c->nrows - 1].id;
 		}
 		PQclear(r);
 	}
