@@ -28,7 +28,7 @@ struct commit {
 void commit_job_free(struct commit_job *job)
 {
 	buf_free(&job->body);
-	msglog_parsed_free(&job->parsed);
+	json_batch_free(&job->parsed);
 	free(job->types);
 	free(job->headers);
 	free(job);

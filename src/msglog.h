@@ -28,7 +28,6 @@
 /* Return codes: 0, or one of these; err then says why, for the log. */
 #define MSGLOG_EUNAVAIL (-1)	/* storage unavailable: busy, full, I/O (503) */
 #define MSGLOG_EINVAL (-2)	/* a message is not what its type says (415) */
-#define MSGLOG_ESHAPE (-3)	/* a batch is not an array of messages (400) */
 
 #define MSGLOG_SCHEMA_VERSION 2
 
@@ -113,32 +112,10 @@ int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t n
 		  int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
 		  char *err, size_t errlen);
 
-/* Whether data is valid JSON, by SQLite's json_valid(). */
-int msglog_json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
-		      char *err, size_t errlen);
-
 /* Messages on chans after since (since -1: none, just the position). */
 int msglog_read(struct msglog *l, const char *const *chans, int nchan, int64_t since,
 		int limit, struct msglog_page *pg, char *err, size_t errlen);
 void msglog_page_free(struct msglog_page *pg);
-
-/* A batch publish body: a JSON array of {"channel", "data", "type"?}.
- * Each element becomes a message: data that is a JSON string is stored as
- * that text (type defaults to text/plain); any other JSON value is stored
- * as its JSON text (type defaults to application/json). An element that is
- * not an object (a string holding JSON text included) is refused, never
- * parsed. Strings are owned by out and freed by msglog_parsed_free. Returns
- * 0, MSGLOG_EINVAL (not JSON), MSGLOG_ESHAPE (err names the element,
- * counting from 0, and why) or MSGLOG_EUNAVAIL. */
-struct msglog_parsed {
-	struct msglog_msg *msg;
-	int n;
-	char **owned;
-	int nowned;
-};
-int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
-		       struct msglog_parsed *out, char *err, size_t errlen);
-void msglog_parsed_free(struct msglog_parsed *p);
 
 int msglog_since(struct msglog *l, int64_t after, int max, struct msglog_batch *b,
 		 char *err, size_t errlen);

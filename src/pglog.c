@@ -2,8 +2,10 @@
  *
  * Schema (comet_state.version 1), made by the first connection that finds
  * it missing, under an advisory lock:
- *   comet_state(one, version, last_id, rev): one row; last_id and rev are
- *     bumped by every write and hold its row lock to the commit.
+ *   comet_state(one, version, last_id, rev, log): one row; last_id and rev
+ *     are bumped by every write and hold its row lock to the commit; log
+ *     names this log, so that a copy of another (a database made anew)
+ *     is recognised and made again.
  *   comet_msg(id, channel, time, type, data bytea), index (channel, id).
  *   comet_chan(name, n): messages per channel, for the count limit.
  *   comet_dropped(channel, id, rev): as SQLite's dropped, plus the revision
@@ -33,8 +35,9 @@
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS comet_state(one boolean PRIMARY KEY DEFAULT true CHECK (one),"
-	" version int NOT NULL, last_id bigint NOT NULL, rev bigint NOT NULL);"
-	"INSERT INTO comet_state VALUES (true, 0, 0, 0) ON CONFLICT DO NOTHING;"
+	" version int NOT NULL, last_id bigint NOT NULL, rev bigint NOT NULL,"
+	" log text NOT NULL DEFAULT md5(random()::text || clock_timestamp()::text));"
+	"INSERT INTO comet_state(version, last_id, rev) VALUES (0, 0, 0) ON CONFLICT DO NOTHING;"
 	"CREATE TABLE IF NOT EXISTS comet_msg(id bigint PRIMARY KEY, channel text NOT NULL,"
 	" time bigint NOT NULL, type text NOT NULL, data bytea NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS comet_msg_channel_id ON comet_msg(channel, id);"
@@ -221,23 +224,38 @@ static int exec_ok(PGconn *c, const char *sql, const char *what, char *err, size
 	return rc;
 }
 
-static int ensure_schema(PGconn *c, char *err, size_t errlen)
+static bool schema_current(PGconn *c)
 {
-	PGresult *r = PQexec(c, "SELECT version FROM comet_state");
+	PGresult *r = PQexec(c, "SELECT to_regclass('comet_state') IS NOT NULL");
+	bool exists = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+		PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (!exists)
+		return false;
+	r = PQexec(c, "SELECT version FROM comet_state");
 	bool current = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
 		atoi(PQgetvalue(r, 0, 0)) >= SCHEMA_VERSION;
 	PQclear(r);
-	if (current)
+	return current;
+}
+
+static int ensure_schema(PGconn *c, char *err, size_t errlen)
+{
+	if (schema_current(c))
 		return 0;
+	/* Looked at again under the lock: another connection may have made
+	 * it meanwhile, and making it again would update comet_state, whose
+	 * row lock that connection's first publish may hold (a deadlock). */
 	if (exec_ok(c, "BEGIN; SELECT pg_advisory_xact_lock(" LOCK_KEY ")", "schema", err,
-		    errlen) < 0 ||
+		    errlen) < 0)
+		return -1;
+	if (!schema_current(c) &&
 	    exec_ok(c, schema, "schema (the role needs CREATE on the database, or its owner "
-		    "must make the tables)", err, errlen) < 0 ||
-	    exec_ok(c, "COMMIT", "schema", err, errlen) < 0) {
+		    "must make the tables)", err, errlen) < 0) {
 		exec_ok(c, "ROLLBACK", "", (char[8]){ 0 }, 8);
 		return -1;
 	}
-	return 0;
+	return exec_ok(c, "COMMIT", "schema", err, errlen);
 }
 
 /* libpq prints the server's notices (and its FATAL at a shutdown) on
@@ -252,6 +270,12 @@ static void quiet(void *arg, const char *message)
  * later call tries again. */
 static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err, size_t errlen)
 {
+	/* An idle connection the server has since closed (a restart, a
+	 * crash, a terminated backend) has its goodbye or EOF waiting: read
+	 * now, so that a publish is not sent into it and refused. */
+	struct pollfd pf = { k->c ? PQsocket(k->c) : -1, POLLIN, 0 };
+	if (k->c && pf.fd >= 0 && poll(&pf, 1, 0) > 0)
+		PQconsumeInput(k->c);
 	if (k->c && PQstatus(k->c) == CONNECTION_OK)
 		return 0;
 	if (k->c) {
@@ -381,8 +405,9 @@ static PGresult *query(PGconn *c, const char *sql, int n, int64_t a, int64_t b)
 	return PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 1);
 }
 
-int pglog_changes(struct pglog *p, enum pglog_role role, int64_t after_id, int64_t after_rev,
-		  int max, struct pglog_changes *c, char *err, size_t errlen)
+int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
+		  int64_t after_id, int64_t after_rev, int max, struct pglog_changes *c,
+		  char *err, size_t errlen)
 {
 	memset(c, 0, sizeof *c);
 	struct pgconn *k = role == PGLOG_WRITER ? &p->w : &p->f;
@@ -393,14 +418,15 @@ int pglog_changes(struct pglog *p, enum pglog_role role, int64_t after_id, int64
 		drop(k);
 		return -1;
 	}
-	PGresult *r = query(k->c, "SELECT last_id, rev FROM comet_state", 0, 0, 0);
+	PGresult *r = query(k->c, "SELECT last_id, rev, log FROM comet_state", 0, 0, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
 		return failed(k, r, "read", err, errlen);
 	int64_t last = be64(PQgetvalue(r, 0, 0));
 	c->rev = be64(PQgetvalue(r, 0, 1));
+	snprintf(c->log, sizeof c->log, "%s", PQgetvalue(r, 0, 2));
 	PQclear(r);
 	c->last_id = last;
-	if (last < after_id) {
+	if (last < after_id || (after_log && strcmp(after_log, c->log) != 0)) {
 		/* Made anew (or restored from an older backup): the copy
 		 * starts again from nothing. */
 		c->behind = true;
@@ -408,9 +434,13 @@ int pglog_changes(struct pglog *p, enum pglog_role role, int64_t after_id, int64
 		after_rev = -1;
 	}
 	if (last > after_id) {
-		char sql[160];
-		snprintf(sql, sizeof sql, "SELECT id, time, channel, type, data FROM comet_msg "
-			 "WHERE id > $1 AND id <= $2 ORDER BY id LIMIT %d", max);
+		/* At most max rows, and no more after PGLOG_READ_BYTES of data
+		 * (but always one): big messages must not make one read huge. */
+		char sql[400];
+		snprintf(sql, sizeof sql, "SELECT id, time, channel, type, data FROM (SELECT *,"
+			 " sum(length(data)) OVER (ORDER BY id) - length(data) AS before"
+			 " FROM comet_msg WHERE id > $1 AND id <= $2 ORDER BY id LIMIT %d) m"
+			 " WHERE before < %d ORDER BY id", max, PGLOG_READ_BYTES);
 		r = query(k->c, sql, 2, after_id, last);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK)
 			return failed(k, r, "read", err, errlen);
@@ -424,9 +454,11 @@ int pglog_changes(struct pglog *p, enum pglog_role role, int64_t after_id, int64
 			w->type = copy_value(r, i, 3, NULL);
 			w->data = copy_value(r, i, 4, &w->len);
 		}
-		if (c->nrows == max) {
+		/* Cut short (or the newest were dropped meanwhile: then the
+		 * next read finds nothing and moves to last). */
+		if (c->nrows && c->rows[c->nrows - 1].id < last) {
 			c->more = true;
-			c->last_id = c->rows[max - 1].id;
+			c->last_id = c->rows[c->nrows - 1].id;
 		}
 		PQclear(r);
 	}

@@ -25,6 +25,8 @@
 
 /* Writer connections one host opens at most, all its processes together. */
 #define PGLOG_SLOTS 8
+/* One read of changes stops after this much message data. */
+#define PGLOG_READ_BYTES (4 << 20)
 
 struct pglog;
 
@@ -46,7 +48,8 @@ struct pglog_changes {
 	int64_t last_id;	/* the copy holds every id up to this after applying */
 	int64_t rev;
 	bool more;		/* cut at max rows: ask again from last_id */
-	bool behind;		/* the shared log is behind the copy: it was made anew */
+	bool behind;		/* another log than the copy's, or behind it: made anew */
+	char log[40];		/* the log's name */
 };
 
 bool pglog_is_uri(const char *db);
@@ -61,8 +64,10 @@ int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now
 		 long keep, long keep_seconds, int64_t *first, char *err, size_t errlen);
 int pglog_delete(struct pglog *p, const char *chan, int64_t *deleted,
 		 char *err, size_t errlen);
-int pglog_changes(struct pglog *p, enum pglog_role role, int64_t after_id, int64_t after_rev,
-		  int max, struct pglog_changes *c, char *err, size_t errlen);
+/* after_log: the log the copy was made from (NULL: none yet). */
+int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
+		  int64_t after_id, int64_t after_rev, int max, struct pglog_changes *c,
+		  char *err, size_t errlen);
 void pglog_changes_free(struct pglog_changes *c);
 
 /* The follower's connection: LISTENs, then waits up to timeout_ms for a

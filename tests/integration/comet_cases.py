@@ -569,6 +569,7 @@ class CometCases(Backend):
             (b'{"a":', "application/json", "truncated JSON"),
             (b"{'a': 1}", "application/json", "not JSON"),
             (b"", "application/json", "empty JSON"),
+            (b'{["a"]: 1}', "application/json", "a key that is not a string"),
             (b"\xff\xfe", "text/plain", "not UTF-8"),
             (b"caf\xc3", "text/plain", "truncated UTF-8"),
             (b"\xc0\xaf", "text/plain", "overlong UTF-8"),

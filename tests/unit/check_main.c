@@ -77,6 +77,7 @@ int main(void)
 	SRunner *sr = srunner_create(request_suite());
 	srunner_add_suite(sr, conf_suite());
 	srunner_add_suite(sr, msglog_suite());
+	srunner_add_suite(sr, json_suite());
 	srunner_add_suite(sr, waiter_suite());
 	srunner_add_suite(sr, misc_suite());
 	srunner_add_suite(sr, fcgi_suite());

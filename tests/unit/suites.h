@@ -7,6 +7,7 @@
 Suite *request_suite(void);
 Suite *conf_suite(void);
 Suite *msglog_suite(void);
+Suite *json_suite(void);
 Suite *waiter_suite(void);
 Suite *misc_suite(void);
 Suite *fcgi_suite(void);
