@@ -13,8 +13,9 @@ server is started with (lighttpd's env.NAME, Apache's ${NAME}). Both serve
 the site in www/ (comet.js, comet.php, the chat demo; PHP via php-cgi) as the
 document root, so srv.url("/chat/") is the chat demo. The only
 generated file is, for Apache, <scratch>/comet-env.conf holding FcgidInitialEnv
-lines for the optional COMET_* settings a test asks for; lighttpd copies those
-from its own environment (bin-copy-environment). Server("lighttpd",
+lines for the optional COMET_* settings a test asks for, COMET_DB (which
+apache/comet-fcgid.conf passes only under a Define) and COMET_STATE_DIR;
+lighttpd copies those from its own environment (bin-copy-environment). Server("lighttpd",
 config=<another shipped configuration>, server_env={...}) runs one that
 includes the same snippet, such as lighttpd/comet-beside-apache.conf, with
 the further variables it reads from lighttpd's environment.
@@ -487,9 +488,11 @@ class Server:
             env = dict(self.extra_env)
             # mod_fcgid passes the program nothing of Apache's environment:
             # this host's state directory (lighttpd copies it, see
-            # lighttpd/comet-fcgi.conf; COMET_DB reaches both from their
-            # configurations).
+            # lighttpd/comet-fcgi.conf), and the log: apache/comet-fcgid.conf
+            # passes COMET_DB only under a `Define COMET_DB` (a URI holds a
+            # password), which an environment variable is not.
             env["COMET_STATE_DIR"] = self.scratch
+            env["COMET_DB"] = self.db
             for k, v in sorted(env.items()):
                 v = v.replace("\\", "\\\\").replace('"', '\\"')
                 f.write('FcgidInitialEnv %s "%s"\n' % (k, v))
