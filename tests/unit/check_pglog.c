@@ -24,7 +24,8 @@ static void setup(void)
 	ck_assert_msg(uri != NULL, "COMET_TEST_PG is not set");
 	PGconn *c = PQconnectdb(uri);
 	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
-	PGresult *r = PQexec(c, "DROP TABLE IF EXISTS comet_state, comet_msg, comet_chan, "
+	PGresult *r = PQexec(c, "SET client_min_messages = warning; "
+			     "DROP TABLE IF EXISTS comet_state, comet_msg, comet_chan, "
 			     "comet_dropped; DROP FUNCTION IF EXISTS comet_publish, comet_delete");
 	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
 	PQclear(r);
