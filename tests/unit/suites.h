@@ -13,6 +13,7 @@ Suite *misc_suite(void);
 Suite *fcgi_suite(void);
 Suite *hub_suite(void);
 Suite *commit_suite(void);
+Suite *pglog_suite(void);
 
 /* A fresh empty directory for a test's files; removed by the caller. */
 char *test_tmpdir(void);
