@@ -804,6 +804,7 @@ undo:
  * whichever process (the follower, or the publisher itself) gets there
  * first; the other finds nothing left to read. */
 #define COPY_ROWS 1000
+#define COPY_WAIT_MS 100
 
 static int bind_step(struct msglog *l, sqlite3_stmt *s, char *err, size_t errlen)
 {
@@ -948,7 +949,12 @@ static int append_shared(struct msglog *l, const struct msglog_msg *m, int n, in
 		if (ack_at)
 			ack_at[i] = (struct msglog_item){ ids[i], at, acks->len - at };
 	}
+	/* The copy's lock is held across reads of PostgreSQL, which a cut
+	 * network can stall for seconds: an acknowledged publish waits for it
+	 * a little, then leaves the copying to the follower. */
 	char ignored[256];
+	msglog_wait_until(l, clock_mono_ms() + COPY_WAIT_MS);
+	begin_call(l);
 	copy_changes(l, PGLOG_WRITER, first + n - 1, ignored, sizeof ignored);
 	return 0;
 }

@@ -244,19 +244,63 @@ static int ensure_schema(PGconn *c, char *err, size_t errlen)
 {
 	if (schema_current(c))
 		return 0;
-	/* Looked at again under the lock: another connection may have made
-	 * it meanwhile, and making it again would update comet_state, whose
-	 * row lock that connection's first publish may hold (a deadlock). */
-	if (exec_ok(c, "BEGIN; SELECT pg_advisory_xact_lock(" LOCK_KEY ")", "schema", err,
-		    errlen) < 0)
+	/* Looked at again under the lock, in a transaction begun after it
+	 * (one begun before would not see tables made meanwhile): another
+	 * connection may have made it, and making it again would update
+	 * comet_state, whose row lock that connection's first publish may
+	 * hold (a deadlock). */
+	if (exec_ok(c, "SELECT pg_advisory_lock(" LOCK_KEY ")", "schema", err, errlen) < 0)
 		return -1;
-	if (!schema_current(c) &&
-	    exec_ok(c, schema, "schema (the role needs CREATE on the database, or its owner "
-		    "must make the tables)", err, errlen) < 0) {
+	int rc = 0;
+	if (!schema_current(c))
+		rc = exec_ok(c, "BEGIN", "schema", err, errlen) < 0 ||
+		     exec_ok(c, schema, "schema (the role needs CREATE on the database, or "
+			     "its owner must make the tables)", err, errlen) < 0 ||
+		     exec_ok(c, "COMMIT", "schema", err, errlen) < 0 ? -1 : 0;
+	if (rc < 0)
 		exec_ok(c, "ROLLBACK", "", (char[8]){ 0 }, 8);
-		return -1;
-	}
-	return exec_ok(c, "COMMIT", "schema", err, errlen);
+	if (exec_ok(c, "SELECT pg_advisory_unlock(" LOCK_KEY ")", "schema", err, errlen) < 0)
+		rc = -1;
+	return rc;
+}
+
+static const char publish_sql[] = "SELECT comet_publish($1, $2, $3, $4, $5, $6)";
+static const Oid publish_types[6] = { 1009, 1009, 1001, 20, 20, 20 };
+
+/* Everything a copy needs after ($1 id, $2 rev) of log $3, in one statement
+ * and so one snapshot, one round trip (the bounds are scalar subqueries so
+ * that they bound the index scans, in a generic plan too): first the state (kind 0: last id,
+ * revision, the log's name, whether the copy must start again), then the
+ * messages in id order (kind 1), at most $4 and no more after
+ * PGLOG_READ_BYTES of data (but always one), then the marks made since
+ * (kind 2). */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+static const char changes_sql[] =
+	"WITH s AS (SELECT last_id, rev, log, (last_id < $1 OR log IS DISTINCT FROM $3) AS anew"
+	"  FROM comet_state),"
+	" m AS (SELECT id, time, channel, type, data FROM (SELECT c.*,"
+	"  sum(length(c.data)) OVER (ORDER BY c.id) - length(c.data) AS before"
+	"  FROM comet_msg c WHERE c.id > (SELECT CASE WHEN anew THEN 0 ELSE $1 END FROM s)"
+	"  AND c.id <= (SELECT last_id FROM s) ORDER BY c.id LIMIT $4) w"
+	"  WHERE before < " STR(PGLOG_READ_BYTES) ")"
+	" SELECT 0 AS k, last_id AS id, rev AS t, log AS ch, anew::text AS ty, NULL::bytea AS d"
+	"  FROM s"
+	" UNION ALL SELECT 1, id, time, channel, type, data FROM m"
+	" UNION ALL SELECT 2, d.id, 0, d.channel, NULL, NULL FROM comet_dropped d"
+	"  WHERE d.rev > (SELECT CASE WHEN anew THEN -1 ELSE $2 END FROM s)"
+	" ORDER BY 1, 2";
+static const Oid changes_types[4] = { 20, 20, 25, 20 };
+
+static int prepare(PGconn *c, const char *name, const char *sql, int n, const Oid *types,
+		   char *err, size_t errlen)
+{
+	PGresult *r = PQprepare(c, name, sql, n, types);
+	int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+	if (rc < 0)
+		pq_error(c, r, "prepare", err, errlen);
+	PQclear(r);
+	return rc;
 }
 
 /* libpq prints the server's notices (and its FATAL at a shutdown) on
@@ -272,11 +316,16 @@ static void quiet(void *arg, const char *message)
 static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err, size_t errlen)
 {
 	/* An idle connection the server has since closed (a restart, a
-	 * crash, a terminated backend) has its goodbye or EOF waiting: read
-	 * now, so that a publish is not sent into it and refused. */
+	 * crash, a terminated backend) has its goodbye or EOF waiting, and
+	 * libpq may not call it broken before it is used: a writer that has
+	 * anything to read while idle is made anew, so that a publish is not
+	 * sent into it and refused. (The follower's connection is read by
+	 * pglog_wait, which finds its end.) */
 	struct pollfd pf = { k->c ? PQsocket(k->c) : -1, POLLIN, 0 };
-	if (k->c && pf.fd >= 0 && poll(&pf, 1, 0) > 0)
-		PQconsumeInput(k->c);
+	if (slotted && k->c && pf.fd >= 0 && poll(&pf, 1, 0) > 0) {
+		PQfinish(k->c);
+		k->c = NULL;
+	}
 	if (k->c && PQstatus(k->c) == CONNECTION_OK)
 		return 0;
 	if (k->c) {
@@ -304,7 +353,9 @@ static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err
 		return -1;
 	}
 	if (exec_ok(k->c, "SET statement_timeout = 5000", "connect", err, errlen) < 0 ||
-	    ensure_schema(k->c, err, errlen) < 0) {
+	    ensure_schema(k->c, err, errlen) < 0 ||
+	    prepare(k->c, "comet_publish", publish_sql, 6, publish_types, err, errlen) < 0 ||
+	    prepare(k->c, "comet_changes", changes_sql, 4, changes_types, err, errlen) < 0) {
 		drop(k);
 		return -1;
 	}
@@ -323,6 +374,14 @@ static void array_of(struct buf *b, unsigned oid, const struct msglog_msg *m, in
 		buf_add(b, &l, 4);
 		buf_add(b, s, len);
 	}
+}
+
+static int32_t be32(const char *p)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < 4; i++)
+		v = v << 8 | (unsigned char)p[i];
+	return (int32_t)v;
 }
 
 static int64_t be64(const char *p)
@@ -359,9 +418,7 @@ int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now
 	const char *vals[6] = { a[0].p, a[1].p, a[2].p, now, k, ks };
 	int lens[6] = { (int)a[0].len, (int)a[1].len, (int)a[2].len, 0, 0, 0 };
 	int fmts[6] = { 1, 1, 1, 0, 0, 0 };
-	const unsigned types[6] = { 1009, 1009, 1001, 20, 20, 20 };
-	PGresult *r = PQexecParams(p->w.c, "SELECT comet_publish($1, $2, $3, $4, $5, $6)", 6,
-				   types, vals, lens, fmts, 0);
+	PGresult *r = PQexecPrepared(p->w.c, "comet_publish", 6, vals, lens, fmts, 0);
 	for (int i = 0; i < 3; i++)
 		buf_free(&a[i]);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
@@ -396,15 +453,6 @@ static char *copy_value(const PGresult *r, int row, int col, size_t *len)
 	return s;
 }
 
-static PGresult *query(PGconn *c, const char *sql, int n, int64_t a, int64_t b)
-{
-	char x[24], y[24];
-	snprintf(x, sizeof x, "%lld", (long long)a);
-	snprintf(y, sizeof y, "%lld", (long long)b);
-	const char *vals[2] = { x, y };
-	/* Binary results: bytea as it is, bigint as 8 bytes. */
-	return PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 1);
-}
 
 int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
 		  int64_t after_id, int64_t after_rev, int max, struct pglog_changes *c,
@@ -414,74 +462,46 @@ int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
 	struct pgconn *k = role == PGLOG_WRITER ? &p->w : &p->f;
 	if (connect_to(p, k, role == PGLOG_WRITER, err, errlen) < 0)
 		return -1;
-	if (exec_ok(k->c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "read", err,
-		    errlen) < 0) {
-		drop(k);
-		return -1;
-	}
-	PGresult *r = query(k->c, "SELECT last_id, rev, log FROM comet_state", 0, 0, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+	char id[24], rev[24], lim[24];
+	snprintf(id, sizeof id, "%lld", (long long)after_id);
+	snprintf(rev, sizeof rev, "%lld", (long long)after_rev);
+	snprintf(lim, sizeof lim, "%d", max);
+	const char *vals[4] = { id, rev, after_log, lim };
+	/* Binary results: bytea as it is, bigint as 8 bytes. */
+	PGresult *r = PQexecPrepared(k->c, "comet_changes", 4, vals, NULL, NULL, 1);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1 ||
+	    be32(PQgetvalue(r, 0, 0)) != 0)
 		return failed(k, r, "read", err, errlen);
-	int64_t last = be64(PQgetvalue(r, 0, 0));
-	c->rev = be64(PQgetvalue(r, 0, 1));
-	snprintf(c->log, sizeof c->log, "%s", PQgetvalue(r, 0, 2));
-	PQclear(r);
+	int64_t last = be64(PQgetvalue(r, 0, 1));
 	c->last_id = last;
-	if (last < after_id || (after_log && strcmp(after_log, c->log) != 0)) {
-		/* Made anew (or restored from an older backup): the copy
-		 * starts again from nothing. */
-		c->behind = true;
-		after_id = 0;
-		after_rev = -1;
+	c->rev = be64(PQgetvalue(r, 0, 2));
+	snprintf(c->log, sizeof c->log, "%s", PQgetvalue(r, 0, 3));
+	/* Made anew (or restored from an older backup): the copy starts
+	 * again from nothing. */
+	c->behind = PQgetvalue(r, 0, 4)[0] == 't';
+	int n = PQntuples(r);
+	c->rows = xcalloc((size_t)n, sizeof *c->rows);
+	c->marks = xcalloc((size_t)n, sizeof *c->marks);
+	for (int i = 1; i < n; i++) {
+		if (be32(PQgetvalue(r, i, 0)) == 1) {
+			struct pglog_row *w = &c->rows[c->nrows++];
+			w->id = be64(PQgetvalue(r, i, 1));
+			w->time = be64(PQgetvalue(r, i, 2));
+			w->channel = copy_value(r, i, 3, NULL);
+			w->type = copy_value(r, i, 4, NULL);
+			w->data = copy_value(r, i, 5, &w->len);
+		} else {
+			struct msglog_mark *m = &c->marks[c->nmarks++];
+			m->id = be64(PQgetvalue(r, i, 1));
+			m->channel = copy_value(r, i, 3, NULL);
+		}
 	}
-	if (last > after_id) {
-		/* At most max rows, and no more after PGLOG_READ_BYTES of data
-		 * (but always one): big messages must not make one read huge. */
-		char sql[400];
-		snprintf(sql, sizeof sql, "SELECT id, time, channel, type, data FROM (SELECT *,"
-			 " sum(length(data)) OVER (ORDER BY id) - length(data) AS before"
-			 " FROM comet_msg WHERE id > $1 AND id <= $2 ORDER BY id LIMIT %d) m"
-			 " WHERE before < %d ORDER BY id", max, PGLOG_READ_BYTES);
-		r = query(k->c, sql, 2, after_id, last);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK)
-			return failed(k, r, "read", err, errlen);
-		c->nrows = PQntuples(r);
-		c->rows = xcalloc((size_t)c->nrows + 1, sizeof *c->rows);
-		for (int i = 0; i < c->nrows; i++) {
-			struct pglog_row *w = &c->rows[i];
-			w->id = be64(PQgetvalue(r, i, 0));
-			w->time = be64(PQgetvalue(r, i, 1));
-			w->channel = copy_value(r, i, 2, NULL);
-			w->type = copy_value(r, i, 3, NULL);
-			w->data = copy_value(r, i, 4, &w->len);
-		}
-		/* Cut short (or the newest were dropped meanwhile: then the
-		 * next read finds nothing and moves to last). */
-		if (c->nrows && c->rows[c->nrows - 1].id < last) {
-			c->more = true;
-			c->last_id = c->rows[c->nrows - 1].id;
-		}
-		PQclear(r);
-	}
-	if (c->rev != after_rev) {
-		r = query(k->c, "SELECT channel, id FROM comet_dropped WHERE rev > $1",
-			  1, after_rev, 0);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			pglog_changes_free(c);
-			return failed(k, r, "read", err, errlen);
-		}
-		c->nmarks = PQntuples(r);
-		c->marks = xcalloc((size_t)c->nmarks + 1, sizeof *c->marks);
-		for (int i = 0; i < c->nmarks; i++) {
-			c->marks[i].channel = copy_value(r, i, 0, NULL);
-			c->marks[i].id = be64(PQgetvalue(r, i, 1));
-		}
-		PQclear(r);
-	}
-	if (exec_ok(k->c, "COMMIT", "read", err, errlen) < 0) {
-		pglog_changes_free(c);
-		drop(k);
-		return -1;
+	PQclear(r);
+	/* Cut short (or the newest were dropped meanwhile: then the next
+	 * read finds nothing and moves to last). */
+	if (c->nrows && c->rows[c->nrows - 1].id < last) {
+		c->more = true;
+		c->last_id = c->rows[c->nrows - 1].id;
 	}
 	return 0;
 }

@@ -26,7 +26,7 @@
 /* Writer connections one host opens at most, all its processes together. */
 #define PGLOG_SLOTS 8
 /* One read of changes stops after this much message data. */
-#define PGLOG_READ_BYTES (4 << 20)
+#define PGLOG_READ_BYTES 4194304
 
 struct pglog;
 
