@@ -1,6 +1,6 @@
 /* pglog: the shared message log in PostgreSQL (see pglog.h).
  *
- * Schema (comet_state.version 1), made by the first connection that finds
+ * Schema (comet_state.version 2), made by the first connection that finds
  * it missing, under an advisory lock:
  *   comet_state(one, version, last_id, rev, log): one row; last_id and rev
  *     are bumped by every write and hold its row lock to the commit; log
@@ -29,7 +29,9 @@
 #include "clock.h"
 #include "pglog.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #define LOCK_KEY "7270110011"	/* advisory lock for making the schema */
 #define SLOT_WAIT_MS 5000
 
@@ -69,9 +71,10 @@ static const char schema[] =
 	"    DO UPDATE SET id = greatest(d.id, excluded.id), rev = excluded.rev;\n"
 	"  END IF;\n"
 	" END LOOP;\n"
-	" SELECT max(id) INTO cut FROM (SELECT id, time FROM comet_msg ORDER BY id LIMIT 256) o"
-	"  WHERE time < now_ms - keep_ms;\n"
-	" IF cut IS NOT NULL THEN\n"
+	" SELECT time INTO k FROM comet_msg ORDER BY id LIMIT 1;\n"
+	" IF k < now_ms - keep_ms THEN\n"
+	"  SELECT max(id) INTO cut FROM (SELECT id, time FROM comet_msg ORDER BY id LIMIT 256) o"
+	"   WHERE time < now_ms - keep_ms;\n"
 	"  INSERT INTO comet_dropped AS d SELECT channel, max(id), r FROM comet_msg WHERE id <= cut"
 	"   GROUP BY channel ON CONFLICT (channel)"
 	"   DO UPDATE SET id = greatest(d.id, excluded.id), rev = excluded.rev;\n"
@@ -97,7 +100,7 @@ static const char schema[] =
 	" PERFORM pg_notify('comet', '');\n"
 	" RETURN k;\n"
 	"END $f$;"
-	"UPDATE comet_state SET version = 1;";
+	"UPDATE comet_state SET version = " STR(SCHEMA_VERSION) ";";
 
 struct pgconn {
 	PGconn *c;
@@ -274,8 +277,6 @@ static const Oid publish_types[6] = { 1009, 1009, 1001, 20, 20, 20 };
  * messages in id order (kind 1), at most $4 and no more after
  * PGLOG_READ_BYTES of data (but always one), then the marks made since
  * (kind 2). */
-#define STR_(x) #x
-#define STR(x) STR_(x)
 static const char changes_sql[] =
 	"WITH s AS (SELECT last_id, rev, log, (last_id < $1 OR log IS DISTINCT FROM $3) AS anew"
 	"  FROM comet_state),"
