@@ -18,6 +18,11 @@
  *   bench fanout -p PORT -n 1000 [--preset comet|nchan] [--mem server:PID,..]
  *   bench rate   -p PORT [-c 16] [-d 5] [--pub-path PATH]
  *
+ * With --peer PORT (other servers sharing the channels: hosts of one site),
+ * fanout opens N subscribers on each server, publishes to -p and reports the
+ * latencies also by server; rate's connections alternate the servers.
+ * --pub-batch K makes each rate request a comet-fcgi batch of K messages.
+ *
  * Run "bench --help" for every option.
  */
 #define _GNU_SOURCE
