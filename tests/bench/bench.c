@@ -1680,9 +1680,9 @@ static void run_fanout(void)
 		printf("   fan-out latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
 		       pct(&lat, 50), pct(&lat, 90), pct(&lat, 99), pct(&lat, 100));
 		for (int h = 0; nhosts > 1 && h < nhosts; h++)
-			printf("   server %d (port %d%s): answered %ld; p50 %.3f  p90 %.3f  p99 %.3f  "
-			       "max %.3f\n", h, ntohs(targets[h].sin_port),
-			       h ? "" : ", published to", fw.host_answered[h],
+			printf("   server %d (port %d%s): answered %ld; first %.3f  p50 %.3f  p90 %.3f  "
+			       "p99 %.3f  max %.3f\n", h, ntohs(targets[h].sin_port),
+			       h ? "" : ", published to", fw.host_answered[h], pct(&fw.host_lat[h], 0),
 			       pct(&fw.host_lat[h], 50), pct(&fw.host_lat[h], 90),
 			       pct(&fw.host_lat[h], 99), pct(&fw.host_lat[h], 100));
 		cpu_print(stdout, false, fcpu0, fcpu1, t_last - t0);
@@ -1712,6 +1712,7 @@ static void run_fanout(void)
 		for (int h = 0; h < nhosts; h++) {
 			printf("%s{\"port\":%d,\"answered\":%ld,", h ? "," : "",
 			       ntohs(targets[h].sin_port), fw.host_answered[h]);
+			jnum(stdout, "min_ms", pct(&fw.host_lat[h], 0), 3, true);
 			jnum(stdout, "p50_ms", pct(&fw.host_lat[h], 50), 3, true);
 			jnum(stdout, "p90_ms", pct(&fw.host_lat[h], 90), 3, true);
 			jnum(stdout, "p99_ms", pct(&fw.host_lat[h], 99), 3, true);
@@ -1729,6 +1730,7 @@ static void run_fanout(void)
 	printf("\"waiting\":%ld,\"answered\":%ld,\"non200\":%ld,\"wrong\":%ld,"
 	       "\"failed_after\":%ld,\"unanswered\":%ld,\"h2_streams\":%d,",
 	       expect, answered, non200, wrong, late_fail, pending, opt.h2);
+	jnum(stdout, "min_ms", pct(&lat, 0), 3, true);
 	jnum(stdout, "p50_ms", pct(&lat, 50), 3, true);
 	jnum(stdout, "p90_ms", pct(&lat, 90), 3, true);
 	jnum(stdout, "p99_ms", pct(&lat, 99), 3, true);
