@@ -28,7 +28,7 @@ struct commit {
 void commit_job_free(struct commit_job *job)
 {
 	buf_free(&job->body);
-	msglog_parsed_free(&job->parsed);
+	json_batch_free(&job->parsed);
 	free(job->types);
 	free(job->headers);
 	free(job);
@@ -164,13 +164,20 @@ void commit_poll(struct commit *c)
 		commit_list(c, list);
 }
 
+/* After this long without a publish, the log lets go of what others may
+ * need (a shared log's connection, one of a few per host). */
+#define IDLE_MS 2000
+
 static void *commit_main(void *arg)
 {
 	struct commit *c = arg;
 	for (;;) {
 		struct pollfd p = { c->queue.efd, POLLIN, 0 };
-		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+		int n = poll(&p, 1, IDLE_MS);
+		if (n < 0 && errno != EINTR)
 			log_msg("error", 0, "commit: poll: %s", strerror(errno));
+		if (n == 0)
+			msglog_idle(c->log);
 		commit_poll(c);
 	}
 	return NULL;
@@ -183,7 +190,7 @@ int commit_start(struct commit **out, const struct conf *conf, struct notify *n,
 	c->notify = n;
 	c->hub = hub;
 	c->threaded = threaded;
-	if (msglog_open(&c->log, conf->db, conf->sync_full, err, errlen) < 0) {
+	if (msglog_open(&c->log, conf->db, conf->state_dir, conf->sync_full, err, errlen) < 0) {
 		free(c);
 		return -1;
 	}

@@ -6,9 +6,10 @@
  *
  * Ownership: commit_submit takes the job and its request; the commit
  * thread answers the request (201, or 503 when storage fails) and frees
- * both. Jobs arrive validated: a message that SQLite refuses would fail
- * every job of its group, so the group is then retried job by job; when
- * storage is unavailable, every job of the group is refused at once. */
+ * both. Jobs arrive validated: a message that msglog_append refuses
+ * would fail every job of its group, so the group is then retried job by
+ * job; when storage is unavailable, every job of the group is refused at
+ * once. */
 #ifndef COMET_COMMIT_H
 #define COMET_COMMIT_H
 
@@ -19,6 +20,7 @@
 #include "conf.h"
 #include "conn.h"
 #include "hub.h"
+#include "json.h"
 #include "msglog.h"
 #include "notify.h"
 #include "request.h"
@@ -33,7 +35,7 @@ struct commit_job {
 	int n;
 	struct msglog_msg *msg;	/* n messages, pointing into what follows */
 	struct buf body;	/* the request body (one message's data) */
-	struct msglog_parsed parsed;	/* a batch's messages */
+	struct json_batch parsed;	/* a batch's messages */
 	char (*types)[REQ_TYPE_LEN + 1];	/* a batch's media types */
 	struct msglog_msg one;
 	char chan[REQ_CHANNEL_LEN + 1];

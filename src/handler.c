@@ -10,7 +10,9 @@
 #include "buf.h"
 #include "clock.h"
 #include "commit.h"
+#include "follow.h"
 #include "handler.h"
+#include "json.h"
 #include "log.h"
 #include "reply.h"
 #include "request.h"
@@ -159,10 +161,15 @@ static bool access_ok(struct req *q)
 
 int handler_open(struct app *a, char *err, size_t errlen)
 {
-	if (!a->notify && notify_open(&a->notify, a->conf.db, err, errlen) < 0)
+	char local[4096];
+	if (!a->notify &&
+	    notify_open(&a->notify, msglog_local_path(a->conf.db, a->conf.state_dir, local,
+						      sizeof local), err, errlen) < 0)
+		return -1;
+	if (a->follows && follow_start(&a->conf, a->notify, err, errlen) < 0)
 		return -1;
 	if (!a->log) {
-		if (msglog_open(&a->log, a->conf.db, a->conf.sync_full, err, errlen) < 0)
+		if (msglog_open(&a->log, a->conf.db, a->conf.state_dir, a->conf.sync_full, err, errlen) < 0)
 			return -1;
 		told[0] = '\0';
 		msglog_retention(a->log, a->conf.retain, a->conf.retain_seconds);
@@ -341,19 +348,13 @@ static bool is_batch(const char *query, const char *type, const struct buf *body
 	return i < body->len && body->p[i] == '[';
 }
 
-/* Checks what SQLite would refuse at commit, so that one job cannot fail
+/* Checks what msglog_append would refuse, so that one job cannot fail
  * the group it is committed with: JSON messages must be valid JSON. */
 static int check_json(struct req *q, const struct msglog_msg *m, int n)
 {
-	char err[256];
 	for (int i = 0; i < n; i++) {
-		bool ok = true;
 		if (strcmp(m[i].type, "application/json") == 0 &&
-		    msglog_json_valid(q->a->log, m[i].data, m[i].len, &ok, err, sizeof err) < 0) {
-			unavailable(q, err);
-			return -1;
-		}
-		if (!ok) {
+		    !json_valid(m[i].data, m[i].len)) {
 			error(q, 415, "a message of type application/json is not valid JSON", NULL);
 			return -1;
 		}
@@ -386,24 +387,21 @@ static void publish_batch(struct req *q, struct commit_job *job)
 {
 	char err[256];
 	struct buf *body = &job->body;
-	/* SQLite's JSON functions cut a string at \u0000: refuse it rather
-	 * than store a shorter message or publish to a shorter channel. */
+	/* \u0000 is refused like a body that is not UTF-8 text, before
+	 * parsing (json_batch_parse refuses it too, naming the element). */
 	if (!utf8_valid(body->p, body->len) || request_json_nul(body->p, body->len)) {
 		commit_job_free(job);
 		error(q, 415, "the batch must be UTF-8 JSON without \\u0000", NULL);
 		return;
 	}
-	int rc = msglog_parse_batch(q->a->log, body->p, body->len, REQ_MAX_LIMIT, &job->parsed,
-				    err, sizeof err);
+	int rc = json_batch_parse(body->p, body->len, REQ_MAX_LIMIT, &job->parsed, err,
+				  sizeof err);
 	if (rc < 0) {
 		commit_job_free(job);
-		if (rc == MSGLOG_EUNAVAIL)
-			unavailable(q, err);
-		else
-			error(q, rc == MSGLOG_ESHAPE ? 400 : 415, err, NULL);
+		error(q, rc == JSON_ESHAPE ? 400 : 415, err, NULL);
 		return;
 	}
-	struct msglog_parsed *b = &job->parsed;
+	struct json_batch *b = &job->parsed;
 	job->types = xcalloc((size_t)b->n, sizeof *job->types);
 	int st = 0;
 	const char *why = NULL;
@@ -510,6 +508,7 @@ static void pub(struct req *q)
 	} else {
 		int64_t n;
 		rc = msglog_delete(q->a->log, chan, &n, err, sizeof err);
+		msglog_idle(q->a->log);
 		/* Held subscribers of the channel whose cursor is behind what
 		 * went are told (gap): ring every process. */
 		if (rc == 0 && n > 0)

@@ -22,6 +22,7 @@ struct app {
 	struct hub *hub;	/* started when the first request is held */
 	struct commit *commit;	/* started at the first publish */
 	bool threaded;		/* FastCGI: the hub gets a thread; CGI: runs inline */
+	bool follows;		/* serving (not the command line): may follow a shared log */
 	int64_t started_ms;
 	int state;		/* SERVE_IDLE, SERVE_BUSY or SERVE_EXITING (atomic) */
 };

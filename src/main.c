@@ -66,7 +66,7 @@ static int check_owner(const char *db, char *err, size_t errlen)
 
 static int cli_publish(struct app *a, int argc, char **argv)
 {
-	char err[512];
+	char err[512], local[4096];
 	const char *ctype = "text/plain";
 	int i = 0;
 	if (i + 1 < argc && strcmp(argv[i], "--type") == 0) {
@@ -102,7 +102,8 @@ static int cli_publish(struct app *a, int argc, char **argv)
 			a->conf.max_message);
 	} else if (!utf8_valid(data.p ? data.p : "", data.len)) {
 		fprintf(stderr, "comet-fcgi: the message must be UTF-8 text without NUL bytes\n");
-	} else if (check_owner(a->conf.db, err, sizeof err) < 0 ||
+	} else if (check_owner(msglog_local_path(a->conf.db, a->conf.state_dir, local,
+							   sizeof local), err, sizeof err) < 0 ||
 		   handler_open(a, err, sizeof err) < 0) {
 		fprintf(stderr, "comet-fcgi: %s\n", err);
 	} else {

@@ -23,10 +23,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
+#include "json.h"
 #include "msglog.h"
+#include "pglog.h"
 #include "request.h"
 #include "user.h"
 
@@ -37,7 +40,8 @@ enum {
 	S_BEGIN, S_BEGIN_IMMEDIATE, S_COMMIT, S_ROLLBACK, S_SEQ, S_INSERT,
 	S_CHAN_INC, S_CHAN_SUB, S_CHAN_DROP, S_AGE_OLDEST, S_AGE_COUNTS, S_CHAN_GC,
 	S_KEEP_CUT, S_MARK, S_DEL_CHAN_UPTO, S_AGE_CUT, S_AGE_MARK, S_AGE_DEL,
-	S_JSON_VALID, S_BATCH, S_SINCE, S_MARKS_AFTER, S_INFO, S_CHAN_MAX, S_COUNT,
+	S_SINCE, S_MARKS_AFTER, S_INFO, S_CHAN_MAX, S_COUNT,
+	S_ACK, S_COPIED, S_COPIED_SET, S_COPY_INSERT, S_SEQ_SET, S_SEQ_NEW,
 	S_NSTMT
 };
 
@@ -68,19 +72,6 @@ static const char *const sql[S_NSTMT] = {
 		       "WHERE id<=?1 GROUP BY channel "
 		       "ON CONFLICT(channel) DO UPDATE SET id=max(id,excluded.id)",
 	[S_AGE_DEL] = "DELETE FROM msg WHERE id<=?1",
-	[S_JSON_VALID] = "SELECT json_valid(?1)",
-	/* json_each's own type column says what an element is; the members
-	 * are looked up only in objects, since ->> on a string element would
-	 * parse the string's text as JSON (and fail on plain text). */
-	[S_BATCH] = "SELECT type,"
-		    "CASE type WHEN 'object' THEN value->>'$.channel' END,"
-		    "CASE type WHEN 'object' THEN json_type(value,'$.channel') END,"
-		    "CASE type WHEN 'object' THEN value->>'$.type' END,"
-		    "CASE type WHEN 'object' THEN json_type(value,'$.type') END,"
-		    "CASE type WHEN 'object' THEN json_type(value,'$.data') END,"
-		    "CASE type WHEN 'object' THEN CASE json_type(value,'$.data') "
-		    "WHEN 'text' THEN value->>'$.data' ELSE value->'$.data' END END "
-		    "FROM json_each(?1) WHERE json_type(?1)='array' ORDER BY key",
 	[S_SINCE] = "SELECT id,channel," RENDER " FROM msg WHERE id>?1 ORDER BY id LIMIT ?2",
 	[S_MARKS_AFTER] = "SELECT channel,id FROM dropped WHERE id>?1",
 	[S_INFO] = "SELECT json_object('channel',?1,'last_id',coalesce(max(id),0),"
@@ -88,7 +79,22 @@ static const char *const sql[S_NSTMT] = {
 		   "FROM msg WHERE channel=?1",
 	[S_CHAN_MAX] = "SELECT max(id),count(*) FROM msg WHERE channel=?1",
 	[S_COUNT] = "SELECT count(*) FROM msg",
+	/* A host's copy of a shared log (see copy_changes). */
+	[S_ACK] = "SELECT json_object('id',?1,'channel',?2,'time',?3)",
+	[S_COPIED] = "SELECT id,rev,log FROM copied",
+	[S_COPIED_SET] = "INSERT INTO copied(one,id,rev,log) VALUES(1,?1,?2,?3) "
+			 "ON CONFLICT(one) DO UPDATE SET id=excluded.id,rev=excluded.rev,"
+			 "log=excluded.log",
+	[S_COPY_INSERT] = "INSERT INTO msg(id,channel,time,type,data) VALUES(?1,?2,?3,?4,?5)",
+	[S_SEQ_SET] = "UPDATE sqlite_sequence SET seq=?1 WHERE name='msg'",
+	[S_SEQ_NEW] = "INSERT INTO sqlite_sequence(name,seq) SELECT 'msg',?1 "
+		      "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name='msg')",
 };
+
+/* What a host's copy of a shared log adds: how far it has copied. */
+static const char copy_schema[] =
+	"CREATE TABLE IF NOT EXISTS copied(one INTEGER PRIMARY KEY CHECK (one = 1),"
+	" id INTEGER NOT NULL, rev INTEGER NOT NULL, log TEXT NOT NULL)";
 
 static const char schema_v1[] =
 	"CREATE TABLE msg(id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -107,6 +113,9 @@ static const char migrate_v2[] =
 
 struct msglog {
 	sqlite3 *db;		/* NULL after letting go of a replaced file, until reopened */
+	/* A log shared by several hosts: db is this host's copy of it, which
+	 * readers read; writes go to pg and are then copied. */
+	struct pglog *pg;
 	char *path;
 	bool sync_full;
 	long retain, retain_seconds;
@@ -222,10 +231,15 @@ static int busy(void *arg, int tries)
 	int64_t left = l->deadline - clock_mono_ms();
 	if (left <= 0)
 		return 0;
-	/* 1, 2, 4 ... ms, then every 20 ms: a short lock costs little, a long
-	 * one few wake-ups. */
-	int ms = tries < 5 ? 1 << tries : 20;
-	sqlite3_sleep(ms < left ? ms : (int)left);
+	/* 0.1, 0.2, 0.4 ... ms, then every 20 ms: a short lock (a shared
+	 * log's copy is written by the publisher and the follower in turn, a
+	 * fraction of a millisecond each) costs little, a long one few
+	 * wake-ups. */
+	int64_t us = tries < 8 ? 100 << tries : 20000;
+	if (us > left * 1000)
+		us = left * 1000;
+	struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000 };
+	nanosleep(&ts, NULL);
 	return 1;
 }
 
@@ -525,7 +539,8 @@ static int open_path(struct msglog *l, char *err, size_t errlen)
 	    pragma(l, l->sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
 		   err, errlen) < 0 ||
 	    pragma(l, "PRAGMA cache_size=-1024", err, errlen) < 0 ||
-	    init_schema(l, err, errlen) < 0) {
+	    init_schema(l, err, errlen) < 0 ||
+	    (l->pg && pragma(l, copy_schema, err, errlen) < 0)) {
 		disconnect(l);
 		return MSGLOG_EUNAVAIL;
 	}
@@ -584,18 +599,30 @@ static void leave(struct msglog *l)
 	pthread_mutex_unlock(&l->mu);
 }
 
-int msglog_open(struct msglog **out, const char *path, bool sync_full,
+const char *msglog_local_path(const char *db, const char *state_dir, char *buf, size_t n)
+{
+	if (!pglog_is_uri(db))
+		return db;
+	snprintf(buf, n, "%s/copy.db", state_dir);
+	return buf;
+}
+
+int msglog_open(struct msglog **out, const char *db, const char *state_dir, bool sync_full,
 		char *err, size_t errlen)
 {
 	struct msglog *l = xcalloc(1, sizeof *l);
+	char local[4096];
 	l->retain = 1000;
 	l->retain_seconds = 86400;
-	l->path = xstrdup(path);
+	l->path = xstrdup(msglog_local_path(db, state_dir, local, sizeof local));
+	if (pglog_is_uri(db))
+		pglog_open(&l->pg, db, state_dir);
 	l->sync_full = sync_full;
 	pthread_mutex_init(&l->mu, NULL);
 	begin_call(l);
 	if (open_path(l, err, errlen) < 0) {
 		pthread_mutex_destroy(&l->mu);
+		pglog_close(l->pg);
 		free(l->path);
 		free(l);
 		return MSGLOG_EUNAVAIL;
@@ -621,6 +648,7 @@ void msglog_close(struct msglog *l)
 	}
 	pthread_mutex_unlock(&everyone_mu);
 	disconnect(l);
+	pglog_close(l->pg);
 	pthread_mutex_destroy(&l->mu);
 	free(l->path);
 	free(l);
@@ -630,30 +658,6 @@ void msglog_retention(struct msglog *l, long count, long seconds)
 {
 	l->retain = count;
 	l->retain_seconds = seconds;
-}
-
-static int json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
-		      char *err, size_t errlen)
-{
-	sqlite3_stmt *s = stmt(l, S_JSON_VALID, err, errlen);
-	if (!s)
-		return MSGLOG_EUNAVAIL;
-	sqlite3_bind_text(s, 1, data, (int)len, SQLITE_STATIC);
-	int64_t v;
-	int rc = int_query(l, s, 0, &v, err, errlen);
-	*ok = v == 1;
-	return rc;
-}
-
-int msglog_json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
-		      char *err, size_t errlen)
-{
-	*ok = false;
-	if (enter(l, false, err, errlen) < 0)
-		return MSGLOG_EUNAVAIL;
-	int rc = json_valid(l, data, len, ok, err, errlen);
-	leave(l);
-	return rc;
 }
 
 /* Counts the message just added to chan and drops the channel's oldest
@@ -793,6 +797,162 @@ undo:
 	return result;
 }
 
+/* Copying a shared log: each call brings this host's copy up to the
+ * shared log's newest commit, in id order, in transactions of at most
+ * COPY_ROWS messages. The copy's write lock is taken before the shared log
+ * is read, so that a message is read from PostgreSQL once per host, by
+ * whichever process (the follower, or the publisher itself) gets there
+ * first; the other finds nothing left to read. */
+#define COPY_ROWS 1000
+
+static int bind_step(struct msglog *l, sqlite3_stmt *s, char *err, size_t errlen)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : fail(l, rc, "copy", err, errlen);
+}
+
+static int copied(struct msglog *l, int64_t *id, int64_t *rev, char *log, size_t loglen,
+		  char *err, size_t errlen)
+{
+	sqlite3_stmt *s = stmt(l, S_COPIED, err, errlen);
+	if (!s)
+		return MSGLOG_EUNAVAIL;
+	*id = 0;
+	*rev = -1;
+	log[0] = '\0';
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(s, 0);
+		*rev = sqlite3_column_int64(s, 1);
+		snprintf(log, loglen, "%s", (const char *)sqlite3_column_text(s, 2));
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(l, rc, "copy", err, errlen);
+}
+
+static int apply_changes(struct msglog *l, const struct pglog_changes *c, char *err, size_t errlen)
+{
+	if (c->behind && pragma(l, "DELETE FROM msg; DELETE FROM dropped; DELETE FROM chan",
+				err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	/* A copy keeps no per-channel counts (chan): they serve retention,
+	 * which the shared log does; the copy applies its marks. */
+	sqlite3_stmt *ins = stmt(l, S_COPY_INSERT, err, errlen);
+	sqlite3_stmt *mark = stmt(l, S_MARK, err, errlen);
+	sqlite3_stmt *del = stmt(l, S_DEL_CHAN_UPTO, err, errlen);
+	sqlite3_stmt *seq_set = stmt(l, S_SEQ_SET, err, errlen);
+	sqlite3_stmt *seq_new = stmt(l, S_SEQ_NEW, err, errlen);
+	sqlite3_stmt *done = stmt(l, S_COPIED_SET, err, errlen);
+	if (!ins || !mark || !del || !seq_set || !seq_new || !done)
+		return MSGLOG_EUNAVAIL;
+	for (int i = 0; i < c->nrows; i++) {
+		const struct pglog_row *r = &c->rows[i];
+		sqlite3_bind_int64(ins, 1, r->id);
+		sqlite3_bind_text(ins, 2, r->channel, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 3, r->time);
+		sqlite3_bind_text(ins, 4, r->type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 5, r->data, (int)r->len, SQLITE_STATIC);
+		if (bind_step(l, ins, err, errlen) < 0)
+			return MSGLOG_EUNAVAIL;
+	}
+	for (int i = 0; i < c->nmarks; i++) {
+		const struct msglog_mark *k = &c->marks[i];
+		sqlite3_bind_text(mark, 1, k->channel, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(mark, 2, k->id);
+		sqlite3_bind_text(del, 1, k->channel, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(del, 2, k->id);
+		if (bind_step(l, mark, err, errlen) < 0 || bind_step(l, del, err, errlen) < 0)
+			return MSGLOG_EUNAVAIL;
+	}
+	/* The copy's newest id is the shared log's, even when that message
+	 * was dropped before it could be copied (last_id in answers). */
+	sqlite3_bind_int64(seq_set, 1, c->last_id);
+	sqlite3_bind_int64(seq_new, 1, c->last_id);
+	sqlite3_bind_int64(done, 1, c->last_id);
+	sqlite3_bind_int64(done, 2, c->rev);
+	sqlite3_bind_text(done, 3, c->log, -1, SQLITE_STATIC);
+	if (bind_step(l, seq_set, err, errlen) < 0 || bind_step(l, seq_new, err, errlen) < 0 ||
+	    bind_step(l, done, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	return 0;
+}
+
+/* Returns how many messages and marks were copied, or MSGLOG_EUNAVAIL.
+ * With upto, stops without asking the shared log once the copy holds that
+ * id: a publisher whose commit the follower copied first. */
+static int copy_changes(struct msglog *l, enum pglog_role role, int64_t upto,
+			char *err, size_t errlen)
+{
+	int total = 0;
+	bool more = true;
+	while (more) {
+		int64_t id, rev;
+		char log[40];
+		if (exec1(l, S_BEGIN_IMMEDIATE, err, errlen) < 0)
+			return MSGLOG_EUNAVAIL;
+		if (copied(l, &id, &rev, log, sizeof log, err, errlen) < 0) {
+			rollback(l);
+			return MSGLOG_EUNAVAIL;
+		}
+		if (upto && id >= upto)
+			return exec1(l, S_COMMIT, err, errlen) < 0 ? MSGLOG_EUNAVAIL : total;
+		struct pglog_changes c;
+		memset(&c, 0, sizeof c);
+		if (pglog_changes(l->pg, role, log[0] ? log : NULL, id, rev, COPY_ROWS, &c,
+				  err, errlen) < 0 ||
+		    apply_changes(l, &c, err, errlen) < 0 ||
+		    exec1(l, S_COMMIT, err, errlen) < 0) {
+			pglog_changes_free(&c);
+			rollback(l);
+			return MSGLOG_EUNAVAIL;
+		}
+		total += c.nrows + c.nmarks + (c.behind || c.last_id != id);
+		more = c.more;
+		pglog_changes_free(&c);
+	}
+	return total;
+}
+
+/* A publish to a shared log: committed there (acknowledged from then on),
+ * then copied here, so that this host's readers see it at once. A failed
+ * copy is left to the follower. */
+static int append_shared(struct msglog *l, const struct msglog_msg *m, int n, int64_t now_ms,
+			 int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
+			 char *err, size_t errlen)
+{
+	int64_t first;
+	if (pglog_append(l->pg, m, n, now_ms, l->retain, l->retain_seconds, &first,
+			 err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_stmt *s = stmt(l, S_ACK, err, errlen);
+	for (int i = 0; i < n; i++) {
+		ids[i] = first + i;
+		if (i)
+			buf_addc(acks, ',');
+		size_t at = acks->len;
+		/* Rendered by SQLite, as a local log's acks are. */
+		if (s) {
+			sqlite3_bind_int64(s, 1, ids[i]);
+			sqlite3_bind_text(s, 2, m[i].channel, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 3, now_ms);
+			if (sqlite3_step(s) == SQLITE_ROW)
+				buf_add(acks, sqlite3_column_text(s, 0),
+					(size_t)sqlite3_column_bytes(s, 0));
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+		}
+		if (acks->len == at)
+			buf_printf(acks, "{\"id\":%lld}", (long long)ids[i]);
+		if (ack_at)
+			ack_at[i] = (struct msglog_item){ ids[i], at, acks->len - at };
+	}
+	char ignored[256];
+	copy_changes(l, PGLOG_WRITER, first + n - 1, ignored, sizeof ignored);
+	return 0;
+}
+
 int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t now_ms,
 		  int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
 		  char *err, size_t errlen)
@@ -802,14 +962,16 @@ int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t n
 	int rc = 0;
 	/* Validate before taking the write lock. */
 	for (int i = 0; i < n && rc == 0; i++) {
-		if (strcmp(m[i].type, "application/json") != 0)
-			continue;
-		bool ok;
-		rc = json_valid(l, m[i].data, m[i].len, &ok, err, errlen);
-		if (rc == 0 && !ok) {
+		if (strcmp(m[i].type, "application/json") == 0 &&
+		    !json_valid(m[i].data, m[i].len)) {
 			snprintf(err, errlen, "message %d of %d is not valid JSON", i + 1, n);
 			rc = MSGLOG_EINVAL;
 		}
+	}
+	if (rc == 0 && l->pg) {
+		rc = append_shared(l, m, n, now_ms, ids, acks, ack_at, err, errlen);
+		leave(l);
+		return rc;
 	}
 	if (rc == 0)
 		rc = append_once(l, m, n, now_ms, ids, acks, ack_at, err, errlen);
@@ -918,7 +1080,12 @@ static int read_page(struct msglog *l, const char *const *chans, int nchan, int6
 		return MSGLOG_EUNAVAIL;
 	int rc = seq(l, &pg->log_last, err, errlen);
 	pg->last_id = pg->log_last;
-	if (rc == 0 && since > pg->log_last)
+	/* A cursor ahead of a copy came from a host that copied sooner: it
+	 * waits for this copy to catch up. Ahead of a log of its own, the
+	 * cursor is from a log since made anew. */
+	if (rc == 0 && since > pg->log_last && l->pg)
+		pg->last_id = since;
+	else if (rc == 0 && since > pg->log_last)
 		pg->reset = true;
 	else if (rc == 0 && since >= 0) {
 		rc = read_rows(l, chans, nchan, since, limit, pg, err, errlen);
@@ -955,113 +1122,6 @@ void msglog_page_free(struct msglog_page *pg)
 	free(pg->item);
 	pg->item = NULL;
 	pg->cap = 0;
-}
-
-/* A copy of a text column that lives as long as p; *len gets its length,
- * NUL bytes included (a JSON "\u0000" must not silently cut the text). */
-static char *own(struct msglog_parsed *p, sqlite3_stmt *s, int col, size_t *len)
-{
-	const char *t = (const char *)sqlite3_column_text(s, col);
-	if (!t)
-		return NULL;
-	size_t n = (size_t)sqlite3_column_bytes(s, col);
-	if (len)
-		*len = n;
-	p->owned = xrealloc(p->owned, (size_t)(p->nowned + 1) * sizeof *p->owned);
-	char *c = p->owned[p->nowned++] = xmalloc(n + 1);
-	memcpy(c, t, n);
-	c[n] = '\0';
-	return c;
-}
-
-static int parse_batch(struct msglog *l, const char *body, size_t len, int max,
-		       struct msglog_parsed *out, char *err, size_t errlen)
-{
-	memset(out, 0, sizeof *out);
-	bool ok;
-	if (json_valid(l, body, len, &ok, err, errlen) < 0)
-		return MSGLOG_EUNAVAIL;
-	if (!ok) {
-		snprintf(err, errlen, "the batch is not valid JSON");
-		return MSGLOG_EINVAL;
-	}
-	sqlite3_stmt *s = stmt(l, S_BATCH, err, errlen);
-	if (!s)
-		return MSGLOG_EUNAVAIL;
-	sqlite3_bind_text(s, 1, body, (int)len, SQLITE_STATIC);
-	int rc, i = 0, result = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *kind = (const char *)sqlite3_column_text(s, 0);
-		const char *ctype = (const char *)sqlite3_column_text(s, 2);
-		const char *ttype = (const char *)sqlite3_column_text(s, 4);
-		const char *dtype = (const char *)sqlite3_column_text(s, 5);
-		const char *why = NULL;
-		if (i == max) {
-			snprintf(err, errlen, "a batch holds at most %d messages", max);
-			result = MSGLOG_ESHAPE;
-			break;
-		}
-		if (!kind || strcmp(kind, "object") != 0)
-			why = "is not an object {\"channel\", \"data\", \"type\"?}";
-		else if (!ctype || strcmp(ctype, "text") != 0)
-			why = "needs a \"channel\" that is a string";
-		else if (ttype && strcmp(ttype, "text") != 0)
-			why = "has a \"type\" that is not a string";
-		else if (!dtype)
-			why = "needs \"data\"";
-		if (why) {
-			snprintf(err, errlen, "batch element %d (counting from 0) %s", i, why);
-			result = MSGLOG_ESHAPE;
-			break;
-		}
-		out->msg = xrealloc(out->msg, (size_t)(i + 1) * sizeof *out->msg);
-		struct msglog_msg *m = &out->msg[i++];
-		m->channel = own(out, s, 1, NULL);
-		m->type = ttype ? own(out, s, 3, NULL)
-				: strcmp(dtype, "text") == 0 ? "text/plain" : "application/json";
-		m->len = 0;
-		m->data = own(out, s, 6, &m->len);
-		if (!m->data)
-			m->data = "";
-		if (strcmp(dtype, "text") != 0 && strcmp(m->type, "application/json") != 0) {
-			snprintf(err, errlen, "batch element %d (counting from 0): data of "
-				 "type %s must be a string", i - 1, m->type);
-			result = MSGLOG_ESHAPE;
-			break;
-		}
-	}
-	out->n = i;
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	if (result == 0 && rc != SQLITE_DONE)
-		result = fail(l, rc, "batch", err, errlen);
-	if (result == 0 && i == 0) {
-		snprintf(err, errlen, "the batch must be a non-empty JSON array");
-		result = MSGLOG_ESHAPE;
-	}
-	if (result < 0)
-		msglog_parsed_free(out);
-	return result;
-}
-
-int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
-		       struct msglog_parsed *out, char *err, size_t errlen)
-{
-	memset(out, 0, sizeof *out);
-	if (enter(l, false, err, errlen) < 0)
-		return MSGLOG_EUNAVAIL;
-	int rc = parse_batch(l, body, len, max, out, err, errlen);
-	leave(l);
-	return rc;
-}
-
-void msglog_parsed_free(struct msglog_parsed *p)
-{
-	for (int i = 0; i < p->nowned; i++)
-		free(p->owned[i]);
-	free(p->owned);
-	free(p->msg);
-	memset(p, 0, sizeof *p);
 }
 
 static int since_rows(struct msglog *l, int64_t after, int max, struct msglog_batch *b,
@@ -1223,9 +1283,44 @@ int msglog_delete(struct msglog *l, const char *chan, int64_t *deleted,
 	*deleted = 0;
 	if (enter(l, true, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
-	int rc = delete_chan(l, chan, deleted, err, errlen);
+	int rc;
+	if (l->pg) {
+		rc = pglog_delete(l->pg, chan, deleted, err, errlen) < 0 ? MSGLOG_EUNAVAIL : 0;
+		char ignored[256];
+		if (rc == 0)
+			copy_changes(l, PGLOG_WRITER, 0, ignored, sizeof ignored);
+	} else {
+		rc = delete_chan(l, chan, deleted, err, errlen);
+	}
 	leave(l);
 	return rc;
+}
+
+bool msglog_shared(const struct msglog *l)
+{
+	return l->pg != NULL;
+}
+
+int msglog_follow(struct msglog *l, int timeout_ms, char *err, size_t errlen)
+{
+	if (!l->pg)
+		return 0;
+	bool news;
+	if (pglog_wait(l->pg, timeout_ms, &news, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	/* Without news, the timed safety check: one small query. */
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = copy_changes(l, PGLOG_FOLLOWER, 0, err, errlen);
+	leave(l);
+	return rc;
+}
+
+void msglog_idle(struct msglog *l)
+{
+	pthread_mutex_lock(&l->mu);
+	pglog_idle(l->pg);
+	pthread_mutex_unlock(&l->mu);
 }
 
 static int counts(struct msglog *l, int64_t *messages, int64_t *last_id,

@@ -28,7 +28,6 @@
 /* Return codes: 0, or one of these; err then says why, for the log. */
 #define MSGLOG_EUNAVAIL (-1)	/* storage unavailable: busy, full, I/O (503) */
 #define MSGLOG_EINVAL (-2)	/* a message is not what its type says (415) */
-#define MSGLOG_ESHAPE (-3)	/* a batch is not an array of messages (400) */
 
 #define MSGLOG_SCHEMA_VERSION 2
 
@@ -80,8 +79,24 @@ struct msglog_batch {
 	bool full;		/* max rows were read: read again from last_id */
 };
 
-int msglog_open(struct msglog **out, const char *path, bool sync_full,
+/* db is a SQLite file, or a postgresql:// URI naming a log shared by several
+ * hosts: then this host's copy of it, which every read reads, lives in
+ * state_dir (msglog_local_path), and writes go to PostgreSQL and are
+ * copied back before they return. */
+int msglog_open(struct msglog **out, const char *db, const char *state_dir, bool sync_full,
 		char *err, size_t errlen);
+/* The file on this host that holds db's messages (db itself, or the copy);
+ * the wake-up file sits beside it. */
+const char *msglog_local_path(const char *db, const char *state_dir, char *buf, size_t n);
+bool msglog_shared(const struct msglog *l);
+/* For a shared log: waits up to timeout_ms for news of it (a new connection
+ * counts as news) and copies what is new here. Returns how many changes
+ * were copied (readers should look), 0, or MSGLOG_EUNAVAIL. One process
+ * per host does this: the follower. A log of one host returns 0 at once. */
+int msglog_follow(struct msglog *l, int timeout_ms, char *err, size_t errlen);
+/* Lets go of what an idle log holds that others may need (a shared log's
+ * writer connection). */
+void msglog_idle(struct msglog *l);
 void msglog_close(struct msglog *l);
 void msglog_retention(struct msglog *l, long count, long seconds);
 /* The next call stops waiting for locks at mono_ms (clock_mono_ms) if that
@@ -97,32 +112,10 @@ int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t n
 		  int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
 		  char *err, size_t errlen);
 
-/* Whether data is valid JSON, by SQLite's json_valid(). */
-int msglog_json_valid(struct msglog *l, const char *data, size_t len, bool *ok,
-		      char *err, size_t errlen);
-
 /* Messages on chans after since (since -1: none, just the position). */
 int msglog_read(struct msglog *l, const char *const *chans, int nchan, int64_t since,
 		int limit, struct msglog_page *pg, char *err, size_t errlen);
 void msglog_page_free(struct msglog_page *pg);
-
-/* A batch publish body: a JSON array of {"channel", "data", "type"?}.
- * Each element becomes a message: data that is a JSON string is stored as
- * that text (type defaults to text/plain); any other JSON value is stored
- * as its JSON text (type defaults to application/json). An element that is
- * not an object (a string holding JSON text included) is refused, never
- * parsed. Strings are owned by out and freed by msglog_parsed_free. Returns
- * 0, MSGLOG_EINVAL (not JSON), MSGLOG_ESHAPE (err names the element,
- * counting from 0, and why) or MSGLOG_EUNAVAIL. */
-struct msglog_parsed {
-	struct msglog_msg *msg;
-	int n;
-	char **owned;
-	int nowned;
-};
-int msglog_parse_batch(struct msglog *l, const char *body, size_t len, int max,
-		       struct msglog_parsed *out, char *err, size_t errlen);
-void msglog_parsed_free(struct msglog_parsed *p);
 
 int msglog_since(struct msglog *l, int64_t after, int max, struct msglog_batch *b,
 		 char *err, size_t errlen);

@@ -156,6 +156,7 @@ int server_fastcgi(struct app *a, int listen_fd)
 	char err[256];
 	struct loop l = { .a = a, .listen_fd = listen_fd };
 	a->threaded = true;
+	a->follows = true;
 	l.head.next = l.head.prev = &l.head;
 	l.body_max = handler_body_max(&a->conf);
 	l.ep = epoll_create1(EPOLL_CLOEXEC);
@@ -168,6 +169,10 @@ int server_fastcgi(struct app *a, int listen_fd)
 		log_msg("error", 0, "%s", err);
 		return 1;
 	}
+	/* Opened now, not at the first request: a shared log's copy is kept
+	 * up to date from the start. A failure is told again per request. */
+	if (handler_open(a, err, sizeof err) < 0)
+		log_msg("error", 0, "%s", err);
 	listen_again(&l);
 	struct epoll_event ev[64];
 	for (;;) {
@@ -203,6 +208,7 @@ int server_fastcgi(struct app *a, int listen_fd)
 int server_cgi(struct app *a)
 {
 	a->threaded = false;
+	a->follows = true;
 	handler_serve(a, conn_cgi(environ, 1, handler_body_max(&a->conf)));
 	return 0;
 }

@@ -255,6 +255,22 @@ def _stop_all():
             s.stop()
         except Exception as e:  # keep stopping the others
             sys.stderr.write("harness: stopping %s: %r\n" % (s.kind, e))
+    # Databases after the web servers that use them.
+    with _live_lock:
+        clusters = list(_live_pg)
+    for c in clusters:
+        try:
+            c.destroy()
+        except Exception as e:
+            sys.stderr.write("harness: stopping PostgreSQL %s: %r\n" % (c.name, e))
+    # Network namespaces last: servers and databases may listen in them.
+    with _live_lock:
+        namespaces = list(_live_netns)
+    for n in namespaces:
+        try:
+            n.destroy()
+        except Exception as e:
+            sys.stderr.write("harness: removing namespace %s: %r\n" % (n.name, e))
 
 
 atexit.register(_stop_all)
@@ -294,12 +310,42 @@ def _session_members(sid):
     return pids
 
 
+def _alive(pid):
+    """pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _descendants(root):
+    """PIDs of every living descendant of root (by parent pid)."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if rest[0] != "Z":
+            children.setdefault(int(rest[1]), []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
 class Server:
     """A real web server (kind "lighttpd" or "apache") serving comet-fcgi at
     /comet/ on 127.0.0.1:<free port>, in a fresh scratch directory."""
 
     def __init__(self, kind, env=None, program=None, www=None, port=None,
-                 config=None, server_env=None):
+                 config=None, server_env=None, db=None, netns=None):
         if kind not in ("lighttpd", "apache"):
             raise ValueError("kind must be lighttpd or apache")
         if config and kind != "lighttpd":
@@ -331,7 +377,13 @@ class Server:
         self.scratch = None
         self.fixed_port = port       # None: a free one
         self.port = None
-        self.db = None
+        # The log: a SQLite file in the scratch directory (default), or
+        # db= a postgresql:// URI shared with other servers (each server is
+        # then a host of its own: COMET_STATE_DIR is its scratch directory).
+        self.db_arg = db
+        # A harness.NetNS to run in (its own 127.0.0.1), or None.
+        self.netns = netns
+        self.db = db if is_postgresql_uri(db) else None
         self.logs = ""
         self._stopped = False
         # Apache's own worker processes, as seen before each stop: their
@@ -346,6 +398,16 @@ class Server:
 
     def __exit__(self, *exc):
         self.stop()
+
+    @property
+    def backend(self):
+        """"postgresql" or "sqlite": what the program's COMET_DB names."""
+        return "postgresql" if is_postgresql_uri(self.db) else "sqlite"
+
+    @property
+    def state_dir(self):
+        """This host's own directory (COMET_STATE_DIR): the scratch one."""
+        return self.scratch
 
     def _run_user(self):
         """(user, group) the workers and the program run as."""
@@ -367,7 +429,10 @@ class Server:
             # $TMPDIR is closed to the user Apache will run as; use /tmp.
             os.rmdir(self.scratch)
             self.scratch = tempfile.mkdtemp(prefix="comet-%s-" % self.kind, dir="/tmp")
-        self.db = os.path.join(self.scratch, "comet.db")
+        if not self.db_arg:
+            self.db = os.path.join(self.scratch, "comet.db")
+        elif not is_postgresql_uri(self.db_arg):
+            self.db = os.path.abspath(self.db_arg)
         if not (os.path.isfile(self.program) and os.access(self.program, os.X_OK)):
             raise HarnessError("comet-fcgi program not found or not executable: %s "
                                "(build it, or set COMET_FCGI)" % self.program)
@@ -419,7 +484,13 @@ class Server:
         path = os.path.join(self.scratch, "comet-env.conf")
         with open(path, "w") as f:
             f.write("# written by tests/harness.py: settings for this test\n")
-            for k, v in sorted(self.extra_env.items()):
+            env = dict(self.extra_env)
+            # mod_fcgid passes the program nothing of Apache's environment:
+            # this host's state directory (lighttpd copies it, see
+            # lighttpd/comet-fcgi.conf; COMET_DB reaches both from their
+            # configurations).
+            env["COMET_STATE_DIR"] = self.scratch
+            for k, v in sorted(env.items()):
                 v = v.replace("\\", "\\\\").replace('"', '\\"')
                 f.write('FcgidInitialEnv %s "%s"\n' % (k, v))
         if os.geteuid() == 0:
@@ -428,11 +499,13 @@ class Server:
             os.chown(path, pw.pw_uid, pw.pw_gid)
 
     def _command(self):
+        # `ip netns exec` execs the server: its pid stays the server's.
+        pre = self.netns.exec_prefix() if self.netns else []
         if self.kind == "lighttpd":
-            return [_find_exe("LIGHTTPD", "lighttpd"), "-D", "-f",
-                    self.config or LIGHTTPD_CONF]
-        return [_find_exe("APACHE2", "apache2"), "-d", APACHE_DIR,
-                "-f", APACHE_CONF, "-DFOREGROUND"]
+            return pre + [_find_exe("LIGHTTPD", "lighttpd"), "-D", "-f",
+                          self.config or LIGHTTPD_CONF]
+        return pre + [_find_exe("APACHE2", "apache2"), "-d", APACHE_DIR,
+                      "-f", APACHE_CONF, "-DFOREGROUND"]
 
     def error_log_paths(self):
         if not self.scratch:
@@ -669,7 +742,10 @@ class Server:
         """One HTTP/1.1 request on a fresh connection. path is sent as given
         (so malformed percent-encoding reaches the server); query (dict, list
         of pairs or string) is appended. Returns a Response."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.netns:
+            conn = _NetnsHTTPConnection(self.netns, "127.0.0.1", self.port, timeout)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         t0 = time.monotonic()
         try:
             hdrs = {"Connection": "close"}
@@ -710,7 +786,7 @@ class Server:
     def open_stream(self, path, query=None, headers=None):
         """Start a streaming GET (HTTP/1.0, so the body is not chunked and
         ends when the server closes). Returns an EventStream."""
-        return EventStream(self.port, self.path(path, query), headers or {})
+        return EventStream(self.port, self.path(path, query), headers or {}, self.netns)
 
     def stats(self):
         r = self.get("/comet/stats", headers=self.auth_headers())
@@ -731,7 +807,8 @@ class Server:
         backend would (a separate process). Returns a Response."""
         if isinstance(data, str):
             data = data.encode("utf-8")
-        cmd = ["curl", "-sS", "-D", "-", "--max-time", str(timeout),
+        cmd = (self.netns.exec_prefix() if self.netns else []) + [
+               "curl", "-sS", "-D", "-", "--max-time", str(timeout),
                "-X", "POST", "--data-binary", "@-",
                "-H", "Expect:"]  # no 100-continue round trip for big bodies
         if content_type is not None:
@@ -755,12 +832,618 @@ class Server:
         return Response(status, reason, msg, body, time.monotonic() - t0)
 
 
+
+# ------------------------------------------------------------------ PostgreSQL
+
+def pg_bindir():
+    """The directory of PostgreSQL's server programs (initdb, postgres,
+    pg_ctl, pg_basebackup): $PG_BINDIR, else the newest
+    /usr/lib/postgresql/<version>/bin (Debian), else the one of initdb on
+    PATH. None when there is none."""
+    v = os.environ.get("PG_BINDIR")
+    if v:
+        return v if os.path.isfile(os.path.join(v, "initdb")) else None
+    root = "/usr/lib/postgresql"
+    try:
+        versions = sorted((d for d in os.listdir(root)
+                           if os.path.isfile(os.path.join(root, d, "bin", "initdb"))),
+                          key=lambda d: [int(x) if x.isdigit() else 0 for x in d.split(".")])
+    except OSError:
+        versions = []
+    if versions:
+        return os.path.join(root, versions[-1], "bin")
+    found = shutil.which("initdb")
+    return os.path.dirname(found) if found else None
+
+
+def is_postgresql_uri(db):
+    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
+
+
+_live_pg = []
+
+
+class PostgreSQL:
+    """A PostgreSQL cluster of its own for a test: initdb in a fresh scratch
+    directory, run as an unprivileged user (the `postgres` system user when
+    the tests run as root, else the current user), listening on 127.0.0.1
+    (plus `listen`, e.g. a veth address) on a free port and on a Unix socket
+    inside the scratch directory. fsync stays on: durability is what the
+    tests are about; memory is kept small.
+
+    The superuser (`postgres`) is reachable only over the Unix socket (trust,
+    for .psql() and replication); over TCP only the role `comet` (LOGIN,
+    password, not a superuser) may connect, and it owns the database
+    `comet` (and any made with .create_database()).
+
+        pg = harness.PostgreSQL().start()
+        pg.uri()                  # postgresql://comet:PW@127.0.0.1:PORT/comet
+        pg.psql("SELECT 1")       # [("1",)]
+        pg.stop(); pg.start()     # fast shutdown, then the same data and port
+        pg.kill(); pg.start()     # SIGKILL of every process: a crash
+        sb = pg.standby()         # synchronous streaming replica
+        sb.promote()
+        pg.destroy()              # stop and remove (also done at exit)
+    """
+
+    SUPERUSER = "postgres"
+
+    def __init__(self, name="pg", port=None, listen=(), max_connections=200,
+                 settings=None, _data_from=None):
+        self.bindir = pg_bindir()
+        if not self.bindir:
+            raise HarnessError("no PostgreSQL server programs (initdb) found: "
+                               "install postgresql, or set PG_BINDIR")
+        self.name = name
+        self.kind = "postgresql"
+        self.port = port or free_port()
+        self.listen = ["127.0.0.1"] + [a for a in listen if a != "127.0.0.1"]
+        self.max_connections = max_connections
+        self.settings = dict(settings or {})
+        self.password = "pw-" + os.urandom(12).hex()
+        self.proc = None
+        self.scratch = None
+        self._destroyed = False
+        self._initialised = False
+        self._data_from = _data_from     # (primary, ) for a standby
+        self.primary = None
+
+    # ------------------------------------------------------------ paths
+
+    @property
+    def datadir(self):
+        return os.path.join(self.scratch, "data")
+
+    @property
+    def sockdir(self):
+        return os.path.join(self.scratch, "sock")
+
+    @property
+    def logfile(self):
+        return os.path.join(self.scratch, "postgresql.log")
+
+    def _user(self):
+        """(uid, gid, name) the cluster runs as."""
+        if os.geteuid() != 0:
+            return os.geteuid(), os.getegid(), pwd.getpwuid(os.geteuid()).pw_name
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            raise HarnessError("running as root and there is no `postgres` user "
+                               "to run PostgreSQL as")
+        return pw.pw_uid, pw.pw_gid, "postgres"
+
+    def _as_user(self, cmd):
+        """cmd run as the cluster's user (setpriv when we are root)."""
+        if os.geteuid() != 0:
+            return cmd
+        uid, gid, _ = self._user()
+        return ["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--clear-groups",
+                "--"] + cmd
+
+    def _bin(self, name):
+        return os.path.join(self.bindir, name)
+
+    def _run(self, cmd, what, as_user=True, timeout=120, input=None):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C"
+        p = subprocess.run(self._as_user(cmd) if as_user else cmd, env=env,
+                           cwd=self.scratch, input=input, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout)
+        if p.returncode != 0:
+            raise HarnessError("%s failed (%d): %s\n%s" % (
+                what, p.returncode, " ".join(cmd),
+                (p.stdout + p.stderr).decode(errors="replace")))
+        return p.stdout.decode(errors="replace")
+
+    # ------------------------------------------------------------ setup
+
+    def _make_scratch(self):
+        base = "/tmp" if os.geteuid() == 0 else None
+        self.scratch = tempfile.mkdtemp(prefix="comet-pg-%s-" % self.name, dir=base)
+        os.mkdir(self.sockdir, 0o700)
+        uid, gid, _ = self._user()
+        os.chown(self.scratch, uid, gid)
+        os.chown(self.sockdir, uid, gid)
+        os.chmod(self.scratch, 0o755)
+
+    def _initdb(self):
+        self._run([self._bin("initdb"), "-D", self.datadir, "-U", self.SUPERUSER,
+                   "--no-locale", "-E", "UTF8", "--auth-local=trust",
+                   "--auth-host=scram-sha-256", "--no-sync", "--no-instructions"],
+                  "initdb")
+        conf = {
+            "fsync": "on",
+            "synchronous_commit": "on",
+            "full_page_writes": "on",
+            "shared_buffers": "16MB",
+            "max_connections": str(self.max_connections),
+            "wal_level": "replica",
+            "max_wal_senders": "10",
+            "hot_standby": "on",
+            "password_encryption": "scram-sha-256",
+            "logging_collector": "off",
+            "log_line_prefix": "'%m [%p] %q%u@%d '",
+            "log_connections": "off",
+            "log_min_messages": "warning",
+            "dynamic_shared_memory_type": "posix",
+        }
+        conf.update(self.settings)
+        with open(os.path.join(self.datadir, "postgresql.conf"), "a") as f:
+            f.write("\n# tests/harness.py\n")
+            for k, v in conf.items():
+                f.write("%s = %s\n" % (k, v))
+        with open(os.path.join(self.datadir, "pg_hba.conf"), "w") as f:
+            f.write("# tests/harness.py: the superuser over the Unix socket only;\n"
+                    "# over TCP, the role comet with its password, nothing else.\n"
+                    "local all %s trust\n"
+                    "local replication %s trust\n"
+                    "host all comet 0.0.0.0/0 scram-sha-256\n"
+                    "host all comet ::/0 scram-sha-256\n"
+                    % (self.SUPERUSER, self.SUPERUSER))
+
+    def _basebackup(self):
+        primary = self._data_from
+        self._run([self._bin("pg_basebackup"), "-h", primary.sockdir, "-p", str(primary.port),
+                   "-U", self.SUPERUSER, "-D", self.datadir, "-R", "-X", "stream",
+                   "-c", "fast", "--no-sync"], "pg_basebackup")
+
+    def start(self):
+        """Start the cluster (initdb first, the first time); returns once it
+        accepts connections."""
+        if self._destroyed:
+            raise HarnessError("start: %s was destroyed" % self.name)
+        if self.proc and self.proc.poll() is None:
+            raise HarnessError("start: %s is running" % self.name)
+        first = not self._initialised
+        if first:
+            self._make_scratch()
+            with _live_lock:
+                _live_pg.append(self)
+            try:
+                if self._data_from:
+                    self._basebackup()
+                else:
+                    self._initdb()
+            except BaseException:
+                self.destroy()
+                raise
+            self._initialised = True
+        cmd = [self._bin("postgres"), "-D", self.datadir,
+               "-c", "port=%d" % self.port,
+               "-c", "listen_addresses=%s" % ",".join(self.listen),
+               "-c", "unix_socket_directories=%s" % self.sockdir,
+               "-c", "cluster_name=%s" % self.name]
+        log = open(self.logfile, "ab")
+        try:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+            env["LC_ALL"] = "C"
+            self.proc = subprocess.Popen(self._as_user(cmd), cwd=self.scratch, env=env,
+                                         stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            log.close()
+        try:
+            self.wait_ready()
+            if first and not self._data_from:
+                self.psql("CREATE ROLE comet LOGIN PASSWORD '%s' NOSUPERUSER NOCREATEDB "
+                          "NOCREATEROLE NOREPLICATION" % self.password, database="postgres")
+                self.create_database("comet")
+        except BaseException:
+            self.destroy()
+            raise
+        return self
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        def ready():
+            if self.proc.poll() is not None:
+                raise HarnessError("postgres (%s) exited with status %s\n%s"
+                                   % (self.name, self.proc.returncode, self.read_logs()))
+            return subprocess.run([self._bin("pg_isready"), "-q", "-h", self.sockdir,
+                                   "-p", str(self.port), "-U", self.SUPERUSER,
+                                   "-d", "postgres"]).returncode == 0
+        wait_until(ready, timeout, "PostgreSQL %s to accept connections" % self.name)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.destroy()
+
+    # ------------------------------------------------------------ use
+
+    def uri(self, database="comet", hosts=None, **params):
+        """postgresql://comet:PW@127.0.0.1:PORT/DATABASE?params. hosts: a
+        list of (host, port) for a multi-host URI (the password is the same
+        on a standby, which is a copy)."""
+        hosts = hosts or [(self.listen[0], self.port)]
+        netloc = ",".join("%s:%d" % hp for hp in hosts)
+        q = ("?" + urllib.parse.urlencode(params)) if params else ""
+        return "postgresql://comet:%s@%s/%s%s" % (self.password, netloc, database, q)
+
+    def psql(self, sql, database="comet", timeout=60):
+        """Run sql as the superuser over the Unix socket; the rows of the
+        last statement, as tuples of strings (NULL: None)."""
+        import csv
+        import io
+        out = self._run([self._bin("psql"), "-X", "-q", "--csv", "-t", "-v", "ON_ERROR_STOP=1",
+                         "-P", "null=\x01", "-h", self.sockdir, "-p", str(self.port),
+                         "-U", self.SUPERUSER, "-d", database, "-c", sql],
+                        "psql (%s)" % self.name, as_user=False, timeout=timeout)
+        return [tuple(None if c == "\x01" else c for c in row)
+                for row in csv.reader(io.StringIO(out)) if row]
+
+    def session(self, database="comet"):
+        """A psql session of the superuser that stays open (to hold a lock
+        or a transaction across requests): .run(sql) -> output lines."""
+        return PsqlSession(self, database)
+
+    def create_database(self, name=None):
+        """A new empty database owned by comet; returns its name."""
+        name = name or "comet_%s" % os.urandom(4).hex()
+        self.psql('CREATE DATABASE "%s" OWNER comet' % name, database="postgres")
+        # Least privilege: nobody else may connect or create in it.
+        self.psql('REVOKE ALL ON DATABASE "%s" FROM PUBLIC' % name, database="postgres")
+        return name
+
+    def in_recovery(self):
+        return self.psql("SELECT pg_is_in_recovery()", database="postgres") == [("t",)]
+
+    # ------------------------------------------------------------ life cycle
+
+    def pids(self):
+        """Every process of the cluster: the postmaster and its children
+        (each of which is a session of its own, PostgreSQL's doing)."""
+        if not self.proc or self.proc.poll() is not None:
+            return []
+        return [self.proc.pid] + _descendants(self.proc.pid)
+
+    def stop(self):
+        """Fast shutdown (SIGINT): sessions are ended, the data kept."""
+        if not self.proc:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT * 3)
+            except subprocess.TimeoutExpired:
+                sys.stderr.write("harness: postgres %s ignored a fast shutdown; killing\n"
+                                 % self.name)
+        self.kill()
+
+    def kill(self):
+        """SIGKILL the postmaster and every child at once: a crash of the
+        database server (or the loss of its host)."""
+        if not self.proc:
+            return
+        pm = self.proc.pid
+        victims = []
+        if self.proc.poll() is None:
+            # Stopped first, so that it forks nothing between the listing
+            # of its children and the kill.
+            try:
+                os.kill(pm, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+            victims = [pm] + _descendants(pm)
+            for pid in victims:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pass
+
+        def gone():
+            return not any(_alive(p) for p in victims)
+        try:
+            wait_until(gone, STOP_TIMEOUT, "postgres %s processes to exit" % self.name)
+        except HarnessError as e:
+            sys.stderr.write("harness: %s\n" % e)
+
+    def destroy(self):
+        """Stop for good and remove the scratch directory."""
+        if self._destroyed:
+            return
+        self._destroyed = True
+        try:
+            self.stop()
+        finally:
+            logs = self.read_logs()
+            if logs:
+                _finished_logs.append(logs)
+            with _live_lock:
+                if self in _live_pg:
+                    _live_pg.remove(self)
+            if self.scratch:
+                if os.environ.get("COMET_KEEP_SCRATCH"):
+                    sys.stderr.write("harness: kept %s\n" % self.scratch)
+                else:
+                    shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def read_logs(self):
+        try:
+            with open(self.logfile, "rb") as f:
+                data = f.read()
+        except (OSError, TypeError):
+            return ""
+        if len(data) > 20000:
+            data = b"[...]\n" + data[-20000:]
+        return "----- postgresql.log (%s)\n%s" % (self.name, data.decode("utf-8", "replace"))
+
+    # ------------------------------------------------------------ replication
+
+    def standby(self, name=None, timeout=30):
+        """A streaming replica of this cluster (pg_basebackup -R), on a port
+        of its own, made this one's synchronous standby (every commit
+        waits for it). Returns it, running."""
+        sb = PostgreSQL(name=name or self.name + "-standby", listen=self.listen,
+                        max_connections=self.max_connections, settings=self.settings,
+                        _data_from=self)
+        sb.password = self.password
+        sb.primary = self
+        sb.start()
+        self.psql("ALTER SYSTEM SET synchronous_standby_names = '\"%s\"'" % sb.name,
+                  database="postgres")
+        self.psql("ALTER SYSTEM SET synchronous_commit = 'on'", database="postgres")
+        self.psql("SELECT pg_reload_conf()", database="postgres")
+        wait_until(lambda: self.psql(
+            "SELECT sync_state FROM pg_stat_replication WHERE application_name = '%s'"
+            % sb.name, database="postgres") == [("sync",)],
+            timeout, "%s to stream synchronously from %s" % (sb.name, self.name))
+        return sb
+
+    def promote(self, timeout=30):
+        """pg_ctl promote; returns once the standby accepts writes."""
+        self._run([self._bin("pg_ctl"), "promote", "-D", self.datadir, "-W"],
+                  "pg_ctl promote")
+        wait_until(lambda: not self.in_recovery(), timeout,
+                   "%s to leave recovery" % self.name)
+        return self
+
+
+
+class PsqlSession:
+    """One psql process kept open; see PostgreSQL.session()."""
+
+    def __init__(self, pg, database):
+        import queue
+        self.name = pg.name
+        self.proc = subprocess.Popen(
+            [pg._bin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-h", pg.sockdir, "-p", str(pg.port), "-U", pg.SUPERUSER, "-d", database],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, bufsize=1)
+        self.lines = queue.Queue()
+        self.n = 0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def run(self, sql, timeout=30):
+        """sql, then wait until psql has done it; its output lines."""
+        import queue
+        self.n += 1
+        marker = "--done %d--" % self.n
+        self.proc.stdin.write(sql.rstrip() + "\n\\echo '%s'\n" % marker)
+        self.proc.stdin.flush()
+        out, deadline = [], time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise HarnessError("psql (%s): no answer to %r within %.0f s; so far %r"
+                                   % (self.name, sql, timeout, out))
+            if line is None:
+                raise HarnessError("psql (%s) ended: %r" % (self.name, out))
+            if line == marker:
+                return out
+            out.append(line)
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("\\q\n")
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ------------------------------------------------------------ network namespaces
+
+_live_netns = []
+CLONE_NEWNET = 0x40000000
+
+
+def _ip(*args, check=True):
+    p = subprocess.run(["ip"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if check and p.returncode != 0:
+        raise HarnessError("ip %s: %s" % (" ".join(args), p.stderr.decode(errors="replace").strip()))
+    return p
+
+
+class NetNS:
+    """A network namespace of the test's own (`ip netns add`), joined to the
+    root namespace by a veth pair: `root_addr` on the root side, `addr`
+    inside, a /30 picked at random in 10.213.0.0/16 (none of the machine's
+    own); lo is up inside. A server started with Server(..., netns=ns) runs
+    under `ip netns exec` and listens on the namespace's 127.0.0.1, which
+    the harness's clients reach by making their sockets inside it
+    (setns(2) on the calling thread only). Needs root. Removed, with its
+    link, by destroy() and at exit.
+
+        ns = harness.NetNS("a").create()
+        pg = harness.PostgreSQL(listen=[ns.root_addr]).start()
+        srv = harness.Server("lighttpd", netns=ns,
+                             db=pg.uri(hosts=[(ns.root_addr, pg.port)])).start()
+        ns.link(False)     # the host drops off the network (and back: True)
+    """
+
+    def __init__(self, tag="h"):
+        rnd = os.urandom(3).hex()
+        self.name = "comet-%s-%s" % (tag, rnd)
+        self.root_if = "cv%sr" % rnd      # at most 15 characters
+        self.ns_if = "cv%sn" % rnd
+        self.root_addr = self.addr = None
+        self._created = False
+
+    @staticmethod
+    def unavailable():
+        """None, or why namespaces cannot be made here."""
+        if os.geteuid() != 0:
+            return "network namespaces need root"
+        if not shutil.which("ip", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
+            return "no ip (iproute2)"
+        return None
+
+    def _pick_subnet(self):
+        used = _ip("-4", "-o", "addr", "show").stdout.decode()
+        for _ in range(100):
+            b = os.urandom(2)
+            base = "10.213.%d.%d" % (b[0], (b[1] & 0xfc))
+            net = base.rsplit(".", 1)[0] + "."
+            last = int(base.rsplit(".", 1)[1])
+            cand = (net + str(last + 1), net + str(last + 2))
+            if not any(re.search(r"\binet %s/" % re.escape(c), used) for c in cand):
+                return cand
+        raise HarnessError("no free /30 in 10.213.0.0/16")
+
+    def create(self):
+        why = self.unavailable()
+        if why:
+            raise HarnessError(why)
+        with _live_lock:
+            _live_netns.append(self)
+        self._created = True
+        try:
+            self.root_addr, self.addr = self._pick_subnet()
+            _ip("netns", "add", self.name)
+            _ip("link", "add", self.root_if, "type", "veth", "peer", "name", self.ns_if)
+            _ip("link", "set", self.ns_if, "netns", self.name)
+            _ip("addr", "add", self.root_addr + "/30", "dev", self.root_if)
+            _ip("link", "set", self.root_if, "up")
+            for args in (("link", "set", "lo", "up"),
+                         ("addr", "add", self.addr + "/30", "dev", self.ns_if),
+                         ("link", "set", self.ns_if, "up")):
+                _ip("-n", self.name, *args)
+        except BaseException:
+            self.destroy()
+            raise
+        return self
+
+    def __enter__(self):
+        return self.create()
+
+    def __exit__(self, *exc):
+        self.destroy()
+
+    def link(self, up):
+        """Bring the root side of the veth pair up or down: the namespace
+        is on the network, or cut off from it (packets are dropped, not
+        refused)."""
+        _ip("link", "set", self.root_if, "up" if up else "down")
+
+    def exec_prefix(self):
+        return ["ip", "netns", "exec", self.name]
+
+    def run(self, fn):
+        """fn() with this thread in the namespace (sockets made there stay
+        there), then back."""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        with open("/proc/thread-self/ns/net") as home, \
+                open("/run/netns/%s" % self.name) as there:
+            if libc.setns(there.fileno(), CLONE_NEWNET) != 0:
+                raise HarnessError("setns %s: %s" % (self.name, os.strerror(ctypes.get_errno())))
+            try:
+                return fn()
+            finally:
+                if libc.setns(home.fileno(), CLONE_NEWNET) != 0:
+                    # This thread cannot go home: nothing it does is trustworthy.
+                    os._exit(70)
+
+    def socket(self):
+        return self.run(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+
+    def create_connection(self, addr, timeout):
+        s = self.socket()
+        try:
+            s.settimeout(timeout)
+            s.connect(addr)
+        except BaseException:
+            s.close()
+            raise
+        return s
+
+    def destroy(self):
+        if not self._created:
+            return
+        self._created = False
+        # Deleting the namespace deletes its end of the pair and with it
+        # the other; the explicit delete is for a half-made pair.
+        _ip("netns", "del", self.name, check=False)
+        _ip("link", "del", self.root_if, check=False)
+        with _live_lock:
+            if self in _live_netns:
+                _live_netns.remove(self)
+
+
+class _NetnsHTTPConnection(http.client.HTTPConnection):
+    """http.client's connection, its socket made inside a namespace."""
+
+    def __init__(self, netns, host, port, timeout):
+        super().__init__(host, port, timeout=timeout)
+        self.netns = netns
+
+    def connect(self):
+        self.sock = self.netns.create_connection((self.host, self.port), self.timeout)
+
+
 class EventStream:
     """A raw streaming response: .status, .headers once read_head() is done,
     then read_until() for body bytes as they arrive."""
 
-    def __init__(self, port, path, headers):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port, path, headers, netns=None):
+        if netns:
+            self.sock = netns.create_connection(("127.0.0.1", port), 10)
+        else:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         lines = ["GET %s HTTP/1.0" % path, "Host: 127.0.0.1:%d" % port]
         lines += ["%s: %s" % kv for kv in headers.items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
@@ -816,7 +1499,7 @@ class EventStream:
 def dump_logs(stream=sys.stderr):
     """Write the logs of every server stopped so far, and of live ones."""
     with _live_lock:
-        live = list(_live)
+        live = list(_live) + list(_live_pg)
     chunks = list(_finished_logs) + [s.read_logs() for s in live]
     for c in chunks:
         stream.write(c + "\n")

@@ -235,6 +235,10 @@ class CommandLine(unittest.TestCase):
                ('[{"channel": "a", "data": 5, "type": "text/plain"}]', 400),
                ('[{"channel": "a", "data": "x\\u0000"}]', 415),
                ('[{"channel": "a\\u0000b", "data": "x"}]', 415),
+               # Not Unicode text, rather than stored as bytes that are not UTF-8.
+               ('[{"channel": "a", "data": "\\ud800"}]', 400),
+               # SQLite 3.40 takes {["k"]: 1} for JSON (and renders it as garbage).
+               ('[{"channel": "a", "data": {["k"]: 1}}]', 415),
                ('[{"channel": "a", "data": "x"}', 415)]
         for body, status in bad:
             st, err = pub(body)

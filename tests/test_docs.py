@@ -20,7 +20,6 @@ def table_names():
 
 # Settings SPEC.md names that belong to open issues, not built yet.
 NOT_YET = {
-    "COMET_STATE_DIR": "issue 11, the shared log on PostgreSQL",
 }
 
 

@@ -2,6 +2,7 @@
 user of comet-fcgi sees through a real web server started from the shipped
 configuration (see tests/harness.py and SPEC.md)."""
 
+import functools
 import itertools
 import json
 import os
@@ -31,7 +32,31 @@ def stop_checked(srv):
                              % (srv.kind, "\n".join(crashes[:20])))
 
 
-class CometCases:
+def sqlite_only(test):
+    """A case that reaches past HTTP into the SQLite file (srv.db): skipped
+    when the class runs on another backend (BACKEND, see Backend)."""
+    @functools.wraps(test)
+    def run(self, *args, **kw):
+        if self.BACKEND != "sqlite":
+            self.skipTest("SQLite only: opens the SQLite file itself")
+        return test(self, *args, **kw)
+    return run
+
+
+class Backend:
+    """Where the log is. The cases run on a SQLite file of the server's own
+    (the default); tests/integration/test_pg.py runs them again on
+    PostgreSQL by setting BACKEND and server_args()."""
+
+    BACKEND = "sqlite"
+
+    @classmethod
+    def server_args(cls):
+        """More keyword arguments for harness.Server (db=... for PostgreSQL)."""
+        return {}
+
+
+class CometCases(Backend):
     """Mixin; subclasses set KIND ("lighttpd"/"apache") and WAITERS."""
 
     KIND = None
@@ -43,7 +68,7 @@ class CometCases:
 
     @classmethod
     def setUpClass(cls):
-        cls.srv = harness.Server(cls.KIND).start()
+        cls.srv = harness.Server(cls.KIND, **cls.server_args()).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -544,6 +569,7 @@ class CometCases:
             (b'{"a":', "application/json", "truncated JSON"),
             (b"{'a': 1}", "application/json", "not JSON"),
             (b"", "application/json", "empty JSON"),
+            (b'{["a"]: 1}', "application/json", "a key that is not a string"),
             (b"\xff\xfe", "text/plain", "not UTF-8"),
             (b"caf\xc3", "text/plain", "truncated UTF-8"),
             (b"\xc0\xaf", "text/plain", "overlong UTF-8"),
@@ -562,14 +588,15 @@ class CometCases:
                       "127.0.0.1, and faking one would change the shipped config")
 
 
-class MaxMessageCases:
+class MaxMessageCases(Backend):
     """413: a server started with COMET_MAX_MESSAGE=1024."""
 
     KIND = None
 
     @classmethod
     def setUpClass(cls):
-        cls.srv = harness.Server(cls.KIND, env={"COMET_MAX_MESSAGE": "1024"}).start()
+        cls.srv = harness.Server(cls.KIND, env={"COMET_MAX_MESSAGE": "1024"},
+                                 **cls.server_args()).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -592,7 +619,7 @@ class MaxMessageCases:
         self.assertEqual([len(m["data"]) for m in r.json["messages"]], [1024])
 
 
-class PublishKeyCases:
+class PublishKeyCases(Backend):
     """401: a server started with COMET_PUBLISH_KEY."""
 
     KIND = None
@@ -600,7 +627,8 @@ class PublishKeyCases:
 
     @classmethod
     def setUpClass(cls):
-        cls.srv = harness.Server(cls.KIND, env={"COMET_PUBLISH_KEY": cls.KEY}).start()
+        cls.srv = harness.Server(cls.KIND, env={"COMET_PUBLISH_KEY": cls.KEY},
+                                 **cls.server_args()).start()
 
     @classmethod
     def tearDownClass(cls):

@@ -12,7 +12,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from comet_cases import CometCases, MaxMessageCases, PublishKeyCases, channel  # noqa: E402
+from comet_cases import (Backend, CometCases, MaxMessageCases, PublishKeyCases,  # noqa: E402
+                         channel, sqlite_only)
 import harness  # noqa: E402
 
 
@@ -29,7 +30,7 @@ class Lighttpd(CometCases, unittest.TestCase):
         self.assertEqual(len(self.srv.program_pids()), 1,
                          "max-procs 1: exactly one comet-fcgi process")
 
-
+    @sqlite_only
     def test_503_when_database_locked(self):
         # Another process holds the SQLite write lock longer than the program
         # waits: 503 with Retry-After, nothing half-written, fine afterwards.
@@ -68,13 +69,14 @@ class Lighttpd(CometCases, unittest.TestCase):
         self.assert_still_serving()
 
 
-class LighttpdClientGone(unittest.TestCase):
+class LighttpdClientGone(Backend, unittest.TestCase):
     """On a server of its own, so that no other test's waiters come or go."""
 
     def test_stream_client_gone_is_freed(self):
         """A browser that leaves an event stream is let go at once
         (tcp-fin-propagate), not at its next keepalive or its end."""
-        with harness.Server("lighttpd", env={"COMET_KEEPALIVE": "60"}) as srv:
+        with harness.Server("lighttpd", env={"COMET_KEEPALIVE": "60"},
+                            **self.server_args()) as srv:
             streams = [srv.open_stream("/comet/sub", query={"channel": "gone"},
                                        headers={"Accept": "text/event-stream"})
                        for _ in range(5)]
@@ -94,7 +96,7 @@ class LighttpdClientGone(unittest.TestCase):
         of the time; see README, Limits.)"""
         if not shutil.which("curl"):
             self.skipTest("no curl")
-        with harness.Server("lighttpd") as srv:
+        with harness.Server("lighttpd", **self.server_args()) as srv:
             url = srv.url("/comet/sub", {"channel": "h2gone", "timeout": "60"})
             clients = [subprocess.Popen(["curl", "-s", "--http2-prior-knowledge", url],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -50,7 +50,7 @@ static void teardown(void)
 }
 
 /* A publish of data on chan as type, validated as the handler would not:
- * the commit must cope with what SQLite refuses. */
+ * the commit must cope with what msglog_append refuses. */
 static struct commit_job *job(int *client, const char *chan, const char *type, const char *data)
 {
 	int sv[2];
@@ -118,7 +118,7 @@ START_TEST(locked_database_refuses_the_group_within_the_busy_timeout)
 	int c[4];
 	char err[512];
 	struct msglog *l;
-	ck_assert_msg(msglog_open(&l, db, false, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(msglog_open(&l, db, NULL, false, err, sizeof err) == 0, "%s", err);
 	msglog_close(l);
 	void *other = otherdb_begin(db, "BEGIN IMMEDIATE");
 	ck_assert_ptr_nonnull(other);

@@ -47,7 +47,7 @@ static void setup(void)
 	dir = test_tmpdir();
 	snprintf(db, sizeof db, "%s/comet.db", dir);
 	ck_assert_msg(conf_load(&conf, lookup, NULL, err, sizeof err) == 0, "%s", err);
-	ck_assert_msg(msglog_open(&log_, db, false, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(msglog_open(&log_, db, NULL, false, err, sizeof err) == 0, "%s", err);
 	ck_assert_msg(notify_open(&note, db, err, sizeof err) == 0, "%s", err);
 	ck_assert_msg(hub_start(&hub, &conf, false, err, sizeof err) == 0, "%s", err);
 	ck_assert_msg(hub_attach(hub, note, err, sizeof err) == 0, "%s", err);

@@ -74,9 +74,19 @@ void test_unfill(const char *dir)
 
 int main(void)
 {
+	/* With a PostgreSQL to use (check_pglog.py starts one), the shared
+	 * log's suite, alone. */
+	if (getenv("COMET_TEST_PG")) {
+		SRunner *pg = srunner_create(pglog_suite());
+		srunner_run_all(pg, CK_NORMAL);
+		int failed = srunner_ntests_failed(pg);
+		srunner_free(pg);
+		return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	}
 	SRunner *sr = srunner_create(request_suite());
 	srunner_add_suite(sr, conf_suite());
 	srunner_add_suite(sr, msglog_suite());
+	srunner_add_suite(sr, json_suite());
 	srunner_add_suite(sr, waiter_suite());
 	srunner_add_suite(sr, misc_suite());
 	srunner_add_suite(sr, fcgi_suite());

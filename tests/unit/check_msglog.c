@@ -32,7 +32,7 @@ static struct msglog *open_log(void)
 {
 	struct msglog *l;
 	char err[256];
-	ck_assert_msg(msglog_open(&l, path, false, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(msglog_open(&l, path, NULL, false, err, sizeof err) == 0, "%s", err);
 	return l;
 }
 
@@ -295,7 +295,7 @@ START_TEST(concurrent_publishers)
 		if (fork() == 0) {
 			struct msglog *cl;
 			char err[256];
-			if (msglog_open(&cl, path, false, err, sizeof err) < 0)
+			if (msglog_open(&cl, path, NULL, false, err, sizeof err) < 0)
 				_exit(1);
 			int64_t prev = 0;
 			for (int i = 0; i < EACH; i++) {
@@ -340,7 +340,7 @@ START_TEST(unavailable_storage)
 {
 	struct msglog *l;
 	char err[256];
-	ck_assert_int_eq(msglog_open(&l, "/nonexistent-dir/x/comet.db", false, err, sizeof err),
+	ck_assert_int_eq(msglog_open(&l, "/nonexistent-dir/x/comet.db", NULL, false, err, sizeof err),
 			 MSGLOG_EUNAVAIL);
 	ck_assert_msg(strstr(err, "/nonexistent-dir/x/comet.db: its directory "
 			     "/nonexistent-dir/x does not exist") && strstr(err, "create it"),
@@ -360,7 +360,7 @@ static void open_as_nobody(const char *db, char *err, size_t errlen)
 		char e[512] = "";
 		close(fds[0]);
 		if (setgid(65534) == 0 && setuid(65534) == 0 &&
-		    msglog_open(&l, db, false, e, sizeof e) == MSGLOG_EUNAVAIL &&
+		    msglog_open(&l, db, NULL, false, e, sizeof e) == MSGLOG_EUNAVAIL &&
 		    write(fds[1], e, strlen(e)) > 0)
 			_exit(0);
 		_exit(1);
@@ -401,7 +401,7 @@ START_TEST(disk_full)
 	snprintf(db, sizeof db, "%s/comet.db", fs);
 	struct msglog *l;
 	char err[512];
-	ck_assert_msg(msglog_open(&l, db, false, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(msglog_open(&l, db, NULL, false, err, sizeof err) == 0, "%s", err);
 	add(l, "a", "text/plain", "before", 1);
 	test_fill(fs);
 	static char big[60000];
@@ -421,63 +421,6 @@ START_TEST(disk_full)
 	buf_free(&ack);
 	msglog_close(l);
 	test_small_fs_end(fs);
-}
-END_TEST
-
-/* Parses body as a batch; returns the result and leaves err. */
-static int parse(struct msglog *l, const char *body, struct msglog_parsed *out, char *err)
-{
-	return msglog_parse_batch(l, body, strlen(body), 1000, out, err, 256);
-}
-
-START_TEST(batch_shapes)
-{
-	struct msglog *l = open_log();
-	struct msglog_parsed p;
-	char err[256];
-	ck_assert_int_eq(parse(l, "[{\"channel\":\"a\",\"data\":\"x\"},"
-			       "{\"channel\":\"b\",\"data\":{\"n\":[1]}},"
-			       "{\"channel\":\"c\",\"data\":\"<b>\",\"type\":\"text/html\"}]",
-			       &p, err), 0);
-	ck_assert_int_eq(p.n, 3);
-	ck_assert_str_eq(p.msg[0].type, "text/plain");
-	ck_assert_str_eq(p.msg[0].data, "x");
-	ck_assert_str_eq(p.msg[1].type, "application/json");
-	ck_assert_str_eq(p.msg[1].data, "{\"n\":[1]}");
-	ck_assert_str_eq(p.msg[2].type, "text/html");
-	msglog_parsed_free(&p);
-
-	/* Each refusal names its element, counting from 0, and never turns
-	 * into "storage unavailable". */
-	static const struct {
-		const char *body, *says;
-	} bad[] = {
-		{ "[\"x\"]", "element 0 (counting from 0) is not an object" },
-		{ "[\"\"]", "element 0 (counting from 0) is not an object" },
-		{ "[{\"channel\":\"a\",\"data\":1},\"{\\\"channel\\\":\\\"a\\\",\\\"data\\\":1}\"]",
-		  "element 1 (counting from 0) is not an object" },
-		{ "[[{\"channel\":\"a\",\"data\":1}]]", "element 0 (counting from 0) is not an object" },
-		{ "[1]", "element 0 (counting from 0) is not an object" },
-		{ "[null]", "element 0 (counting from 0) is not an object" },
-		{ "[{\"channel\":\"a\",\"data\":1},{\"data\":1}]",
-		  "element 1 (counting from 0) needs a \"channel\"" },
-		{ "[{\"channel\":5,\"data\":1}]", "element 0 (counting from 0) needs a \"channel\"" },
-		{ "[{\"channel\":\"a\",\"data\":1,\"type\":[]}]",
-		  "element 0 (counting from 0) has a \"type\" that is not a string" },
-		{ "[{\"channel\":\"a\"}]", "element 0 (counting from 0) needs \"data\"" },
-		{ "[{\"channel\":\"a\",\"data\":5,\"type\":\"text/plain\"}]",
-		  "element 0 (counting from 0): data of type text/plain must be a string" },
-		{ "[]", "non-empty JSON array" },
-		{ " [ ] ", "non-empty JSON array" },
-	};
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		err[0] = '\0';
-		ck_assert_msg(parse(l, bad[i].body, &p, err) == MSGLOG_ESHAPE, "%s: %s", bad[i].body, err);
-		ck_assert_msg(strstr(err, bad[i].says), "%s: %s", bad[i].body, err);
-		ck_assert_int_eq(p.n, 0);
-	}
-	ck_assert_int_eq(parse(l, "[{\"channel\":\"a\",", &p, err), MSGLOG_EINVAL);
-	msglog_close(l);
 }
 END_TEST
 
@@ -573,7 +516,7 @@ static void replace_db(int n)
 	snprintf(other, sizeof other, "%s/other.db", dir);
 	struct msglog *o;
 	char err[512];
-	ck_assert_msg(msglog_open(&o, other, false, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(msglog_open(&o, other, NULL, false, err, sizeof err) == 0, "%s", err);
 	for (int i = 0; i < n; i++)
 		add(o, "b", "text/plain", "replacement", 1);
 	msglog_close(o);
@@ -626,7 +569,7 @@ START_TEST(replaced_file_still_open_elsewhere)
 		      "%s", err);
 	ck_assert_int_eq(ack.len, 0);
 	struct msglog *fresh;
-	ck_assert_int_eq(msglog_open(&fresh, path, false, err, sizeof err), MSGLOG_EUNAVAIL);
+	ck_assert_int_eq(msglog_open(&fresh, path, NULL, false, err, sizeof err), MSGLOG_EUNAVAIL);
 	sqlite3_close(o);
 	ck_assert_msg(msglog_append(l, &m, 1, 2, &id, &ack, NULL, err, sizeof err) == 0, "%s", err);
 	ck_assert_int_eq(id, 3);
@@ -661,7 +604,6 @@ Suite *msglog_suite(void)
 	tcase_add_test(t, unavailable_storage);
 	tcase_add_test(t, not_writable);
 	tcase_add_test(t, disk_full);
-	tcase_add_test(t, batch_shapes);
 	tcase_add_test(t, locked_database);
 	tcase_add_test(t, deleted_file);
 	tcase_add_test(t, replaced_file);

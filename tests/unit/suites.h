@@ -7,11 +7,13 @@
 Suite *request_suite(void);
 Suite *conf_suite(void);
 Suite *msglog_suite(void);
+Suite *json_suite(void);
 Suite *waiter_suite(void);
 Suite *misc_suite(void);
 Suite *fcgi_suite(void);
 Suite *hub_suite(void);
 Suite *commit_suite(void);
+Suite *pglog_suite(void);
 
 /* A fresh empty directory for a test's files; removed by the caller. */
 char *test_tmpdir(void);

@@ -1,0 +1,543 @@
+/* pglog: the shared message log in PostgreSQL (see pglog.h).
+ *
+ * Schema (comet_state.version 1), made by the first connection that finds
+ * it missing, under an advisory lock:
+ *   comet_state(one, version, last_id, rev, log): one row; last_id and rev
+ *     are bumped by every write and hold its row lock to the commit; log
+ *     names this log, so that a copy of another (a database made anew)
+ *     is recognised and made again.
+ *   comet_msg(id, channel, time, type, data bytea), index (channel, id).
+ *   comet_chan(name, n): messages per channel, for the count limit.
+ *   comet_dropped(channel, id, rev): as SQLite's dropped, plus the revision
+ *     of the write that made the mark.
+ * Writes are two functions (comet_publish, comet_delete), so that a publish
+ * is one round trip and one transaction. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "pglog.h"
+
+#define SCHEMA_VERSION 1
+#define LOCK_KEY "7270110011"	/* advisory lock for making the schema */
+#define SLOT_WAIT_MS 5000
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS comet_state(one boolean PRIMARY KEY DEFAULT true CHECK (one),"
+	" version int NOT NULL, last_id bigint NOT NULL, rev bigint NOT NULL,"
+	" log text NOT NULL DEFAULT md5(random()::text || clock_timestamp()::text));"
+	"INSERT INTO comet_state(version, last_id, rev) VALUES (0, 0, 0) ON CONFLICT DO NOTHING;"
+	"CREATE TABLE IF NOT EXISTS comet_msg(id bigint PRIMARY KEY, channel text NOT NULL,"
+	" time bigint NOT NULL, type text NOT NULL, data bytea NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS comet_msg_channel_id ON comet_msg(channel, id);"
+	"CREATE TABLE IF NOT EXISTS comet_chan(name text PRIMARY KEY, n bigint NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS comet_dropped(channel text PRIMARY KEY, id bigint NOT NULL,"
+	" rev bigint NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS comet_dropped_rev ON comet_dropped(rev);"
+	/* The count limit is applied per message as with SQLite: for each
+	 * channel of the batch, the oldest beyond keep go, and the mark is the
+	 * newest id dropped. Age: up to 256 of the oldest per publish. */
+	"CREATE OR REPLACE FUNCTION comet_publish(ch text[], ty text[], da bytea[],"
+	" now_ms bigint, keep bigint, keep_ms bigint) RETURNS bigint LANGUAGE plpgsql AS $f$\n"
+	"DECLARE n int := cardinality(ch); top bigint; r bigint; c text; k bigint; cut bigint;\n"
+	"BEGIN\n"
+	" UPDATE comet_state SET last_id = last_id + n, rev = rev + 1 RETURNING last_id, rev"
+	"  INTO top, r;\n"
+	" INSERT INTO comet_msg(id, channel, time, type, data)"
+	"  SELECT top - n + i, ch[i], now_ms, ty[i], da[i] FROM generate_subscripts(ch, 1) AS i;\n"
+	" FOR c, k IN SELECT x, count(*) FROM unnest(ch) AS x GROUP BY x LOOP\n"
+	"  INSERT INTO comet_chan AS t(name, n) VALUES (c, k)"
+	"   ON CONFLICT (name) DO UPDATE SET n = t.n + excluded.n RETURNING t.n INTO k;\n"
+	"  IF k > keep THEN\n"
+	"   SELECT id INTO cut FROM comet_msg WHERE channel = c ORDER BY id"
+	"    OFFSET k - keep - 1 LIMIT 1;\n"
+	"   DELETE FROM comet_msg WHERE channel = c AND id <= cut;\n"
+	"   UPDATE comet_chan SET n = keep WHERE name = c;\n"
+	"   INSERT INTO comet_dropped AS d VALUES (c, cut, r) ON CONFLICT (channel)"
+	"    DO UPDATE SET id = greatest(d.id, excluded.id), rev = excluded.rev;\n"
+	"  END IF;\n"
+	" END LOOP;\n"
+	" SELECT max(id) INTO cut FROM (SELECT id, time FROM comet_msg ORDER BY id LIMIT 256) o"
+	"  WHERE time < now_ms - keep_ms;\n"
+	" IF cut IS NOT NULL THEN\n"
+	"  INSERT INTO comet_dropped AS d SELECT channel, max(id), r FROM comet_msg WHERE id <= cut"
+	"   GROUP BY channel ON CONFLICT (channel)"
+	"   DO UPDATE SET id = greatest(d.id, excluded.id), rev = excluded.rev;\n"
+	"  UPDATE comet_chan SET n = comet_chan.n - g.k FROM (SELECT channel, count(*) AS k"
+	"   FROM comet_msg WHERE id <= cut GROUP BY channel) g WHERE comet_chan.name = g.channel;\n"
+	"  DELETE FROM comet_msg WHERE id <= cut;\n"
+	"  DELETE FROM comet_chan WHERE n <= 0;\n"
+	" END IF;\n"
+	" PERFORM pg_notify('comet', top::text);\n"
+	" RETURN top - n + 1;\n"
+	"END $f$;"
+	"CREATE OR REPLACE FUNCTION comet_delete(c text) RETURNS bigint LANGUAGE plpgsql AS $f$\n"
+	"DECLARE r bigint; top bigint; k bigint;\n"
+	"BEGIN\n"
+	" UPDATE comet_state SET rev = rev + 1 RETURNING rev INTO r;\n"
+	" SELECT max(id), count(*) INTO top, k FROM comet_msg WHERE channel = c;\n"
+	" IF top IS NOT NULL THEN\n"
+	"  INSERT INTO comet_dropped AS d VALUES (c, top, r) ON CONFLICT (channel)"
+	"   DO UPDATE SET id = greatest(d.id, excluded.id), rev = excluded.rev;\n"
+	"  DELETE FROM comet_msg WHERE channel = c;\n"
+	"  DELETE FROM comet_chan WHERE name = c;\n"
+	" END IF;\n"
+	" PERFORM pg_notify('comet', '');\n"
+	" RETURN k;\n"
+	"END $f$;"
+	"UPDATE comet_state SET version = 1;";
+
+struct pgconn {
+	PGconn *c;
+	int slot;		/* byte of the slot file locked, -1: none */
+	int slot_fd;
+	bool listening;
+};
+
+struct pglog {
+	char *uri, *slots_path;
+	struct pgconn w, f;	/* writer, follower */
+};
+
+bool pglog_is_uri(const char *db)
+{
+	return strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0;
+}
+
+void pglog_open(struct pglog **out, const char *uri, const char *state_dir)
+{
+	struct pglog *p = xcalloc(1, sizeof *p);
+	p->uri = xstrdup(uri);
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "%s/pg-slots", state_dir);
+	p->slots_path = b.p;
+	p->w.slot = p->f.slot = -1;
+	p->w.slot_fd = p->f.slot_fd = -1;
+	*out = p;
+}
+
+static void drop(struct pgconn *k)
+{
+	if (k->c)
+		PQfinish(k->c);
+	k->c = NULL;
+	k->listening = false;
+	if (k->slot_fd >= 0)
+		close(k->slot_fd);	/* lets the OFD lock go */
+	k->slot_fd = -1;
+	k->slot = -1;
+}
+
+void pglog_close(struct pglog *p)
+{
+	if (!p)
+		return;
+	drop(&p->w);
+	drop(&p->f);
+	free(p->uri);
+	free(p->slots_path);
+	free(p);
+}
+
+void pglog_idle(struct pglog *p)
+{
+	if (p)
+		drop(&p->w);
+}
+
+/* libpq's message for the last failure, on one line. */
+static void pq_error(PGconn *c, const PGresult *r, const char *what, char *err, size_t errlen)
+{
+	const char *m = r ? PQresultErrorMessage(r) : c ? PQerrorMessage(c) : "out of memory";
+	if (!m || !*m)
+		m = c ? PQerrorMessage(c) : "unknown error";
+	snprintf(err, errlen, "PostgreSQL %s%s%s: %s", what, c && PQhost(c) ? " at " : "",
+		 c && PQhost(c) ? PQhost(c) : "", m);
+	/* One line: libpq's messages hold newlines and tabs. */
+	char *o = err;
+	for (const char *s = err; *s; s++) {
+		bool space = *s == '\n' || *s == '\r' || *s == '\t' || *s == ' ';
+		if (!space)
+			*o++ = *s;
+		else if (o > err && o[-1] != ' ')
+			*o++ = ' ';
+	}
+	while (o > err && o[-1] == ' ')
+		o--;
+	*o = '\0';
+}
+
+/* One of the host's PGLOG_SLOTS writer slots: an open-file-description
+ * lock on one byte of the slot file, which the kernel lets go when the
+ * process dies, however it dies. Waits for one at most SLOT_WAIT_MS. */
+static int take_slot(struct pglog *p, struct pgconn *k, char *err, size_t errlen)
+{
+	if (k->slot_fd < 0) {
+		k->slot_fd = open(p->slots_path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+		if (k->slot_fd < 0) {
+			snprintf(err, errlen, "%s: %s (the state directory, COMET_STATE_DIR, must "
+				 "be writable)", p->slots_path, strerror(errno));
+			return -1;
+		}
+	}
+	int64_t give_up = clock_mono_ms() + SLOT_WAIT_MS;
+	for (int round = 0;; round++) {
+		int start = (int)(getpid() % PGLOG_SLOTS);
+		for (int i = 0; i < PGLOG_SLOTS; i++) {
+			int s = (start + i) % PGLOG_SLOTS;
+			struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+					    .l_start = s, .l_len = 1 };
+			if (fcntl(k->slot_fd, F_OFD_SETLK, &fl) == 0) {
+				k->slot = s;
+				return 0;
+			}
+		}
+		if (clock_mono_ms() >= give_up)
+			break;
+		struct timespec ts = { 0, (round < 10 ? 1 : 5) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	snprintf(err, errlen, "all %d PostgreSQL connections of this host stayed busy for "
+		 "%d ms", PGLOG_SLOTS, SLOT_WAIT_MS);
+	return -1;
+}
+
+static int exec_ok(PGconn *c, const char *sql, const char *what, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(c, sql);
+	int st = PQresultStatus(r);
+	int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
+	if (rc < 0)
+		pq_error(c, r, what, err, errlen);
+	PQclear(r);
+	return rc;
+}
+
+static bool schema_current(PGconn *c)
+{
+	PGresult *r = PQexec(c, "SELECT to_regclass('comet_state') IS NOT NULL");
+	bool exists = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+		PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (!exists)
+		return false;
+	r = PQexec(c, "SELECT version FROM comet_state");
+	bool current = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+		atoi(PQgetvalue(r, 0, 0)) >= SCHEMA_VERSION;
+	PQclear(r);
+	return current;
+}
+
+static int ensure_schema(PGconn *c, char *err, size_t errlen)
+{
+	if (schema_current(c))
+		return 0;
+	/* Looked at again under the lock: another connection may have made
+	 * it meanwhile, and making it again would update comet_state, whose
+	 * row lock that connection's first publish may hold (a deadlock). */
+	if (exec_ok(c, "BEGIN; SELECT pg_advisory_xact_lock(" LOCK_KEY ")", "schema", err,
+		    errlen) < 0)
+		return -1;
+	if (!schema_current(c) &&
+	    exec_ok(c, schema, "schema (the role needs CREATE on the database, or its owner "
+		    "must make the tables)", err, errlen) < 0) {
+		exec_ok(c, "ROLLBACK", "", (char[8]){ 0 }, 8);
+		return -1;
+	}
+	return exec_ok(c, "COMMIT", "schema", err, errlen);
+}
+
+/* libpq prints the server's notices (and its FATAL at a shutdown) on
+ * stderr, the web server's error log: what matters reaches the caller as
+ * an error instead. */
+static void quiet(void *arg, const char *message)
+{
+}
+
+/* Connects k if it is not (and claims a slot first, for the writer). A
+ * connection is tried once per call: the caller reports the failure and a
+ * later call tries again. */
+static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err, size_t errlen)
+{
+	/* An idle connection the server has since closed (a restart, a
+	 * crash, a terminated backend) has its goodbye or EOF waiting: read
+	 * now, so that a publish is not sent into it and refused. */
+	struct pollfd pf = { k->c ? PQsocket(k->c) : -1, POLLIN, 0 };
+	if (k->c && pf.fd >= 0 && poll(&pf, 1, 0) > 0)
+		PQconsumeInput(k->c);
+	if (k->c && PQstatus(k->c) == CONNECTION_OK)
+		return 0;
+	if (k->c) {
+		PQfinish(k->c);
+		k->c = NULL;
+		k->listening = false;
+	}
+	if (slotted && k->slot < 0 && take_slot(p, k, err, errlen) < 0)
+		return -1;
+	/* Defaults the URI may override (keywords before dbname): bounded
+	 * waits for a server that is gone without a word, and only a primary,
+	 * since a standby can neither take writes nor send NOTIFY. */
+	static const char *const keys[] = {
+		"connect_timeout", "tcp_user_timeout", "keepalives_idle", "keepalives_interval",
+		"keepalives_count", "target_session_attrs", "application_name", "dbname", NULL
+	};
+	const char *vals[] = { "3", "5000", "5", "2", "2", "read-write", "comet-fcgi", p->uri,
+			       NULL };
+	k->c = PQconnectdbParams(keys, vals, 1);
+	if (k->c)
+		PQsetNoticeProcessor(k->c, quiet, NULL);
+	if (PQstatus(k->c) != CONNECTION_OK) {
+		pq_error(k->c, NULL, "connect", err, errlen);
+		drop(k);
+		return -1;
+	}
+	if (exec_ok(k->c, "SET statement_timeout = 5000", "connect", err, errlen) < 0 ||
+	    ensure_schema(k->c, err, errlen) < 0) {
+		drop(k);
+		return -1;
+	}
+	return 0;
+}
+
+/* A one-dimensional binary array of text (OID 25) or bytea (17). */
+static void array_of(struct buf *b, unsigned oid, const struct msglog_msg *m, int n, int field)
+{
+	uint32_t head[5] = { htonl(1), 0, htonl(oid), htonl((uint32_t)n), htonl(1) };
+	buf_add(b, head, sizeof head);
+	for (int i = 0; i < n; i++) {
+		const char *s = field == 0 ? m[i].channel : field == 1 ? m[i].type : m[i].data;
+		size_t len = field == 2 ? m[i].len : strlen(s);
+		uint32_t l = htonl((uint32_t)len);
+		buf_add(b, &l, 4);
+		buf_add(b, s, len);
+	}
+}
+
+static int64_t be64(const char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | (unsigned char)p[i];
+	return (int64_t)v;
+}
+
+/* A failed statement may have left the connection in a failed
+ * transaction, or broken: it is dropped, and the next call connects anew. */
+static int failed(struct pgconn *k, PGresult *r, const char *what, char *err, size_t errlen)
+{
+	pq_error(k->c, r, what, err, errlen);
+	PQclear(r);
+	drop(k);
+	return -1;
+}
+
+int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now_ms,
+		 long keep, long keep_seconds, int64_t *first, char *err, size_t errlen)
+{
+	if (connect_to(p, &p->w, true, err, errlen) < 0)
+		return -1;
+	struct buf a[3] = { BUF_INIT, BUF_INIT, BUF_INIT };
+	array_of(&a[0], 25, m, n, 0);
+	array_of(&a[1], 25, m, n, 1);
+	array_of(&a[2], 17, m, n, 2);
+	char now[24], k[24], ks[24];
+	snprintf(now, sizeof now, "%lld", (long long)now_ms);
+	snprintf(k, sizeof k, "%ld", keep);
+	snprintf(ks, sizeof ks, "%lld", (long long)keep_seconds * 1000);
+	const char *vals[6] = { a[0].p, a[1].p, a[2].p, now, k, ks };
+	int lens[6] = { (int)a[0].len, (int)a[1].len, (int)a[2].len, 0, 0, 0 };
+	int fmts[6] = { 1, 1, 1, 0, 0, 0 };
+	const unsigned types[6] = { 1009, 1009, 1001, 20, 20, 20 };
+	PGresult *r = PQexecParams(p->w.c, "SELECT comet_publish($1, $2, $3, $4, $5, $6)", 6,
+				   types, vals, lens, fmts, 0);
+	for (int i = 0; i < 3; i++)
+		buf_free(&a[i]);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		return failed(&p->w, r, "publish", err, errlen);
+	*first = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return 0;
+}
+
+int pglog_delete(struct pglog *p, const char *chan, int64_t *deleted, char *err, size_t errlen)
+{
+	*deleted = 0;
+	if (connect_to(p, &p->w, true, err, errlen) < 0)
+		return -1;
+	const char *vals[1] = { chan };
+	PGresult *r = PQexecParams(p->w.c, "SELECT comet_delete($1)", 1, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		return failed(&p->w, r, "delete", err, errlen);
+	*deleted = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return 0;
+}
+
+static char *copy_value(const PGresult *r, int row, int col, size_t *len)
+{
+	size_t n = (size_t)PQgetlength(r, row, col);
+	char *s = xmalloc(n + 1);
+	memcpy(s, PQgetvalue(r, row, col), n);
+	s[n] = '\0';
+	if (len)
+		*len = n;
+	return s;
+}
+
+static PGresult *query(PGconn *c, const char *sql, int n, int64_t a, int64_t b)
+{
+	char x[24], y[24];
+	snprintf(x, sizeof x, "%lld", (long long)a);
+	snprintf(y, sizeof y, "%lld", (long long)b);
+	const char *vals[2] = { x, y };
+	/* Binary results: bytea as it is, bigint as 8 bytes. */
+	return PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 1);
+}
+
+int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
+		  int64_t after_id, int64_t after_rev, int max, struct pglog_changes *c,
+		  char *err, size_t errlen)
+{
+	memset(c, 0, sizeof *c);
+	struct pgconn *k = role == PGLOG_WRITER ? &p->w : &p->f;
+	if (connect_to(p, k, role == PGLOG_WRITER, err, errlen) < 0)
+		return -1;
+	if (exec_ok(k->c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "read", err,
+		    errlen) < 0) {
+		drop(k);
+		return -1;
+	}
+	PGresult *r = query(k->c, "SELECT last_id, rev, log FROM comet_state", 0, 0, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		return failed(k, r, "read", err, errlen);
+	int64_t last = be64(PQgetvalue(r, 0, 0));
+	c->rev = be64(PQgetvalue(r, 0, 1));
+	snprintf(c->log, sizeof c->log, "%s", PQgetvalue(r, 0, 2));
+	PQclear(r);
+	c->last_id = last;
+	if (last < after_id || (after_log && strcmp(after_log, c->log) != 0)) {
+		/* Made anew (or restored from an older backup): the copy
+		 * starts again from nothing. */
+		c->behind = true;
+		after_id = 0;
+		after_rev = -1;
+	}
+	if (last > after_id) {
+		/* At most max rows, and no more after PGLOG_READ_BYTES of data
+		 * (but always one): big messages must not make one read huge. */
+		char sql[400];
+		snprintf(sql, sizeof sql, "SELECT id, time, channel, type, data FROM (SELECT *,"
+			 " sum(length(data)) OVER (ORDER BY id) - length(data) AS before"
+			 " FROM comet_msg WHERE id > $1 AND id <= $2 ORDER BY id LIMIT %d) m"
+			 " WHERE before < %d ORDER BY id", max, PGLOG_READ_BYTES);
+		r = query(k->c, sql, 2, after_id, last);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+			return failed(k, r, "read", err, errlen);
+		c->nrows = PQntuples(r);
+		c->rows = xcalloc((size_t)c->nrows + 1, sizeof *c->rows);
+		for (int i = 0; i < c->nrows; i++) {
+			struct pglog_row *w = &c->rows[i];
+			w->id = be64(PQgetvalue(r, i, 0));
+			w->time = be64(PQgetvalue(r, i, 1));
+			w->channel = copy_value(r, i, 2, NULL);
+			w->type = copy_value(r, i, 3, NULL);
+			w->data = copy_value(r, i, 4, &w->len);
+		}
+		/* Cut short (or the newest were dropped meanwhile: then the
+		 * next read finds nothing and moves to last). */
+		if (c->nrows && c->rows[c->nrows - 1].id < last) {
+			c->more = true;
+			c->last_id = c->rows[c->nrows - 1].id;
+		}
+		PQclear(r);
+	}
+	if (c->rev != after_rev) {
+		r = query(k->c, "SELECT channel, id FROM comet_dropped WHERE rev > $1",
+			  1, after_rev, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			pglog_changes_free(c);
+			return failed(k, r, "read", err, errlen);
+		}
+		c->nmarks = PQntuples(r);
+		c->marks = xcalloc((size_t)c->nmarks + 1, sizeof *c->marks);
+		for (int i = 0; i < c->nmarks; i++) {
+			c->marks[i].channel = copy_value(r, i, 0, NULL);
+			c->marks[i].id = be64(PQgetvalue(r, i, 1));
+		}
+		PQclear(r);
+	}
+	if (exec_ok(k->c, "COMMIT", "read", err, errlen) < 0) {
+		pglog_changes_free(c);
+		drop(k);
+		return -1;
+	}
+	return 0;
+}
+
+void pglog_changes_free(struct pglog_changes *c)
+{
+	for (int i = 0; i < c->nrows; i++) {
+		free(c->rows[i].channel);
+		free(c->rows[i].type);
+		free(c->rows[i].data);
+	}
+	for (int i = 0; i < c->nmarks; i++)
+		free(c->marks[i].channel);
+	free(c->rows);
+	free(c->marks);
+	memset(c, 0, sizeof *c);
+}
+
+int pglog_wait(struct pglog *p, int timeout_ms, bool *news, char *err, size_t errlen)
+{
+	*news = false;
+	struct pgconn *k = &p->f;
+	if (!k->listening) {
+		if (connect_to(p, k, false, err, errlen) < 0)
+			return -1;
+		if (exec_ok(k->c, "LISTEN comet", "listen", err, errlen) < 0) {
+			drop(k);
+			return -1;
+		}
+		k->listening = true;
+		*news = true;
+		return 0;
+	}
+	/* Notifications may have come in with the last query's answer. */
+	PGnotify *n;
+	bool any = false;
+	if (PQconsumeInput(k->c))
+		while ((n = PQnotifies(k->c))) {
+			any = true;
+			PQfreemem(n);
+		}
+	if (!any) {
+		struct pollfd pf = { PQsocket(k->c), POLLIN, 0 };
+		if (poll(&pf, 1, timeout_ms) < 0 && errno != EINTR) {
+			snprintf(err, errlen, "poll: %s", strerror(errno));
+			return -1;
+		}
+		if (!PQconsumeInput(k->c)) {
+			pq_error(k->c, NULL, "listen", err, errlen);
+			drop(k);
+			return -1;
+		}
+		while ((n = PQnotifies(k->c))) {
+			any = true;
+			PQfreemem(n);
+		}
+	}
+	*news = any;
+	return 0;
+}

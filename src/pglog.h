@@ -1,0 +1,78 @@
+/* pglog: the message log shared by several hosts, in PostgreSQL. The only
+ * module that includes libpq-fe.h; msglog keeps each host's readable copy.
+ *
+ * One row (comet_state) holds the newest id and a revision; every write
+ * (publish or DELETE) updates it first, so its row lock orders the writers:
+ * ids are handed out in commit order, gap-free, and a reader of any snapshot
+ * that sees id N sees every id below it. Retention and DELETE leave marks
+ * (comet_dropped) stamped with the revision that made them, so a copy learns
+ * what was dropped since it last looked. Each commit sends NOTIFY comet.
+ *
+ * Two connections, both opened at first need and again after any failure:
+ * the writer (publish, DELETE, and reading changes for the publisher), one
+ * of a bounded number per host (PGLOG_SLOTS, claimed with a lock on a byte
+ * of a file in the state directory and let go by pglog_idle), and the
+ * follower's, which LISTENs. Nothing here logs: errors fill err, naming the
+ * server (never the URI, which may hold a password). */
+#ifndef COMET_PGLOG_H
+#define COMET_PGLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msglog.h"
+
+/* Writer connections one host opens at most, all its processes together. */
+#define PGLOG_SLOTS 8
+/* One read of changes stops after this much message data. */
+#define PGLOG_READ_BYTES (4 << 20)
+
+struct pglog;
+
+enum pglog_role { PGLOG_WRITER, PGLOG_FOLLOWER };
+
+struct pglog_row {
+	int64_t id, time;
+	char *channel, *type, *data;
+	size_t len;
+};
+
+/* What changed after (id, rev): rows (id, last_id] in id order, and every
+ * mark made after rev; read in one snapshot. */
+struct pglog_changes {
+	struct pglog_row *rows;
+	int nrows;
+	struct msglog_mark *marks;
+	int nmarks;
+	int64_t last_id;	/* the copy holds every id up to this after applying */
+	int64_t rev;
+	bool more;		/* cut at max rows: ask again from last_id */
+	bool behind;		/* another log than the copy's, or behind it: made anew */
+	char log[40];		/* the log's name */
+};
+
+bool pglog_is_uri(const char *db);
+void pglog_open(struct pglog **out, const char *uri, const char *state_dir);
+void pglog_close(struct pglog *p);
+/* Closes the writer connection and lets its slot go, for another process. */
+void pglog_idle(struct pglog *p);
+
+/* Appends n messages in one transaction, with retention; *first gets the
+ * first id (the others follow it). Returns 0 or -1. */
+int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now_ms,
+		 long keep, long keep_seconds, int64_t *first, char *err, size_t errlen);
+int pglog_delete(struct pglog *p, const char *chan, int64_t *deleted,
+		 char *err, size_t errlen);
+/* after_log: the log the copy was made from (NULL: none yet). */
+int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
+		  int64_t after_id, int64_t after_rev, int max, struct pglog_changes *c,
+		  char *err, size_t errlen);
+void pglog_changes_free(struct pglog_changes *c);
+
+/* The follower's connection: LISTENs, then waits up to timeout_ms for a
+ * notification; *news tells whether one came (or the connection is new,
+ * when anything may have been missed). Returns 0 or -1. */
+int pglog_wait(struct pglog *p, int timeout_ms, bool *news, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,297 @@
+/* Unit tests: the log shared by hosts, on a real PostgreSQL (COMET_TEST_PG,
+ * a URI; tests/unit/check_pglog.py starts a cluster of its own and runs
+ * this suite alone). Two hosts are two state directories. */
+#include "config.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "msglog.h"
+#include "pglog.h"
+#include "suites.h"
+
+static const char *uri;
+static char *host_a, *host_b;
+
+/* Every test starts from an empty database: the program makes its schema
+ * again at its first connection. */
+static void setup(void)
+{
+	uri = getenv("COMET_TEST_PG");
+	ck_assert_msg(uri != NULL, "COMET_TEST_PG is not set");
+	PGconn *c = PQconnectdb(uri);
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+	PGresult *r = PQexec(c, "DROP TABLE IF EXISTS comet_state, comet_msg, comet_chan, "
+			     "comet_dropped; DROP FUNCTION IF EXISTS comet_publish, comet_delete");
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	host_a = test_tmpdir();
+	host_b = test_tmpdir();
+}
+
+static void teardown(void)
+{
+	test_rmtree(host_a);
+	test_rmtree(host_b);
+	free(host_a);
+	free(host_b);
+}
+
+static struct msglog *open_on(const char *state_dir)
+{
+	struct msglog *l;
+	char err[256];
+	ck_assert_msg(msglog_open(&l, uri, state_dir, false, err, sizeof err) == 0, "%s", err);
+	return l;
+}
+
+static int64_t add(struct msglog *l, const char *chan, const char *data, struct buf *ack)
+{
+	struct msglog_msg m = { chan, "text/plain", data, strlen(data) };
+	int64_t id;
+	char err[256];
+	ck_assert_msg(msglog_append(l, &m, 1, clock_wall_ms(), &id, ack, NULL, err,
+				    sizeof err) == 0, "%s", err);
+	return id;
+}
+
+static void rd(struct msglog *l, const char *chan, int64_t since, struct msglog_page *pg)
+{
+	const char *names[1] = { chan };
+	char err[256];
+	memset(pg, 0, sizeof *pg);
+	ck_assert_msg(msglog_read(l, names, 1, since, 100, pg, err, sizeof err) == 0, "%s", err);
+}
+
+/* Copies what host b has not seen yet, as its follower would. */
+static int follow(struct msglog *b)
+{
+	char err[256];
+	int n = msglog_follow(b, 0, err, sizeof err);
+	ck_assert_msg(n >= 0, "%s", err);
+	return n;
+}
+
+START_TEST(test_publish_copies_to_every_host)
+{
+	struct msglog *a = open_on(host_a), *b = open_on(host_b);
+	ck_assert(msglog_shared(a));
+	struct buf ack = BUF_INIT;
+	int64_t first = add(a, "chat", "one", &ack);
+	add(a, "chat", "two", &ack);
+	ck_assert_int_eq(first, 1);
+	/* The ack has a local log's shape. */
+	ck_assert_msg(strncmp(ack.p, "{\"id\":1,\"channel\":\"chat\",\"time\":", 32) == 0, "%s",
+		      ack.p);
+	/* The publishing host reads its own publish at once. */
+	struct msglog_page pa, pb;
+	rd(a, "chat", 0, &pa);
+	ck_assert_int_eq(pa.count, 2);
+	ck_assert_int_eq(pa.last_id, 2);
+	/* The other host after its follower copied: the same answer. */
+	follow(b);	/* the new connection: LISTEN */
+	follow(b);
+	rd(b, "chat", 0, &pb);
+	ck_assert_int_eq(pb.count, 2);
+	ck_assert_int_eq(pb.items.len, pa.items.len);
+	ck_assert(memcmp(pb.items.p, pa.items.p, pa.items.len) == 0);
+	/* Copied once: nothing new the next time. */
+	ck_assert_int_eq(follow(b), 0);
+	msglog_page_free(&pa);
+	msglog_page_free(&pb);
+	buf_free(&ack);
+	msglog_close(a);
+	msglog_close(b);
+}
+END_TEST
+
+START_TEST(test_batch_ids_and_one_sequence_across_hosts)
+{
+	struct msglog *a = open_on(host_a), *b = open_on(host_b);
+	struct msglog_msg m[3] = {
+		{ "x", "text/plain", "1", 1 }, { "y", "application/json", "{\"k\":2}", 7 },
+		{ "x", "text/plain", "3", 1 },
+	};
+	int64_t ids[3];
+	struct msglog_item at[3];
+	struct buf acks = BUF_INIT;
+	char err[256];
+	ck_assert_msg(msglog_append(a, m, 3, 1000, ids, &acks, at, err, sizeof err) == 0, "%s",
+		      err);
+	ck_assert_int_eq(ids[0], 1);
+	ck_assert_int_eq(ids[2], 3);
+	ck_assert(strncmp(acks.p + at[1].off, "{\"id\":2,\"channel\":\"y\",\"time\":1000}",
+			  at[1].len) == 0);
+	/* The next id on the other host follows on. */
+	struct buf ack = BUF_INIT;
+	ck_assert_int_eq(add(b, "x", "4", &ack), 4);
+	struct msglog_page pg;
+	rd(a, "y", 0, &pg);
+	ck_assert_int_eq(pg.count, 1);
+	ck_assert_msg(strstr(pg.items.p, "\"data\":{\"k\":2}") != NULL, "%s", pg.items.p);
+	msglog_page_free(&pg);
+	/* A JSON message that is not JSON is refused before PostgreSQL. */
+	struct msglog_msg bad = { "y", "application/json", "{", 1 };
+	ck_assert_int_eq(msglog_append(a, &bad, 1, 1000, ids, &acks, NULL, err, sizeof err),
+			 MSGLOG_EINVAL);
+	buf_free(&acks);
+	buf_free(&ack);
+	msglog_close(a);
+	msglog_close(b);
+}
+END_TEST
+
+START_TEST(test_retention_and_delete_reach_the_copies)
+{
+	struct msglog *a = open_on(host_a), *b = open_on(host_b);
+	msglog_retention(a, 2, 86400);
+	struct buf ack = BUF_INIT;
+	for (int i = 0; i < 5; i++)
+		add(a, "r", "m", &ack);
+	follow(b);
+	follow(b);
+	struct msglog_page pg;
+	rd(b, "r", 1, &pg);
+	ck_assert_int_eq(pg.count, 2);
+	ck_assert_int_eq(pg.item[0].id, 4);
+	ck_assert(pg.gap);
+	msglog_page_free(&pg);
+	/* DELETE on b: a's copy empties on a's next copy, with a gap for a
+	 * cursor below what went. */
+	int64_t deleted;
+	char err[256];
+	ck_assert_msg(msglog_delete(b, "r", &deleted, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(deleted, 2);
+	follow(a);
+	follow(a);
+	rd(a, "r", 3, &pg);
+	ck_assert_int_eq(pg.count, 0);
+	ck_assert(pg.gap);
+	ck_assert_int_eq(pg.last_id, 5);
+	msglog_page_free(&pg);
+	/* msglog_since, what a hub reads, sees the marks too. */
+	struct msglog_batch bt;
+	ck_assert_msg(msglog_since(a, 0, 100, &bt, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(bt.n, 0);
+	ck_assert_int_eq(bt.last_id, 5);
+	ck_assert_int_ge(bt.nmarks, 1);
+	msglog_batch_free(&bt);
+	buf_free(&ack);
+	msglog_close(a);
+	msglog_close(b);
+}
+END_TEST
+
+START_TEST(test_log_made_anew_empties_the_copy)
+{
+	struct msglog *a = open_on(host_a), *b = open_on(host_b);
+	struct buf ack = BUF_INIT;
+	for (int i = 0; i < 3; i++)
+		add(a, "n", "old", &ack);
+	follow(b);
+	follow(b);
+	/* The database is made anew under the running hosts. */
+	PGconn *c = PQconnectdb(uri);
+	PGresult *r = PQexec(c, "DROP TABLE comet_state, comet_msg, comet_chan, comet_dropped");
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	/* The first publish meets the missing table (503, the connection is
+	 * made again), the second makes the new log. */
+	struct msglog_msg m = { "n", "text/plain", "new", 3 };
+	int64_t id;
+	char err[256];
+	int rc = msglog_append(a, &m, 1, 1000, &id, &ack, NULL, err, sizeof err);
+	if (rc != 0)
+		ck_assert_msg(msglog_append(a, &m, 1, 1000, &id, &ack, NULL, err, sizeof err) == 0,
+			      "%s", err);
+	ck_assert_int_eq(id, 1);
+	/* b's follower meets the missing table too, connects again and
+	 * finds another log: at most three turns. */
+	int copied = 0;
+	for (int i = 0; i < 3 && copied <= 0; i++)
+		copied = msglog_follow(b, 0, err, sizeof err);
+	ck_assert_msg(copied > 0, "%s", err);
+	struct msglog_page pg;
+	rd(b, "n", 0, &pg);
+	ck_assert_int_eq(pg.count, 1);
+	ck_assert_int_eq(pg.last_id, 1);
+	ck_assert_msg(strstr(pg.items.p, "\"new\"") != NULL, "%s", pg.items.p);
+	msglog_page_free(&pg);
+	buf_free(&ack);
+	msglog_close(a);
+	msglog_close(b);
+}
+END_TEST
+
+START_TEST(test_unreachable_server_named_without_password)
+{
+	struct msglog *l;
+	char err[512];
+	const char *down = "postgresql://comet:SECRET@127.0.0.1:1/comet";
+	ck_assert_msg(msglog_open(&l, down, host_a, false, err, sizeof err) == 0, "%s", err);
+	struct msglog_msg m = { "c", "text/plain", "x", 1 };
+	int64_t id;
+	struct buf ack = BUF_INIT;
+	ck_assert_int_eq(msglog_append(l, &m, 1, 1000, &id, &ack, NULL, err, sizeof err),
+			 MSGLOG_EUNAVAIL);
+	ck_assert_msg(strstr(err, "127.0.0.1") != NULL, "%s", err);
+	ck_assert_msg(strstr(err, "SECRET") == NULL, "%s", err);
+	ck_assert_msg(strchr(err, '\n') == NULL, "%s", err);
+	ck_assert_int_eq(ack.len, 0);
+	buf_free(&ack);
+	msglog_close(l);
+}
+END_TEST
+
+/* A host opens at most PGLOG_SLOTS writer connections: one more waits for
+ * a slot, then fails naming the bound; an idle one lets its slot go. */
+START_TEST(test_writer_connections_bounded_per_host)
+{
+	struct msglog *w[PGLOG_SLOTS + 1];
+	struct buf ack = BUF_INIT;
+	for (int i = 0; i < PGLOG_SLOTS; i++) {
+		w[i] = open_on(host_a);
+		add(w[i], "s", "x", &ack);
+	}
+	w[PGLOG_SLOTS] = open_on(host_a);
+	struct msglog_msg m = { "s", "text/plain", "x", 1 };
+	int64_t id;
+	char err[256];
+	int64_t t0 = clock_mono_ms();
+	ck_assert_int_eq(msglog_append(w[PGLOG_SLOTS], &m, 1, 1000, &id, &ack, NULL, err,
+				       sizeof err), MSGLOG_EUNAVAIL);
+	ck_assert_int_ge(clock_mono_ms() - t0, 4900);
+	ck_assert_msg(strstr(err, "busy") != NULL, "%s", err);
+	/* Another host's slots are its own. */
+	struct msglog *other = open_on(host_b);
+	add(other, "s", "x", &ack);
+	msglog_idle(w[0]);
+	ck_assert_msg(msglog_append(w[PGLOG_SLOTS], &m, 1, 1000, &id, &ack, NULL, err,
+				    sizeof err) == 0, "%s", err);
+	for (int i = 0; i <= PGLOG_SLOTS; i++)
+		msglog_close(w[i]);
+	msglog_close(other);
+	buf_free(&ack);
+}
+END_TEST
+
+Suite *pglog_suite(void)
+{
+	Suite *s = suite_create("pglog");
+	TCase *t = tcase_create("shared");
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_set_timeout(t, 60);
+	tcase_add_test(t, test_publish_copies_to_every_host);
+	tcase_add_test(t, test_batch_ids_and_one_sequence_across_hosts);
+	tcase_add_test(t, test_retention_and_delete_reach_the_copies);
+	tcase_add_test(t, test_log_made_anew_empties_the_copy);
+	tcase_add_test(t, test_unreachable_server_named_without_password);
+	tcase_add_test(t, test_writer_connections_bounded_per_host);
+	suite_add_tcase(s, t);
+	return s;
+}
