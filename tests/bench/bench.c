@@ -18,6 +18,11 @@
  *   bench fanout -p PORT -n 1000 [--preset comet|nchan] [--mem server:PID,..]
  *   bench rate   -p PORT [-c 16] [-d 5] [--pub-path PATH]
  *
+ * With --peer PORT (other servers sharing the channels: hosts of one site),
+ * fanout opens N subscribers on each server, publishes to -p and reports the
+ * latencies also by server; rate's connections alternate the servers.
+ * --pub-batch K makes each rate request a comet-fcgi batch of K messages.
+ *
  * Run "bench --help" for every option.
  */
 #define _GNU_SOURCE
@@ -153,7 +158,10 @@ static struct {
 	int h2_port;			/* their port (default: port) */
 	bool check;			/* fanout: an answer must carry the message */
 	bool quiet;
+	int pub_batch;			/* rate: messages per request, a JSON array (0: one, plain) */
+	const char *batch_channel;	/* their channel */
 } opt = {
+	.batch_channel = "rate",
 	.label = "server",
 	.host = "127.0.0.1",
 	.n = 100,
@@ -407,12 +415,18 @@ struct hconn {
 	double t_sent, t_done;
 	int err;			/* errno of a failure */
 	int id;
+	int host;			/* index into targets[]: 0 is -p, then --peer */
 	struct h2 *h2;			/* an HTTP/2 stream: its connection (fd -1) */
 };
 
-static struct sockaddr_in target, h2_target;
+/* The servers: [0] is -p (publishes of a fan-out go there), then each
+ * --peer, another server sharing the same channels (multi-host runs). */
+#define MAX_HOSTS 4
+static struct sockaddr_in targets[MAX_HOSTS], h2_targets[MAX_HOSTS];
+static int nhosts = 1;
+static int peer_port[MAX_HOSTS], peer_h2_port[MAX_HOSTS];
 static int ep = -1;
-static char host_hdr[128];
+static char host_hdrs[MAX_HOSTS][128];
 
 static void set_events(struct hconn *c, uint32_t events, int op)
 {
@@ -445,7 +459,7 @@ static int conn_open(struct hconn *c)
 	}
 	int one = 1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	const struct sockaddr_in *to = c->kind == K_H2 ? &h2_target : &target;
+	const struct sockaddr_in *to = c->kind == K_H2 ? &h2_targets[c->host] : &targets[c->host];
 	if (connect(c->fd, (const struct sockaddr *)to, sizeof *to) < 0 && errno != EINPROGRESS) {
 		c->err = errno;
 		close(c->fd);
@@ -482,7 +496,7 @@ static void conn_set_request(struct hconn *c, const char *method, const char *pa
 	char head[2048];
 	int n = snprintf(head, sizeof head,
 			 "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: comet-bench\r\n%s%s%s",
-			 method, path, host_hdr, keepalive ? "" : "Connection: close\r\n",
+			 method, path, host_hdrs[c->host], keepalive ? "" : "Connection: close\r\n",
 			 (c->kind != K_SUB && opt.headers) ? opt.headers : "",
 			 (c->kind != K_SUB && opt.headers) ? "\r\n" : "");
 	if (n < 0 || (size_t)n >= sizeof head)
@@ -771,6 +785,7 @@ static size_t hpack_literal(char *p, int name_index, const char *value)
 static void h2_set_request(struct h2 *h, const char *path)
 {
 	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	const char *host_hdr = host_hdrs[h->conn.host];
 	size_t cap = 128 + (size_t)h->nstreams * (64 + strlen(path) + strlen(host_hdr));
 	char *o = xrealloc(NULL, cap);
 	size_t k = 0;
@@ -811,6 +826,7 @@ static struct h2 *h2_open(struct hconn **streams, int n, const char *path)
 	struct h2 *h = calloc(1, sizeof *h);
 	h->conn.fd = -1;
 	h->conn.kind = K_H2;
+	h->conn.host = streams[0]->host;
 	h->streams = xrealloc(NULL, (size_t)n * sizeof *h->streams);
 	memcpy(h->streams, streams, (size_t)n * sizeof *streams);
 	h->nstreams = h->open = n;
@@ -1068,6 +1084,10 @@ static void (*on_other)(struct hconn *c, int rc);
 
 struct rate_result {
 	long ok, non2xx, errors, reconnects;
+	long msgs;			/* messages: ok, times --pub-batch */
+	long short_acks;		/* batch answers without an ack per message */
+	long host_ok[MAX_HOSTS];	/* answered 2xx, by the server that answered */
+	struct samples host_lat[MAX_HOSTS];
 	double elapsed;
 	long long cpu0[MAX_GROUPS + 1], cpu1[MAX_GROUPS + 1];
 	struct samples lat;		/* ms */
@@ -1083,11 +1103,51 @@ static char *make_body(int size, long seq)
 	return b;
 }
 
+/* A batch publish (comet-fcgi: POST a JSON array without a channel):
+ * [{"channel":C,"data":"bench message SEQ aaa..."}, ...], opt.pub_batch
+ * messages of opt.body_size bytes each, numbered from seq. */
+static char *make_batch(long seq, size_t *len)
+{
+	size_t per = (size_t)opt.body_size + strlen(opt.batch_channel) + 32;
+	char *b = xrealloc(NULL, 2 + (size_t)opt.pub_batch * per + 1);
+	size_t k = 0;
+	b[k++] = '[';
+	for (int i = 0; i < opt.pub_batch; i++) {
+		char *m = make_body(opt.body_size, seq + i);
+		k += (size_t)sprintf(b + k, "%s{\"channel\":\"%s\",\"data\":\"%s\"}",
+				     i ? "," : "", opt.batch_channel, m);
+		free(m);
+	}
+	b[k++] = ']';
+	b[k] = 0;
+	*len = k;
+	return b;
+}
+
 static void rate_send(struct hconn *c, const char *path, long seq)
 {
+	if (opt.pub_batch > 0) {
+		size_t len;
+		char *body = make_batch(seq * opt.pub_batch, &len);
+		conn_set_request(c, "POST", path, "application/json", body, len, true);
+		free(body);
+		return;
+	}
 	char *body = make_body(opt.body_size, seq);
 	conn_set_request(c, "POST", path, "text/plain", body, (size_t)opt.body_size, true);
 	free(body);
+}
+
+/* Acks in a batch answer: occurrences of "id": in its body. */
+static long count_acks(const struct hconn *c)
+{
+	long n = 0;
+	const char *p = c->buf + c->hdr_end, *end = c->buf + c->resp_len;
+	while (p < end && (p = memmem(p, (size_t)(end - p), "\"id\":", 5))) {
+		n++;
+		p += 5;
+	}
+	return n;
 }
 
 static void run_rate(const char *path, int nconns, double duration, struct rate_result *res)
@@ -1099,6 +1159,7 @@ static void run_rate(const char *path, int nconns, double duration, struct rate_
 		cs[i].fd = -1;
 		cs[i].kind = K_PUB;
 		cs[i].id = i;
+		cs[i].host = i % nhosts;	/* publishers alternate servers */
 		rate_send(&cs[i], path, ++seq);
 		if (conn_open(&cs[i]) < 0) {
 			res->errors++;
@@ -1134,7 +1195,20 @@ static void run_rate(const char *path, int nconns, double duration, struct rate_
 				last = t;
 				if (c->status >= 200 && c->status < 300) {
 					res->ok++;
+					res->host_ok[c->host]++;
 					samples_add(&res->lat, (c->t_done - c->t_sent) * 1000);
+					samples_add(&res->host_lat[c->host],
+						    (c->t_done - c->t_sent) * 1000);
+					if (opt.pub_batch > 0) {
+						long acks = count_acks(c);
+						res->msgs += acks;
+						if (acks != opt.pub_batch && res->short_acks++ < 3)
+							fprintf(stderr, "bench: batch of %d answered "
+								"with %ld acks: %.200s\n", opt.pub_batch,
+								acks, c->buf + c->hdr_end);
+					} else {
+						res->msgs++;
+					}
 				} else {
 					res->non2xx++;
 					if (res->non2xx <= 3)
@@ -1176,19 +1250,31 @@ static void run_rate(const char *path, int nconns, double duration, struct rate_
 	}
 	free(cs);
 	qsort(res->lat.v, res->lat.n, sizeof(double), cmp_double);
+	for (int h = 0; h < nhosts; h++)
+		qsort(res->host_lat[h].v, res->host_lat[h].n, sizeof(double), cmp_double);
 }
 
 static void print_rate(const char *measure, long held, double duration,
 		       const struct rate_result *r)
 {
-	double rate = r->elapsed > 0 ? (double)r->ok / r->elapsed : 0;
+	/* Messages per second (a batch request carries opt.pub_batch). */
+	double rate = r->elapsed > 0 ? (double)r->msgs / r->elapsed : 0;
+	double req_rate = r->elapsed > 0 ? (double)r->ok / r->elapsed : 0;
 	if (!opt.quiet) {
-		printf("== %s: %s, %d connections, %.1f s%s\n", measure, opt.label, opt.conns,
+		printf("== %s: %s, %d connections%s, %.1f s%s\n", measure, opt.label, opt.conns,
+		       nhosts > 1 ? " alternating servers" : "",
 		       duration, held ? " (with subscribers held)" : "");
+		if (opt.pub_batch > 0)
+			printf("   batches of %d: %ld requests answered 2xx (%ld without every ack)\n",
+			       opt.pub_batch, r->ok, r->short_acks);
 		printf("   published %ld (non-2xx %ld, errors %ld, reconnects %ld) in %.2f s\n",
-		       r->ok, r->non2xx, r->errors, r->reconnects, r->elapsed);
-		printf("   %.0f msg/s   latency p50 %.3f ms  p99 %.3f ms  max %.3f ms\n",
-		       rate, pct(&r->lat, 50), pct(&r->lat, 99), pct(&r->lat, 100));
+		       r->msgs, r->non2xx, r->errors, r->reconnects, r->elapsed);
+		printf("   %.0f msg/s (%.0f requests/s)   latency p50 %.3f ms  p99 %.3f ms  max %.3f ms\n",
+		       rate, req_rate, pct(&r->lat, 50), pct(&r->lat, 99), pct(&r->lat, 100));
+		for (int h = 0; nhosts > 1 && h < nhosts; h++)
+			printf("   server %d (port %d): %ld requests, latency p50 %.3f ms  p99 %.3f ms\n",
+			       h, ntohs(targets[h].sin_port), r->host_ok[h],
+			       pct(&r->host_lat[h], 50), pct(&r->host_lat[h], 99));
 		cpu_print(stdout, false, r->cpu0, r->cpu1, r->elapsed);
 	}
 	printf("{");
@@ -1196,9 +1282,23 @@ static void print_rate(const char *measure, long held, double duration,
 	jstr(stdout, "target", opt.label, true);
 	printf("\"conns\":%d,\"duration_s\":%.1f,\"held\":%ld,", opt.conns, duration, held);
 	printf("\"published\":%ld,\"non2xx\":%ld,\"errors\":%ld,\"reconnects\":%ld,",
-	       r->ok, r->non2xx, r->errors, r->reconnects);
+	       r->msgs, r->non2xx, r->errors, r->reconnects);
+	printf("\"requests\":%ld,\"pub_batch\":%d,\"short_acks\":%ld,\"nhosts\":%d,",
+	       r->ok, opt.pub_batch > 0 ? opt.pub_batch : 1, r->short_acks, nhosts);
+	if (nhosts > 1) {
+		printf("\"per_host\":[");
+		for (int h = 0; h < nhosts; h++) {
+			printf("%s{\"port\":%d,\"requests\":%ld,", h ? "," : "",
+			       ntohs(targets[h].sin_port), r->host_ok[h]);
+			jnum(stdout, "p50_ms", pct(&r->host_lat[h], 50), 3, true);
+			jnum(stdout, "p99_ms", pct(&r->host_lat[h], 99), 3, false);
+			printf("}");
+		}
+		printf("],");
+	}
 	jnum(stdout, "elapsed_s", r->elapsed, 3, true);
 	jnum(stdout, "msg_per_s", rate, 1, true);
+	jnum(stdout, "req_per_s", req_rate, 1, true);
 	jnum(stdout, "p50_ms", pct(&r->lat, 50), 3, true);
 	jnum(stdout, "p99_ms", pct(&r->lat, 99), 3, true);
 	jnum(stdout, "max_ms", pct(&r->lat, 100), 3, false);
@@ -1209,12 +1309,12 @@ static void print_rate(const char *measure, long held, double duration,
 
 /* ----------------------------------------------------------------- fanout */
 
-/* One GET of the readiness URL; returns the count found after ready_key, or
- * -1. Runs its own small bounded loop, but keeps serving subscriber events
- * (through on_other) so that early answers are seen. */
-static long ready_count(double timeout)
+/* One GET of the readiness URL of server host; returns the count found
+ * after ready_key, or -1. Runs its own small bounded loop, but keeps serving
+ * subscriber events (through on_other) so that early answers are seen. */
+static long ready_count_of(int host, double timeout)
 {
-	struct hconn r = { .fd = -1, .kind = K_READY };
+	struct hconn r = { .fd = -1, .kind = K_READY, .host = host };
 	conn_set_request(&r, "GET", opt.ready_path, NULL, NULL, 0, false);
 	if (conn_open(&r) < 0) {
 		free(r.req);
@@ -1254,6 +1354,8 @@ static long ready_count(double timeout)
 	return count;
 }
 
+/* subs[] holds N per server: server h's are subs[h*N .. h*N+N-1]; subs_open
+ * of each are opened. */
 static struct hconn *subs;
 static long subs_open, subs_failed, subs_early, early_logged;
 static int fail_errno[8];
@@ -1308,6 +1410,8 @@ static struct {
 	char *expect_body;		/* --check: what each answer must carry */
 	long pending, answered, non200, wrong, late_fail;
 	struct samples lat;
+	struct samples host_lat[MAX_HOSTS];	/* the same, by server */
+	long host_answered[MAX_HOSTS];
 } fw;
 
 static void fanout_answer(struct hconn *c, int rc)
@@ -1327,6 +1431,8 @@ static void fanout_answer(struct hconn *c, int rc)
 		} else {
 			fw.answered++;
 			samples_add(&fw.lat, (c->t_done - fw.t0) * 1000);
+			fw.host_answered[c->host]++;
+			samples_add(&fw.host_lat[c->host], (c->t_done - fw.t0) * 1000);
 		}
 		conn_close(c);
 	} else {
@@ -1335,64 +1441,95 @@ static void fanout_answer(struct hconn *c, int rc)
 	}
 }
 
+/* Opens subscribers subs[from..to-1] on server host: each a connection
+ * (HTTP/1.1), or opt.h2 streams to a connection (fewer at the range's end). */
+static void open_subs(long from, long to, int host)
+{
+	for (long i = from; i < to; i++) {
+		struct hconn *c = &subs[i];
+		c->fd = -1;
+		c->kind = K_SUB;
+		c->id = (int)i;
+		c->host = host;
+		if (opt.h2) {
+			long first = i - (i - from) % opt.h2;
+			if (i + 1 == to || (i + 1 - from) % opt.h2 == 0) {
+				struct hconn *group[256];
+				int k = 0;
+				for (long j = first; j <= i; j++)
+					group[k++] = &subs[j];
+				h2_open(group, k, opt.sub_path);
+				for (long j = first; j <= i; j++)
+					if (subs[j].state == S_FAILED) {
+						subs_failed++;
+						note_fail(subs[j].err);
+					}
+			}
+			continue;
+		}
+		conn_set_request(c, "GET", opt.sub_path, NULL, NULL, 0, true);
+		if (conn_open(c) < 0) {
+			subs_failed++;
+			note_fail(c->err);
+		}
+	}
+}
+
+/* Held subscribers over every server (each count minus its base), or -1
+ * when a server gave no count. */
+static long ready_total(const long *base, double timeout)
+{
+	long total = 0;
+	for (int h = 0; h < nhosts; h++) {
+		long c = ready_count_of(h, timeout);
+		if (c < 0)
+			return -1;
+		total += c - base[h];
+	}
+	return total;
+}
+
 static void run_fanout(void)
 {
-	long N = opt.n;
-	subs = calloc((size_t)N, sizeof *subs);
+	long N = opt.n;			/* per server */
+	long total = N * nhosts;
+	subs = calloc((size_t)total, sizeof *subs);
+	for (long i = 0; i < total; i++) {
+		subs[i].fd = -1;
+		subs[i].state = S_DONE;	/* not opened */
+	}
 	on_other = early;
 	on_stream = early;
 	if (ngroups)
 		mem_read(0);
 
-	/* Open the subscribers, batch by batch; each batch is waited for with
-	 * the server's own count, so no sleep guesses when they are held. */
+	/* Open the subscribers, batch by batch (a batch: opt.batch on every
+	 * server); each batch is waited for with the servers' own counts, so
+	 * no sleep guesses when they are held. */
 	double open_start = now_s();
 	long held = 0, last_count = 0;
 	bool stalled = false;
 	char stall_reason[256] = "";
-	long base = ready_count(5);	/* subscribers the server has already */
-	if (base < 0)
-		die("readiness URL %s did not give a count (key \"%s\")", opt.ready_path, opt.ready_key);
+	long base[MAX_HOSTS];		/* subscribers each server has already */
+	for (int h = 0; h < nhosts; h++) {
+		base[h] = ready_count_of(h, 5);
+		if (base[h] < 0)
+			die("readiness URL %s of port %d did not give a count (key \"%s\")",
+			    opt.ready_path, ntohs(targets[h].sin_port), opt.ready_key);
+	}
 	while (subs_open < N && !stalled) {
 		long upto = subs_open + opt.batch < N ? subs_open + opt.batch : N;
-		for (long i = subs_open; i < upto; i++) {
-			struct hconn *c = &subs[i];
-			c->fd = -1;
-			c->kind = K_SUB;
-			c->id = (int)i;
-			if (opt.h2) {
-				/* A connection per opt.h2 streams (fewer at a batch's end). */
-				long first = i - (i - subs_open) % opt.h2;
-				if (i + 1 == upto || (i + 1 - subs_open) % opt.h2 == 0) {
-					struct hconn *group[256];
-					int k = 0;
-					for (long j = first; j <= i; j++)
-						group[k++] = &subs[j];
-					h2_open(group, k, opt.sub_path);
-					for (long j = first; j <= i; j++)
-						if (subs[j].state == S_FAILED) {
-							subs_failed++;
-							note_fail(subs[j].err);
-						}
-				}
-				continue;
-			}
-			conn_set_request(c, "GET", opt.sub_path, NULL, NULL, 0, true);
-			if (conn_open(c) < 0) {
-				subs_failed++;
-				note_fail(c->err);
-			}
-		}
+		for (int h = 0; h < nhosts; h++)
+			open_subs(h * N + subs_open, h * N + upto, h);
 		subs_open = upto;
 		/* Poll the count until the batch is held; give up when it makes
 		 * no progress for ready_timeout seconds. */
 		double progress_at = now_s();
 		double interval = 0.005;
 		for (int polls = 0; polls < 100000; polls++) {
-			long want = subs_open - subs_failed - subs_early;
-			long cnt = ready_count(5);
+			long want = subs_open * nhosts - subs_failed - subs_early;
+			long cnt = ready_total(base, 5);
 			if (cnt >= 0) {
-				cnt -= base;
 				if (cnt > last_count)
 					progress_at = now_s();
 				last_count = cnt;
@@ -1431,10 +1568,10 @@ static void run_fanout(void)
 	} else if (opt.rate_while_held > 0 && opt.rate_pub_path) {
 		run_rate(opt.rate_pub_path, opt.conns, opt.rate_while_held, &rr);
 		did_rate = true;
-		long cnt = ready_count(5);
-		if (cnt >= 0 && cnt - base < held)
+		long cnt = ready_total(base, 5);
+		if (cnt >= 0 && cnt < held)
 			fprintf(stderr, "bench: only %ld subscribers still held after the rate run\n",
-				cnt - base);
+				cnt);
 	}
 
 	/* The publish. The connection is established first, so that t0 is the
@@ -1446,7 +1583,7 @@ static void run_fanout(void)
 	free(body);
 	conn_reset_response(&pub);
 	pub.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (pub.fd < 0 || connect(pub.fd, (struct sockaddr *)&target, sizeof target) < 0)
+	if (pub.fd < 0 || connect(pub.fd, (struct sockaddr *)&targets[0], sizeof targets[0]) < 0)
 		die("publish connection: %s", strerror(errno));
 	int one = 1;
 	setsockopt(pub.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -1460,7 +1597,7 @@ static void run_fanout(void)
 
 	fw.t0 = t0;
 	fw.expect_body = opt.check ? make_body(opt.body_size, 0) : NULL;
-	for (long i = 0; i < subs_open; i++)
+	for (long i = 0; i < total; i++)
 		if ((subs[i].fd >= 0 || subs[i].h2) &&
 		    (subs[i].state == S_READING || subs[i].state == S_WRITING ||
 		     subs[i].state == S_CONNECTING))
@@ -1503,7 +1640,7 @@ static void run_fanout(void)
 	conn_close(&pub);
 	free(pub.buf);
 	free(pub.req);
-	for (long i = 0; i < subs_open; i++) {
+	for (long i = 0; i < total; i++) {
 		conn_close(&subs[i]);
 		free(subs[i].buf);
 		free(subs[i].req);
@@ -1520,12 +1657,18 @@ static void run_fanout(void)
 	h2s = NULL;
 	nh2s = 0;
 	qsort(lat.v, lat.n, sizeof(double), cmp_double);
+	for (int h = 0; h < nhosts; h++)
+		qsort(fw.host_lat[h].v, fw.host_lat[h].n, sizeof(double), cmp_double);
 
 	char fails[512];
 	fail_summary(fails, sizeof fails);
 	if (!opt.quiet) {
-		printf("== fanout: %s, N=%ld\n", opt.label, N);
-		printf("   opened %ld, held %ld (server count) in %.2f s%s%s\n", subs_open, held,
+		if (nhosts > 1)
+			printf("== fanout: %s, N=%ld on each of %d servers, published to port %d\n",
+			       opt.label, N, nhosts, ntohs(targets[0].sin_port));
+		else
+			printf("== fanout: %s, N=%ld\n", opt.label, N);
+		printf("   opened %ld, held %ld (server count) in %.2f s%s%s\n", subs_open * nhosts, held,
 		       open_s, stalled ? "; STALLED: " : "", stall_reason);
 		if (subs_failed || subs_early || late_fail)
 			printf("   failed connections %ld, early answers %ld, failed after publish %ld%s%s\n",
@@ -1536,6 +1679,12 @@ static void run_fanout(void)
 		       answered, expect, non200, wrong, pending, opt.answer_timeout);
 		printf("   fan-out latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
 		       pct(&lat, 50), pct(&lat, 90), pct(&lat, 99), pct(&lat, 100));
+		for (int h = 0; nhosts > 1 && h < nhosts; h++)
+			printf("   server %d (port %d%s): answered %ld; first %.3f  p50 %.3f  p90 %.3f  "
+			       "p99 %.3f  max %.3f\n", h, ntohs(targets[h].sin_port),
+			       h ? "" : ", published to", fw.host_answered[h], pct(&fw.host_lat[h], 0),
+			       pct(&fw.host_lat[h], 50), pct(&fw.host_lat[h], 90),
+			       pct(&fw.host_lat[h], 99), pct(&fw.host_lat[h], 100));
 		cpu_print(stdout, false, fcpu0, fcpu1, t_last - t0);
 		for (int g = 0; g < ngroups; g++) {
 			struct memgroup *m = &groups[g];
@@ -1555,7 +1704,23 @@ static void run_fanout(void)
 	jstr(stdout, "measure", "fanout", true);
 	jstr(stdout, "target", opt.label, true);
 	printf("\"n\":%ld,\"opened\":%ld,\"held\":%ld,\"connect_failed\":%ld,\"early\":%ld,",
-	       N, subs_open, held, subs_failed, subs_early);
+	       N, subs_open * nhosts, held, subs_failed, subs_early);
+	printf("\"nhosts\":%d,", nhosts);
+	if (nhosts > 1) {
+		/* By server; [0] is the one published to. */
+		printf("\"per_host\":[");
+		for (int h = 0; h < nhosts; h++) {
+			printf("%s{\"port\":%d,\"answered\":%ld,", h ? "," : "",
+			       ntohs(targets[h].sin_port), fw.host_answered[h]);
+			jnum(stdout, "min_ms", pct(&fw.host_lat[h], 0), 3, true);
+			jnum(stdout, "p50_ms", pct(&fw.host_lat[h], 50), 3, true);
+			jnum(stdout, "p90_ms", pct(&fw.host_lat[h], 90), 3, true);
+			jnum(stdout, "p99_ms", pct(&fw.host_lat[h], 99), 3, true);
+			jnum(stdout, "max_ms", pct(&fw.host_lat[h], 100), 3, false);
+			printf("}");
+		}
+		printf("],");
+	}
 	printf("\"stalled\":%s,", stalled ? "true" : "false");
 	jstr(stdout, "stall_reason", stall_reason, true);
 	jstr(stdout, "failures", fails, true);
@@ -1565,6 +1730,7 @@ static void run_fanout(void)
 	printf("\"waiting\":%ld,\"answered\":%ld,\"non200\":%ld,\"wrong\":%ld,"
 	       "\"failed_after\":%ld,\"unanswered\":%ld,\"h2_streams\":%d,",
 	       expect, answered, non200, wrong, late_fail, pending, opt.h2);
+	jnum(stdout, "min_ms", pct(&lat, 0), 3, true);
 	jnum(stdout, "p50_ms", pct(&lat, 50), 3, true);
 	jnum(stdout, "p90_ms", pct(&lat, 90), 3, true);
 	jnum(stdout, "p99_ms", pct(&lat, 99), 3, true);
@@ -1592,7 +1758,11 @@ static void run_fanout(void)
 	if (did_rate)
 		print_rate("rate_held", held, opt.rate_while_held, &rr);
 	free(lat.v);
+	for (int h = 0; h < MAX_HOSTS; h++)
+		free(fw.host_lat[h].v);
 	free(rr.lat.v);
+	for (int h = 0; h < MAX_HOSTS; h++)
+		free(rr.host_lat[h].v);
 }
 
 /* ------------------------------------------------------------------- main */
@@ -1657,7 +1827,15 @@ static void usage(FILE *f)
 "  -c C                     connections (default 16)\n"
 "  -d D                     seconds (default 5)\n"
 "      --pub-path PATH      the publish request (POST)\n"
+"      --pub-batch K        K messages per request, as a JSON array of\n"
+"                           {\"channel\",\"data\"} (comet-fcgi's batch; --pub-path\n"
+"                           without a channel); an answer must hold K acks\n"
+"      --batch-channel C    their channel (default rate)\n"
 "  both:\n"
+"      --peer PORT[:H2PORT] another server sharing the channels (repeatable,\n"
+"                           up to 3): fanout opens N subscribers on each and\n"
+"                           publishes to -p, with latencies also by server;\n"
+"                           rate's connections alternate between the servers\n"
 "      --body-size B        bytes per message (default 32)\n"
 "      --header 'K: V'      extra header on publish/readiness requests\n"
 "  -q                       JSON lines only\n", f);
@@ -1745,6 +1923,22 @@ int main(int argc, char **argv)
 			opt.h2_port = atoi(ARG());
 		else if (!strcmp(a, "--check"))
 			opt.check = true;
+		else if (!strcmp(a, "--peer")) {
+			/* PORT or PORT:H2PORT */
+			const char *v = ARG();
+			char *end;
+			if (nhosts == MAX_HOSTS)
+				die("at most %d --peer", MAX_HOSTS - 1);
+			peer_port[nhosts] = (int)strtol(v, &end, 10);
+			peer_h2_port[nhosts] = *end == ':' ? (int)strtol(end + 1, &end, 10) : 0;
+			if (*end || peer_port[nhosts] <= 0 || peer_port[nhosts] > 65535 ||
+			    peer_h2_port[nhosts] < 0 || peer_h2_port[nhosts] > 65535)
+				die("--peer wants PORT or PORT:H2PORT, got %s", v);
+			nhosts++;
+		} else if (!strcmp(a, "--pub-batch"))
+			opt.pub_batch = atoi(ARG());
+		else if (!strcmp(a, "--batch-channel"))
+			opt.batch_channel = ARG();
 		else if (!strcmp(a, "-q"))
 			opt.quiet = true;
 		else
@@ -1755,21 +1949,27 @@ int main(int argc, char **argv)
 	if (opt.n < 1 || opt.n > 1000000 || opt.conns < 1 || opt.conns > 10000 ||
 	    opt.duration <= 0 || opt.duration > 3600 || opt.batch < 1 ||
 	    opt.body_size < 1 || opt.body_size > 1 << 20 || opt.h2 < 0 || opt.h2 > 256 ||
-	    opt.h2_port < 0 || opt.h2_port > 65535)
+	    opt.h2_port < 0 || opt.h2_port > 65535 || opt.pub_batch < 0 || opt.pub_batch > 1000 ||
+	    strlen(opt.batch_channel) > 128 || strpbrk(opt.batch_channel, "\"\\"))
 		die("option out of range");
-	memset(&target, 0, sizeof target);
-	target.sin_family = AF_INET;
-	target.sin_port = htons((uint16_t)opt.port);
-	if (inet_pton(AF_INET, opt.host, &target.sin_addr) != 1)
-		die("bad --host %s", opt.host);
-	if ((ntohl(target.sin_addr.s_addr) >> 24) != 127)
-		die("only loopback targets (127.0.0.0/8) are allowed");
-	h2_target = target;
-	if (opt.h2_port)
-		h2_target.sin_port = htons((uint16_t)opt.h2_port);
-	snprintf(host_hdr, sizeof host_hdr, "%s:%d", opt.host, opt.port);
+	peer_port[0] = opt.port;
+	peer_h2_port[0] = opt.h2_port;
+	for (int h = 0; h < nhosts; h++) {
+		struct sockaddr_in *t = &targets[h];
+		memset(t, 0, sizeof *t);
+		t->sin_family = AF_INET;
+		t->sin_port = htons((uint16_t)peer_port[h]);
+		if (inet_pton(AF_INET, opt.host, &t->sin_addr) != 1)
+			die("bad --host %s", opt.host);
+		if ((ntohl(t->sin_addr.s_addr) >> 24) != 127)
+			die("only loopback targets (127.0.0.0/8) are allowed");
+		h2_targets[h] = *t;
+		if (peer_h2_port[h])
+			h2_targets[h].sin_port = htons((uint16_t)peer_h2_port[h]);
+		snprintf(host_hdrs[h], sizeof host_hdrs[h], "%s:%d", opt.host, peer_port[h]);
+	}
 	signal(SIGPIPE, SIG_IGN);
-	raise_nofile((opt.h2 ? opt.n / opt.h2 + 1 : opt.n) + opt.conns + 64);
+	raise_nofile((opt.h2 ? opt.n / opt.h2 + 1 : opt.n) * nhosts + opt.conns + 64);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		die("epoll_create1: %s", strerror(errno));
@@ -1778,6 +1978,8 @@ int main(int argc, char **argv)
 		run_rate(opt.pub_path, opt.conns, opt.duration, &r);
 		print_rate("rate", 0, opt.duration, &r);
 		free(r.lat.v);
+		for (int h = 0; h < MAX_HOSTS; h++)
+			free(r.host_lat[h].v);
 		return r.ok > 0 ? 0 : 1;
 	}
 	run_fanout();
