@@ -236,6 +236,10 @@ static int busy(void *arg, int tries)
 	 * fraction of a millisecond each) costs little, a long one few
 	 * wake-ups. */
 	int64_t us = tries < 8 ? 100 << tries : 20000;
+	/* A copy's lock is only ever held for one copy: looked at every
+	 * millisecond, so that a message is not held up behind a long sleep. */
+	if (l->pg && us > 1000)
+		us = 1000;
 	if (us > left * 1000)
 		us = left * 1000;
 	struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000 };

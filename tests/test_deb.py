@@ -14,6 +14,7 @@ root or when dpkg-buildpackage, debhelper or lintian is missing."""
 
 import glob
 import grp
+import functools
 import json
 import os
 import pwd
@@ -50,6 +51,15 @@ server.errorlog = "%(dir)s/error.log"
 include_shell "/usr/share/lighttpd/create-mime.conf.pl"
 include "/etc/lighttpd/conf-enabled/*.conf"
 """
+
+
+def get(base, path, headers=None):
+    req = urllib.request.Request(base + path, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
 
 
 def run(cmd, check=True, **kw):
@@ -127,6 +137,8 @@ class DebianPackage(unittest.TestCase):
         self.check_installed()
         self.check_apache()
         self.check_lighttpd()
+        if harness.pg_bindir():
+            self.check_postgresql()
 
         run(["dpkg", "-r", "comet-fcgi"])
         self.assertFalse(os.path.exists("/usr/bin/comet-fcgi"))
@@ -174,9 +186,9 @@ class DebianPackage(unittest.TestCase):
         p = run(["apache2ctl", "-t"], check=False)
         self.assertIn("Syntax OK", p.stdout + p.stderr)
 
-    def check_lighttpd(self):
-        p = run(["lighty-enable-mod", "comet-fcgi"], check=False)
-        self.assertTrue(os.path.lexists(LT_ENABLED), p.stdout + p.stderr)
+    def start_lighttpd(self):
+        """Debian's lighttpd with what is enabled, on a loopback port:
+        (process, base URL)."""
         d = tempfile.mkdtemp(prefix="comet-deb-lighttpd-", dir=self.tmp)
         os.chmod(self.tmp, 0o755)
         os.chmod(d, 0o777)
@@ -190,16 +202,32 @@ class DebianPackage(unittest.TestCase):
         proc = subprocess.Popen(["lighttpd", "-D", "-f", conf], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         base = "http://127.0.0.1:%d" % port
+        try:
+            harness.wait_until(lambda: get(base, "/comet.js")[0] == 200, 20,
+                               "Debian's lighttpd")
+        except BaseException:
+            proc.terminate()
+            proc.wait(10)
+            raise
+        return proc, base
+
+    def publish_from_php(self, base, channel, data):
+        """Publishes as a site's PHP would, the keys read from the file."""
+        code = ("require '/usr/share/comet-fcgi/www/comet.php';"
+                "$c = new Comet\\Client('%s/comet');"
+                "echo json_encode([$c->publish('%s', '%s'), "
+                "$c->token('private-deb', 60)]);" % (base, channel, data))
+        p = run([shutil.which("php"), "-r", code],
+                env={k: v for k, v in os.environ.items() if not k.startswith("COMET_")})
+        return json.loads(p.stdout)
+
+    def check_lighttpd(self):
+        p = run(["lighty-enable-mod", "comet-fcgi"], check=False)
+        self.assertTrue(os.path.lexists(LT_ENABLED), p.stdout + p.stderr)
+        proc, base = self.start_lighttpd()
         key = self.keys["COMET_PUBLISH_KEY"]
         try:
-            def get(path, headers=None):
-                req = urllib.request.Request(base + path, headers=headers or {})
-                try:
-                    with urllib.request.urlopen(req, timeout=10) as r:
-                        return r.status, r.read()
-                except urllib.error.HTTPError as e:
-                    return e.code, e.read()
-            harness.wait_until(lambda: get("/comet.js")[0] == 200, 20, "Debian's lighttpd")
+            get = functools.partial(globals()["get"], base)
             st, body = get("/comet/stats")
             self.assertEqual(st, 401, "the generated key is required")
             st, body = get("/comet/stats", {"Authorization": "Bearer " + key})
@@ -207,13 +235,7 @@ class DebianPackage(unittest.TestCase):
             # PHP as a site would call it: no key given, read from the file.
             php = shutil.which("php")
             if php:
-                code = ("require '/usr/share/comet-fcgi/www/comet.php';"
-                        "$c = new Comet\\Client('%s/comet');"
-                        "echo json_encode([$c->publish('deb', 'installed'), "
-                        "$c->token('private-deb', 60)]);" % base)
-                p = run([php, "-r", code], env={k: v for k, v in os.environ.items()
-                                                if not k.startswith("COMET_")})
-                msg_id, token = json.loads(p.stdout)
+                msg_id, token = self.publish_from_php(base, "deb", "installed")
                 st, body = get("/comet/sub?channel=deb&since=%d&timeout=0" % (msg_id - 1))
                 self.assertEqual([m["data"] for m in json.loads(body)["messages"]], ["installed"])
                 st, body = get("/comet/sub?channel=private-deb&timeout=0&token=" + token)
@@ -221,6 +243,38 @@ class DebianPackage(unittest.TestCase):
         finally:
             proc.terminate()
             proc.wait(10)
+
+    def check_postgresql(self):
+        # The README's "More than one web server" on the package: a
+        # database owned by its role, COMET_DB in the settings file, and
+        # nothing else changed.
+        with harness.PostgreSQL(name="deb") as pg:
+            with open(CONF) as f:
+                before = f.read()
+            try:
+                with open(CONF, "a") as f:
+                    f.write("COMET_DB = %s\n" % pg.uri())
+                proc, base = self.start_lighttpd()
+                try:
+                    if shutil.which("php"):
+                        msg_id, _ = self.publish_from_php(base, "deb-pg", "shared")
+                    else:
+                        st, body = get(base, "/comet/pub?channel=deb-pg", None)
+                    rows = pg.psql("SELECT id, convert_from(data, 'UTF8') FROM comet_msg "
+                                   "WHERE channel = 'deb-pg'")
+                    self.assertEqual([r[1] for r in rows], ["shared"])
+                    st, body = get(base, "/comet/sub?channel=deb-pg&since=0&timeout=0")
+                    self.assertEqual([m["data"] for m in json.loads(body)["messages"]],
+                                     ["shared"])
+                    # The host's own files, in the package's state directory.
+                    copy = "/var/lib/comet-fcgi/copy.db"
+                    self.assertEqual(os.stat(copy).st_uid, pwd.getpwnam("www-data").pw_uid)
+                finally:
+                    proc.terminate()
+                    proc.wait(10)
+            finally:
+                with open(CONF, "w") as f:
+                    f.write(before)
 
 
 if __name__ == "__main__":
