@@ -341,6 +341,24 @@ def _descendants(root):
     return out
 
 
+def _finish(obj, live):
+    """A stopped server or database: its logs kept for the report, taken
+    off live, its scratch directory removed (unless COMET_KEEP_SCRATCH).
+    Returns the logs."""
+    logs = obj.read_logs()
+    if logs:
+        _finished_logs.append(logs)
+    with _live_lock:
+        if obj in live:
+            live.remove(obj)
+    if obj.scratch:
+        if os.environ.get("COMET_KEEP_SCRATCH"):
+            sys.stderr.write("harness: kept %s\n" % obj.scratch)
+        else:
+            shutil.rmtree(obj.scratch, ignore_errors=True)
+    return logs
+
+
 class Server:
     """A real web server (kind "lighttpd" or "apache") serving comet-fcgi at
     /comet/ on 127.0.0.1:<free port>, in a fresh scratch directory."""
@@ -660,17 +678,7 @@ class Server:
         try:
             self._halt()
         finally:
-            self.logs = self.read_logs()
-            if self.logs:
-                _finished_logs.append(self.logs)
-            with _live_lock:
-                if self in _live:
-                    _live.remove(self)
-            if self.scratch:
-                if os.environ.get("COMET_KEEP_SCRATCH"):
-                    sys.stderr.write("harness: kept %s\n" % self.scratch)
-                else:
-                    shutil.rmtree(self.scratch, ignore_errors=True)
+            self.logs = _finish(self, _live)
 
     def _note_web_pids(self):
         for pid in _session_members(self.proc.pid):
@@ -1174,17 +1182,7 @@ class PostgreSQL:
         try:
             self.stop()
         finally:
-            logs = self.read_logs()
-            if logs:
-                _finished_logs.append(logs)
-            with _live_lock:
-                if self in _live_pg:
-                    _live_pg.remove(self)
-            if self.scratch:
-                if os.environ.get("COMET_KEEP_SCRATCH"):
-                    sys.stderr.write("harness: kept %s\n" % self.scratch)
-                else:
-                    shutil.rmtree(self.scratch, ignore_errors=True)
+            _finish(self, _live_pg)
 
     def read_logs(self):
         try:

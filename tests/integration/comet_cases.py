@@ -102,6 +102,29 @@ class CometCases(Backend):
             self.assertEqual(set(m), {"id", "channel", "time", "type", "data"}, r)
         return d
 
+    def assert_publish_refused_alone(self, ch, timeout=60):
+        """Publishes to ch while the test holds the log's write lock
+        elsewhere: the publish is answered 503 with Retry-After, and every
+        other request meanwhile within 2 s. Returns the 503."""
+        result = {}
+        t = threading.Thread(target=lambda: result.update(
+            r=self.srv.publish(ch, "during", timeout=timeout)), daemon=True)
+        t.start()
+        # The publish waits for the lock in the commit thread; the process
+        # keeps answering everything else meanwhile (the wait is 5 s, so
+        # 2 s is a clear line).
+        for _ in range(3):
+            t0 = time.monotonic()
+            self.assertEqual(self.srv.get("/comet/stats").status, 200)
+            self.assert_sub_answer(self.srv.sub(ch, since=0, timeout=0))
+            self.assertLess(time.monotonic() - t0, 2.0, "blocked behind the locked publish")
+        t.join(timeout)
+        r = result["r"]
+        self.assert_error(r, 503)
+        retry = r.headers.get("Retry-After")
+        self.assertTrue(retry and retry.strip().isdigit(), r.headers.items())
+        return r
+
     def assert_error(self, r, status):
         """An error answer per SPEC.md: JSON {"error": text, "status": N}."""
         self.assertEqual(r.status, status, r)

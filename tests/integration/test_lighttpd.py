@@ -42,23 +42,7 @@ class Lighttpd(CometCases, unittest.TestCase):
         db = sqlite3.connect(self.srv.db, isolation_level=None, timeout=5)
         try:
             db.execute("BEGIN EXCLUSIVE")
-            result = {}
-            t = threading.Thread(target=lambda: result.update(
-                r=self.srv.publish(ch, "during", timeout=60)))
-            t.start()
-            # The publish waits for the lock in the commit thread; the
-            # process keeps answering everything else meanwhile (the busy
-            # timeout is 5 s, so 2 s is a clear line).
-            for _ in range(3):
-                t0 = time.monotonic()
-                self.assertEqual(self.srv.get("/comet/stats").status, 200)
-                self.assert_sub_answer(self.srv.sub(ch, since=0, timeout=0))
-                self.assertLess(time.monotonic() - t0, 2.0, "blocked behind the locked publish")
-            t.join(30)
-            r = result["r"]
-            self.assert_error(r, 503)
-            retry = r.headers.get("Retry-After")
-            self.assertTrue(retry and retry.strip().isdigit(), r.headers.items())
+            self.assert_publish_refused_alone(ch)
         finally:
             db.execute("ROLLBACK")
             db.close()

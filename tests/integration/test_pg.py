@@ -101,21 +101,7 @@ class PgLockCases:
         database = urllib.parse.urlsplit(self.srv.db).path.lstrip("/")
         with shared_cluster().session(database) as s:
             s.run("BEGIN; SELECT 1 FROM comet_state FOR UPDATE;")
-            result = {}
-            t = threading.Thread(target=lambda: result.update(
-                r=self.srv.publish(ch, "during", timeout=60)), daemon=True)
-            t.start()
-            # Everything else is answered meanwhile.
-            for _ in range(3):
-                t0 = time.monotonic()
-                self.assertEqual(self.srv.get("/comet/stats").status, 200)
-                self.assert_sub_answer(self.srv.sub(ch, since=0, timeout=0))
-                self.assertLess(time.monotonic() - t0, 2.0, "blocked behind the locked publish")
-            t.join(60)
-            r = result["r"]
-            self.assert_error(r, 503)
-            retry = r.headers.get("Retry-After")
-            self.assertTrue(retry and retry.strip().isdigit(), r.headers.items())
+            r = self.assert_publish_refused_alone(ch)
             # Answered within the program's wait (5 s), not a multiple of it.
             self.assertLess(r.elapsed, 8.0, r)
             report("%s, comet_state locked: publish answered 503 after %.2f s"
