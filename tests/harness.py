@@ -419,8 +419,10 @@ class Server:
         self.stop()
 
     @property
-    def backend(self):
-        """"postgresql" or "sqlite": what the program's COMET_DB names."""
+    def storage(self):
+        """"postgresql" or "sqlite": what the program's COMET_DB names.
+        (Not "backend": tests/integration/test_proxy.py's server has its
+        FastCGI backend's port under that name.)"""
         return "postgresql" if is_postgresql_uri(self.db) else "sqlite"
 
     @property
