@@ -860,6 +860,14 @@ class Failover(unittest.TestCase):
             after = [e[4] for e in events if e[3] == 201 and e[0] > t_promoted]
             self.assertTrue(after)
             self.assertGreater(min(after), before_max)
+            # Each host's copy takes the last publishes of the other from
+            # its follower, a few milliseconds after their 201.
+            top = max(acked)
+            for h in hosts:
+                harness.wait_until(
+                    lambda: h.sub(list(Publishers.CHANNELS), since=top - 1,
+                                  timeout=0).json["last_id"] >= top,
+                    10, "%s's copy to reach id %d" % (h.kind, top))
             for h in hosts:
                 with self.subTest(reader=h.kind):
                     log = read_all(self, h, list(Publishers.CHANNELS))
