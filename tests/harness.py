@@ -249,29 +249,19 @@ _live_lock = threading.Lock()
 
 
 def _stop_all():
-    with _live_lock:
-        servers = list(_live)
-    for s in servers:
-        try:
-            s.stop()
-        except Exception as e:  # keep stopping the others
-            sys.stderr.write("harness: stopping %s: %r\n" % (s.kind, e))
-    # Databases after the web servers that use them.
-    with _live_lock:
-        clusters = list(_live_pg)
-    for c in clusters:
-        try:
-            c.destroy()
-        except Exception as e:
-            sys.stderr.write("harness: stopping PostgreSQL %s: %r\n" % (c.name, e))
-    # Network namespaces last: servers and databases may listen in them.
-    with _live_lock:
-        namespaces = list(_live_netns)
-    for n in namespaces:
-        try:
-            n.destroy()
-        except Exception as e:
-            sys.stderr.write("harness: removing namespace %s: %r\n" % (n.name, e))
+    # Web servers first, then the databases they use, then the network
+    # namespaces either may listen in.
+    for live, end, what in ((_live, "stop", "stopping %s"),
+                            (_live_pg, "destroy", "stopping PostgreSQL %s"),
+                            (_live_netns, "destroy", "removing namespace %s")):
+        with _live_lock:
+            items = list(live)
+        for it in items:
+            try:
+                getattr(it, end)()
+            except Exception as e:  # keep stopping the others
+                sys.stderr.write(("harness: " + what + ": %r\n")
+                                 % (getattr(it, "name", None) or it.kind, e))
 
 
 atexit.register(_stop_all)
