@@ -3,7 +3,6 @@
 #include "config.h"
 
 #include <fcgiapp.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,11 +142,6 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	a.started_ms = clock_wall_ms();
-	/* Answers and pages for lagging clients come and go in large buffers:
-	 * from 64 KB up they are mapped and given back when freed, rather
-	 * than left in the heap after a burst (glibc raises the threshold by
-	 * itself otherwise, and the resident size stays at the high mark). */
-	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 	/* A client that went away must cost an EPIPE, never the process. */
 	signal(SIGPIPE, SIG_IGN);
 

@@ -104,7 +104,9 @@ void msglog_retention(struct msglog *l, long count, long seconds);
  * queue is not made to wait a whole busy timeout again. */
 void msglog_wait_until(struct msglog *l, int64_t mono_ms);
 
-/* Appends n messages in one transaction (all or none). ids[i] gets each
+/* Appends n messages in one transaction (all or none); MSGLOG_EINVAL when a
+ * message is refused (JSON that is not valid, a channel name outside
+ * request_channel_valid's rule). ids[i] gets each
  * id; acks gets each {"id","channel","time"} object, comma-separated, and
  * ack_at (when not NULL) where each one is in acks. */
 struct msglog_item;

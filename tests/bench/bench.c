@@ -160,7 +160,10 @@ static struct {
 	bool quiet;
 	int pub_batch;			/* rate: messages per request, a JSON array (0: one, plain) */
 	const char *batch_channel;	/* their channel */
+	int rounds;			/* herd: publishes, each answered and asked again */
+	bool fresh;			/* herd: every request on a new connection */
 } opt = {
+	.rounds = 3,
 	.batch_channel = "rate",
 	.label = "server",
 	.host = "127.0.0.1",
@@ -1765,6 +1768,241 @@ static void run_fanout(void)
 		free(rr.host_lat[h].v);
 }
 
+/* ------------------------------------------------------------------- herd */
+
+/* N long-polls held, one publish, and every subscriber asks again the
+ * moment its answer arrives (the herd a fan-out brings), for --rounds
+ * rounds. Each subscriber asks with a JSONP callback of its own and the
+ * cursor of its last answer, so that an answer that reached the wrong
+ * request (another's callback) or skipped or repeated (a cursor other than
+ * the published id) is seen, not only one that is missing. */
+struct herd_round {
+	long pending, right, non200, foreign, no_msg, bad_cursor, failed;
+	long resub_failed;
+	long nstatus[8];
+	int status[8];
+	struct samples lat;
+};
+static struct {
+	long *cursor;		/* per subscriber: since for its next request */
+	long round_id;		/* the id the publish of this round got, once known */
+	char tag[64];		/* this round's message text */
+	double t0;
+	struct herd_round r;	/* this round's counts */
+} hw;
+
+static void herd_request(struct hconn *c)
+{
+	char path[1024];
+	if (hw.cursor[c->id] >= 0)
+		snprintf(path, sizeof path, "%s&callback=cb%d&since=%ld", opt.sub_path, c->id,
+			 hw.cursor[c->id]);
+	else
+		snprintf(path, sizeof path, "%s&callback=cb%d", opt.sub_path, c->id);
+	conn_set_request(c, "GET", path, NULL, NULL, 0, true);
+}
+
+/* Asks again: on the same connection when the server kept it open. */
+static void herd_again(struct hconn *c, bool reuse)
+{
+	herd_request(c);
+	if (reuse) {
+		conn_send_again(c);
+	} else {
+		conn_close(c);
+		conn_open(c);
+	}
+	if (c->state == S_FAILED)
+		hw.r.resub_failed++;
+}
+
+static void herd_note_status(int status)
+{
+	for (int i = 0; i < 8; i++) {
+		if (hw.r.nstatus[i] && hw.r.status[i] != status)
+			continue;
+		hw.r.status[i] = status;
+		hw.r.nstatus[i]++;
+		return;
+	}
+}
+
+/* An answer of this round: checked, then the subscriber asks again. */
+static void herd_answer(struct hconn *c, int rc)
+{
+	if (c->kind != K_SUB)
+		return;
+	hw.r.pending--;
+	if (rc < 0) {
+		hw.r.failed++;
+		note_fail(c->err);
+		herd_again(c, false);
+		return;
+	}
+	const char *body = c->buf + c->hdr_end;
+	char want[32];
+	int wl = snprintf(want, sizeof want, "cb%d(", c->id);
+	const char *lid = strstr(body, "\"last_id\":");
+	long last = lid ? strtol(lid + 10, NULL, 10) : -1;
+	if (c->status != 200) {
+		hw.r.non200++;
+		herd_note_status(c->status);
+		if (hw.r.non200 <= 3)
+			fprintf(stderr, "bench: subscriber %d answered %d: %.200s\n", c->id,
+				c->status, body);
+	} else if (strncmp(body, want, (size_t)wl) != 0) {
+		/* Another request's answer, or none of ours: never acceptable. */
+		hw.r.foreign++;
+		fprintf(stderr, "bench: subscriber %d got an answer not its own: %.200s\n",
+			c->id, body);
+	} else if (!strstr(body, hw.tag)) {
+		hw.r.no_msg++;
+		if (hw.r.no_msg <= 3)
+			fprintf(stderr, "bench: subscriber %d answered without the message: %.200s\n",
+				c->id, body);
+	} else if (hw.cursor[c->id] >= 0 && hw.round_id > 0 && last != hw.round_id) {
+		hw.r.bad_cursor++;
+		if (hw.r.bad_cursor <= 3)
+			fprintf(stderr, "bench: subscriber %d (since %ld) answered last_id %ld, "
+				"published %ld\n", c->id, hw.cursor[c->id], last, hw.round_id);
+	} else {
+		hw.r.right++;
+		samples_add(&hw.r.lat, (c->t_done - hw.t0) * 1000);
+	}
+	if (c->status == 200 && last > 0)
+		hw.cursor[c->id] = last;
+	herd_again(c, !opt.fresh && rc > 0 && !c->server_close && c->len == c->resp_len);
+}
+
+/* Publishes this round's message on a new connection; the id it got. */
+static long herd_publish(int round)
+{
+	struct hconn pub = { .fd = -1, .kind = K_PUB };
+	snprintf(hw.tag, sizeof hw.tag, "herd round %d of %ld", round, opt.n);
+	conn_set_request(&pub, "POST", opt.fanout_pub_path, "text/plain", hw.tag,
+			 strlen(hw.tag), false);
+	hw.t0 = now_s();
+	if (conn_open(&pub) < 0)
+		die("publish connection: %s", strerror(pub.err));
+	struct epoll_event evs[1024];
+	double deadline = hw.t0 + opt.answer_timeout;
+	long id = -1;
+	while ((hw.r.pending > 0 || id < 0) && now_s() < deadline) {
+		int n = epoll_wait(ep, evs, 1024, 100);
+		for (int i = 0; i < n; i++) {
+			struct hconn *c = evs[i].data.ptr;
+			int rc = conn_event(c, evs[i].events);
+			if (c != &pub) {
+				if (rc != 0)
+					herd_answer(c, rc);
+				continue;
+			}
+			if (rc == 0)
+				continue;
+			const char *p = rc > 0 ? strstr(pub.buf + pub.hdr_end, "\"id\":") : NULL;
+			if (rc < 0 || pub.status != 201 || !p)
+				die("publish of round %d answered %d: %.200s", round, pub.status,
+				    pub.buf ? pub.buf + pub.hdr_end : strerror(pub.err));
+			id = strtol(p + 5, NULL, 10);
+			hw.round_id = id;
+			conn_close(&pub);
+		}
+	}
+	free(pub.buf);
+	free(pub.req);
+	return id;
+}
+
+static void run_herd(void)
+{
+	long N = opt.n;
+	subs = calloc((size_t)N, sizeof *subs);
+	hw.cursor = calloc((size_t)N, sizeof *hw.cursor);
+	for (long i = 0; i < N; i++) {
+		subs[i] = (struct hconn){ .fd = -1, .kind = K_SUB, .id = (int)i };
+		hw.cursor[i] = -1;
+	}
+	on_other = early;
+	long base = ready_count_of(0, 5);
+	if (base < 0)
+		die("readiness URL %s gave no count", opt.ready_path);
+	for (long i = 0; i < N; i++) {
+		herd_request(&subs[i]);
+		if (conn_open(&subs[i]) < 0)
+			die("subscriber %ld: %s", i, strerror(subs[i].err));
+	}
+	long total_bad = 0;
+	printf("{\"measure\":\"herd\",\"n\":%ld,\"rounds\":[", N);
+	for (int round = 1; round <= opt.rounds; round++) {
+		/* Every subscriber held (again) before the publish. */
+		on_other = early;
+		double since = now_s();
+		long cnt = -1;
+		while (now_s() - since < opt.ready_timeout) {
+			cnt = ready_count_of(0, 5);
+			if (cnt - base >= N - subs_failed - subs_early)
+				break;
+			struct epoll_event evs[256];
+			int n = epoll_wait(ep, evs, 256, 20);
+			for (int i = 0; i < n; i++) {
+				struct hconn *c = evs[i].data.ptr;
+				int rc = conn_event(c, evs[i].events);
+				if (rc != 0)
+					early(c, rc);
+			}
+		}
+		long held = cnt - base;
+		hw.r = (struct herd_round){ 0 };
+		hw.round_id = -1;
+		for (long i = 0; i < N; i++)
+			if (subs[i].state == S_READING || subs[i].state == S_WRITING ||
+			    subs[i].state == S_CONNECTING)
+				hw.r.pending++;
+		long waiting = hw.r.pending;
+		on_other = herd_answer;
+		long id = herd_publish(round);
+		qsort(hw.r.lat.v, hw.r.lat.n, sizeof(double), cmp_double);
+		long bad = waiting - hw.r.right + (N - waiting);
+		total_bad += bad;
+		char st[256] = "";
+		size_t o = 0;
+		for (int i = 0; i < 8 && hw.r.nstatus[i]; i++)
+			o += (size_t)snprintf(st + o, sizeof st - o, "%s\"%d\":%ld", o ? "," : "",
+					      hw.r.status[i], hw.r.nstatus[i]);
+		printf("%s{\"round\":%d,\"held\":%ld,\"waiting\":%ld,\"published_id\":%ld,"
+		       "\"right\":%ld,\"non200\":%ld,\"statuses\":{%s},\"foreign\":%ld,"
+		       "\"without_message\":%ld,\"bad_cursor\":%ld,\"failed\":%ld,"
+		       "\"unanswered\":%ld,\"early\":%ld,\"resubscribe_failed\":%ld,",
+		       round > 1 ? "," : "", round, held, waiting, id, hw.r.right, hw.r.non200, st,
+		       hw.r.foreign, hw.r.no_msg, hw.r.bad_cursor, hw.r.failed, hw.r.pending, subs_early,
+		       hw.r.resub_failed);
+		jnum(stdout, "p50_ms", pct(&hw.r.lat, 50), 3, true);
+		jnum(stdout, "p99_ms", pct(&hw.r.lat, 99), 3, true);
+		jnum(stdout, "max_ms", pct(&hw.r.lat, 100), 3, false);
+		printf("}");
+		if (!opt.quiet)
+			fprintf(stderr, "bench: herd round %d: %ld of %ld held answered right "
+				"(non-200 %ld, not its own %ld, without the message %ld, bad cursor "
+				"%ld, failed %ld, unanswered %ld)\n", round, hw.r.right, waiting,
+				hw.r.non200, hw.r.foreign, hw.r.no_msg, hw.r.bad_cursor, hw.r.failed,
+				hw.r.pending);
+		free(hw.r.lat.v);
+		hw.r.lat = (struct samples){ 0 };
+		subs_early = 0;
+		subs_failed = 0;
+	}
+	printf("],\"bad\":%ld}\n", total_bad);
+	fflush(stdout);
+	for (long i = 0; i < N; i++) {
+		conn_close(&subs[i]);
+		free(subs[i].buf);
+		free(subs[i].req);
+	}
+	free(subs);
+	free(hw.cursor);
+	exit(total_bad ? 1 : 0);
+}
+
 /* ------------------------------------------------------------------- main */
 
 /* Raises RLIMIT_NOFILE to its hard limit; as root, first the hard limit to at
@@ -1800,7 +2038,7 @@ static void raise_nofile(long need)
 static void usage(FILE *f)
 {
 	fputs(
-"usage: bench fanout|rate [options]\n"
+"usage: bench fanout|rate|herd [options]\n"
 "  -p, --port PORT          web server port on 127.0.0.1 (required)\n"
 "      --host ADDR          IPv4 address (default 127.0.0.1; loopback only)\n"
 "      --label NAME         name of what is measured, in the output (default server)\n"
@@ -1823,6 +2061,11 @@ static void usage(FILE *f)
 "                           knowledge), S per connection (lighttpd allows 8)\n"
 "      --h2-port PORT       their port, when not --port (nginx: a listen ... http2)\n"
 "      --check              an answer counts only if it carries the message\n"
+"  herd (-n, --sub-path, --pub-path, --ready-*, --answer-timeout as fanout):\n"
+"      --rounds R           publishes (default 3); every subscriber asks again,\n"
+"                           with its own JSONP callback and cursor, the moment\n"
+"                           it is answered; exit 1 unless every answer was its own\n"
+"      --fresh              each request on a new connection (default: keep-alive)\n"
 "  rate:\n"
 "  -c C                     connections (default 16)\n"
 "  -d D                     seconds (default 5)\n"
@@ -1848,8 +2091,8 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	opt.mode = argv[1];
-	if (strcmp(opt.mode, "fanout") && strcmp(opt.mode, "rate"))
-		die("unknown mode %s (fanout or rate)", opt.mode);
+	if (strcmp(opt.mode, "fanout") && strcmp(opt.mode, "rate") && strcmp(opt.mode, "herd"))
+		die("unknown mode %s (fanout, rate or herd)", opt.mode);
 	const char *preset = "comet";
 	/* First pass for the preset and --sid, which others depend on. */
 	for (int i = 2; i < argc - 1; i++) {
@@ -1939,6 +2182,10 @@ int main(int argc, char **argv)
 			opt.pub_batch = atoi(ARG());
 		else if (!strcmp(a, "--batch-channel"))
 			opt.batch_channel = ARG();
+		else if (!strcmp(a, "--fresh"))
+			opt.fresh = true;
+		else if (!strcmp(a, "--rounds"))
+			opt.rounds = atoi(ARG());
 		else if (!strcmp(a, "-q"))
 			opt.quiet = true;
 		else
@@ -1949,7 +2196,7 @@ int main(int argc, char **argv)
 	if (opt.n < 1 || opt.n > 1000000 || opt.conns < 1 || opt.conns > 10000 ||
 	    opt.duration <= 0 || opt.duration > 3600 || opt.batch < 1 ||
 	    opt.body_size < 1 || opt.body_size > 1 << 20 || opt.h2 < 0 || opt.h2 > 256 ||
-	    opt.h2_port < 0 || opt.h2_port > 65535 || opt.pub_batch < 0 || opt.pub_batch > 1000 ||
+	    opt.h2_port < 0 || opt.h2_port > 65535 || opt.pub_batch < 0 || opt.pub_batch > 1000 || opt.rounds < 1 ||
 	    strlen(opt.batch_channel) > 128 || strpbrk(opt.batch_channel, "\"\\"))
 		die("option out of range");
 	peer_port[0] = opt.port;
@@ -1981,6 +2228,11 @@ int main(int argc, char **argv)
 		for (int h = 0; h < MAX_HOSTS; h++)
 			free(r.host_lat[h].v);
 		return r.ok > 0 ? 0 : 1;
+	}
+	if (!strcmp(opt.mode, "herd")) {
+		if (opt.h2 || nhosts > 1)
+			die("herd is HTTP/1.1 on one server");
+		run_herd();
 	}
 	run_fanout();
 	return 0;
