@@ -550,10 +550,11 @@ static void stats(struct req *q)
 		return;
 	struct buf body = BUF_INIT;
 	buf_printf(&body, "{\"version\":\"%s\",\"uptime\":%lld,\"messages\":%lld,"
-		   "\"last_id\":%lld,\"waiting\":%lld,\"published\":%llu,\"delivered\":%llu,"
-		   "\"dropped\":%llu}",
+		   "\"last_id\":%lld,\"waiting\":%lld,\"draining\":%lld,\"published\":%llu,"
+		   "\"delivered\":%llu,\"dropped\":%llu}",
 		   PACKAGE_VERSION, (long long)((clock_wall_ms() - a->started_ms) / 1000),
 		   (long long)messages, (long long)last_id, (long long)ns.waiting,
+		   (long long)ns.draining,
 		   (unsigned long long)ns.published, (unsigned long long)ns.delivered,
 		   (unsigned long long)ns.dropped);
 	json(q, 200, &body);
@@ -575,6 +576,15 @@ static void metrics(struct req *q)
 	struct buf b = BUF_INIT, out = BUF_INIT;
 	metric(&b, "comet_waiting", "gauge", "Subscribers held now, all processes on this database.");
 	buf_printf(&b, "comet_waiting %lld\n", (long long)ns.waiting);
+	metric(&b, "comet_draining", "gauge",
+	       "Answers still being written to slow clients, all processes on this database.");
+	buf_printf(&b, "comet_draining %lld\n", (long long)ns.draining);
+	metric(&b, "comet_requests_ended_total", "counter",
+	       "Held requests ended, by reason (answered, expired, failed, hungup, dropped, "
+	       "shutdown).");
+	for (int i = 0; i < HUB_NEND; i++)
+		buf_printf(&b, "comet_requests_ended_total{reason=\"%s\"} %llu\n", hub_end_names[i],
+			   (unsigned long long)ns.ends[i]);
 	metric(&b, "comet_log_messages", "gauge", "Messages in the log.");
 	buf_printf(&b, "comet_log_messages %lld\n", (long long)messages);
 	metric(&b, "comet_log_last_id", "gauge", "Id of the newest message.");

@@ -11,9 +11,12 @@
  * (NEW); adopted: caught up with the log from its cursor, then LISTENING
  * (parked by channel and deadline), or for a stream whose socket lags,
  * BACKLOG (it reads the rest from the log as its socket drains); answered:
- * ended at once, or DRAINING while its socket takes the rest. Every way out
- * (answered, failed, hung up, expired, shut down, dropped for not reading)
- * goes through one function, end() in hub.c. A socket that takes nothing
+ * ended at once, or DRAINING while its socket takes the rest. Every change
+ * of state goes through one function, move() in hub.c, which refuses a
+ * move its table does not allow, takes the waiter out of where the old
+ * state kept it and keeps the counts of each state (waiting, draining);
+ * every way out (enum hub_end) goes through end(), which counts it by
+ * reason. A socket that takes nothing
  * for COMET_KEEPALIVE seconds while output waits is dropped; no waiter ever
  * holds more than about COMET_OUTPUT_MAX bytes unsent.
  *
@@ -31,6 +34,18 @@
 #include "waiter.h"
 
 struct hub;
+
+/* How a request leaves the hub, counted by reason (notify, metrics). */
+enum hub_end {
+	HUB_ANSWERED,	/* its whole answer was written */
+	HUB_EXPIRED,	/* a long-poll's timeout or a stream's lifetime ran out */
+	HUB_FAILED,	/* storage failed under it (a long-poll is answered 503) */
+	HUB_HUNGUP,	/* the web server closed, or a write failed */
+	HUB_DROPPED,	/* it left output unread for COMET_KEEPALIVE */
+	HUB_SHUTDOWN,	/* answered (empty) or ended at shutdown */
+	HUB_NEND
+};
+extern const char *const hub_end_names[HUB_NEND];
 
 /* threaded: the hub runs in a thread of its own; otherwise the caller
  * runs it with hub_run (CGI: one request, then exit). */

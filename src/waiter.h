@@ -44,6 +44,7 @@ enum waiter_state {
 	WAITER_BACKLOG,		/* a stream sent part of its backlog: waits for its socket */
 	WAITER_DRAINING,	/* answered: waits for its socket to take the rest */
 	WAITER_ENDED,		/* request ended; the waiter is being freed */
+	WAITER_NSTATES
 };
 
 struct waiter {
@@ -60,7 +61,7 @@ struct waiter {
 	size_t heap_idx;
 	bool parked;		/* in the deadline heap */
 	bool indexed;		/* parked by channel too */
-	bool counted;		/* counted as waiting (notify) */
+	int why;		/* DRAINING: the end to count once written (hub.h) */
 	bool watched;		/* its socket is in the hub's epoll set */
 	bool want_out;		/* ... for writability too */
 	int64_t moved_at;	/* when output last moved (or began to wait) */
