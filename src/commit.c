@@ -1,4 +1,4 @@
-/* commit: the group-commit thread. */
+/* commit: the write thread (group commit, DELETE, shared-log syncs). */
 #include "config.h"
 
 #include <errno.h>
@@ -34,35 +34,40 @@ void commit_job_free(struct commit_job *job)
 	free(job);
 }
 
-static void answer(struct commit *c, struct commit_job *job, const char *acks, size_t len)
+void commit_after(struct notify *n, uint64_t messages)
 {
-	struct buf body = BUF_INIT, out = BUF_INIT;
-	if (job->batch) {
-		buf_adds(&body, "{\"messages\":[");
-		buf_add(&body, acks, len);
-		buf_adds(&body, "]}");
-	} else {
-		buf_add(&body, acks, len);
+	notify_bump(n);
+	if (messages)
+		notify_published(n, messages);
+}
+
+/* The one end of a job: answered (2xx: body is the JSON to send; else it
+ * is the error for a person), counted, freed. */
+static void job_done(struct commit *c, struct commit_job *job, int status, const char *body,
+		     size_t len)
+{
+	notify_answer(c->notify, status);
+	if (job->conn) {
+		struct buf out = BUF_INIT;
+		if (status < 300)
+			reply_json(&out, status, body, len, NULL, job->headers);
+		else
+			reply_error(&out, status, body, NULL, job->headers);
+		hub_answer(c->hub, job->conn, out.p, out.len);
+		buf_free(&out);
+	} else if (job->done) {
+		job->done(job, status, body, len);
 	}
-	reply_json(&out, 201, body.p, body.len, NULL, job->headers);
-	notify_answer(c->notify, 201);
-	notify_commit_latency(c->notify, clock_mono_us() - job->queued_us);
-	hub_answer(c->hub, job->conn, out.p, out.len);
-	buf_free(&body);
-	buf_free(&out);
+	commit_job_free(job);
+	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
 }
 
 static void refuse(struct commit *c, struct commit_job *job, int rc)
 {
-	struct buf out = BUF_INIT;
 	if (rc == MSGLOG_EINVAL)
-		reply_error(&out, 415, "a message of type application/json is not valid JSON",
-			    NULL, job->headers);
+		job_done(c, job, 415, "a message of type application/json is not valid JSON", 0);
 	else
-		reply_error(&out, 503, "storage unavailable, try again", NULL, job->headers);
-	notify_answer(c->notify, rc == MSGLOG_EINVAL ? 415 : 503);
-	hub_answer(c->hub, job->conn, out.p, out.len);
-	buf_free(&out);
+		job_done(c, job, 503, "storage unavailable, try again", 0);
 }
 
 /* Refuses the jobs of list with storage unavailable, logging once. */
@@ -72,14 +77,12 @@ static void refuse_all(struct commit *c, struct waiter_qlink *list, const char *
 	for (struct waiter_qlink *l = list, *next; l; l = next, n++) {
 		next = l->next;
 		refuse(c, JOB_OF(l), MSGLOG_EUNAVAIL);
-		commit_job_free(JOB_OF(l));
-		__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
 	}
 	log_msg("error", 0, "publish: storage unavailable (%d refused): %s", n, why);
 	notify_storage_error(c->notify);
 }
 
-/* Appends the jobs of list (linked by q.next) in one transaction and
+/* Appends the publishes of list (linked by q.next) in one transaction and
  * answers them; returns the storage result. A publish waits for a lock
  * held elsewhere at most MSGLOG_BUSY_MS from its submission, however long
  * it queued behind a group that waited too. */
@@ -100,44 +103,51 @@ static int commit_group(struct commit *c, struct waiter_qlink *list, char *err, 
 		memcpy(all + k, JOB_OF(l)->msg, (size_t)JOB_OF(l)->n * sizeof *all);
 		k += JOB_OF(l)->n;
 	}
-	struct buf acks = BUF_INIT;
+	struct buf acks = BUF_INIT, body = BUF_INIT;
 	msglog_wait_until(c->log, oldest + MSGLOG_BUSY_MS);
 	int rc = msglog_append(c->log, all, total, clock_wall_ms(), ids, &acks, at, err, errlen);
 	if (rc == 0) {
-		notify_bump(c->notify);
-		notify_published(c->notify, (uint64_t)total);
+		commit_after(c->notify, (uint64_t)total);
 		k = 0;
 		for (struct waiter_qlink *l = list, *next; l; l = next) {
 			next = l->next;
 			struct commit_job *job = JOB_OF(l);
 			const struct msglog_item *first = &at[k], *last = &at[k + job->n - 1];
-			answer(c, job, acks.p + first->off, last->off + last->len - first->off);
+			const char *p = acks.p + first->off;
+			size_t n = last->off + last->len - first->off;
 			k += job->n;
-			commit_job_free(job);
-			__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+			notify_commit_latency(c->notify, clock_mono_us() - job->queued_us);
+			buf_reset(&body);
+			if (job->batch) {
+				buf_adds(&body, "{\"messages\":[");
+				buf_add(&body, p, n);
+				buf_adds(&body, "]}");
+				p = body.p;
+				n = body.len;
+			}
+			job_done(c, job, 201, p, n);
 		}
 	}
 	buf_free(&acks);
+	buf_free(&body);
 	free(all);
 	free(ids);
 	free(at);
 	return rc;
 }
 
-static void commit_list(struct commit *c, struct waiter_qlink *list)
+/* Publishes, in one group; then, if one's content was refused, one by
+ * one, until storage itself fails. */
+static void publish_run(struct commit *c, struct waiter_qlink *list)
 {
 	char err[512];
 	int rc = commit_group(c, list, err, sizeof err);
 	if (rc == 0)
 		return;
-	/* Storage unavailable (locked, full, gone) fails every job alike:
-	 * trying them one by one would only wait again for each. */
 	if (rc == MSGLOG_EUNAVAIL) {
 		refuse_all(c, list, err);
 		return;
 	}
-	/* A job's content was refused: it must not fail the others, so each
-	 * is tried on its own, until storage itself fails. */
 	bool several = list->next != NULL;
 	for (struct waiter_qlink *l = list, *next; l; l = next) {
 		next = l->next;
@@ -152,8 +162,69 @@ static void commit_list(struct commit *c, struct waiter_qlink *list)
 			return;
 		}
 		refuse(c, JOB_OF(l), rc);
-		commit_job_free(JOB_OF(l));
-		__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+	}
+}
+
+static void delete_one(struct commit *c, struct commit_job *job)
+{
+	char err[512];
+	int64_t n;
+	msglog_wait_until(c->log, job->queued_us / 1000 + MSGLOG_BUSY_MS);
+	if (msglog_delete(c->log, job->chan, &n, err, sizeof err) < 0) {
+		log_msg("error", job->conn ? conn_id(job->conn) : 0,
+			"DELETE: storage unavailable: %s", err);
+		notify_storage_error(c->notify);
+		job_done(c, job, 503, "storage unavailable, try again", 0);
+		return;
+	}
+	/* Held subscribers of the channel whose cursor is behind what went
+	 * are told (gap): every process looks. */
+	if (n > 0)
+		commit_after(c->notify, 0);
+	struct buf body = BUF_INIT;
+	buf_adds(&body, "{\"channel\":");
+	reply_json_string(&body, job->chan);
+	buf_printf(&body, ",\"deleted\":%lld}", (long long)n);
+	job_done(c, job, 200, body.p, body.len);
+	buf_free(&body);
+}
+
+/* A subscriber ahead of this host's copy: the copy is brought up to the
+ * shared log, then the hub decides (reset if still ahead). When the shared
+ * log cannot be reached, the subscriber waits for the copy as before. */
+static void sync_one(struct commit *c, struct commit_job *job)
+{
+	char err[512];
+	struct waiter *w = job->waiter;
+	if (msglog_sync(c->log, err, sizeof err) == 0)
+		w->synced = true;
+	else
+		log_msg("notice", 0, "a cursor ahead of this host's copy waits for it: %s", err);
+	hub_submit_any(c->hub, w);
+	commit_job_free(job);
+	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Every job queued, in order: runs of publishes as groups, the others in
+ * their turn. */
+static void commit_list(struct commit *c, struct waiter_qlink *list)
+{
+	while (list) {
+		struct commit_job *job = JOB_OF(list);
+		if (job->kind != COMMIT_PUBLISH) {
+			list = list->next;
+			if (job->kind == COMMIT_DELETE)
+				delete_one(c, job);
+			else
+				sync_one(c, job);
+			continue;
+		}
+		struct waiter_qlink *run = list, *last = list;
+		while (last->next && JOB_OF(last->next)->kind == COMMIT_PUBLISH)
+			last = last->next;
+		list = last->next;
+		last->next = NULL;
+		publish_run(c, run);
 	}
 }
 
@@ -205,6 +276,7 @@ int commit_start(struct commit **out, const struct conf *conf, struct notify *n,
 	int rc = threaded ? thread_spawn(commit_main, c, 256) : 0;
 	if (rc) {
 		snprintf(err, errlen, "commit: pthread_create: %s", strerror(rc));
+		commit_close(c);
 		return -1;
 	}
 	*out = c;

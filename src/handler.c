@@ -202,13 +202,26 @@ static bool private_ok(struct req *q, const struct req_sub *r)
 	return true;
 }
 
-/* Hands the request to the hub to be held; the hub answers it. */
-static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t checked)
+/* The write thread, started at its first job. */
+static bool commit_ready(struct req *q, char *err, size_t errlen)
+{
+	struct app *a = q->a;
+	return a->commit || commit_start(&a->commit, &a->conf, a->notify, a->hub, a->threaded,
+					 err, errlen) == 0;
+}
+
+/* Hands the request to the hub to be held; the hub answers it. With sync
+ * (its cursor is ahead of this host's copy of a shared log), it goes by
+ * way of the write thread, which brings the copy up to the shared log
+ * first. */
+static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t checked,
+		 bool sync)
 {
 	char err[256];
 	struct app *a = q->a;
 	if ((!a->hub && hub_start(&a->hub, &a->conf, a->threaded, err, sizeof err) < 0) ||
-	    hub_attach(a->hub, a->notify, err, sizeof err) < 0) {
+	    hub_attach(a->hub, a->notify, err, sizeof err) < 0 ||
+	    (sync && !commit_ready(q, err, sizeof err))) {
 		if (r->stream) {	/* its header block is out already */
 			log_msg("error", conn_id(q->c), "%s", err);
 			conn_close(q->c);
@@ -238,7 +251,14 @@ static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t
 		w->limit = r->limit;
 		w->deadline = now + (int64_t)r->timeout * 1000;
 	}
-	hub_submit(a->hub, w);
+	if (sync) {
+		struct commit_job *job = xcalloc(1, sizeof *job);
+		job->kind = COMMIT_SYNC;
+		job->waiter = w;
+		commit_submit(a->commit, job);
+	} else {
+		hub_submit(a->hub, w);
+	}
 	if (!a->threaded)
 		hub_run(a->hub);
 }
@@ -291,7 +311,14 @@ static void sub(struct req *q)
 			return;
 		}
 		buf_free(&out);
-		hold(q, &r, r.since >= 0 ? r.since : log_last, -1);
+		/* The page read for "from now" only; the hub reads from a cursor. */
+		bool ahead = r.since > log_last && msglog_shared(a->log);
+		hold(q, &r, r.since >= 0 ? r.since : log_last, -1, ahead);
+		return;
+	}
+	if (pg.ahead) {
+		msglog_page_free(&pg);
+		hold(q, &r, r.since, -1, true);
 		return;
 	}
 	if (pg.count || pg.gap || pg.reset || r.timeout == 0) {
@@ -303,7 +330,7 @@ static void sub(struct req *q)
 		return;
 	}
 	msglog_page_free(&pg);
-	hold(q, &r, r.since >= 0 ? r.since : log_last, log_last);
+	hold(q, &r, r.since >= 0 ? r.since : log_last, log_last, false);
 }
 
 /* The request body, at most max bytes, into body: 0, or a status. */
@@ -326,14 +353,9 @@ static int read_body(struct conn *c, long max, struct buf *body)
 	return 0;
 }
 
-/* Largest body of a batch publish, which carries many messages. */
-#define BATCH_BODY_MAX (4L << 20)
-
 size_t handler_body_max(const struct conf *c)
 {
-	/* A form encodes each byte in up to three; a batch carries many. */
-	long form = c->max_message * 3 + 4096;
-	return (size_t)(form > BATCH_BODY_MAX ? form : BATCH_BODY_MAX);
+	return (size_t)request_body_max(NULL, c->max_message);
 }
 
 static bool is_batch(const char *query, const char *type, const struct buf *body)
@@ -348,31 +370,12 @@ static bool is_batch(const char *query, const char *type, const struct buf *body
 	return i < body->len && body->p[i] == '[';
 }
 
-/* Checks what msglog_append would refuse, so that one job cannot fail
- * the group it is committed with: JSON messages must be valid JSON. */
-static int check_json(struct req *q, const struct msglog_msg *m, int n)
-{
-	for (int i = 0; i < n; i++) {
-		if (strcmp(m[i].type, "application/json") == 0 &&
-		    !json_valid(m[i].data, m[i].len)) {
-			error(q, 415, "a message of type application/json is not valid JSON", NULL);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* Hands a validated job to the group commit, which answers it. */
+/* Hands a checked job to the write thread, which answers it. */
 static void submit(struct req *q, struct commit_job *job)
 {
 	char err[256];
 	struct app *a = q->a;
-	if (check_json(q, job->msg, job->n) < 0) {
-		commit_job_free(job);
-		return;
-	}
-	if (!a->commit && commit_start(&a->commit, &a->conf, a->notify, a->hub, a->threaded,
-				       err, sizeof err) < 0) {
+	if (!commit_ready(q, err, sizeof err)) {
 		commit_job_free(job);
 		unavailable(q, err);
 		return;
@@ -409,16 +412,11 @@ static void publish_batch(struct req *q, struct commit_job *job)
 		struct msglog_msg *m = &b->msg[i];
 		bool charset_ok;
 		struct req_error e;
-		if (!request_channel_valid(m->channel, strlen(m->channel)))
-			st = 400, why = "a channel name is 1 to 128 of A-Z a-z 0-9 _ - . : @";
-		else if (request_media_type(m->type, job->types[i], &charset_ok, &e) < 0 ||
-			 !charset_ok ||
-			 strcmp(job->types[i], "application/x-www-form-urlencoded") == 0)
+		if (request_media_type(m->type, job->types[i], &charset_ok, &e) < 0 || !charset_ok)
 			st = 415, why = "a type is not a usable media type";
-		else if ((long)m->len > q->a->conf.max_message)
-			st = 413, why = "a message is too large";
-		else if (!utf8_valid(m->data, m->len))
-			st = 415, why = "a message is not UTF-8 text without NUL bytes";
+		else if (request_message(m->channel, job->types[i], m->data, m->len,
+					 q->a->conf.max_message, &e) < 0)
+			st = e.status, why = e.msg;
 		m->type = job->types[i];
 	}
 	if (st) {
@@ -440,13 +438,8 @@ static void publish(struct req *q)
 	char type[REQ_TYPE_LEN + 1];
 	bool charset_ok;
 	struct req_error e;
-	long max = a->conf.max_message;
-	/* A form encodes each byte in up to three; a batch carries many. */
+	long max = request_body_max(ctype, a->conf.max_message);
 	bool typed = request_media_type(ctype, type, &charset_ok, &e) == 0;
-	if (typed && strcmp(type, "application/x-www-form-urlencoded") == 0)
-		max = max * 3 + 4096;
-	else if (typed && strcmp(type, "application/json") == 0 && max < BATCH_BODY_MAX)
-		max = BATCH_BODY_MAX;
 	struct commit_job *job = xcalloc(1, sizeof *job);
 	int st = read_body(q->c, max, &job->body);
 	if (st != 0) {
@@ -501,22 +494,15 @@ static void pub(struct req *q)
 		unavailable(q, err);
 		return;
 	}
-	struct buf body = BUF_INIT;
-	int rc;
-	if (strcmp(q->method, "GET") == 0) {
-		rc = msglog_info(q->a->log, chan, &body, err, sizeof err);
-	} else {
-		int64_t n;
-		rc = msglog_delete(q->a->log, chan, &n, err, sizeof err);
-		msglog_idle(q->a->log);
-		/* Held subscribers of the channel whose cursor is behind what
-		 * went are told (gap): ring every process. */
-		if (rc == 0 && n > 0)
-			notify_bump(q->a->notify);
-		buf_adds(&body, "{\"channel\":");
-		reply_json_string(&body, chan);
-		buf_printf(&body, ",\"deleted\":%lld}", (long long)n);
+	if (strcmp(q->method, "DELETE") == 0) {
+		struct commit_job *job = xcalloc(1, sizeof *job);
+		job->kind = COMMIT_DELETE;
+		memcpy(job->chan, chan, sizeof job->chan);
+		submit(q, job);
+		return;
 	}
+	struct buf body = BUF_INIT;
+	int rc = msglog_info(q->a->log, chan, &body, err, sizeof err);
 	if (rc < 0) {
 		buf_free(&body);
 		unavailable(q, err);

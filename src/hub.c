@@ -181,6 +181,12 @@ void hub_submit(struct hub *h, struct waiter *w)
 		hub_flush(h);
 }
 
+void hub_submit_any(struct hub *h, struct waiter *w)
+{
+	__atomic_add_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
+	waiter_queue_push(&h->queue, &w->q);
+}
+
 void hub_answer(struct hub *h, struct conn *c, const void *p, size_t n)
 {
 	if (conn_answer(c, p, n) < 0 || conn_pending(c) == 0 || !h) {
@@ -543,6 +549,12 @@ static enum caught catch_up(struct hub *h, struct waiter *w)
 			msglog_page_free(&pg);
 			fail(h, w, err);
 			return CAUGHT_ENDED;
+		}
+		/* Ahead even of the shared log: a cursor from a log since made
+		 * anew (msglog_sync ran after the request came). */
+		if (pg.ahead && w->synced) {
+			pg.reset = true;
+			pg.last_id = pg.log_last;
 		}
 		if (!w->stream) {
 			if (pg.count || pg.gap || pg.reset) {

@@ -55,6 +55,9 @@ int hub_start(struct hub **out, const struct conf *conf, bool threaded,
  * thread). The submitting thread's; idempotent. */
 int hub_attach(struct hub *h, struct notify *n, char *err, size_t errlen);
 void hub_submit(struct hub *h, struct waiter *w);
+/* hub_submit from any other thread (the commit thread hands on the
+ * subscribers it synced for): rung at once. */
+void hub_submit_any(struct hub *h, struct waiter *w);
 /* Answers c with the whole of p, from any thread: what its socket does not
  * take at once is written by the hub as it drains. h may be NULL (CGI). */
 void hub_answer(struct hub *h, struct conn *c, const void *p, size_t n);

@@ -1090,7 +1090,7 @@ static int read_page(struct msglog *l, const char *const *chans, int nchan, int6
 {
 	buf_reset(&pg->items);
 	pg->count = 0;
-	pg->more = pg->gap = pg->reset = false;
+	pg->more = pg->gap = pg->reset = pg->ahead = false;
 	if (nchan < 1 || nchan > REQ_MAX_CHANNELS) {
 		snprintf(err, errlen, "read: %d channels", nchan);
 		return MSGLOG_EUNAVAIL;
@@ -1103,8 +1103,10 @@ static int read_page(struct msglog *l, const char *const *chans, int nchan, int6
 	/* A cursor ahead of a copy came from a host that copied sooner: it
 	 * waits for this copy to catch up. Ahead of a log of its own, the
 	 * cursor is from a log since made anew. */
-	if (rc == 0 && since > pg->log_last && l->pg)
+	if (rc == 0 && since > pg->log_last && l->pg) {
 		pg->last_id = since;
+		pg->ahead = true;
+	}
 	else if (rc == 0 && since > pg->log_last)
 		pg->reset = true;
 	else if (rc == 0 && since >= 0) {
@@ -1314,6 +1316,17 @@ int msglog_delete(struct msglog *l, const char *chan, int64_t *deleted,
 	}
 	leave(l);
 	return rc;
+}
+
+int msglog_sync(struct msglog *l, char *err, size_t errlen)
+{
+	if (!l->pg)
+		return 0;
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = copy_changes(l, PGLOG_WRITER, 0, err, errlen);
+	leave(l);
+	return rc < 0 ? MSGLOG_EUNAVAIL : 0;
 }
 
 bool msglog_shared(const struct msglog *l)

@@ -56,6 +56,8 @@ struct msglog_page {
 	int64_t last_id;	/* the cursor for the next request */
 	int64_t log_last;	/* newest id of the log in the snapshot read */
 	bool more, gap, reset;
+	bool ahead;		/* the cursor is ahead of this host's copy of a shared
+				 * log: msglog_sync, then ahead again means reset */
 };
 
 /* Every message after a position, all channels: what a process dispatches
@@ -94,6 +96,9 @@ bool msglog_shared(const struct msglog *l);
  * were copied (readers should look), 0, or MSGLOG_EUNAVAIL. One process
  * per host does this: the follower. A log of one host returns 0 at once. */
 int msglog_follow(struct msglog *l, int timeout_ms, char *err, size_t errlen);
+/* Brings this host's copy of a shared log up to the shared log now (the
+ * publishers' connection; a log of one host: nothing). 0 or MSGLOG_EUNAVAIL. */
+int msglog_sync(struct msglog *l, char *err, size_t errlen);
 /* Lets go of what an idle log holds that others may need (a shared log's
  * writer connection). */
 void msglog_idle(struct msglog *l);

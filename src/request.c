@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "buf.h"
+#include "json.h"
 #include "request.h"
 #include "utf8.h"
 
@@ -483,11 +484,44 @@ int request_pub(const char *query, const char *content_type, char *body, size_t 
 		if (!have_data)
 			FAIL(400, "the form field data is required");
 	}
-	if ((long)out->len > max_message)
+	if (!out->data)
+		out->data = "";
+	return request_message(out->chan, out->type, out->data, out->len, max_message, err);
+}
+
+int request_message(const char *chan, const char *type, const char *data, size_t len,
+		    long max_message, struct req_error *err)
+{
+	if (!request_channel_valid(chan, strlen(chan)))
+		FAIL(400, "a channel name is 1 to 128 of A-Z a-z 0-9 _ - . : @");
+	if (!*type || is_form(type))
+		FAIL(415, "a message's type must be a media type, not a form");
+	if ((long)len > max_message)
 		FAIL(413, "message too large");
-	if (!utf8_valid(out->data ? out->data : "", out->len))
+	if (!utf8_valid(data, len))
 		FAIL(415, "the message must be UTF-8 text without NUL bytes");
+	if (strcmp(type, "application/json") == 0 &&
+	    (!json_valid(data, len) || request_json_nul(data, len)))
+		FAIL(415, "a message of type application/json must be valid JSON without \\u0000");
 	return 0;
+}
+
+long request_body_max(const char *ctype, long max_message)
+{
+	char type[REQ_TYPE_LEN + 1];
+	bool charset_ok;
+	struct req_error e;
+	long form = max_message * 3 + 4096;
+	long json = max_message > REQ_BATCH_BODY_MAX ? max_message : REQ_BATCH_BODY_MAX;
+	if (!ctype)
+		return form > json ? form : json;
+	if (request_media_type(ctype, type, &charset_ok, &e) < 0)
+		return max_message;
+	if (is_form(type))
+		return form;
+	if (strcmp(type, "application/json") == 0)
+		return json;
+	return max_message;
 }
 
 bool request_json_nul(const char *s, size_t n)

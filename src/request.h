@@ -66,6 +66,20 @@ int request_channel(const char *query, char chan[REQ_CHANNEL_LEN + 1],
 int request_pub(const char *query, const char *content_type, char *body, size_t len,
 		long max_message, struct req_pub *out, struct req_error *err);
 
+/* The one check of a message to be appended, whoever publishes it (a POST,
+ * an element of a batch, the command line): the channel name rule, a
+ * stored media type (lower case, no parameters, not a form), at most
+ * max_message bytes, UTF-8 text without NUL, and for application/json
+ * valid JSON without \u0000. 0, or -1 with err (400, 413 or 415). */
+int request_message(const char *chan, const char *type, const char *data, size_t len,
+		    long max_message, struct req_error *err);
+
+/* The largest body a publish of this Content-Type may carry (a form
+ * encodes each byte in up to three; a JSON body may be a batch of many
+ * messages); with ctype NULL, the largest of any. */
+long request_body_max(const char *ctype, long max_message);
+#define REQ_BATCH_BODY_MAX (4L << 20)
+
 /* Content-Type to a stored media type. Returns 0, or -1 with err (415). */
 int request_media_type(const char *ct, char out[REQ_TYPE_LEN + 1], bool *charset_ok,
 		       struct req_error *err);

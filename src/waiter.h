@@ -62,6 +62,9 @@ struct waiter {
 	bool parked;		/* in the deadline heap */
 	bool indexed;		/* parked by channel too */
 	int why;		/* DRAINING: the end to count once written (hub.h) */
+	bool synced;		/* this host's copy of a shared log was brought up to
+				 * it after the request came: a cursor still ahead is
+				 * from a log made anew (reset) */
 	bool watched;		/* its socket is in the hub's epoll set */
 	bool want_out;		/* ... for writability too */
 	int64_t moved_at;	/* when output last moved (or began to wait) */
