@@ -66,6 +66,9 @@ static void refuse(struct commit *c, struct commit_job *job, int rc)
 {
 	if (rc == MSGLOG_EINVAL)
 		job_done(c, job, 415, "a message of type application/json is not valid JSON", 0);
+	else if (msglog_read_only(c->log))
+		job_done(c, job, 503, "storage unavailable: the log's file is read-only for this "
+			 "program (its log says which file and why)", 0);
 	else
 		job_done(c, job, 503, "storage unavailable, try again", 0);
 }
@@ -261,7 +264,8 @@ int commit_start(struct commit **out, const struct conf *conf, struct notify *n,
 	c->notify = n;
 	c->hub = hub;
 	c->threaded = threaded;
-	if (msglog_open(&c->log, conf->db, conf->state_dir, conf->sync_full, err, errlen) < 0) {
+	if (msglog_open(&c->log, conf->db, conf->state_dir, conf->sync_full ? MSGLOG_SYNC_FULL : 0,
+			err, errlen) < 0) {
 		free(c);
 		return -1;
 	}

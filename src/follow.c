@@ -51,7 +51,7 @@ static void *follow_main(void *arg)
 	struct msglog *l = NULL;
 	for (;;) {
 		int rc;
-		if (!l && msglog_open(&l, f->conf->db, f->conf->state_dir, f->conf->sync_full,
+		if (!l && msglog_open(&l, f->conf->db, f->conf->state_dir, f->conf->sync_full ? MSGLOG_SYNC_FULL : 0,
 				      err, sizeof err) < 0)
 			rc = MSGLOG_EUNAVAIL;
 		else

@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "commit.h"
+#include "fcgi.h"
 #include "follow.h"
 #include "handler.h"
 #include "json.h"
@@ -74,7 +75,11 @@ static void unavailable(struct req *q, const char *why)
 		snprintf(told, sizeof told, "%s", why);
 	}
 	notify_storage_error(q->a->notify);
-	error(q, 503, "storage unavailable, try again", NULL);
+	if (q->a->log && msglog_read_only(q->a->log))
+		error(q, 503, "storage unavailable: the log's file is read-only for this program "
+		      "(its log says which file and why)", NULL);
+	else
+		error(q, 503, "storage unavailable, try again", NULL);
 }
 
 static void json(struct req *q, int status, struct buf *body)
@@ -169,7 +174,9 @@ int handler_open(struct app *a, char *err, size_t errlen)
 	if (a->follows && follow_start(&a->conf, a->notify, err, errlen) < 0)
 		return -1;
 	if (!a->log) {
-		if (msglog_open(&a->log, a->conf.db, a->conf.state_dir, a->conf.sync_full, err, errlen) < 0)
+		if (msglog_open(&a->log, a->conf.db, a->conf.state_dir,
+				(a->conf.sync_full ? MSGLOG_SYNC_FULL : 0) | MSGLOG_READER,
+				err, errlen) < 0)
 			return -1;
 		told[0] = '\0';
 		msglog_retention(a->log, a->conf.retain, a->conf.retain_seconds);
@@ -616,6 +623,12 @@ void handler_serve(struct app *a, struct conn *c)
 	struct req q = { a, c, param(c, "REQUEST_METHOD"), BUF_INIT, NULL };
 	if (!q.method)
 		q.method = "GET";
+	if (conn_params_over(c)) {
+		log_msg("notice", conn_id(c), "request headers and parameters larger than %d KB: 431",
+			FCGI_PARAMS_MAX / 1024);
+		error(&q, 431, "the request's headers and parameters are too large", NULL);
+		return;
+	}
 	cors(&q);
 	switch (request_endpoint(param(c, "SCRIPT_NAME"), param(c, "PATH_INFO"))) {
 	case REQ_EP_SUB:

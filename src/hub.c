@@ -224,7 +224,9 @@ void hub_flush(struct hub *h)
 static struct msglog *hub_log(struct hub *h, char *err, size_t errlen)
 {
 	if (!h->log) {
-		if (msglog_open(&h->log, h->conf->db, h->conf->state_dir, h->conf->sync_full, err, errlen) < 0)
+		if (msglog_open(&h->log, h->conf->db, h->conf->state_dir,
+				(h->conf->sync_full ? MSGLOG_SYNC_FULL : 0) | MSGLOG_READER,
+				err, errlen) < 0)
 			return NULL;
 		msglog_retention(h->log, h->conf->retain, h->conf->retain_seconds);
 	}

@@ -121,6 +121,8 @@ struct msglog {
 	struct pglog *pg;
 	char *path;
 	bool sync_full;
+	bool reader;		/* MSGLOG_READER */
+	bool read_only;		/* the file opened read-only, last time */
 	long retain, retain_seconds;
 	int64_t deadline;	/* clock_mono_ms() when this call stops waiting for locks */
 	int64_t wait_until;	/* msglog_wait_until's, for the next call; 0: none */
@@ -535,9 +537,10 @@ static int open_path(struct msglog *l, char *err, size_t errlen)
 	}
 	sqlite3_extended_result_codes(l->db, 1);
 	sqlite3_busy_handler(l->db, busy, l);
-	/* SQLite falls back to reading when it may not write: refused here,
-	 * rather than at the first publish. */
-	if (sqlite3_db_readonly(l->db, "main") == 1) {
+	/* SQLite falls back to reading when it may not write: a writer
+	 * refuses it here, rather than at the first publish; a reader reads. */
+	l->read_only = sqlite3_db_readonly(l->db, "main") == 1;
+	if (l->read_only && !l->reader) {
 		not_writable(l, "open", "opened read-only", err, errlen);
 		disconnect(l);
 		return MSGLOG_EUNAVAIL;
@@ -614,7 +617,12 @@ const char *msglog_local_path(const char *db, const char *state_dir, char *buf, 
 	return buf;
 }
 
-int msglog_open(struct msglog **out, const char *db, const char *state_dir, bool sync_full,
+bool msglog_read_only(const struct msglog *l)
+{
+	return l->read_only;
+}
+
+int msglog_open(struct msglog **out, const char *db, const char *state_dir, int flags,
 		char *err, size_t errlen)
 {
 	struct msglog *l = xcalloc(1, sizeof *l);
@@ -624,7 +632,8 @@ int msglog_open(struct msglog **out, const char *db, const char *state_dir, bool
 	l->path = xstrdup(msglog_local_path(db, state_dir, local, sizeof local));
 	if (pglog_is_uri(db))
 		pglog_open(&l->pg, db, state_dir);
-	l->sync_full = sync_full;
+	l->sync_full = flags & MSGLOG_SYNC_FULL;
+	l->reader = flags & MSGLOG_READER;
 	pthread_mutex_init(&l->mu, NULL);
 	begin_call(l);
 	if (open_path(l, err, errlen) < 0) {

@@ -85,8 +85,16 @@ struct msglog_batch {
  * hosts: then this host's copy of it, which every read reads, lives in
  * state_dir (msglog_local_path), and writes go to PostgreSQL and are
  * copied back before they return. */
-int msglog_open(struct msglog **out, const char *db, const char *state_dir, bool sync_full,
+int msglog_open(struct msglog **out, const char *db, const char *state_dir, int flags,
 		char *err, size_t errlen);
+/* msglog_open's flags: fsync every commit (COMET_SYNC=full); a connection
+ * that only reads (subscribers, info, stats), which serves a file it may
+ * not write rather than refuse it. */
+#define MSGLOG_SYNC_FULL 1
+#define MSGLOG_READER 2
+/* The file last opened read-only (a writer refuses it: msglog_read_only
+ * says why the refusal, for a short answer to a publisher). */
+bool msglog_read_only(const struct msglog *l);
 /* The file on this host that holds db's messages (db itself, or the copy);
  * the wake-up file sits beside it. */
 const char *msglog_local_path(const char *db, const char *state_dir, char *buf, size_t n);
