@@ -21,6 +21,8 @@ struct commit {
 	struct waiter_queue queue;
 	bool threaded;
 	long pending;
+	int quit;		/* commit_end: run what is queued, then end */
+	struct thread thread;
 };
 
 #define JOB_OF(link) ((struct commit_job *)((char *)(link) - offsetof(struct commit_job, q)))
@@ -245,7 +247,7 @@ void commit_poll(struct commit *c)
 static void *commit_main(void *arg)
 {
 	struct commit *c = arg;
-	for (;;) {
+	while (!__atomic_load_n(&c->quit, __ATOMIC_SEQ_CST)) {
 		struct pollfd p = { c->queue.efd, POLLIN, 0 };
 		int n = poll(&p, 1, IDLE_MS);
 		if (n < 0 && errno != EINTR)
@@ -254,6 +256,7 @@ static void *commit_main(void *arg)
 			msglog_idle(c->log);
 		commit_poll(c);
 	}
+	commit_poll(c);
 	return NULL;
 }
 
@@ -277,7 +280,7 @@ int commit_start(struct commit **out, const struct conf *conf, struct notify *n,
 		return -1;
 	}
 	/* SQLite needs about 100 KB of stack. */
-	int rc = threaded ? thread_spawn(commit_main, c, 256) : 0;
+	int rc = threaded ? thread_start(&c->thread, commit_main, c, 256) : 0;
 	if (rc) {
 		snprintf(err, errlen, "commit: pthread_create: %s", strerror(rc));
 		commit_close(c);
@@ -299,6 +302,16 @@ void commit_submit(struct commit *c, struct commit_job *job)
 	commit_queue(c, job);
 	if (!c->threaded)
 		commit_poll(c);
+}
+
+bool commit_end(struct commit *c, long long deadline_ms)
+{
+	__atomic_store_n(&c->quit, 1, __ATOMIC_SEQ_CST);
+	waiter_queue_ring(&c->queue);
+	if (!thread_join(&c->thread, deadline_ms))
+		return false;
+	commit_close(c);
+	return true;
 }
 
 void commit_close(struct commit *c)

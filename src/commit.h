@@ -75,6 +75,11 @@ void commit_queue(struct commit *c, struct commit_job *job);
 void commit_poll(struct commit *c);
 /* Frees a commit that runs no thread (CGI, the command line, the tests). */
 void commit_close(struct commit *c);
+/* Shutdown of a threaded commit: every job queued is run and answered, the
+ * thread joined and c freed. At deadline_ms (CLOCK_REALTIME milliseconds;
+ * 0: none) it stops waiting (a job waiting for a lock held elsewhere):
+ * false, and c is left to the process's end. */
+bool commit_end(struct commit *c, long long deadline_ms);
 /* Jobs submitted and not yet answered. */
 long commit_pending(struct commit *c);
 void commit_job_free(struct commit_job *job);

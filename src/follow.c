@@ -41,11 +41,18 @@ struct follow {
 static void *follow_main(void *arg)
 {
 	struct follow *f = arg;
-	while (flock(f->lock_fd, LOCK_EX) < 0)
-		if (errno != EINTR) {
-			log_msg("error", 0, "follower: flock: %s", strerror(errno));
-			return NULL;
-		}
+	/* Blocks until this process is the host's follower; a failure (not
+	 * an interruption) is told once and tried again. */
+	bool told_lock = false;
+	while (flock(f->lock_fd, LOCK_EX) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (!told_lock)
+			log_msg("error", 0, "follower: flock: %s (trying again every %d ms)",
+				strerror(errno), FOLLOW_RETRY_MS);
+		told_lock = true;
+		poll(NULL, 0, FOLLOW_RETRY_MS);
+	}
 	char err[512], told[512] = "";
 	int64_t told_at = 0;
 	struct msglog *l = NULL;

@@ -58,6 +58,8 @@ struct hub {
 	bool shared_more, shared_gap, shared_ok;
 	bool threaded;			/* runs for ever in its own thread */
 	int stop_requested;		/* set by hub_stop before it rings */
+	int quit;			/* the threads end now (hub_end) */
+	struct thread thread, watcher;
 	/* The submitting thread's own: */
 	bool owed;			/* pushed onto an empty queue, not rung */
 	int unrung;			/* hand-overs since the last ring */
@@ -80,7 +82,7 @@ static void *watch_main(void *arg)
 {
 	struct hub *h = arg;
 	uint32_t seen = h->seen;
-	for (;;) {
+	while (!__atomic_load_n(&h->quit, __ATOMIC_SEQ_CST)) {
 		notify_wait(h->notify, seen);
 		uint32_t now = notify_seq(h->notify);
 		if (now != seen) {
@@ -93,10 +95,33 @@ static void *watch_main(void *arg)
 	return NULL;
 }
 
+/* The hub's thread: until told to quit, or once stopping, until every
+ * request it holds has ended (answers still being written included). */
 static void *hub_main(void *arg)
 {
-	hub_run(arg);
+	struct hub *h = arg;
+	while (!__atomic_load_n(&h->quit, __ATOMIC_SEQ_CST) &&
+	       !(__atomic_load_n(&h->stopped, __ATOMIC_SEQ_CST) && hub_inflight(h) == 0))
+		hub_poll(h, h->stopping ? 100 : -1);
 	return NULL;
+}
+
+/* The hub's descriptors and memory; its threads have ended. */
+static void hub_free(struct hub *h)
+{
+	if (h->ep >= 0)
+		close(h->ep);
+	if (h->bell >= 0)
+		close(h->bell);
+	if (h->stopfd >= 0)
+		close(h->stopfd);
+	waiter_queue_destroy(&h->queue);
+	waiter_set_free(h->set);
+	msglog_close(h->log);
+	buf_free(&h->shared);
+	buf_free(&h->shared_items);
+	free(h->closing);
+	free(h);
 }
 
 int hub_start(struct hub **out, const struct conf *conf, bool threaded,
@@ -111,8 +136,10 @@ int hub_start(struct hub **out, const struct conf *conf, bool threaded,
 	h->ep = epoll_create1(EPOLL_CLOEXEC);
 	h->bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	h->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	h->queue.efd = -1;
 	if (h->ep < 0 || h->bell < 0 || h->stopfd < 0 || waiter_queue_init(&h->queue) < 0) {
 		snprintf(err, errlen, "hub: %s", strerror(errno));
+		hub_free(h);
 		return -1;
 	}
 	struct epoll_event ev = { .events = EPOLLIN };
@@ -123,9 +150,10 @@ int hub_start(struct hub **out, const struct conf *conf, bool threaded,
 	ev.data.ptr = &tag_stop;
 	epoll_ctl(h->ep, EPOLL_CTL_ADD, h->stopfd, &ev);
 	/* SQLite needs about 100 KB of stack. */
-	int rc = threaded ? thread_spawn(hub_main, h, 256) : 0;
+	int rc = threaded ? thread_start(&h->thread, hub_main, h, 256) : 0;
 	if (rc) {
 		snprintf(err, errlen, "hub: pthread_create: %s", strerror(rc));
+		hub_free(h);
 		return -1;
 	}
 	*out = h;
@@ -141,7 +169,7 @@ int hub_attach(struct hub *h, struct notify *n, char *err, size_t errlen)
 	h->seen = notify_seq(n);
 	h->notify = n;
 	/* The watcher needs almost no stack. */
-	int rc = thread_spawn(watch_main, h, 64);
+	int rc = thread_start(&h->watcher, watch_main, h, 64);
 	if (rc) {
 		h->notify = NULL;
 		snprintf(err, errlen, "hub: pthread_create: %s", strerror(rc));
@@ -874,7 +902,7 @@ static void stop_all(struct hub *h)
 	__atomic_store_n(&h->stopped, 1, __ATOMIC_SEQ_CST);
 }
 
-void hub_stop(struct hub *h, int timeout_ms)
+void hub_stop(struct hub *h)
 {
 	uint64_t one = 1;
 	/* Takes in whatever the submitting thread has not rung for yet; it
@@ -882,11 +910,28 @@ void hub_stop(struct hub *h, int timeout_ms)
 	__atomic_store_n(&h->stop_requested, 1, __ATOMIC_SEQ_CST);
 	waiter_queue_ring(&h->queue);
 	if (write(h->stopfd, &one, sizeof one) < 0)
-		return;
-	struct timespec tick = { 0, 5 * 1000 * 1000 };
-	for (int waited = 0; waited < timeout_ms && !__atomic_load_n(&h->stopped, __ATOMIC_SEQ_CST);
-	     waited += 5)
-		nanosleep(&tick, NULL);
+		log_msg("error", 0, "hub: stop: %s", strerror(errno));
+}
+
+bool hub_end(struct hub *h, long long deadline_ms, bool free_it)
+{
+	hub_stop(h);
+	bool done = thread_join(&h->thread, deadline_ms);
+	if (!done) {
+		/* What is still being written to slow sockets is given up. */
+		uint64_t one = 1;
+		__atomic_store_n(&h->quit, 1, __ATOMIC_SEQ_CST);
+		if (write(h->stopfd, &one, sizeof one) < 0)
+			log_msg("error", 0, "hub: stop: %s", strerror(errno));
+		thread_join(&h->thread, 0);
+	}
+	__atomic_store_n(&h->quit, 1, __ATOMIC_SEQ_CST);
+	if (h->notify)
+		notify_wake(h->notify);
+	thread_join(&h->watcher, 0);
+	if (free_it)
+		hub_free(h);
+	return done;
 }
 
 void hub_poll(struct hub *h, int max_wait_ms)

@@ -77,9 +77,15 @@ long hub_inflight(const struct hub *h);
 /* The clock for deadlines (monotonic ms); the tests drive their own. */
 void hub_set_clock(struct hub *h, int64_t (*now)(void));
 
-/* Shutdown: answers every held long-poll (empty, so clients come back at
- * once) and ends every stream, now and for any handed over later. Returns
- * when that is done, or after timeout_ms. */
-void hub_stop(struct hub *h, int timeout_ms);
+/* Shutdown: the hub answers every held long-poll (empty, so clients come
+ * back at once) and ends every stream, now and for any handed over later.
+ * Returns at once; the hub's own thread does it. */
+void hub_stop(struct hub *h);
+/* hub_stop, then joins the hub's threads: once every request has ended
+ * (answers to slow sockets written to their end), or at deadline_ms
+ * (CLOCK_REALTIME milliseconds; 0: no deadline), when what is still being
+ * written is given up. Frees h with free_it (nothing may hand it a request
+ * any more). True when everything ended in time. */
+bool hub_end(struct hub *h, long long deadline_ms, bool free_it);
 
 #endif

@@ -168,6 +168,11 @@ void notify_wait(struct notify *n, uint32_t seen)
 	futex(&n->sh->seq, FUTEX_WAIT, seen);
 }
 
+void notify_wake(struct notify *n)
+{
+	futex(&n->sh->seq, FUTEX_WAKE, INT_MAX);
+}
+
 static bool alive(int32_t pid)
 {
 	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);

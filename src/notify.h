@@ -45,6 +45,9 @@ void notify_bump(struct notify *n);
 uint32_t notify_seq(struct notify *n);
 /* Blocks until the sequence is no longer `seen` (may return early). */
 void notify_wait(struct notify *n, uint32_t seen);
+/* Wakes every notify_wait without moving the sequence (a thread that is to
+ * end; the others look, find nothing new, and wait again). */
+void notify_wake(struct notify *n);
 
 /* This process's held subscribers, and answers it is still writing. */
 void notify_waiting(struct notify *n, int delta);

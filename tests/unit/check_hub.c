@@ -442,7 +442,7 @@ START_TEST(stop_answers_everyone)
 	hub_submit(hub, subscriber(&st, "z", 0, true));
 	hub_poll(hub, 0);
 	uint64_t before = ended(HUB_SHUTDOWN);
-	hub_stop(hub, 0);
+	hub_stop(hub);
 	hub_poll(hub, 0);
 	struct buf out = BUF_INIT, raw = BUF_INIT;
 	ck_assert(take(lp, &raw, &out));
@@ -465,6 +465,33 @@ START_TEST(stop_answers_everyone)
 }
 END_TEST
 
+/* A hub on its own threads is stopped and joined: every held request
+ * answered before hub_end returns, and the hub freed. */
+START_TEST(threaded_hub_starts_and_ends)
+{
+	char err[256];
+	struct hub *h;
+	ck_assert_msg(hub_start(&h, &conf, true, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(hub_attach(h, note, err, sizeof err) == 0, "%s", err);
+	int lp, st;
+	hub_submit(h, subscriber(&lp, "t", 0, false));
+	hub_submit(h, subscriber(&st, "t", 0, true));
+	hub_flush(h);
+	for (int i = 0; i < 200 && hub_inflight(h) != 2; i++)
+		usleep(1000);
+	ck_assert(hub_end(h, clock_wall_ms() + 5000, true));
+	struct buf out = BUF_INIT, raw = BUF_INIT;
+	ck_assert(take(lp, &raw, &out));
+	ck_assert_msg(strstr(out.p, "\"messages\":[]"), "%s", out.p);
+	buf_reset(&raw);
+	ck_assert(take(st, &raw, &out));
+	buf_free(&out);
+	buf_free(&raw);
+	close(lp);
+	close(st);
+}
+END_TEST
+
 Suite *hub_suite(void)
 {
 	Suite *s = suite_create("hub");
@@ -483,6 +510,7 @@ Suite *hub_suite(void)
 	tcase_add_test(t, cursor_ahead_is_reset);
 	tcase_add_test(t, storage_failure_answers_503);
 	tcase_add_test(t, stop_answers_everyone);
+	tcase_add_test(t, threaded_hub_starts_and_ends);
 	suite_add_tcase(s, t);
 	return s;
 }
