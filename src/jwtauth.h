@@ -22,6 +22,14 @@
  * check that typ, when present, is "JWT") are not checked, as the hub
  * 0.x does not.
  *
+ * Why the nesting scan: libjwt 1.10 parses header and payload with
+ * jansson, which recurses some 300 bytes of stack per level up to its
+ * limit of 2048 levels (0.5 to 1 MB), so a token of 3 KB would kill a
+ * thread of 256 KB (the hub's). With the scan first, a bomb costs a pass
+ * over at most 8 KB; jwtauth_verify runs in a 64 KB stack (tested).
+ * HS256's signature comparison is libjwt's: constant-time only from
+ * Debian's 1.10.2-1+deb12u1 (CVE-2024-25189).
+ *
  * The claim (authorization.go): "mercure": {"publish": [selectors],
  * "subscribe": [selectors], "payload": any}, or the same under
  * "https://mercure.rocks/", which then wins. An absent claim or list, or a
