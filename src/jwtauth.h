@@ -23,10 +23,13 @@
  * 0.x does not.
  *
  * Why the nesting scan: libjwt 1.10 parses header and payload with
- * jansson, which recurses some 300 bytes of stack per level up to its
- * limit of 2048 levels (0.5 to 1 MB), so a token of 3 KB would kill a
- * thread of 256 KB (the hub's). With the scan first, a bomb costs a pass
- * over at most 8 KB; jwtauth_verify runs in a 64 KB stack (tested).
+ * jansson, which recurses up to its limit of 2048 levels: measured here,
+ * parsing and freeing that deep take 128 to 256 KB of stack, and
+ * jwt_get_grants_json's re-serialisation some 300 bytes a level (a
+ * 256 KB thread, the hub's, dies below 1000 levels), all from a token of
+ * 3 KB. With the scan first, a bomb costs a pass over at most 8 KB, and
+ * jwt_get_grants_json is not used; jwtauth_verify runs in a 64 KB stack
+ * (tested).
  * HS256's signature comparison is libjwt's: constant-time only from
  * Debian's 1.10.2-1+deb12u1 (CVE-2024-25189).
  *

@@ -429,10 +429,11 @@ START_TEST(hostile_tokens)
 }
 END_TEST
 
-/* jansson parses by recursion, some 300 bytes of stack a level: its own
- * limit of 2048 levels needs 0.5 to 1 MB, and a 256 KB thread (the hub's)
- * dies below 1000. libjwt hands it any header and payload; jwtauth's
- * scan stops at JWTAUTH_MAX_DEPTH first, so a bomb costs no stack. */
+/* jansson parses, frees and writes JSON by recursion: at its own limit
+ * of 2048 levels a parse needs more than 128 KB of stack, and a 64 KB
+ * thread dies below 1000. libjwt hands it any header and payload;
+ * jwtauth's scan stops at JWTAUTH_MAX_DEPTH first, so a bomb costs no
+ * stack (without the scan this test dies of SIGSEGV). */
 struct bomb_run {
 	const struct jwtauth_key *k;
 	char *tokens[4];
