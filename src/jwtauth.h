@@ -9,7 +9,8 @@
  * A token is refused, before any parsing, when longer than
  * JWTAUTH_TOKEN_MAX or not three base64url parts (no padding, nothing
  * else: libjwt's own decoder stops quietly at the first foreign character,
- * so "<valid token>.junk" would pass it); then when its header or payload
+ * so a valid RS256 or ES256 token with "!", "=" or "@@@@" appended passes
+ * it, as tested); then when its header or payload
  * is not JSON, nests deeper than JWTAUTH_MAX_DEPTH, holds a NUL or a
  * duplicate key; when its signature does not verify with the key; when its
  * alg is not the key's (so neither "none" nor an HS256 token keyed with the
