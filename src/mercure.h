@@ -225,7 +225,8 @@ int mercure_assign_id(struct mercure_update *u, mercure_random_fn rnd, void *ctx
 /* -- Event stream -------------------------------------------------------
  *
  * Appends one update as an event (event.go): "event: <type>\n" when type
- * is set and not empty, "retry: <n>\n" when retry > 0, "id: <id>\n", then
+ * is set and not empty, "retry: <n>\n" when retry > 0, "id: <id>\n" when
+ * id is not NULL (the hub's always has one), then
  * "data: " and each line of data (lines end at CRLF, CR or LF, so "a\n"
  * gives "data: a\ndata: \n", and EventSource gives back "a\n" with CR
  * turned to LF), and an empty line. Returns 0, or -1 (nothing appended)
