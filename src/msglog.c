@@ -33,8 +33,11 @@
 #include "request.h"
 #include "user.h"
 
+/* data is embedded as JSON for the JSON types (request_json_type), which
+ * were checked to be JSON when published; other types as a string. */
 #define RENDER "json_object('id',id,'channel',channel,'time',time,'type',type," \
-	"'data',CASE WHEN type='application/json' THEN json(data) ELSE data END)"
+	"'data',CASE WHEN type IN ('application/json','application/x-pusher-event+json'," \
+	"'application/x-comet-presence+json') THEN json(data) ELSE data END)"
 
 enum {
 	S_BEGIN, S_BEGIN_IMMEDIATE, S_COMMIT, S_ROLLBACK, S_SEQ, S_INSERT,
@@ -54,7 +57,7 @@ static const char *const sql[S_NSTMT] = {
 	/* No RETURNING on the publish path: SQLite collects RETURNING rows in
 	 * an ephemeral table with a page cache of its own, allocated and freed
 	 * per statement (about 90 KB each time). */
-	[S_INSERT] = "INSERT INTO msg(channel,time,type,data) VALUES(?1,?2,?3,?4)",
+	[S_INSERT] = "INSERT INTO msg(channel,time,type,data,origin) VALUES(?1,?2,?3,?4,?5)",
 	[S_CHAN_INC] = "INSERT INTO chan(name,n) VALUES(?1,1) "
 		       "ON CONFLICT(name) DO UPDATE SET n=n+1",
 	[S_CHAN_N] = "SELECT n FROM chan WHERE name=?1",
@@ -75,7 +78,7 @@ static const char *const sql[S_NSTMT] = {
 		       "WHERE id<=?1 GROUP BY channel "
 		       "ON CONFLICT(channel) DO UPDATE SET id=max(id,excluded.id)",
 	[S_AGE_DEL] = "DELETE FROM msg WHERE id<=?1",
-	[S_SINCE] = "SELECT id,channel," RENDER " FROM msg WHERE id>?1 ORDER BY id LIMIT ?2",
+	[S_SINCE] = "SELECT id,channel," RENDER ",origin FROM msg WHERE id>?1 ORDER BY id LIMIT ?2",
 	[S_MARKS_AFTER] = "SELECT channel,id FROM dropped WHERE id>?1",
 	[S_INFO] = "SELECT json_object('channel',?1,'last_id',coalesce(max(id),0),"
 		   "'first_id',coalesce(min(id),0),'messages',count(*)) "
@@ -88,7 +91,8 @@ static const char *const sql[S_NSTMT] = {
 	[S_COPIED_SET] = "INSERT INTO copied(one,id,rev,log) VALUES(1,?1,?2,?3) "
 			 "ON CONFLICT(one) DO UPDATE SET id=excluded.id,rev=excluded.rev,"
 			 "log=excluded.log",
-	[S_COPY_INSERT] = "INSERT INTO msg(id,channel,time,type,data) VALUES(?1,?2,?3,?4,?5)",
+	[S_COPY_INSERT] = "INSERT INTO msg(id,channel,time,type,data,origin) "
+			  "VALUES(?1,?2,?3,?4,?5,?6)",
 	[S_SEQ_SET] = "UPDATE sqlite_sequence SET seq=?1 WHERE name='msg'",
 	[S_SEQ_NEW] = "INSERT INTO sqlite_sequence(name,seq) SELECT 'msg',?1 "
 		      "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name='msg')",
@@ -113,6 +117,12 @@ static const char migrate_v2[] =
 	"CREATE TABLE chan(name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
 	"INSERT INTO chan SELECT channel, count(*) FROM msg GROUP BY channel;"
 	"PRAGMA user_version=2;";
+
+/* Version 2 to 3: each message's origin (the publisher's connection, not
+ * to be delivered back to it). */
+static const char migrate_v3[] =
+	"ALTER TABLE msg ADD COLUMN origin TEXT;"
+	"PRAGMA user_version=3;";
 
 struct msglog {
 	sqlite3 *db;		/* NULL after letting go of a replaced file, until reopened */
@@ -361,6 +371,8 @@ static int init_schema(struct msglog *l, char *err, size_t errlen)
 		rc = pragma(l, schema_v1, err, errlen);
 	if (rc == 0 && v < 2)
 		rc = pragma(l, migrate_v2, err, errlen);
+	if (rc == 0 && v < 3)
+		rc = pragma(l, migrate_v3, err, errlen);
 	if (rc == 0)
 		rc = pragma(l, "COMMIT", err, errlen);
 	if (rc < 0)
@@ -771,6 +783,8 @@ static int append_once(struct msglog *l, const struct msglog_msg *m, int n, int6
 		sqlite3_bind_int64(ins, 2, now_ms);
 		sqlite3_bind_text(ins, 3, m[i].type, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 4, m[i].data, (int)m[i].len, SQLITE_STATIC);
+		if (m[i].origin)
+			sqlite3_bind_text(ins, 5, m[i].origin, -1, SQLITE_STATIC);
 		int rc = sqlite3_step(ins);
 		if (rc == SQLITE_DONE) {
 			ids[i] = sqlite3_last_insert_rowid(l->db);
@@ -875,6 +889,8 @@ static int apply_changes(struct msglog *l, const struct pglog_changes *c, char *
 		sqlite3_bind_int64(ins, 3, r->time);
 		sqlite3_bind_text(ins, 4, r->type, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 5, r->data, (int)r->len, SQLITE_STATIC);
+		if (r->origin)
+			sqlite3_bind_text(ins, 6, r->origin, -1, SQLITE_STATIC);
 		if (bind_step(l, ins, err, errlen) < 0)
 			return MSGLOG_EUNAVAIL;
 	}
@@ -1045,13 +1061,16 @@ static int read_rows(struct msglog *l, const char *const *chans, int nchan, int6
 {
 	sqlite3_stmt *s = by_count(l, l->rd, nchan,
 				   "SELECT id," RENDER " FROM msg WHERE channel IN (",
-				   ") AND id>? ORDER BY id LIMIT ?", err, errlen);
+				   ") AND id>? AND (origin IS NULL OR origin IS NOT ?) "
+				   "ORDER BY id LIMIT ?", err, errlen);
 	if (!s)
 		return MSGLOG_EUNAVAIL;
 	for (int i = 0; i < nchan; i++)
 		sqlite3_bind_text(s, i + 1, chans[i], -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, nchan + 1, since);
-	sqlite3_bind_int(s, nchan + 2, limit + 1);
+	if (pg->exclude)
+		sqlite3_bind_text(s, nchan + 2, pg->exclude, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, nchan + 3, limit + 1);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		size_t len = (size_t)sqlite3_column_bytes(s, 1);
@@ -1175,6 +1194,8 @@ static int since_rows(struct msglog *l, int64_t after, int max, struct msglog_ba
 		r->channel = xstrdup((const char *)sqlite3_column_text(s, 1));
 		r->jsonlen = (size_t)sqlite3_column_bytes(s, 2);
 		r->json = xstrndup((const char *)sqlite3_column_text(s, 2), r->jsonlen);
+		if (sqlite3_column_type(s, 3) != SQLITE_NULL)
+			r->origin = xstrdup((const char *)sqlite3_column_text(s, 3));
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
@@ -1221,6 +1242,7 @@ void msglog_batch_free(struct msglog_batch *b)
 	for (int i = 0; i < b->n; i++) {
 		free(b->rows[i].channel);
 		free(b->rows[i].json);
+		free(b->rows[i].origin);
 	}
 	for (int i = 0; i < b->nmarks; i++)
 		free(b->marks[i].channel);

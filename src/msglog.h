@@ -29,7 +29,7 @@
 #define MSGLOG_EUNAVAIL (-1)	/* storage unavailable: busy, full, I/O (503) */
 #define MSGLOG_EINVAL (-2)	/* a message is not what its type says (415) */
 
-#define MSGLOG_SCHEMA_VERSION 2
+#define MSGLOG_SCHEMA_VERSION 3
 
 /* How long one call waits in all for locks another process holds. */
 #define MSGLOG_BUSY_MS 5000
@@ -41,6 +41,9 @@ struct msglog_msg {
 	const char *type;
 	const char *data;
 	size_t len;
+	/* The publisher's connection (a Pusher socket_id), never delivered to
+	 * a subscriber that gives the same: NULL for none. */
+	const char *origin;
 };
 
 /* One answer's worth of messages for a set of channels. */
@@ -50,6 +53,7 @@ struct msglog_item {
 };
 struct msglog_page {
 	size_t max_bytes;	/* in: the items stop short of this (but hold one); 0: no bound */
+	const char *exclude;	/* in: messages of this origin are passed over; NULL: none */
 	struct buf items;	/* the messages' JSON objects, comma-separated */
 	struct msglog_item *item;	/* each of them */
 	int count, cap;
@@ -67,6 +71,7 @@ struct msglog_row {
 	char *channel;
 	char *json;
 	size_t jsonlen;
+	char *origin;		/* NULL: none */
 };
 struct msglog_mark {
 	char *channel;

@@ -39,7 +39,7 @@ static struct msglog *open_log(void)
 static int64_t add(struct msglog *l, const char *chan, const char *type, const char *data,
 		   int64_t now)
 {
-	struct msglog_msg m = { chan, type, data, strlen(data) };
+	struct msglog_msg m = { chan, type, data, strlen(data), NULL };
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	char err[256];
@@ -64,7 +64,7 @@ static void rd(struct msglog *l, const char *chans, int64_t since, int limit,
 START_TEST(append_and_read)
 {
 	struct msglog *l = open_log();
-	struct msglog_msg m = { "chat", "application/json", "{\"text\": \"hi\"}", 14 };
+	struct msglog_msg m = { "chat", "application/json", "{\"text\": \"hi\"}", 14, NULL };
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	char err[256];
@@ -242,7 +242,7 @@ END_TEST
 START_TEST(invalid_json_refused)
 {
 	struct msglog *l = open_log();
-	struct msglog_msg m = { "a", "application/json", "{a:1}", 5 };
+	struct msglog_msg m = { "a", "application/json", "{a:1}", 5, NULL };
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	char err[256];
@@ -301,7 +301,7 @@ START_TEST(concurrent_publishers)
 			for (int i = 0; i < EACH; i++) {
 				char data[32];
 				snprintf(data, sizeof data, "%d-%d", p, i);
-				struct msglog_msg m = { "c", "text/plain", data, strlen(data) };
+				struct msglog_msg m = { "c", "text/plain", data, strlen(data), NULL };
 				int64_t id;
 				struct buf ack = BUF_INIT;
 				if (msglog_append(cl, &m, 1, 1, &id, &ack, NULL, err, sizeof err) < 0 ||
@@ -406,7 +406,7 @@ START_TEST(disk_full)
 	test_fill(fs);
 	static char big[60000];
 	memset(big, 'x', sizeof big);
-	struct msglog_msg m = { "a", "text/plain", big, sizeof big };
+	struct msglog_msg m = { "a", "text/plain", big, sizeof big, NULL };
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	int rc = 0;
@@ -448,7 +448,7 @@ START_TEST(locked_database)
 	struct msglog *l = open_log();
 	add(l, "a", "text/plain", "before", 1);
 	sqlite3 *o = other_begin("BEGIN IMMEDIATE");
-	struct msglog_msg m = { "a", "application/json", "{\"n\":1}", 7 };
+	struct msglog_msg m = { "a", "application/json", "{\"n\":1}", 7, NULL };
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	char err[512];
@@ -559,7 +559,7 @@ START_TEST(replaced_file_still_open_elsewhere)
 	ck_assert_int_eq(sqlite3_exec(o, "SELECT count(*) FROM msg; COMMIT", NULL, NULL, NULL),
 			 SQLITE_OK);
 	replace_db(2);
-	struct msglog_msg m = { "a", "text/plain", "x", 1 };
+	struct msglog_msg m = { "a", "text/plain", "x", 1, NULL };
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	char err[512];
