@@ -12,15 +12,51 @@
  *     transport: "auto",   // "sse" (EventSource), "longpoll", or "auto"
  *     since: 0,            // start after this id; omitted: from now
  *     persist: "chat-cursor", // keep the cursor in localStorage (wins over since)
- *     token: "1763700000.ab12...", // private-* channels: string, array, or a
- *                                  // function returning either (or a Promise)
+ *     token: "1763700000.ab12...", // private-* and presence-* channels: string,
+ *                                  // array, or a function returning either (or
+ *                                  // a Promise), called for every request
+ *     params: [["socket_id", "1.2"]], // more query parameters for every request:
+ *                                  // [name, value] pairs or an object (an array
+ *                                  // value repeats the name), or a function of
+ *                                  // the channels returning either (or a Promise),
+ *                                  // called for every request, so whatever
+ *                                  // they authorize can be renewed
+ *     onPresence(ev) { ... presence-* channels: who is there (below) },
  *     timeout: 25,         // long-poll hold in seconds
  *     limit: 100,          // long-poll: messages per answer (the rest follow at once)
  *     keepalive: 15000,    // event stream: ms between the server's pings
  *                          // (COMET_KEEPALIVE); 0: no watchdog
  *     withCredentials: false, // send cookies cross-origin
  *   });
+ *   sub.setChannels(["chat", "news"]);  // change the channels (below)
+ *   sub.members("presence-room");       // [{id, info}, ...] or null
  *   sub.close();
+ *
+ * One subscription carries all of a page's channels (up to 32) on one
+ * connection: a browser on HTTP/1.1 opens at most 6 to a host.
+ * setChannels(list) changes them on the live subscription: the request in
+ * flight is given up and the next one, from the same cursor, carries the
+ * new list at once (no backoff). Channels it adds start from now, like a
+ * subscription without `since`: their messages already in the log are
+ * passed over, never delivered; those it takes away are delivered no more,
+ * at once. It returns a Promise that resolves to true once the list is live
+ * (every later message on it will be delivered: after one quick request
+ * when channels were added, at once when they were only taken away), or to
+ * false when the subscription closed first.
+ *
+ * Presence (channels named presence-..., with a presence token or the
+ * Pusher auth and channel_data in params): once such a channel is live the
+ * client asks GET .../presence for its members as of a log id, and follows
+ * the joins and leaves after that id in the channel's messages, so the
+ * list is exact however the two interleave. onPresence gets
+ *   {channel, event: "here",  members: [{id, info}, ...]}  the whole list: first,
+ *                                      and again after a gap or reset
+ *   {channel, event: "join",  member: {id, info}, members}
+ *   {channel, event: "leave", member: {id, info}, members}
+ * The join and leave messages reach onMessage too, as every message does.
+ * A failed request for the list goes to onError with err.channel (and
+ * err.fatal false: the messages go on) and is retried with the backoff,
+ * unless it cannot get better by retrying.
  *
  * Guarantees: every message is delivered at most once and in id order (ids
  * at or below the cursor are dropped); after any error, server restart or
@@ -43,6 +79,7 @@
   var KEEPALIVE_MARGIN = 5000;     // ms of lateness allowed on top of 2 pings
   // Statuses worth retrying; any other 4xx is fatal.
   var RETRY_4XX = { 408: true, 425: true, 429: true };
+  var PRESENCE_TYPE = "application/x-comet-presence+json";
 
   function CometError(message, status, fatal, body) {
     var e = new Error(message);
@@ -75,6 +112,21 @@
     if (x === undefined || x === null || x === "") return [];
     if (Array.isArray(x)) return x.map(String);
     return String(x).split(",").map(function (s) { return s.trim(); }).filter(Boolean);
+  }
+
+  /* Query parameters as [name, value] pairs, from pairs or an object. */
+  function toPairs(x) {
+    if (x === undefined || x === null) return [];
+    if (Array.isArray(x)) return x.filter(function (p) { return Array.isArray(p) && p.length === 2; });
+    var out = [];
+    Object.keys(x).forEach(function (k) {
+      [].concat(x[k]).forEach(function (v) { out.push([k, v]); });
+    });
+    return out;
+  }
+
+  function isPresence(channel) {
+    return channel.indexOf("presence-") === 0;
   }
 
   /* A user callback must not break the client: report its exception
@@ -166,7 +218,12 @@
     this.cursor = null;
     this._attempt = 0;
     this._sseFailures = 0;
-    this._aborts = [];        // functions aborting requests in flight
+    this._aborts = [];        // functions aborting the request in flight
+    this._side = [];          // ... and the presence requests
+    this._restart = false;    // the request in flight was given up for a new list
+    this._fresh = {};         // channels added whose start is not known yet
+    this._changes = [];       // setChannels() promises waiting for the list to be live
+    this._presence = {};      // presence channel -> its members (see _live)
     this._es = null;
     this._wake = null;        // ends the current backoff sleep early
     var saved = null;
@@ -194,10 +251,142 @@
       this._es.close();
       if (this._esDone) this._esDone("closed");
     }
-    this._aborts.slice().forEach(function (f) { f(); });
+    this._aborts.concat(this._side).forEach(function (f) { f(); });
     if (this._wake) this._wake();
     if (typeof root.removeEventListener === "function") root.removeEventListener("online", this._online);
+    this._changes.splice(0).forEach(function (resolve) { resolve(false); });
     this._setState("closed");
+  };
+
+  Subscription.prototype.setChannels = function (channels) {
+    var list = toList(channels);
+    if (!list.length) throw new TypeError("Subscription.setChannels: no channel");
+    if (this.closed) return Promise.resolve(false);
+    var self = this, old = this.channels;
+    var same = list.length === old.length && list.every(function (c) { return old.indexOf(c) >= 0; });
+    this.channels = list;
+    list.forEach(function (c) { if (old.indexOf(c) < 0) self._fresh[c] = true; });
+    Object.keys(this._fresh).concat(Object.keys(this._presence)).forEach(function (c) {
+      if (list.indexOf(c) < 0) {
+        delete self._fresh[c];
+        delete self._presence[c];
+      }
+    });
+    if (!same) this._interrupt();
+    // Only taken away: nothing to learn, the list is in effect at once.
+    if (!Object.keys(this._fresh).length) return Promise.resolve(true);
+    return new Promise(function (resolve) { self._changes.push(resolve); });
+  };
+
+  /* Gives up the request in flight (an event stream or a long-poll) so
+   * that the loop starts the next one at once, with the new channels. */
+  Subscription.prototype._interrupt = function () {
+    this._restart = true;
+    if (this._esDone) this._esDone("restart");
+    this._aborts.slice().forEach(function (f) { f(); });
+  };
+
+  /* The channels are live: a request carrying them all, from their start,
+   * has succeeded, so every later message on them will be delivered. Now
+   * (not before) a presence channel's members are asked for: their log id
+   * is then at or past this cursor, and the joins and leaves after it will
+   * come as messages. */
+  Subscription.prototype._live = function () {
+    if (this.closed || this._restart || Object.keys(this._fresh).length) return;
+    this._changes.splice(0).forEach(function (resolve) { resolve(true); });
+    for (var i = 0; i < this.channels.length; i++) {
+      var c = this.channels[i];
+      if (isPresence(c) && !this._presence[c]) {
+        this._presence[c] = { members: null, last: 0, pending: [] };
+        this._snapshot(c, this._presence[c]);
+      }
+    }
+  };
+
+  /* After a gap or reset the joins and leaves in between may be gone:
+   * ask for every presence channel's members again. */
+  Subscription.prototype._presenceAgain = function () {
+    this._side.slice().forEach(function (f) { f(); });
+    this._presence = {};
+    this._live();
+  };
+
+  Subscription.prototype.members = function (channel) {
+    var st = this._presence[channel];
+    return st && st.members ? memberList(st.members) : null;
+  };
+
+  function memberList(map) {
+    var out = [];
+    map.forEach(function (info, id) { out.push({ id: id, info: info }); });
+    return out;
+  }
+
+  /* GET .../presence for one channel (st: its state, replaced when it is
+   * asked for again), retried with backoff; then the joins and leaves that
+   * came meanwhile and are newer than the answer's log id. */
+  Subscription.prototype._snapshot = async function (channel, st) {
+    var o = this.options;
+    for (var attempt = 0; ; attempt++) {
+      if (this.closed || this._presence[channel] !== st) return;
+      try {
+        var p = [["channel", channel]];
+        (await this._tokens([channel])).forEach(function (t) { p.push(["token", t]); });
+        p = p.concat(await this._extra([channel]));
+        var ans = await fetchJSON(endpointUrl(this.base, "presence", p), {
+          method: "GET", cache: "no-store", headers: { Accept: "application/json" },
+          credentials: o.withCredentials ? "include" : "same-origin"
+        }, 20000, this._side);
+        if (this.closed || this._presence[channel] !== st) return;
+        if (typeof ans.last_id !== "number" || !Array.isArray(ans.members))
+          throw CometError("malformed presence answer", 200, false, ans);
+        st.members = new Map();
+        ans.members.forEach(function (m) {
+          if (m && m.id !== undefined) st.members.set(String(m.id), m.info === undefined ? null : m.info);
+        });
+        st.last = ans.last_id;
+        var pending = st.pending;
+        st.pending = null;
+        for (var i = 0; i < pending.length; i++) this._presenceMessage(st, pending[i], false);
+        call(o.onPresence, { channel: channel, event: "here", members: memberList(st.members) });
+        return;
+      } catch (err) {
+        if (this.closed || this._presence[channel] !== st) return;
+        if (!err || err.name !== "CometError") err = CometError(String(err && err.message || err), 0, false);
+        err.channel = channel;
+        // Not the subscription's end: its messages go on, only the list is missing.
+        var stop = err.fatal;
+        err.fatal = false;
+        if (stop) {
+          call(o.onError, err);
+          return;
+        }
+        err.retryIn = Math.max(backoff(attempt), err.retryAfter || 0);
+        call(o.onError, err);
+        await new Promise(function (resolve) { setTimeout(resolve, err.retryIn); });
+      }
+    }
+  };
+
+  /* A join or leave on a presence channel: applied when newer than the
+   * list it goes with (kept until that list has come). */
+  Subscription.prototype._presenceMessage = function (st, m, report) {
+    if (st.members === null) {
+      st.pending.push(m);
+      return;
+    }
+    var d = m.data;
+    if (m.id <= st.last || !d || !d.member || d.member.id === undefined) return;
+    var id = String(d.member.id);
+    var info = d.member.info === undefined ? null : d.member.info;
+    var had = st.members.has(id);
+    if (d.event === "join") st.members.set(id, info);
+    else if (d.event === "leave") st.members.delete(id);
+    else return;
+    if (report && had !== (d.event === "join"))
+      call(this.options.onPresence, { channel: m.channel, event: d.event,
+                                      member: { id: id, info: info },
+                                      members: memberList(st.members) });
   };
 
   Subscription.prototype._setState = function (s) {
@@ -220,25 +409,41 @@
     if (this.closed || !m || typeof m.id !== "number") return;
     if (this.cursor !== null && m.id <= this.cursor) return;   // seen already
     this._setCursor(m.id);
+    // A channel added since the request went out starts from now; one
+    // taken away has no listener any more.
+    if (this._fresh[m.channel] || this.channels.indexOf(m.channel) < 0) return;
     call(this.options.onMessage, m);
+    var st = this._presence[m.channel];
+    if (st && m.type === PRESENCE_TYPE && !this.closed) this._presenceMessage(st, m, true);
   };
 
-  Subscription.prototype._tokens = async function () {
+  Subscription.prototype._tokens = async function (channels) {
     var t = this.options.token;
-    if (typeof t === "function") t = await t(this.channels.slice());
+    if (typeof t === "function") t = await t(channels);
     return toList(t);
   };
 
+  Subscription.prototype._extra = async function (channels) {
+    var x = this.options.params;
+    if (typeof x === "function") x = await x(channels);
+    return toPairs(x);
+  };
+
   Subscription.prototype._params = async function (extra) {
-    var p = this.channels.map(function (c) { return ["channel", c]; });
+    var channels = this.channels.slice();
+    var p = channels.map(function (c) { return ["channel", c]; });
     if (this.cursor !== null) p.push(["since", this.cursor]);
-    (await this._tokens()).forEach(function (t) { p.push(["token", t]); });
+    (await this._tokens(channels)).forEach(function (t) { p.push(["token", t]); });
+    p = p.concat(await this._extra(channels));
+    // Changed while the tokens were being made: the loop starts again.
+    if (this._restart) throw CometError("the channels changed", 0, false);
     return p.concat(extra || []);
   };
 
   /* One long-poll request (timeout seconds; 0 answers at once), handled.
    * quiet: a check on the way to an event stream, which is not "open" yet. */
   Subscription.prototype._poll = async function (timeout, quiet) {
+    var fresh = Object.keys(this._fresh);
     var url = endpointUrl(this.base, "sub",
                           await this._params([["timeout", timeout], ["limit", this._limit]]));
     var init = { method: "GET", cache: "no-store", headers: { Accept: "application/json" },
@@ -250,6 +455,13 @@
       this._setState("open");
     }
     this._answer(ans);
+    // The whole answer came: the added channels' messages up to its
+    // last_id were passed over, and the ones after it are theirs.
+    if (!ans.more && !this._restart) {
+      var self = this;
+      fresh.forEach(function (c) { delete self._fresh[c]; });
+    }
+    this._live();
   };
 
   Subscription.prototype._answer = function (ans) {
@@ -266,6 +478,7 @@
     // true needs nothing special: the next request follows at once.)
     if (!this.closed && !ans.reset && (this.cursor === null || ans.last_id > this.cursor))
       this._setCursor(ans.last_id);
+    if ((ans.reset || ans.gap) && !this.closed) this._presenceAgain();
   };
 
   /* One event stream, from open to end. Resolves "ended" when a stream that
@@ -312,6 +525,7 @@
         self._attempt = 0;
         self._sseFailures = 0;
         self._setState("open");
+        self._live();
       };
       es.onmessage = function (e) {
         alive();
@@ -324,6 +538,7 @@
         var d = {};
         try { d = JSON.parse(e.data); } catch (x) { /* keep {} */ }
         call(self.options.onGap, { cursor: self.cursor, last_id: d.last_id });
+        self._presenceAgain();
       });
       es.addEventListener("reset", function (e) {
         alive();
@@ -332,6 +547,7 @@
         if (typeof d.last_id !== "number") return;
         self._setCursor(d.last_id);
         call(self.options.onReset, { last_id: d.last_id });
+        self._presenceAgain();
         // The server ends the stream now; come back from the new cursor.
       });
       es.onerror = function () {
@@ -369,10 +585,13 @@
 
   Subscription.prototype._run = async function () {
     while (!this.closed) {
+      this._restart = false;
       try {
-        if (this.cursor === null) {
+        if (this.cursor === null || Object.keys(this._fresh).length) {
           // "From now": learn the newest id first, so that a reconnect
           // later resumes from it instead of skipping what came between.
+          // The same for channels added to a live subscription: their
+          // messages up to the newest id are passed over.
           await this._poll(0, this.transport === "sse");
           continue;
         }
@@ -382,6 +601,7 @@
             how = await this._stream();
           } catch (sseErr) {
             if (this.closed) return;
+            if (this._restart) continue;
             // EventSource does not say why. A plain request from the same
             // cursor tells (and catches up meanwhile); if that works but
             // streams keep failing, auto mode falls back to long-polling.
@@ -402,6 +622,7 @@
         }
       } catch (err) {
         if (this.closed) return;
+        if (this._restart) continue;      // given up for new channels: no error
         if (!err || err.name !== "CometError") {       // a bug or a broken callback
           err = CometError(String(err && err.message || err), 0, false);
         }
@@ -435,7 +656,7 @@
   }
 
   var Comet = {
-    version: "1.0",
+    version: "1.1",
     subscribe: function (base, channels, options) {
       return new Subscription(base, channels, options);
     },

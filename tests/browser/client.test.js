@@ -354,3 +354,196 @@ test("long-poll: a request that never answers, or whose body stalls, is given up
   assert.deepEqual(urls, ["0", "25", "0", "25", "0", "25"]);
   sub.close();
 });
+
+// ---------------------------------------------------------------------------
+// Extra query parameters, a live change of channels, presence: against a
+// small in-memory comet-fcgi (one log, held long-polls, GET .../presence
+// from the log's joins and leaves), with the real clock.
+
+const until = async (what, pred) => {
+  for (let i = 0; i < 500; i++) {
+    if (pred()) return;
+    await new Promise((r) => real.setTimeout(r, 2));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+};
+
+function fakeServer() {
+  const srv = { log: [], held: [], urls: [], presenceGate: null };
+  srv.head = () => (srv.log.length ? srv.log[srv.log.length - 1].id : 0);
+  srv.publish = (channel, data, type = "text/plain") => {
+    const m = { id: srv.head() + 1, channel, time: 0, type, data };
+    srv.log.push(m);
+    for (const wake of srv.held.splice(0)) wake();
+    return m.id;
+  };
+  srv.join = (channel, id, ev = "join") =>
+    srv.publish(channel, { event: ev, member: { id, info: { name: id } } },
+                "application/x-comet-presence+json");
+  srv.members = (channel) => {
+    const m = new Map();
+    for (const x of srv.log)
+      if (x.channel === channel && x.type === "application/x-comet-presence+json") {
+        if (x.data.event === "join") m.set(x.data.member.id, x.data.member.info);
+        else m.delete(x.data.member.id);
+      }
+    return [...m].map(([id, info]) => ({ id, info }));
+  };
+  const page = (q) => {
+    const chans = q.getAll("channel");
+    const since = q.has("since") ? Number(q.get("since")) : srv.head();
+    return { last_id: srv.head(), messages: srv.log.filter((m) => m.id > since && chans.includes(m.channel)), more: false };
+  };
+  srv.subs = () => srv.urls.filter((u) => u.pathname.endsWith("/sub"));
+  globalThis.fetch = async (url, init) => {
+    const u = new URL(url);
+    srv.urls.push(u);
+    const q = u.searchParams;
+    if (u.pathname.endsWith("/presence")) {
+      if (srv.presenceGate) await srv.presenceGate;
+      const channel = q.get("channel");
+      return answer(200, { channel, last_id: srv.head(), members: srv.members(channel) });
+    }
+    if (q.get("timeout") === "0" || page(q).messages.length) return answer(200, page(q));
+    return new Promise((resolve, reject) => {
+      srv.held.push(() => resolve(answer(200, page(q))));
+      init.signal.addEventListener("abort", () => reject(new Error("aborted")));
+    });
+  };
+  return srv;
+}
+
+test("params: pairs, an object or a function's (Promise) answer, asked for every request", async () => {
+  const srv = fakeServer();
+  const asked = [];
+  const sub = Comet.subscribe("http://127.0.0.1:1/comet", ["a", "private-b"], {
+    transport: "longpoll", since: 0,
+    params: async (channels) => {
+      asked.push(channels);
+      return { socket_id: "12.34", auth: ["k:aa", "k:bb"] };
+    },
+  });
+  await until("a held request", () => srv.held.length === 1);
+  srv.publish("a", "x");
+  await until("the next request", () => srv.subs().length >= 3);
+  sub.close();
+  assert.equal(srv.subs().length, 3);
+  for (const u of srv.subs()) {
+    assert.equal(u.searchParams.get("socket_id"), "12.34");
+    assert.deepEqual(u.searchParams.getAll("auth"), ["k:aa", "k:bb"]);
+  }
+  assert.deepEqual(asked, [["a", "private-b"], ["a", "private-b"], ["a", "private-b"]]);
+  const sub2 = Comet.subscribe("http://127.0.0.1:1/comet", ["a"], {
+    transport: "longpoll", since: 0, params: [["x", "1"], ["x", "2"], "not a pair"],
+  });
+  await until("a request", () => srv.subs().length >= 4);
+  sub2.close();
+  assert.deepEqual(srv.subs()[3].searchParams.getAll("x"), ["1", "2"]);
+});
+
+test("setChannels (long-poll): the held request is given up at once; added channels start from now", async () => {
+  const srv = fakeServer();
+  const got = [];
+  srv.publish("a", "a1");
+  srv.publish("b", "b2");                           // before b is asked for: never shown
+  const sub = Comet.subscribe("http://127.0.0.1:1/comet", ["a"], {
+    transport: "longpoll", since: 0, onMessage: (m) => got.push(m.id),
+  });
+  await until("a held request", () => srv.held.length === 1);
+  assert.deepEqual(got, [1]);
+  const n = srv.subs().length;
+  assert.equal(await sub.setChannels(["a", "b"]), true);
+  assert.deepEqual(sleeps, [], "a change is not a failure: no backoff");
+  const first = srv.subs()[n].searchParams;
+  assert.deepEqual(first.getAll("channel"), ["a", "b"]);
+  assert.equal(first.get("since"), "2");
+  srv.publish("b", "b3");
+  srv.publish("a", "a4");
+  await until("b3 and a4", () => got.length === 3);
+  assert.deepEqual(got, [1, 3, 4]);
+  // Taken away: none of its messages any more, the rest go on.
+  assert.equal(await sub.setChannels(["b"]), true);
+  srv.publish("a", "a5");
+  srv.publish("b", "b6");
+  await until("b6", () => got.length === 4);
+  assert.deepEqual(got, [1, 3, 4, 6]);
+  assert.deepEqual(sub.channels, ["b"]);
+  assert.equal(await sub.setChannels(["b"]), true, "the same list: nothing to do");
+  sub.close();
+  assert.equal(await sub.setChannels(["a"]), false);
+  assert.throws(() => sub.setChannels([]), TypeError);
+});
+
+test("setChannels (event stream): the stream is closed, a quick request passes the added channel's past over", async (t) => {
+  t.after(() => { delete globalThis.EventSource; });
+  FakeEventSource.all = [];
+  globalThis.EventSource = FakeEventSource;
+  const srv = fakeServer();
+  const got = [];
+  const sub = Comet.subscribe("http://127.0.0.1:1/comet", ["c"], {
+    transport: "sse", onMessage: (m) => got.push(m.id),
+  });
+  await until("a stream", () => FakeEventSource.all.length === 1);
+  const es = FakeEventSource.all[0];
+  es.open();
+  srv.publish("c", "c1");
+  es.message(1);
+  srv.publish("d", "d2");
+  srv.publish("d", "d3");
+  const live = sub.setChannels(["c", "d"]);
+  assert.ok(es.closed);
+  assert.equal(await live, true);
+  await until("a second stream", () => FakeEventSource.all.length === 2);
+  const es2 = FakeEventSource.all[1];
+  const q = new URL(es2.url).searchParams;
+  assert.deepEqual(q.getAll("channel"), ["c", "d"]);
+  assert.equal(q.get("since"), "3", "the stream starts after what d had");
+  es2.open();
+  es2.emit("message", JSON.stringify({ id: 4, channel: "d", time: 0, type: "text/plain", data: "d4" }));
+  assert.deepEqual(got, [1, 4]);
+  assert.deepEqual(sleeps, []);
+  sub.close();
+});
+
+test("presence: the members as of a log id, then the joins and leaves after it, once each", async (t) => {
+  t.after(() => { delete globalThis.EventSource; });
+  FakeEventSource.all = [];
+  globalThis.EventSource = FakeEventSource;
+  const srv = fakeServer();
+  const events = [];
+  srv.join("presence-r", "ann");                    // 1
+  let open;
+  srv.presenceGate = new Promise((r) => { open = r; });
+  const sub = Comet.subscribe("http://127.0.0.1:1/comet", ["presence-r", "c"], {
+    transport: "sse",
+    token: (channels) => channels.map((c) => `tok-${c}`),
+    onPresence: (e) => events.push([e.event, e.member ? e.member.id : e.members.map((m) => m.id)]),
+  });
+  await until("a stream", () => FakeEventSource.all.length === 1);
+  const es = FakeEventSource.all[0];
+  es.open();
+  await until("the members asked for", () => srv.urls.some((u) => u.pathname.endsWith("/presence")));
+  const pq = srv.urls.find((u) => u.pathname.endsWith("/presence")).searchParams;
+  assert.deepEqual(pq.getAll("channel"), ["presence-r"]);
+  assert.deepEqual(pq.getAll("token"), ["tok-presence-r"]);
+  // While the list is on its way: bob joins, and the list will include him.
+  const bob = srv.join("presence-r", "bob");
+  es.emit("message", JSON.stringify(srv.log[bob - 1]));
+  assert.equal(sub.members("presence-r"), null);
+  open();
+  await until("here", () => events.length === 1);
+  assert.deepEqual(events, [["here", ["ann", "bob"]]]);
+  const carl = srv.join("presence-r", "carl");
+  es.emit("message", JSON.stringify(srv.log[carl - 1]));
+  const gone = srv.join("presence-r", "ann", "leave");
+  es.emit("message", JSON.stringify(srv.log[gone - 1]));
+  assert.deepEqual(events.slice(1), [["join", "carl"], ["leave", "ann"]]);
+  assert.deepEqual(sub.members("presence-r"), [{ id: "bob", info: { name: "bob" } },
+                                               { id: "carl", info: { name: "carl" } }]);
+  assert.equal(sub.members("c"), null);
+  // After a gap the list is asked for again.
+  es.emit("gap", JSON.stringify({ last_id: srv.head() }));
+  await until("here again", () => events.length === 4);
+  assert.deepEqual(events[3], ["here", ["bob", "carl"]]);
+  sub.close();
+});
