@@ -29,6 +29,7 @@
  *     withCredentials: false, // send cookies cross-origin
  *   });
  *   sub.setChannels(["chat", "news"]);  // change the channels (below)
+ *   sub.live();                         // a Promise: true once the channels are live
  *   sub.members("presence-room");       // [{id, info}, ...] or null
  *   sub.close();
  *
@@ -39,10 +40,11 @@
  * new list at once (no backoff). Channels it adds start from now, like a
  * subscription without `since`: their messages already in the log are
  * passed over, never delivered; those it takes away are delivered no more,
- * at once. It returns a Promise that resolves to true once the list is live
- * (every later message on it will be delivered: after one quick request
- * when channels were added, at once when they were only taken away), or to
- * false when the subscription closed first.
+ * at once. It returns live(): a Promise that resolves to true once the list
+ * is live, that is every later message on it will be delivered (after the
+ * first request that succeeds, or the quick one that learns where added
+ * channels start; at once when channels were only taken away), or to false
+ * when the subscription closed first.
  *
  * Presence (channels named presence-..., with a presence token or the
  * Pusher auth and channel_data in params): once such a channel is live the
@@ -222,7 +224,8 @@
     this._side = [];          // ... and the presence requests
     this._restart = false;    // the request in flight was given up for a new list
     this._fresh = {};         // channels added whose start is not known yet
-    this._changes = [];       // setChannels() promises waiting for the list to be live
+    this._changes = [];       // live() promises waiting for the list to be live
+    this._isLive = false;     // the list is live (see _live)
     this._presence = {};      // presence channel -> its members (see _live)
     this._es = null;
     this._wake = null;        // ends the current backoff sleep early
@@ -274,7 +277,14 @@
     });
     if (!same) this._interrupt();
     // Only taken away: nothing to learn, the list is in effect at once.
-    if (!Object.keys(this._fresh).length) return Promise.resolve(true);
+    if (Object.keys(this._fresh).length) this._isLive = false;
+    return this.live();
+  };
+
+  Subscription.prototype.live = function () {
+    var self = this;
+    if (this.closed) return Promise.resolve(false);
+    if (this._isLive) return Promise.resolve(true);
     return new Promise(function (resolve) { self._changes.push(resolve); });
   };
 
@@ -293,6 +303,7 @@
    * come as messages. */
   Subscription.prototype._live = function () {
     if (this.closed || this._restart || Object.keys(this._fresh).length) return;
+    this._isLive = true;
     this._changes.splice(0).forEach(function (resolve) { resolve(true); });
     for (var i = 0; i < this.channels.length; i++) {
       var c = this.channels[i];

@@ -547,3 +547,20 @@ test("presence: the members as of a log id, then the joins and leaves after it, 
   assert.deepEqual(events[3], ["here", ["bob", "carl"]]);
   sub.close();
 });
+
+test("live(): true once the first request succeeded, false when closed first", async () => {
+  const srv = fakeServer();
+  const sub = Comet.subscribe("http://127.0.0.1:1/comet", ["a"], { transport: "longpoll" });
+  let live = null;
+  sub.live().then((v) => { live = v; });
+  await until("live", () => live !== null);
+  assert.equal(live, true);
+  assert.equal(await sub.live(), true, "and at once afterwards");
+  assert.ok(srv.subs().length >= 1);
+  sub.close();
+  globalThis.fetch = () => new Promise(() => {});   // never answers
+  const sub2 = Comet.subscribe("http://127.0.0.1:1/comet", ["a"], { transport: "longpoll" });
+  const pending = sub2.live();
+  sub2.close();
+  assert.equal(await pending, false);
+});
