@@ -76,6 +76,10 @@ static const struct conf_def table[] = {
 	  "the Pusher app key (PUSHER_APP_KEY of a Laravel app)" },
 	{ "COMET_PUSHER_SECRET", CONF_STR, NULL, 0, 0, NULL, OFF(pusher_secret),
 	  "the Pusher app secret, which signs API requests and channel auth" },
+	{ "COMET_MERCURE_JWT_KEY", CONF_STR, NULL, 0, 0, NULL, OFF(mercure_jwt_key),
+	  "the Mercure hub's JWT key: an HS256 secret, or a PEM public key file (unset: off)" },
+	{ "COMET_MERCURE_ANONYMOUS", CONF_BOOL_ENUM, "off", 0, 0, "off|on", OFF(mercure_anonymous),
+	  "on: Mercure subscribers without a JWT get the public updates" },
 };
 
 #define NTABLE (sizeof table / sizeof table[0])

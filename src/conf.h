@@ -20,6 +20,8 @@ struct conf {
 	bool publish_loopback;
 	long presence_grace;
 	char *pusher_app_id, *pusher_key, *pusher_secret;
+	char *mercure_jwt_key;
+	bool mercure_anonymous;
 };
 
 /* Looks a variable up; getenv by default, a table in the tests. */

@@ -158,6 +158,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "comet-fcgi: %s\n", err);
 		return 2;
 	}
+	if (handler_keys(&a, err, sizeof err) < 0) {
+		fprintf(stderr, "comet-fcgi: %s\n", err);
+		return 2;
+	}
 	a.started_ms = clock_wall_ms();
 	/* A client that went away must cost an EPIPE, never the process. */
 	signal(SIGPIPE, SIG_IGN);
