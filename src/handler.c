@@ -617,6 +617,7 @@ static void metrics(struct req *q)
 
 void handler_serve(struct app *a, struct conn *c)
 {
+	conf_refresh(&a->conf);	/* keys changed in the settings file (conf.h) */
 	struct req q = { a, c, param(c, "REQUEST_METHOD"), BUF_INIT, NULL };
 	if (!q.method)
 		q.method = "GET";

@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "handler.h"
+#include "log.h"
 #include "msglog.h"
 #include "notify.h"
 #include "request.h"
@@ -145,8 +146,13 @@ int main(int argc, char **argv)
 	/* A client that went away must cost an EPIPE, never the process. */
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The command line tells its own user, on its own stderr. */
 	if (argc > 1 && strcmp(argv[1], "publish") == 0)
 		return cli_publish(&a, argc - 2, argv + 2);
+	if (log_open(a.conf.log, err, sizeof err) < 0) {
+		fprintf(stderr, "comet-fcgi: %s\n", err);
+		return 2;
+	}
 
 	/* Before FCGX_Init, which then leaves SIGTERM alone, and before any
 	 * other thread, so that every thread has these signals blocked. */
@@ -177,10 +183,10 @@ int main(int argc, char **argv)
 		}
 		/* Open early so a CGI request answers 503 with the reason logged. */
 		if (handler_open(&a, err, sizeof err) < 0)
-			fprintf(stderr, "comet-fcgi: %s\n", err);
+			log_msg("error", 0, "%s", err);
 		return server_cgi(&a);
 	}
 	if (handler_open(&a, err, sizeof err) < 0)
-		fprintf(stderr, "comet-fcgi: %s (will retry per request)\n", err);
+		log_msg("error", 0, "%s (will retry per request)", err);
 	return server_fastcgi(&a, listen_fd);
 }
