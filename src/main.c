@@ -58,15 +58,24 @@ static int check_owner(const char *db, char *err, size_t errlen)
 		return 0;
 	user_name(st.st_uid, owner, sizeof owner);
 	user_name(geteuid(), me, sizeof me);
-	snprintf(err, errlen, "%s belongs to %s, and this runs as %s: files made here now would "
-		 "lock %s out. Run it as %s: sudo -u %s comet-fcgi publish ...", db, owner, me,
-		 owner, owner, owner);
+	if (st.st_uid == 0)
+		/* Never "run it as root": the log is root's because the web
+		 * server ran the program as root, and that is what to fix. */
+		snprintf(err, errlen, "%.200s belongs to root, and this runs as %s: the web server ran "
+			 "comet-fcgi as root, which it should not. Run the web server's comet-fcgi "
+			 "as its user (server.username, User=), give it the log's directory "
+			 "(sudo chown -R %s: %.200s), then publish as that user: sudo -u %s "
+			 "comet-fcgi publish ...", db, me, me, dir, me);
+	else
+		snprintf(err, errlen, "%s belongs to %s, and this runs as %s: files made here now "
+			 "would lock %s out. Run it as its owner: sudo -u %s comet-fcgi publish ...",
+			 db, owner, me, owner, owner);
 	return -1;
 }
 
 static int cli_publish(struct app *a, int argc, char **argv)
 {
-	char err[512], local[4096];
+	char err[1200], local[4096];
 	const char *ctype = "text/plain";
 	int i = 0;
 	if (i + 1 < argc && strcmp(argv[i], "--type") == 0) {
