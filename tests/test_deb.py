@@ -84,7 +84,7 @@ def run(cmd, check=True, **kw):
 
 def source_files():
     """The files of the source tree (git's list in a checkout)."""
-    if os.path.isdir(os.path.join(SRCDIR, ".git")):
+    if os.path.exists(os.path.join(SRCDIR, ".git")):   # a directory, or a worktree's file
         out = run(["git", "-C", SRCDIR, "ls-files", "-z"]).stdout
         return [f for f in out.split("\0") if f]
     raise unittest.SkipTest("not a git checkout: cannot tell sources from build products")
