@@ -1,6 +1,6 @@
 #!/bin/sh
 # Start comet-fcgi as a standalone FastCGI daemon with spawn-fcgi (Debian
-# package spawn-fcgi), for mod_proxy_fcgi or nginx: spawn-fcgi opens the
+# package spawn-fcgi), for mod_proxy_fcgi: spawn-fcgi opens the
 # socket and hands it over on descriptor 0, as a web server would. One
 # process (-F 1) is right: it holds every waiting request on one event loop.
 # The program reads its settings file itself (COMET_DB, the keys: see
