@@ -339,7 +339,7 @@ class CommandLine(unittest.TestCase):
 
 
 class Standalone(unittest.TestCase):
-    """comet-fcgi --listen HOST:PORT, as mod_proxy_fcgi or nginx use it."""
+    """comet-fcgi --listen HOST:PORT, as mod_proxy_fcgi uses it."""
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="comet-listen-")
