@@ -1,12 +1,14 @@
-/* commit: the group-commit thread. */
+/* commit: the write thread (group commit, DELETE, shared-log syncs). */
 #include "config.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "commit.h"
@@ -21,48 +23,77 @@ struct commit {
 	struct waiter_queue queue;
 	bool threaded;
 	long pending;
+	int quit;		/* commit_end: run what is queued, then end */
+	struct thread thread;
+	long grace_ms;		/* COMET_PRESENCE_GRACE */
+	long presence;		/* presence subscriptions this process holds */
+	int64_t reap_at;	/* the next reap (monotonic ms), 0: none due */
+	int leaving;		/* reaps still due after the last subscription here */
+	char owner[128];	/* this process, in the presence tables: host:pid */
+	char told[512];		/* the last presence failure logged */
 };
+
+/* How often a process holding presence subscriptions tells the log it lives
+ * and lets expired members leave; an owner not heard of for COMMIT_DEAD_MS
+ * (and not known alive on this host) has ended, however it ended. */
+#define COMMIT_REAP_MS 2000
+#define COMMIT_DEAD_MS 30000
 
 #define JOB_OF(link) ((struct commit_job *)((char *)(link) - offsetof(struct commit_job, q)))
 
 void commit_job_free(struct commit_job *job)
 {
+	for (int i = 0; i < job->nmembers; i++) {
+		free((char *)job->members[i].channel);
+		free((char *)job->members[i].id);
+		free((char *)job->members[i].info);
+	}
+	free(job->members);
 	buf_free(&job->body);
 	json_batch_free(&job->parsed);
 	free(job->types);
 	free(job->headers);
+	free(job->reply);
 	free(job);
 }
 
-static void answer(struct commit *c, struct commit_job *job, const char *acks, size_t len)
+void commit_after(struct notify *n, uint64_t messages)
 {
-	struct buf body = BUF_INIT, out = BUF_INIT;
-	if (job->batch) {
-		buf_adds(&body, "{\"messages\":[");
-		buf_add(&body, acks, len);
-		buf_adds(&body, "]}");
-	} else {
-		buf_add(&body, acks, len);
+	notify_bump(n);
+	if (messages)
+		notify_published(n, messages);
+}
+
+/* The one end of a job: answered (2xx: body is the JSON to send; else it
+ * is the error for a person), counted, freed. */
+static void job_done(struct commit *c, struct commit_job *job, int status, const char *body,
+		     size_t len)
+{
+	notify_answer(c->notify, status);
+	if (job->conn) {
+		struct buf out = BUF_INIT;
+		if (status < 300)
+			reply_json(&out, status, body, len, NULL, job->headers);
+		else
+			reply_error(&out, status, body, NULL, job->headers);
+		hub_answer(c->hub, job->conn, out.p, out.len);
+		buf_free(&out);
+	} else if (job->done) {
+		job->done(job, status, body, len);
 	}
-	reply_json(&out, 201, body.p, body.len, NULL, job->headers);
-	notify_answer(c->notify, 201);
-	notify_commit_latency(c->notify, clock_mono_us() - job->queued_us);
-	hub_answer(c->hub, job->conn, out.p, out.len);
-	buf_free(&body);
-	buf_free(&out);
+	commit_job_free(job);
+	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
 }
 
 static void refuse(struct commit *c, struct commit_job *job, int rc)
 {
-	struct buf out = BUF_INIT;
 	if (rc == MSGLOG_EINVAL)
-		reply_error(&out, 415, "a message of type application/json is not valid JSON",
-			    NULL, job->headers);
+		job_done(c, job, 415, "a message of type application/json is not valid JSON", 0);
+	else if (msglog_read_only(c->log))
+		job_done(c, job, 503, "storage unavailable: the log's file is read-only for this "
+			 "program (its log says which file and why)", 0);
 	else
-		reply_error(&out, 503, "storage unavailable, try again", NULL, job->headers);
-	notify_answer(c->notify, rc == MSGLOG_EINVAL ? 415 : 503);
-	hub_answer(c->hub, job->conn, out.p, out.len);
-	buf_free(&out);
+		job_done(c, job, 503, "storage unavailable, try again", 0);
 }
 
 /* Refuses the jobs of list with storage unavailable, logging once. */
@@ -72,14 +103,12 @@ static void refuse_all(struct commit *c, struct waiter_qlink *list, const char *
 	for (struct waiter_qlink *l = list, *next; l; l = next, n++) {
 		next = l->next;
 		refuse(c, JOB_OF(l), MSGLOG_EUNAVAIL);
-		commit_job_free(JOB_OF(l));
-		__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
 	}
 	log_msg("error", 0, "publish: storage unavailable (%d refused): %s", n, why);
 	notify_storage_error(c->notify);
 }
 
-/* Appends the jobs of list (linked by q.next) in one transaction and
+/* Appends the publishes of list (linked by q.next) in one transaction and
  * answers them; returns the storage result. A publish waits for a lock
  * held elsewhere at most MSGLOG_BUSY_MS from its submission, however long
  * it queued behind a group that waited too. */
@@ -100,44 +129,55 @@ static int commit_group(struct commit *c, struct waiter_qlink *list, char *err, 
 		memcpy(all + k, JOB_OF(l)->msg, (size_t)JOB_OF(l)->n * sizeof *all);
 		k += JOB_OF(l)->n;
 	}
-	struct buf acks = BUF_INIT;
+	struct buf acks = BUF_INIT, body = BUF_INIT;
 	msglog_wait_until(c->log, oldest + MSGLOG_BUSY_MS);
 	int rc = msglog_append(c->log, all, total, clock_wall_ms(), ids, &acks, at, err, errlen);
 	if (rc == 0) {
-		notify_bump(c->notify);
-		notify_published(c->notify, (uint64_t)total);
+		commit_after(c->notify, (uint64_t)total);
 		k = 0;
 		for (struct waiter_qlink *l = list, *next; l; l = next) {
 			next = l->next;
 			struct commit_job *job = JOB_OF(l);
 			const struct msglog_item *first = &at[k], *last = &at[k + job->n - 1];
-			answer(c, job, acks.p + first->off, last->off + last->len - first->off);
+			const char *p = acks.p + first->off;
+			size_t n = last->off + last->len - first->off;
 			k += job->n;
-			commit_job_free(job);
-			__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+			notify_commit_latency(c->notify, clock_mono_us() - job->queued_us);
+			buf_reset(&body);
+			if (job->reply) {
+				job_done(c, job, 200, job->reply, strlen(job->reply));
+				continue;
+			}
+			if (job->batch) {
+				buf_adds(&body, "{\"messages\":[");
+				buf_add(&body, p, n);
+				buf_adds(&body, "]}");
+				p = body.p;
+				n = body.len;
+			}
+			job_done(c, job, 201, p, n);
 		}
 	}
 	buf_free(&acks);
+	buf_free(&body);
 	free(all);
 	free(ids);
 	free(at);
 	return rc;
 }
 
-static void commit_list(struct commit *c, struct waiter_qlink *list)
+/* Publishes, in one group; then, if one's content was refused, one by
+ * one, until storage itself fails. */
+static void publish_run(struct commit *c, struct waiter_qlink *list)
 {
 	char err[512];
 	int rc = commit_group(c, list, err, sizeof err);
 	if (rc == 0)
 		return;
-	/* Storage unavailable (locked, full, gone) fails every job alike:
-	 * trying them one by one would only wait again for each. */
 	if (rc == MSGLOG_EUNAVAIL) {
 		refuse_all(c, list, err);
 		return;
 	}
-	/* A job's content was refused: it must not fail the others, so each
-	 * is tried on its own, until storage itself fails. */
 	bool several = list->next != NULL;
 	for (struct waiter_qlink *l = list, *next; l; l = next) {
 		next = l->next;
@@ -152,8 +192,136 @@ static void commit_list(struct commit *c, struct waiter_qlink *list)
 			return;
 		}
 		refuse(c, JOB_OF(l), rc);
-		commit_job_free(JOB_OF(l));
-		__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+	}
+}
+
+static void delete_one(struct commit *c, struct commit_job *job)
+{
+	char err[512];
+	int64_t n;
+	msglog_wait_until(c->log, job->queued_us / 1000 + MSGLOG_BUSY_MS);
+	if (msglog_delete(c->log, job->chan, &n, err, sizeof err) < 0) {
+		log_msg("error", job->conn ? conn_id(job->conn) : 0,
+			"DELETE: storage unavailable: %s", err);
+		notify_storage_error(c->notify);
+		job_done(c, job, 503, "storage unavailable, try again", 0);
+		return;
+	}
+	/* Held subscribers of the channel whose cursor is behind what went
+	 * are told (gap): every process looks. */
+	if (n > 0)
+		commit_after(c->notify, 0);
+	struct buf body = BUF_INIT;
+	buf_adds(&body, "{\"channel\":");
+	reply_json_string(&body, job->chan);
+	buf_printf(&body, ",\"deleted\":%lld}", (long long)n);
+	job_done(c, job, 200, body.p, body.len);
+	buf_free(&body);
+}
+
+/* A subscriber ahead of this host's copy: the copy is brought up to the
+ * shared log, then the hub decides (reset if still ahead). When the shared
+ * log cannot be reached, the subscriber waits for the copy as before. */
+static void sync_one(struct commit *c, struct commit_job *job)
+{
+	char err[512];
+	struct waiter *w = job->waiter;
+	if (msglog_sync(c->log, err, sizeof err) == 0)
+		w->synced = true;
+	else
+		log_msg("notice", 0, "a cursor ahead of this host's copy waits for it: %s", err);
+	hub_submit_any(c->hub, w);
+	commit_job_free(job);
+	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+}
+
+struct commit_job *commit_presence_job(const struct waiter_member *m, int n, int delta)
+{
+	struct commit_job *job = xcalloc(1, sizeof *job);
+	job->kind = COMMIT_PRESENCE;
+	job->delta = delta;
+	job->nmembers = n;
+	job->members = xcalloc((size_t)n, sizeof *job->members);
+	for (int i = 0; i < n; i++)
+		job->members[i] = (struct msglog_member){ xstrdup(m[i].channel), xstrdup(m[i].id),
+							  xstrdup(m[i].info) };
+	return job;
+}
+
+/* An owner on this host whose process is gone has ended at once. */
+static bool owner_alive(const char *owner, void *arg)
+{
+	const char *self = arg, *colon = strrchr(owner, ':'), *mine = strrchr(self, ':');
+	if (!colon || !mine || colon - owner != mine - self ||
+	    strncmp(owner, self, (size_t)(colon - owner)) != 0)
+		return true;
+	long pid = strtol(colon + 1, NULL, 10);
+	return pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH;
+}
+
+static void presence_told(struct commit *c, int rc, const char *err)
+{
+	if (rc >= 0 || strcmp(c->told, err) == 0)
+		return;
+	log_msg("error", 0, "presence: %s", err);
+	snprintf(c->told, sizeof c->told, "%s", err);
+}
+
+static void reap(struct commit *c)
+{
+	char err[512];
+	int64_t now = clock_wall_ms();
+	int rc = msglog_presence_reap(c->log, c->presence > 0 ? c->owner : NULL, now, c->grace_ms,
+				      COMMIT_DEAD_MS, owner_alive, c->owner, err, sizeof err);
+	presence_told(c, rc, err);
+	if (rc > 0)
+		commit_after(c->notify, (uint64_t)rc);
+	c->reap_at = clock_mono_ms() + COMMIT_REAP_MS;
+}
+
+static void presence_one(struct commit *c, struct commit_job *job)
+{
+	char err[512];
+	int rc = msglog_presence(c->log, job->members, job->nmembers, c->owner, job->delta,
+				 clock_wall_ms(), err, sizeof err);
+	presence_told(c, rc, err);
+	if (rc > 0)
+		commit_after(c->notify, (uint64_t)rc);
+	c->presence += job->delta;
+	if (c->presence <= 0)
+		c->leaving = (int)(c->grace_ms / COMMIT_REAP_MS) + 2;
+	/* A member whose last subscription here ended may leave after the
+	 * grace: reaped then, even if nothing is held here any more. */
+	if (job->delta < 0 && c->grace_ms <= COMMIT_REAP_MS)
+		reap(c);
+	else if (!c->reap_at)
+		c->reap_at = clock_mono_ms() + COMMIT_REAP_MS;
+	commit_job_free(job);
+	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Every job queued, in order: runs of publishes as groups, the others in
+ * their turn. */
+static void commit_list(struct commit *c, struct waiter_qlink *list)
+{
+	while (list) {
+		struct commit_job *job = JOB_OF(list);
+		if (job->kind != COMMIT_PUBLISH) {
+			list = list->next;
+			if (job->kind == COMMIT_DELETE)
+				delete_one(c, job);
+			else if (job->kind == COMMIT_PRESENCE)
+				presence_one(c, job);
+			else
+				sync_one(c, job);
+			continue;
+		}
+		struct waiter_qlink *run = list, *last = list;
+		while (last->next && JOB_OF(last->next)->kind == COMMIT_PUBLISH)
+			last = last->next;
+		list = last->next;
+		last->next = NULL;
+		publish_run(c, run);
 	}
 }
 
@@ -171,15 +339,28 @@ void commit_poll(struct commit *c)
 static void *commit_main(void *arg)
 {
 	struct commit *c = arg;
-	for (;;) {
+	while (!__atomic_load_n(&c->quit, __ATOMIC_SEQ_CST)) {
 		struct pollfd p = { c->queue.efd, POLLIN, 0 };
-		int n = poll(&p, 1, IDLE_MS);
+		int64_t now = clock_mono_ms();
+		int wait = IDLE_MS;
+		if (c->reap_at)
+			wait = c->reap_at <= now ? 0 : c->reap_at - now < IDLE_MS
+			       ? (int)(c->reap_at - now) : IDLE_MS;
+		int n = poll(&p, 1, wait);
 		if (n < 0 && errno != EINTR)
 			log_msg("error", 0, "commit: poll: %s", strerror(errno));
-		if (n == 0)
+		if (n == 0 && !c->reap_at)
 			msglog_idle(c->log);
 		commit_poll(c);
+		/* Reaping goes on for one grace after the last subscription here
+		 * ended, so that its members leave. */
+		if (c->reap_at && clock_mono_ms() >= c->reap_at) {
+			reap(c);
+			if (c->presence <= 0 && c->leaving-- <= 0)
+				c->reap_at = 0;
+		}
 	}
+	commit_poll(c);
 	return NULL;
 }
 
@@ -190,7 +371,12 @@ int commit_start(struct commit **out, const struct conf *conf, struct notify *n,
 	c->notify = n;
 	c->hub = hub;
 	c->threaded = threaded;
-	if (msglog_open(&c->log, conf->db, conf->state_dir, conf->sync_full, err, errlen) < 0) {
+	c->grace_ms = conf->presence_grace * 1000;
+	char host[64] = "";
+	gethostname(host, sizeof host - 1);
+	snprintf(c->owner, sizeof c->owner, "%s:%ld", host, (long)getpid());
+	if (msglog_open(&c->log, conf->db, conf->state_dir, conf->sync_full ? MSGLOG_SYNC_FULL : 0,
+			err, errlen) < 0) {
 		free(c);
 		return -1;
 	}
@@ -202,9 +388,10 @@ int commit_start(struct commit **out, const struct conf *conf, struct notify *n,
 		return -1;
 	}
 	/* SQLite needs about 100 KB of stack. */
-	int rc = threaded ? thread_spawn(commit_main, c, 256) : 0;
+	int rc = threaded ? thread_start(&c->thread, commit_main, c, 256) : 0;
 	if (rc) {
 		snprintf(err, errlen, "commit: pthread_create: %s", strerror(rc));
+		commit_close(c);
 		return -1;
 	}
 	*out = c;
@@ -223,6 +410,16 @@ void commit_submit(struct commit *c, struct commit_job *job)
 	commit_queue(c, job);
 	if (!c->threaded)
 		commit_poll(c);
+}
+
+bool commit_end(struct commit *c, long long deadline_ms)
+{
+	__atomic_store_n(&c->quit, 1, __ATOMIC_SEQ_CST);
+	waiter_queue_ring(&c->queue);
+	if (!thread_join(&c->thread, deadline_ms))
+		return false;
+	commit_close(c);
+	return true;
 }
 
 void commit_close(struct commit *c)

@@ -19,6 +19,8 @@ struct conf {
 	long body_timeout, output_max;
 	bool sync_full;
 	bool publish_loopback;
+	long presence_grace;
+	char *pusher_app_id, *pusher_key, *pusher_secret;
 	char *log;		/* COMET_LOG: "stderr", "syslog" or a file path */
 
 	/* The settings file, for conf_reread: its path (COMET_CONFIG's, or the

@@ -105,6 +105,11 @@ enum conn_fill conn_fill(struct conn *c)
 	}
 }
 
+bool conn_params_over(const struct conn *c)
+{
+	return c->fd >= 0 && fcgi_in_params_over(&c->in);
+}
+
 const char *conn_param(const struct conn *c, const char *name)
 {
 	if (c->fd < 0)

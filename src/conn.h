@@ -36,6 +36,9 @@ const char *conn_error(const struct conn *c);
 bool conn_begun(const struct conn *c);
 
 unsigned long conn_id(const struct conn *c);
+/* The request's parameters were too large to keep (none are there): it is
+ * to be refused, 431. */
+bool conn_params_over(const struct conn *c);
 /* A request parameter; NULL when absent or once the request is parked. */
 const char *conn_param(const struct conn *c, const char *name);
 /* The request body (CGI: read now, up to CONTENT_LENGTH); *overflow when it

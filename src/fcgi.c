@@ -31,6 +31,11 @@ void fcgi_in_free(struct fcgi_in *in)
 	in->env = NULL;
 }
 
+bool fcgi_in_params_over(const struct fcgi_in *in)
+{
+	return in->params_over;
+}
+
 bool fcgi_in_overflow(const struct fcgi_in *in)
 {
 	return in->body_seen > in->body_max;
@@ -121,13 +126,18 @@ static void record(struct fcgi_in *in, int type, uint16_t id, const char *c, siz
 	}
 	if (in->state == FCGI_PARAMS && type == T_PARAMS) {
 		if (len == 0) {
-			if (!params_to_env(in))
+			if (!in->params_over && !params_to_env(in))
 				return failed(in, "malformed parameters");
 			in->state = FCGI_STDIN;
 			return;
 		}
-		if (in->params.len + len > FCGI_PARAMS_MAX)
-			return failed(in, "parameters larger than 256 KB");
+		if (in->params_over)
+			return;
+		if (in->params.len + len > FCGI_PARAMS_MAX) {
+			in->params_over = true;
+			buf_free(&in->params);
+			return;
+		}
 		buf_add(&in->params, c, len);
 		return;
 	}

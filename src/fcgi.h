@@ -5,6 +5,8 @@
  * Lifecycle of a reader: FCGI_BEGIN until BEGIN_REQUEST, FCGI_PARAMS until
  * the empty PARAMS record, FCGI_STDIN until the empty STDIN record, then
  * FCGI_DONE; FCGI_FAILED (error says why) or FCGI_ABORTED end it early.
+ * Parameters beyond FCGI_PARAMS_MAX are read and dropped, so that the
+ * request can still be answered (params_over).
  * Bytes after FCGI_DONE are not consumed. */
 #ifndef COMET_FCGI_H
 #define COMET_FCGI_H
@@ -32,6 +34,8 @@ struct fcgi_in {
 	struct buf body;	/* STDIN content, at most body_max bytes of it */
 	size_t body_max;
 	uint64_t body_seen;	/* STDIN bytes seen, kept or not */
+	bool params_over;	/* the parameters passed FCGI_PARAMS_MAX: read and
+				 * dropped, the request is to be refused (431) */
 	const char *error;	/* FCGI_FAILED: what was wrong, for the log */
 };
 
@@ -42,6 +46,8 @@ void fcgi_in_free(struct fcgi_in *in);
 size_t fcgi_in_parse(struct fcgi_in *in, const char *p, size_t n);
 /* The body was longer than body_max (the excess was dropped). */
 bool fcgi_in_overflow(const struct fcgi_in *in);
+/* The parameters were longer than FCGI_PARAMS_MAX: env is NULL. */
+bool fcgi_in_params_over(const struct fcgi_in *in);
 
 /* The value of NAME in a "NAME=value" list, or NULL. */
 const char *fcgi_env_get(char *const *env, const char *name);

@@ -41,17 +41,24 @@ struct follow {
 static void *follow_main(void *arg)
 {
 	struct follow *f = arg;
-	while (flock(f->lock_fd, LOCK_EX) < 0)
-		if (errno != EINTR) {
-			log_msg("error", 0, "follower: flock: %s", strerror(errno));
-			return NULL;
-		}
+	/* Blocks until this process is the host's follower; a failure (not
+	 * an interruption) is told once and tried again. */
+	bool told_lock = false;
+	while (flock(f->lock_fd, LOCK_EX) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (!told_lock)
+			log_msg("error", 0, "follower: flock: %s (trying again every %d ms)",
+				strerror(errno), FOLLOW_RETRY_MS);
+		told_lock = true;
+		poll(NULL, 0, FOLLOW_RETRY_MS);
+	}
 	char err[512], told[512] = "";
 	int64_t told_at = 0;
 	struct msglog *l = NULL;
 	for (;;) {
 		int rc;
-		if (!l && msglog_open(&l, f->conf->db, f->conf->state_dir, f->conf->sync_full,
+		if (!l && msglog_open(&l, f->conf->db, f->conf->state_dir, f->conf->sync_full ? MSGLOG_SYNC_FULL : 0,
 				      err, sizeof err) < 0)
 			rc = MSGLOG_EUNAVAIL;
 		else

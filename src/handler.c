@@ -10,10 +10,13 @@
 #include "buf.h"
 #include "clock.h"
 #include "commit.h"
+#include "fcgi.h"
 #include "follow.h"
 #include "handler.h"
 #include "json.h"
 #include "log.h"
+#include "member.h"
+#include "pusher.h"
 #include "reply.h"
 #include "request.h"
 #include "token.h"
@@ -74,7 +77,11 @@ static void unavailable(struct req *q, const char *why)
 		snprintf(told, sizeof told, "%s", why);
 	}
 	notify_storage_error(q->a->notify);
-	error(q, 503, "storage unavailable, try again", NULL);
+	if (q->a->log && msglog_read_only(q->a->log))
+		error(q, 503, "storage unavailable: the log's file is read-only for this program "
+		      "(its log says which file and why)", NULL);
+	else
+		error(q, 503, "storage unavailable, try again", NULL);
 }
 
 static void json(struct req *q, int status, struct buf *body)
@@ -169,7 +176,9 @@ int handler_open(struct app *a, char *err, size_t errlen)
 	if (a->follows && follow_start(&a->conf, a->notify, err, errlen) < 0)
 		return -1;
 	if (!a->log) {
-		if (msglog_open(&a->log, a->conf.db, a->conf.state_dir, a->conf.sync_full, err, errlen) < 0)
+		if (msglog_open(&a->log, a->conf.db, a->conf.state_dir,
+				(a->conf.sync_full ? MSGLOG_SYNC_FULL : 0) | MSGLOG_READER,
+				err, errlen) < 0)
 			return -1;
 		told[0] = '\0';
 		msglog_retention(a->log, a->conf.retain, a->conf.retain_seconds);
@@ -177,38 +186,128 @@ int handler_open(struct app *a, char *err, size_t errlen)
 	return 0;
 }
 
-/* Every private channel asked for needs a valid token of its own. */
-static bool private_ok(struct req *q, const struct req_sub *r)
+static bool pusher_on(const struct app *a)
 {
+	return a->conf.pusher_app_id && a->conf.pusher_key && a->conf.pusher_secret;
+}
+
+/* Who a subscription is on its presence channels. */
+struct grant {
+	struct waiter_member m[REQ_MAX_CHANNELS];
+	int n;
+};
+
+static void grant_free(struct grant *g)
+{
+	for (int i = 0; i < g->n; i++) {
+		free(g->m[i].channel);
+		free(g->m[i].id);
+		free(g->m[i].info);
+	}
+	g->n = 0;
+}
+
+/* A presence channel's member: from a presence token, or from a Pusher
+ * auth string and the channel_data it signs. */
+static bool member_of(struct req *q, const struct req_sub *r, const char *ch, int64_t now,
+		      struct member *m)
+{
+	const struct conf *cf = &q->a->conf;
+	for (int t = 0; t < r->nptoken; t++)
+		if (cf->token_key && member_from_token(cf->token_key, ch, r->ptoken[t], now, m) == 0)
+			return true;
+	if (!pusher_on(q->a) || !r->socket_id[0])
+		return false;
+	for (int a = 0; a < r->nauth; a++)
+		for (int d = 0; d < r->ncdata; d++) {
+			char err[128];
+			struct pusher_member pm;
+			if (!pusher_channel_auth_valid(cf->pusher_key, cf->pusher_secret, r->socket_id,
+						       ch, r->cdata[d], r->auth[a]) ||
+			    pusher_member_parse(r->cdata[d], strlen(r->cdata[d]), &pm, err,
+						sizeof err) < 0)
+				continue;
+			m->id = pm.id;
+			m->info = pm.info ? pm.info : xstrdup("null");
+			return true;
+		}
+	return false;
+}
+
+/* Every private- and presence- channel asked for needs its authorization:
+ * a token of its own (COMET_TOKEN_KEY), or the Pusher auth string its
+ * app's /broadcasting/auth gave for this socket_id; a presence channel's
+ * names the member, into g. False when refused (answered). */
+static bool authorize(struct req *q, const struct req_sub *r, struct grant *g)
+{
+	const struct conf *cf = &q->a->conf;
 	int64_t now = clock_wall_ms() / 1000;
+	g->n = 0;
 	for (int i = 0; i < r->nchan; i++) {
-		if (!token_private(r->chan[i]))
+		const char *ch = r->chan[i];
+		bool pres = member_presence_channel(ch);
+		if (!pres && !token_private(ch))
 			continue;
-		if (!q->a->conf.token_key) {
-			error(q, 403, "private channels are not enabled (no COMET_TOKEN_KEY)", NULL);
+		if (!cf->token_key && !pusher_on(q->a)) {
+			error(q, 403, "private and presence channels are not enabled (no "
+			      "COMET_TOKEN_KEY, no COMET_PUSHER_* keys)", NULL);
+			grant_free(g);
 			return false;
 		}
 		bool ok = false;
-		for (int t = 0; t < r->ntoken && !ok; t++)
-			ok = token_valid(q->a->conf.token_key, r->chan[i], r->token[t], now);
+		if (pres) {
+			struct member m;
+			ok = member_of(q, r, ch, now, &m);
+			if (ok)
+				g->m[g->n++] = (struct waiter_member){ xstrdup(ch), m.id, m.info };
+		}
+		for (int t = 0; t < r->ntoken && !ok && !pres; t++)
+			ok = cf->token_key && token_valid(cf->token_key, ch, r->token[t], now);
+		for (int a = 0; a < r->nauth && !ok && !pres && pusher_on(q->a) && r->socket_id[0];
+		     a++)
+			ok = pusher_channel_auth_valid(cf->pusher_key, cf->pusher_secret, r->socket_id,
+						       ch, NULL, r->auth[a]);
 		if (!ok) {
-			char msg[REQ_CHANNEL_LEN + 64];
-			snprintf(msg, sizeof msg, "a valid, unexpired token is required for %s",
-				 r->chan[i]);
+			char msg[REQ_CHANNEL_LEN + 96];
+			snprintf(msg, sizeof msg, "a valid, unexpired %s is required for %s",
+				 pres ? "presence token (or Pusher auth and channel_data)"
+				      : "token (or Pusher auth)", ch);
 			error(q, 403, msg, NULL);
+			grant_free(g);
 			return false;
 		}
 	}
 	return true;
 }
 
-/* Hands the request to the hub to be held; the hub answers it. */
-static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t checked)
+/* The write thread, started at its first job. */
+static bool commit_ready(struct req *q, char *err, size_t errlen)
+{
+	struct app *a = q->a;
+	return a->commit || commit_start(&a->commit, &a->conf, a->notify, a->hub, a->threaded,
+					 err, errlen) == 0;
+}
+
+/* Presence changes go to the write thread as jobs. */
+static void presence_job(void *arg, const struct waiter_member *m, int n, int delta)
+{
+	struct app *a = arg;
+	commit_submit(a->commit, commit_presence_job(m, n, delta));
+}
+
+/* Hands the request to the hub to be held; the hub answers it. With sync
+ * (its cursor is ahead of this host's copy of a shared log), it goes by
+ * way of the write thread, which brings the copy up to the shared log
+ * first. */
+static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t checked,
+		 bool sync, struct grant *g)
 {
 	char err[256];
 	struct app *a = q->a;
 	if ((!a->hub && hub_start(&a->hub, &a->conf, a->threaded, err, sizeof err) < 0) ||
-	    hub_attach(a->hub, a->notify, err, sizeof err) < 0) {
+	    hub_attach(a->hub, a->notify, err, sizeof err) < 0 ||
+	    ((sync || g->n) && !commit_ready(q, err, sizeof err))) {
+		grant_free(g);
 		if (r->stream) {	/* its header block is out already */
 			log_msg("error", conn_id(q->c), "%s", err);
 			conn_close(q->c);
@@ -228,6 +327,14 @@ static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t
 	w->checked = checked;
 	w->callback = r->callback[0] ? xstrdup(r->callback) : NULL;
 	w->headers = q->headers.len ? xstrdup(q->headers.p) : NULL;
+	w->exclude = r->socket_id[0] ? xstrdup(r->socket_id) : NULL;
+	if (g->n) {
+		hub_set_presence(a->hub, presence_job, a);
+		w->members = xcalloc((size_t)g->n, sizeof *w->members);
+		memcpy(w->members, g->m, (size_t)g->n * sizeof *w->members);
+		w->nmembers = g->n;
+		g->n = 0;
+	}
 	if (r->stream) {
 		w->stream = true;
 		w->limit = INT_MAX;
@@ -238,7 +345,14 @@ static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t
 		w->limit = r->limit;
 		w->deadline = now + (int64_t)r->timeout * 1000;
 	}
-	hub_submit(a->hub, w);
+	if (sync) {
+		struct commit_job *job = xcalloc(1, sizeof *job);
+		job->kind = COMMIT_SYNC;
+		job->waiter = w;
+		commit_submit(a->commit, job);
+	} else {
+		hub_submit(a->hub, w);
+	}
 	if (!a->threaded)
 		hub_run(a->hub);
 }
@@ -259,9 +373,11 @@ static void sub(struct req *q)
 		error(q, e.status, e.msg, NULL);
 		return;
 	}
-	if (!private_ok(q, &r))
+	struct grant g;
+	if (!authorize(q, &r, &g))
 		return;
 	if (handler_open(a, err, sizeof err) < 0) {
+		grant_free(&g);
 		unavailable(q, err);
 		return;
 	}
@@ -270,12 +386,14 @@ static void sub(struct req *q)
 		names[i] = r.chan[i];
 	/* An answer stays within the output bound (more: true says there is
 	 * more to ask for). */
-	struct msglog_page pg = { .max_bytes = (size_t)a->conf.output_max };
+	struct msglog_page pg = { .max_bytes = (size_t)a->conf.output_max,
+				  .exclude = r.socket_id[0] ? r.socket_id : NULL };
 	/* A stream from a cursor sends its backlog from the hub; only "from
 	 * now" needs the log's position here. */
 	int64_t since = r.stream && r.since >= 0 ? -1 : r.since;
 	if (msglog_read(a->log, names, r.nchan, since, r.limit, &pg, err, sizeof err) < 0) {
 		msglog_page_free(&pg);
+		grant_free(&g);
 		unavailable(q, err);
 		return;
 	}
@@ -287,14 +405,29 @@ static void sub(struct req *q)
 		notify_answer(a->notify, 200);
 		if (conn_send(q->c, out.p, out.len) < 0) {
 			buf_free(&out);
+			grant_free(&g);
 			conn_close(q->c);
 			return;
 		}
 		buf_free(&out);
-		hold(q, &r, r.since >= 0 ? r.since : log_last, -1);
+		/* The page read for "from now" only; the hub reads from a cursor. */
+		bool ahead = r.since > log_last && msglog_shared(a->log);
+		hold(q, &r, r.since >= 0 ? r.since : log_last, -1, ahead, &g);
+		return;
+	}
+	if (pg.ahead) {
+		msglog_page_free(&pg);
+		hold(q, &r, r.since, -1, true, &g);
 		return;
 	}
 	if (pg.count || pg.gap || pg.reset || r.timeout == 0) {
+		/* Answered at once, a presence subscription is there for a
+		 * moment: its member comes (or stays) for the grace. */
+		if (g.n && commit_ready(q, err, sizeof err)) {
+			presence_job(a, g.m, g.n, 1);
+			presence_job(a, g.m, g.n, -1);
+		}
+		grant_free(&g);
 		struct buf body = BUF_INIT;
 		reply_sub(&body, pg.last_id, pg.items.p, pg.items.len, pg.more, pg.gap, pg.reset);
 		notify_delivered(a->notify, (uint64_t)pg.count);
@@ -303,7 +436,7 @@ static void sub(struct req *q)
 		return;
 	}
 	msglog_page_free(&pg);
-	hold(q, &r, r.since >= 0 ? r.since : log_last, log_last);
+	hold(q, &r, r.since >= 0 ? r.since : log_last, log_last, false, &g);
 }
 
 /* The request body, at most max bytes, into body: 0, or a status. */
@@ -326,14 +459,9 @@ static int read_body(struct conn *c, long max, struct buf *body)
 	return 0;
 }
 
-/* Largest body of a batch publish, which carries many messages. */
-#define BATCH_BODY_MAX (4L << 20)
-
 size_t handler_body_max(const struct conf *c)
 {
-	/* A form encodes each byte in up to three; a batch carries many. */
-	long form = c->max_message * 3 + 4096;
-	return (size_t)(form > BATCH_BODY_MAX ? form : BATCH_BODY_MAX);
+	return (size_t)request_body_max(NULL, c->max_message);
 }
 
 static bool is_batch(const char *query, const char *type, const struct buf *body)
@@ -348,31 +476,12 @@ static bool is_batch(const char *query, const char *type, const struct buf *body
 	return i < body->len && body->p[i] == '[';
 }
 
-/* Checks what msglog_append would refuse, so that one job cannot fail
- * the group it is committed with: JSON messages must be valid JSON. */
-static int check_json(struct req *q, const struct msglog_msg *m, int n)
-{
-	for (int i = 0; i < n; i++) {
-		if (strcmp(m[i].type, "application/json") == 0 &&
-		    !json_valid(m[i].data, m[i].len)) {
-			error(q, 415, "a message of type application/json is not valid JSON", NULL);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* Hands a validated job to the group commit, which answers it. */
+/* Hands a checked job to the write thread, which answers it. */
 static void submit(struct req *q, struct commit_job *job)
 {
 	char err[256];
 	struct app *a = q->a;
-	if (check_json(q, job->msg, job->n) < 0) {
-		commit_job_free(job);
-		return;
-	}
-	if (!a->commit && commit_start(&a->commit, &a->conf, a->notify, a->hub, a->threaded,
-				       err, sizeof err) < 0) {
+	if (!commit_ready(q, err, sizeof err)) {
 		commit_job_free(job);
 		unavailable(q, err);
 		return;
@@ -409,16 +518,11 @@ static void publish_batch(struct req *q, struct commit_job *job)
 		struct msglog_msg *m = &b->msg[i];
 		bool charset_ok;
 		struct req_error e;
-		if (!request_channel_valid(m->channel, strlen(m->channel)))
-			st = 400, why = "a channel name is 1 to 128 of A-Z a-z 0-9 _ - . : @";
-		else if (request_media_type(m->type, job->types[i], &charset_ok, &e) < 0 ||
-			 !charset_ok ||
-			 strcmp(job->types[i], "application/x-www-form-urlencoded") == 0)
+		if (request_media_type(m->type, job->types[i], &charset_ok, &e) < 0 || !charset_ok)
 			st = 415, why = "a type is not a usable media type";
-		else if ((long)m->len > q->a->conf.max_message)
-			st = 413, why = "a message is too large";
-		else if (!utf8_valid(m->data, m->len))
-			st = 415, why = "a message is not UTF-8 text without NUL bytes";
+		else if (request_message(m->channel, job->types[i], m->data, m->len,
+					 q->a->conf.max_message, &e) < 0)
+			st = e.status, why = e.msg;
 		m->type = job->types[i];
 	}
 	if (st) {
@@ -440,13 +544,8 @@ static void publish(struct req *q)
 	char type[REQ_TYPE_LEN + 1];
 	bool charset_ok;
 	struct req_error e;
-	long max = a->conf.max_message;
-	/* A form encodes each byte in up to three; a batch carries many. */
+	long max = request_body_max(ctype, a->conf.max_message);
 	bool typed = request_media_type(ctype, type, &charset_ok, &e) == 0;
-	if (typed && strcmp(type, "application/x-www-form-urlencoded") == 0)
-		max = max * 3 + 4096;
-	else if (typed && strcmp(type, "application/json") == 0 && max < BATCH_BODY_MAX)
-		max = BATCH_BODY_MAX;
 	struct commit_job *job = xcalloc(1, sizeof *job);
 	int st = read_body(q->c, max, &job->body);
 	if (st != 0) {
@@ -476,7 +575,7 @@ static void publish(struct req *q)
 	}
 	memcpy(job->chan, p.chan, sizeof job->chan);
 	memcpy(job->type, p.type, sizeof job->type);
-	job->one = (struct msglog_msg){ job->chan, job->type, p.data, p.len };
+	job->one = (struct msglog_msg){ job->chan, job->type, p.data, p.len, NULL };
 	job->msg = &job->one;
 	job->n = 1;
 	submit(q, job);
@@ -501,22 +600,15 @@ static void pub(struct req *q)
 		unavailable(q, err);
 		return;
 	}
-	struct buf body = BUF_INIT;
-	int rc;
-	if (strcmp(q->method, "GET") == 0) {
-		rc = msglog_info(q->a->log, chan, &body, err, sizeof err);
-	} else {
-		int64_t n;
-		rc = msglog_delete(q->a->log, chan, &n, err, sizeof err);
-		msglog_idle(q->a->log);
-		/* Held subscribers of the channel whose cursor is behind what
-		 * went are told (gap): ring every process. */
-		if (rc == 0 && n > 0)
-			notify_bump(q->a->notify);
-		buf_adds(&body, "{\"channel\":");
-		reply_json_string(&body, chan);
-		buf_printf(&body, ",\"deleted\":%lld}", (long long)n);
+	if (strcmp(q->method, "DELETE") == 0) {
+		struct commit_job *job = xcalloc(1, sizeof *job);
+		job->kind = COMMIT_DELETE;
+		memcpy(job->chan, chan, sizeof job->chan);
+		submit(q, job);
+		return;
 	}
+	struct buf body = BUF_INIT;
+	int rc = msglog_info(q->a->log, chan, &body, err, sizeof err);
 	if (rc < 0) {
 		buf_free(&body);
 		unavailable(q, err);
@@ -550,10 +642,11 @@ static void stats(struct req *q)
 		return;
 	struct buf body = BUF_INIT;
 	buf_printf(&body, "{\"version\":\"%s\",\"uptime\":%lld,\"messages\":%lld,"
-		   "\"last_id\":%lld,\"waiting\":%lld,\"published\":%llu,\"delivered\":%llu,"
-		   "\"dropped\":%llu}",
+		   "\"last_id\":%lld,\"waiting\":%lld,\"draining\":%lld,\"published\":%llu,"
+		   "\"delivered\":%llu,\"dropped\":%llu}",
 		   PACKAGE_VERSION, (long long)((clock_wall_ms() - a->started_ms) / 1000),
 		   (long long)messages, (long long)last_id, (long long)ns.waiting,
+		   (long long)ns.draining,
 		   (unsigned long long)ns.published, (unsigned long long)ns.delivered,
 		   (unsigned long long)ns.dropped);
 	json(q, 200, &body);
@@ -575,6 +668,15 @@ static void metrics(struct req *q)
 	struct buf b = BUF_INIT, out = BUF_INIT;
 	metric(&b, "comet_waiting", "gauge", "Subscribers held now, all processes on this database.");
 	buf_printf(&b, "comet_waiting %lld\n", (long long)ns.waiting);
+	metric(&b, "comet_draining", "gauge",
+	       "Answers still being written to slow clients, all processes on this database.");
+	buf_printf(&b, "comet_draining %lld\n", (long long)ns.draining);
+	metric(&b, "comet_requests_ended_total", "counter",
+	       "Held requests ended, by reason (answered, expired, failed, hungup, dropped, "
+	       "shutdown).");
+	for (int i = 0; i < HUB_NEND; i++)
+		buf_printf(&b, "comet_requests_ended_total{reason=\"%s\"} %llu\n", hub_end_names[i],
+			   (unsigned long long)ns.ends[i]);
 	metric(&b, "comet_log_messages", "gauge", "Messages in the log.");
 	buf_printf(&b, "comet_log_messages %lld\n", (long long)messages);
 	metric(&b, "comet_log_last_id", "gauge", "Id of the newest message.");
@@ -615,12 +717,382 @@ static void metrics(struct req *q)
 	send_and_close(q, 200, &out);
 }
 
+/* ------------------------------------------------------------- presence */
+
+/* A request's one presence (or private) channel and what authorizes it,
+ * parsed as a subscription's query. False when answered (refused). */
+static bool one_channel(struct req *q, struct req_sub *r, bool presence_only)
+{
+	struct app *a = q->a;
+	struct req_limits lim = { 0, 0, a->conf.max_message };
+	struct req_error e;
+	if (request_sub(param(q->c, "QUERY_STRING"), NULL, NULL, &lim, r, &e) < 0) {
+		error(q, e.status, e.msg, NULL);
+		return false;
+	}
+	bool pres = member_presence_channel(r->chan[0]);
+	if (r->nchan != 1 || (presence_only ? !pres : !pres && !token_private(r->chan[0]))) {
+		error(q, 400, presence_only ? "one channel named presence-... is required"
+		      : "one channel named private-... or presence-... is required", NULL);
+		return false;
+	}
+	return true;
+}
+
+/* GET .../presence?channel=presence-x: the members as of a log id. */
+static void presence_get(struct req *q)
+{
+	char err[256];
+	struct app *a = q->a;
+	struct req_sub r;
+	struct grant g = { .n = 0 };
+	if (!method_ok(q, "GET") || !one_channel(q, &r, true))
+		return;
+	/* The publish key sees every channel; a subscriber its own. */
+	bool key = auth_publish(param(q->c, "HTTP_AUTHORIZATION"), param(q->c, "REMOTE_ADDR"),
+				a->conf.publish_key, a->conf.publish_loopback) == 0;
+	if (!key && !authorize(q, &r, &g))
+		return;
+	grant_free(&g);
+	struct buf members = BUF_INIT, body = BUF_INIT;
+	int64_t last;
+	long count, subs;
+	if (handler_open(a, err, sizeof err) < 0 ||
+	    msglog_members(a->log, r.chan[0], false, &members, &last, &count, &subs, err,
+			   sizeof err) < 0) {
+		buf_free(&members);
+		unavailable(q, err);
+		return;
+	}
+	buf_adds(&body, "{\"channel\":");
+	reply_json_string(&body, r.chan[0]);
+	buf_printf(&body, ",\"last_id\":%lld,\"members\":", (long long)last);
+	buf_add(&body, members.p, members.len);
+	buf_addc(&body, '}');
+	buf_free(&members);
+	json(q, 200, &body);
+}
+
+/* Client events: WHISPER_RATE a second per socket_id, in a burst of as
+ * many (Pusher's limit), counted by the reading thread alone. */
+#define WHISPER_RATE 10
+#define WHISPER_SLOTS 1024
+#define WHISPER_BODY_MAX (PUSHER_DATA_MAX + 512)
+static struct {
+	uint64_t hash;
+	int64_t at;		/* ms of the last refill */
+	int tokens;
+} bucket[WHISPER_SLOTS];
+
+static bool whisper_allowed(const char *sid, int64_t now)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const char *p = sid; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	typeof(bucket[0]) *b = &bucket[h % WHISPER_SLOTS];
+	if (b->hash != h) {
+		b->hash = h;
+		b->tokens = WHISPER_RATE;
+		b->at = now;
+	}
+	int64_t add = (now - b->at) * WHISPER_RATE / 1000;
+	if (add > 0) {
+		b->tokens = b->tokens + add > WHISPER_RATE ? WHISPER_RATE : b->tokens + (int)add;
+		b->at = now;
+	}
+	if (b->tokens == 0)
+		return false;
+	b->tokens--;
+	return true;
+}
+
+/* POST .../whisper?channel=private-x&socket_id=S&auth=...: a client event
+ * {"event": "client-...", "data": any} to the channel's other subscribers
+ * (never back to S), as Laravel Echo's whisper sends it. */
+static void whisper(struct req *q)
+{
+	struct req_sub r;
+	struct grant g = { .n = 0 };
+	if (!method_ok(q, "POST") || !one_channel(q, &r, false))
+		return;
+	if (!r.socket_id[0]) {
+		error(q, 400, "a client event needs the sender's socket_id", NULL);
+		return;
+	}
+	if (!authorize(q, &r, &g))
+		return;
+	grant_free(&g);
+	if (!whisper_allowed(r.socket_id, clock_mono_ms())) {
+		error(q, 429, "more than 10 client events a second from this connection",
+		      "Retry-After: 1\r\n");
+		return;
+	}
+	struct commit_job *job = xcalloc(1, sizeof *job);
+	int st = read_body(q->c, WHISPER_BODY_MAX, &job->body);
+	const char *why = NULL;
+	struct buf data = BUF_INIT;
+	if (st == 0)
+		why = pusher_client_event(job->body.p, job->body.len, &data);
+	if (st || why) {
+		commit_job_free(job);
+		buf_free(&data);
+		if (st < 0)
+			conn_close(q->c);
+		else
+			error(q, st ? st : 400, st == 413 ? "a client event is at most 10 KB"
+			      : st ? "bad Content-Length" : why, NULL);
+		return;
+	}
+	memcpy(job->chan, r.chan[0], sizeof job->chan);
+	snprintf(job->type, sizeof job->type, "%s", REQ_PUSHER_TYPE);
+	buf_free(&job->body);
+	job->body = data;
+	job->parsed.owned = xcalloc(1, sizeof *job->parsed.owned);
+	job->parsed.owned[0] = xstrdup(r.socket_id);
+	job->parsed.nowned = 1;
+	job->one = (struct msglog_msg){ job->chan, job->type, job->body.p, job->body.len,
+					job->parsed.owned[0] };
+	job->msg = &job->one;
+	job->n = 1;
+	submit(q, job);
+}
+
+/* ------------------------------------------------------ the Pusher API */
+
+/* The counts of the presence channels among names (Pusher's user_count,
+ * subscription_count): what this log knows of; others are unoccupied. */
+static int pusher_states(struct req *q, const char *const *names, int n,
+			 struct pusher_channel_state *st, char *err, size_t errlen)
+{
+	for (int i = 0; i < n; i++) {
+		st[i] = (struct pusher_channel_state){ names[i], 0, 0 };
+		if (!member_presence_channel(names[i]))
+			continue;
+		struct buf ignored = BUF_INIT;
+		int64_t last;
+		int rc = msglog_members(q->a->log, names[i], true, &ignored, &last,
+					&st[i].user_count, &st[i].subscription_count, err, errlen);
+		buf_free(&ignored);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* POST .../apps/<id>/events and batch_events: one message per event and
+ * channel, all in one transaction, never delivered back to socket_id. */
+static void pusher_events(struct req *q, const struct pusher_route *rt, struct commit_job *job)
+{
+	char err[256];
+	struct app *a = q->a;
+	struct pusher_events ev;
+	int st = rt->ep == PUSHER_EVENTS
+		 ? pusher_events_parse(job->body.p, job->body.len, (size_t)a->conf.max_message,
+				       &ev, err, sizeof err)
+		 : pusher_batch_parse(job->body.p, job->body.len, (size_t)a->conf.max_message,
+				      &ev, err, sizeof err);
+	if (st) {
+		commit_job_free(job);
+		error(q, st, err, NULL);
+		return;
+	}
+	/* Every message's strings are the job's (b->owned). */
+	int total = 0;
+	for (int i = 0; i < ev.n; i++)
+		total += ev.ev[i].nchannel;
+	struct json_batch *b = &job->parsed;
+	b->msg = xcalloc((size_t)total, sizeof *b->msg);
+	b->owned = xcalloc((size_t)(total + 2 * ev.n), sizeof *b->owned);
+	const char *names[PUSHER_CHANNELS_MAX * PUSHER_BATCH_MAX];
+	for (int i = 0; i < ev.n && !st; i++) {
+		const struct pusher_event *e = &ev.ev[i];
+		struct buf d = BUF_INIT;
+		buf_adds(&d, "{\"event\":");
+		reply_json_string(&d, e->name);
+		buf_adds(&d, ",\"data\":");
+		reply_json_string(&d, e->data);
+		buf_addc(&d, '}');
+		char *data = buf_str(&d) == d.p ? d.p : xstrdup("");
+		b->owned[b->nowned++] = data;
+		char *origin = e->socket_id ? xstrdup(e->socket_id) : NULL;
+		if (origin)
+			b->owned[b->nowned++] = origin;
+		for (int c = 0; c < e->nchannel && !st; c++) {
+			if (!request_channel_valid(e->channel[c], strlen(e->channel[c]))) {
+				st = 400;
+				snprintf(err, sizeof err, "comet-fcgi's channel names are 1 to 128 of "
+					 "A-Z a-z 0-9 _ - . : @, not %.140s", e->channel[c]);
+				break;
+			}
+			struct req_error re;
+			if (request_message(e->channel[c], REQ_PUSHER_TYPE, data, d.len,
+					    a->conf.max_message, &re) < 0) {
+				st = re.status;
+				snprintf(err, sizeof err, "%s%s%s", re.msg,
+					 re.status == 400 ? ": " : "",
+					 re.status == 400 ? e->channel[c] : "");
+				break;
+			}
+			char *chan = b->owned[b->nowned++] = xstrdup(e->channel[c]);
+			names[b->n] = chan;
+			b->msg[b->n++] = (struct msglog_msg){ chan, REQ_PUSHER_TYPE, data, d.len,
+							      origin };
+		}
+	}
+	struct buf reply = BUF_INIT;
+	if (!st && ev.info) {
+		struct pusher_channel_state *cs = xcalloc((size_t)b->n + 1, sizeof *cs);
+		if (handler_open(a, err, sizeof err) < 0 ||
+		    pusher_states(q, names, b->n, cs, err, sizeof err) < 0)
+			st = 503;
+		else
+			pusher_render_events(&reply, &ev, cs, b->n);
+		free(cs);
+	} else if (!st) {
+		pusher_render_events(&reply, &ev, NULL, 0);
+	}
+	pusher_events_free(&ev);
+	if (st) {
+		buf_free(&reply);
+		commit_job_free(job);
+		if (st == 503)
+			unavailable(q, err);
+		else
+			error(q, st, err, NULL);
+		return;
+	}
+	job->reply = reply.p ? reply.p : xstrdup("{}");
+	job->msg = b->msg;
+	job->n = b->n;
+	submit(q, job);
+}
+
+/* GET .../apps/<id>/channels, .../channels/<name>, .../channels/<name>/users:
+ * from what this log knows of presence channels. */
+static void pusher_get(struct req *q, const struct pusher_route *rt)
+{
+	char err[256];
+	struct app *a = q->a;
+	struct pusher_get g;
+	int st = pusher_get_parse(rt, param(q->c, "QUERY_STRING"), &g, err, sizeof err);
+	if (st) {
+		error(q, st, err, NULL);
+		return;
+	}
+	if (handler_open(a, err, sizeof err) < 0) {
+		unavailable(q, err);
+		return;
+	}
+	struct buf body = BUF_INIT;
+	if (rt->ep == PUSHER_CHANNELS) {
+		struct msglog_presence_count *pc;
+		int n;
+		if (msglog_presence_channels(a->log, g.prefix, &pc, &n, err, sizeof err) < 0) {
+			unavailable(q, err);
+			return;
+		}
+		struct pusher_channel_state *cs = xcalloc((size_t)n + 1, sizeof *cs);
+		for (int i = 0; i < n; i++)
+			cs[i] = (struct pusher_channel_state){ pc[i].channel, pc[i].members, pc[i].subs };
+		pusher_render_channels(&body, &g, cs, n);
+		free(cs);
+		msglog_presence_counts_free(pc, n);
+	} else if (rt->ep == PUSHER_CHANNEL) {
+		const char *name = rt->channel;
+		struct pusher_channel_state cs;
+		if (pusher_states(q, &name, 1, &cs, err, sizeof err) < 0) {
+			unavailable(q, err);
+			return;
+		}
+		pusher_render_channel(&body, rt, &g, cs.user_count || cs.subscription_count
+				      ? &cs : NULL);
+	} else {
+		struct buf ids = BUF_INIT;
+		int64_t last;
+		long count, subs;
+		if (msglog_members(a->log, rt->channel, true, &ids, &last, &count, &subs, err,
+				   sizeof err) < 0) {
+			buf_free(&ids);
+			unavailable(q, err);
+			return;
+		}
+		buf_adds(&body, "{\"users\":");
+		buf_add(&body, ids.p, ids.len);
+		buf_addc(&body, '}');
+		buf_free(&ids);
+	}
+	json(q, 200, &body);
+}
+
+/* The Pusher Channels HTTP API, signed as Pusher's libraries sign it. */
+static void pusher_api(struct req *q)
+{
+	char err[256];
+	struct app *a = q->a;
+	if (!pusher_on(a)) {
+		error(q, 404, "the Pusher HTTP API is off: set COMET_PUSHER_APP_ID, COMET_PUSHER_KEY "
+		      "and COMET_PUSHER_SECRET", NULL);
+		return;
+	}
+	char *path = request_pusher_path(param(q->c, "SCRIPT_NAME"), param(q->c, "PATH_INFO"));
+	struct pusher_route rt;
+	int st = pusher_route(a->conf.pusher_app_id, q->method, path, &rt, err, sizeof err);
+	if (st == 405) {
+		char allow[64];
+		snprintf(allow, sizeof allow, "Allow: %s\r\n", rt.allow);
+		error(q, 405, err, allow);
+	} else if (st) {
+		error(q, st, err, NULL);
+	}
+	if (st) {
+		free(path);
+		return;
+	}
+	struct commit_job *job = xcalloc(1, sizeof *job);
+	if (strcmp(q->method, "POST") == 0) {
+		st = read_body(q->c, request_body_max("application/json", a->conf.max_message),
+			       &job->body);
+		if (st) {
+			free(path);
+			commit_job_free(job);
+			if (st < 0)
+				conn_close(q->c);
+			else
+				error(q, st, st == 413 ? "request too large" : "bad Content-Length",
+				      NULL);
+			return;
+		}
+	}
+	struct pusher_app app = { a->conf.pusher_app_id, a->conf.pusher_key,
+				  a->conf.pusher_secret };
+	st = pusher_verify(&app, q->method, path, param(q->c, "QUERY_STRING"), job->body.p,
+			   job->body.len, clock_wall_ms() / 1000, err, sizeof err);
+	free(path);
+	if (st) {
+		commit_job_free(job);
+		error(q, st, err, NULL);
+		return;
+	}
+	if (rt.ep == PUSHER_EVENTS || rt.ep == PUSHER_BATCH_EVENTS) {
+		pusher_events(q, &rt, job);
+		return;
+	}
+	commit_job_free(job);
+	pusher_get(q, &rt);
+}
+
 void handler_serve(struct app *a, struct conn *c)
 {
 	conf_refresh(&a->conf);	/* keys changed in the settings file (conf.h) */
 	struct req q = { a, c, param(c, "REQUEST_METHOD"), BUF_INIT, NULL };
 	if (!q.method)
 		q.method = "GET";
+	if (conn_params_over(c)) {
+		log_msg("notice", conn_id(c), "request headers and parameters larger than %d KB: 431",
+			FCGI_PARAMS_MAX / 1024);
+		error(&q, 431, "the request's headers and parameters are too large", NULL);
+		return;
+	}
 	cors(&q);
 	switch (request_endpoint(param(c, "SCRIPT_NAME"), param(c, "PATH_INFO"))) {
 	case REQ_EP_SUB:
@@ -635,8 +1107,18 @@ void handler_serve(struct app *a, struct conn *c)
 	case REQ_EP_METRICS:
 		metrics(&q);
 		break;
+	case REQ_EP_PRESENCE:
+		presence_get(&q);
+		break;
+	case REQ_EP_WHISPER:
+		whisper(&q);
+		break;
+	case REQ_EP_PUSHER:
+		pusher_api(&q);
+		break;
 	default:
-		error(&q, 404, "unknown endpoint: the path must end in /sub, /pub, /stats or /metrics", NULL);
+		error(&q, 404, "unknown endpoint: the path must end in /sub, /pub, /presence, "
+		      "/whisper, /stats or /metrics, or be the Pusher API's /apps/...", NULL);
 		break;
 	}
 	buf_free(&q.headers);

@@ -53,23 +53,26 @@ struct hub {
 	 * place get the same bytes (no JSONP callback, no extra headers). */
 	struct buf shared, shared_items;
 	int64_t shared_last;
+	long in_state[WAITER_NSTATES];	/* waiters in each state now */
+	unsigned long ends[HUB_NEND];	/* requests ended, by reason */
 	bool shared_more, shared_gap, shared_ok;
 	bool threaded;			/* runs for ever in its own thread */
 	int stop_requested;		/* set by hub_stop before it rings */
+	int quit;			/* the threads end now (hub_end) */
+	hub_presence_fn presence;	/* hub_set_presence */
+	void *presence_arg;
+	struct thread thread, watcher;
 	/* The submitting thread's own: */
 	bool owed;			/* pushed onto an empty queue, not rung */
 	int unrung;			/* hand-overs since the last ring */
 	unsigned long submitted;	/* hand-overs in all */
 };
 
-/* How a request leaves the hub. */
-enum hub_end {
-	END_ANSWERED,	/* its whole answer was written */
-	END_FAILED,	/* storage failed under a stream (a long-poll is answered 503) */
-	END_HUNGUP,	/* the web server closed, or a write failed */
-	END_EXPIRED,	/* a stream ran its course */
-	END_DROPPED,	/* it left output unread: see hub.h */
+const char *const hub_end_names[HUB_NEND] = {
+	[HUB_ANSWERED] = "answered", [HUB_EXPIRED] = "expired", [HUB_FAILED] = "failed",
+	[HUB_HUNGUP] = "hungup", [HUB_DROPPED] = "dropped", [HUB_SHUTDOWN] = "shutdown",
 };
+_Static_assert(HUB_NEND == NOTIFY_NENDS, "notify counts every end reason");
 
 /* At most this many hand-overs wait for one ring (a bound on how late the
  * hub sees a subscriber in a long burst of them). */
@@ -81,7 +84,7 @@ static void *watch_main(void *arg)
 {
 	struct hub *h = arg;
 	uint32_t seen = h->seen;
-	for (;;) {
+	while (!__atomic_load_n(&h->quit, __ATOMIC_SEQ_CST)) {
 		notify_wait(h->notify, seen);
 		uint32_t now = notify_seq(h->notify);
 		if (now != seen) {
@@ -94,10 +97,33 @@ static void *watch_main(void *arg)
 	return NULL;
 }
 
+/* The hub's thread: until told to quit, or once stopping, until every
+ * request it holds has ended (answers still being written included). */
 static void *hub_main(void *arg)
 {
-	hub_run(arg);
+	struct hub *h = arg;
+	while (!__atomic_load_n(&h->quit, __ATOMIC_SEQ_CST) &&
+	       !(__atomic_load_n(&h->stopped, __ATOMIC_SEQ_CST) && hub_inflight(h) == 0))
+		hub_poll(h, h->stopping ? 100 : -1);
 	return NULL;
+}
+
+/* The hub's descriptors and memory; its threads have ended. */
+static void hub_free(struct hub *h)
+{
+	if (h->ep >= 0)
+		close(h->ep);
+	if (h->bell >= 0)
+		close(h->bell);
+	if (h->stopfd >= 0)
+		close(h->stopfd);
+	waiter_queue_destroy(&h->queue);
+	waiter_set_free(h->set);
+	msglog_close(h->log);
+	buf_free(&h->shared);
+	buf_free(&h->shared_items);
+	free(h->closing);
+	free(h);
 }
 
 int hub_start(struct hub **out, const struct conf *conf, bool threaded,
@@ -112,8 +138,10 @@ int hub_start(struct hub **out, const struct conf *conf, bool threaded,
 	h->ep = epoll_create1(EPOLL_CLOEXEC);
 	h->bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	h->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	h->queue.efd = -1;
 	if (h->ep < 0 || h->bell < 0 || h->stopfd < 0 || waiter_queue_init(&h->queue) < 0) {
 		snprintf(err, errlen, "hub: %s", strerror(errno));
+		hub_free(h);
 		return -1;
 	}
 	struct epoll_event ev = { .events = EPOLLIN };
@@ -124,9 +152,10 @@ int hub_start(struct hub **out, const struct conf *conf, bool threaded,
 	ev.data.ptr = &tag_stop;
 	epoll_ctl(h->ep, EPOLL_CTL_ADD, h->stopfd, &ev);
 	/* SQLite needs about 100 KB of stack. */
-	int rc = threaded ? thread_spawn(hub_main, h, 256) : 0;
+	int rc = threaded ? thread_start(&h->thread, hub_main, h, 256) : 0;
 	if (rc) {
 		snprintf(err, errlen, "hub: pthread_create: %s", strerror(rc));
+		hub_free(h);
 		return -1;
 	}
 	*out = h;
@@ -142,13 +171,29 @@ int hub_attach(struct hub *h, struct notify *n, char *err, size_t errlen)
 	h->seen = notify_seq(n);
 	h->notify = n;
 	/* The watcher needs almost no stack. */
-	int rc = thread_spawn(watch_main, h, 64);
+	int rc = thread_start(&h->watcher, watch_main, h, 64);
 	if (rc) {
 		h->notify = NULL;
 		snprintf(err, errlen, "hub: pthread_create: %s", strerror(rc));
 		return -1;
 	}
 	return 0;
+}
+
+void hub_set_presence(struct hub *h, hub_presence_fn fn, void *arg)
+{
+	h->presence_arg = arg;
+	__atomic_store_n(&h->presence, fn, __ATOMIC_SEQ_CST);
+}
+
+/* A subscriber with presence members begins or ends being counted. */
+static void presence(struct hub *h, struct waiter *w, int delta)
+{
+	hub_presence_fn fn = __atomic_load_n(&h->presence, __ATOMIC_SEQ_CST);
+	if (!w->nmembers || !fn || w->joined == (delta > 0))
+		return;
+	w->joined = delta > 0;
+	fn(h->presence_arg, w->members, w->nmembers, delta);
 }
 
 void hub_set_clock(struct hub *h, int64_t (*now)(void))
@@ -180,6 +225,12 @@ void hub_submit(struct hub *h, struct waiter *w)
 	if (stream || !h->threaded || h->unrung >= HANDOVER_BATCH ||
 	    __atomic_load_n(&h->stop_requested, __ATOMIC_SEQ_CST))
 		hub_flush(h);
+}
+
+void hub_submit_any(struct hub *h, struct waiter *w)
+{
+	__atomic_add_fetch(&h->inflight, 1, __ATOMIC_SEQ_CST);
+	waiter_queue_push(&h->queue, &w->q);
 }
 
 void hub_answer(struct hub *h, struct conn *c, const void *p, size_t n)
@@ -219,19 +270,57 @@ void hub_flush(struct hub *h)
 static struct msglog *hub_log(struct hub *h, char *err, size_t errlen)
 {
 	if (!h->log) {
-		if (msglog_open(&h->log, h->conf->db, h->conf->state_dir, h->conf->sync_full, err, errlen) < 0)
+		if (msglog_open(&h->log, h->conf->db, h->conf->state_dir,
+				(h->conf->sync_full ? MSGLOG_SYNC_FULL : 0) | MSGLOG_READER,
+				err, errlen) < 0)
 			return NULL;
 		msglog_retention(h->log, h->conf->retain, h->conf->retain_seconds);
 	}
 	return h->log;
 }
 
-static void count_waiting(struct hub *h, struct waiter *w, bool waiting)
+/* The moves move() allows. A waiter leaves NEW once, for good; LISTENING
+ * and BACKLOG go to each other and on (a stream falls behind and catches
+ * up); DRAINING only re-arms its timer or ends; nothing leaves ENDED. */
+static const bool legal[WAITER_NSTATES][WAITER_NSTATES] = {
+	[WAITER_NEW] = { [WAITER_LISTENING] = true, [WAITER_BACKLOG] = true,
+			 [WAITER_DRAINING] = true, [WAITER_ENDED] = true },
+	[WAITER_LISTENING] = { [WAITER_LISTENING] = true, [WAITER_BACKLOG] = true,
+			       [WAITER_DRAINING] = true, [WAITER_ENDED] = true },
+	[WAITER_BACKLOG] = { [WAITER_LISTENING] = true, [WAITER_BACKLOG] = true,
+			     [WAITER_DRAINING] = true, [WAITER_ENDED] = true },
+	[WAITER_DRAINING] = { [WAITER_DRAINING] = true, [WAITER_ENDED] = true },
+};
+
+/* The process-wide gauges a state counts in: held subscribers (waiting)
+ * and answers still being written (draining). */
+static void gauge(struct hub *h, enum waiter_state st, int delta)
 {
-	if (w->counted == waiting || !h->notify)
+	h->in_state[st] += delta;
+	if (!h->notify)
 		return;
-	w->counted = waiting;
-	notify_waiting(h->notify, waiting ? 1 : -1);
+	if (st == WAITER_LISTENING || st == WAITER_BACKLOG)
+		notify_waiting(h->notify, delta);
+	else if (st == WAITER_DRAINING)
+		notify_draining(h->notify, delta);
+}
+
+/* The one way a waiter changes state: out of the set where the old state
+ * kept it, counted in the new one, and parked as the new state needs
+ * (LISTENING by channel and deadline, BACKLOG and DRAINING by deadline). */
+static void move(struct hub *h, struct waiter *w, enum waiter_state to, int64_t deadline)
+{
+	enum waiter_state from = w->state;
+	assert(legal[from][to]);
+	if (w->parked)
+		waiter_unpark(h->set, w);
+	gauge(h, from, -1);
+	gauge(h, to, 1);
+	w->state = to;
+	if (to == WAITER_LISTENING)
+		waiter_park(h->set, w, deadline);
+	else if (to == WAITER_BACKLOG || to == WAITER_DRAINING)
+		waiter_park_timer(h->set, w, deadline);
 }
 
 /* Watches w's socket for hang-ups and, with out, for room to write. */
@@ -254,20 +343,21 @@ static void watch(struct hub *h, struct waiter *w, bool out)
  * at it sees WAITER_ENDED. */
 static void end(struct hub *h, struct waiter *w, enum hub_end why)
 {
-	assert(w->state != WAITER_ENDED);
-	assert(why != END_ANSWERED || conn_pending(w->conn) == 0);
-	w->state = WAITER_ENDED;
-	if (w->parked)
-		waiter_unpark(h->set, w);
-	count_waiting(h, w, false);
-	if (why == END_DROPPED) {
+	assert(why == HUB_HUNGUP || why == HUB_DROPPED || why == HUB_FAILED ||
+	       conn_pending(w->conn) == 0);
+	move(h, w, WAITER_ENDED, 0);
+	presence(h, w, -1);
+	h->ends[why]++;
+	if (h->notify)
+		notify_ended(h->notify, why);
+	if (why == HUB_DROPPED) {
 		log_msg("notice", conn_id(w->conn),
 			"dropped: %zu bytes unread for %ld s (COMET_OUTPUT_MAX, COMET_KEEPALIVE)",
 			conn_pending(w->conn), h->conf->keepalive);
 		if (h->notify)
 			notify_dropped(h->notify, 1);
 	}
-	if (why == END_ANSWERED && h->in_round && conn_fd(w->conn) >= 0) {
+	if (why != HUB_HUNGUP && why != HUB_DROPPED && h->in_round && conn_fd(w->conn) >= 0) {
 		if (h->nclosing == h->capclosing) {
 			h->capclosing = h->capclosing ? 2 * h->capclosing : 256;
 			h->closing = xrealloc(h->closing, h->capclosing * sizeof *h->closing);
@@ -296,27 +386,25 @@ static int64_t next_beat(const struct hub *h, const struct waiter *w, int64_t no
 	return w->stream && w->end < beat ? w->end : beat;
 }
 
-/* Answered, with the rest of the answer waiting for the socket. */
-static void drain(struct hub *h, struct waiter *w)
+/* Answered, with the rest of the answer waiting for the socket; why: the
+ * end to count once it is written. */
+static void drain(struct hub *h, struct waiter *w, enum hub_end why)
 {
-	if (w->parked)
-		waiter_unpark(h->set, w);
-	count_waiting(h, w, false);
-	w->state = WAITER_DRAINING;
+	w->why = (int)why;
 	w->moved_at = h->now();
-	waiter_park_timer(h->set, w, beat_after(h, h->now()));
+	move(h, w, WAITER_DRAINING, beat_after(h, w->moved_at));
 	watch(h, w, true);
 }
 
 /* Sends the last bytes of w's answer (and the end of the request). */
-static void finish(struct hub *h, struct waiter *w, const void *p, size_t n)
+static void finish(struct hub *h, struct waiter *w, const void *p, size_t n, enum hub_end why)
 {
 	if (conn_answer(w->conn, p, n) < 0)
-		end(h, w, END_HUNGUP);
+		end(h, w, HUB_HUNGUP);
 	else if (conn_pending(w->conn) == 0)
-		end(h, w, END_ANSWERED);
+		end(h, w, why);
 	else
-		drain(h, w);
+		drain(h, w, why);
 }
 
 /* The answer for w, rendered into out, or the one rendered last in this
@@ -346,7 +434,8 @@ static const struct buf *render(struct hub *h, struct waiter *w, int64_t last_id
 }
 
 /* Answers a long-poll with what w has collected. */
-static void answer(struct hub *h, struct waiter *w, int64_t last_id, bool gap, bool reset)
+static void answer(struct hub *h, struct waiter *w, int64_t last_id, bool gap, bool reset,
+		   enum hub_end why)
 {
 	struct buf out = BUF_INIT;
 	bool plain = h->in_round && !reset && !w->callback && !w->headers;
@@ -354,7 +443,7 @@ static void answer(struct hub *h, struct waiter *w, int64_t last_id, bool gap, b
 	if (h->notify)
 		notify_delivered(h->notify, (uint64_t)w->nmatch);
 	notify_answer(h->notify, 200);
-	finish(h, w, ans->p, ans->len);
+	finish(h, w, ans->p, ans->len, why);
 	buf_free(&out);
 }
 
@@ -397,11 +486,11 @@ static bool flush_stream(struct hub *h, struct waiter *w)
 	w->nmatch = 0;
 	w->more = false;
 	if (rc < 0) {
-		end(h, w, END_HUNGUP);
+		end(h, w, HUB_HUNGUP);
 		return false;
 	}
 	if (conn_pending(w->conn) > h->output_max) {
-		end(h, w, END_DROPPED);
+		end(h, w, HUB_DROPPED);
 		return false;
 	}
 	watch(h, w, conn_pending(w->conn) > 0);
@@ -413,24 +502,24 @@ static void fail(struct hub *h, struct waiter *w, const char *why)
 	log_msg("error", conn_id(w->conn), "storage unavailable: %s", why);
 	notify_storage_error(h->notify);
 	if (w->stream) {
-		end(h, w, END_FAILED);	/* headers went out already; the client resumes */
+		end(h, w, HUB_FAILED);	/* headers went out already; the client resumes */
 		return;
 	}
 	struct buf out = BUF_INIT;
 	reply_error(&out, 503, "storage unavailable", w->callback, w->headers);
 	notify_answer(h->notify, 503);
-	finish(h, w, out.p, out.len);
+	finish(h, w, out.p, out.len, HUB_FAILED);
 	buf_free(&out);
 }
 
 /* Ends a waiter that has nothing new: an empty answer (its cursor moved to
  * what this process has read), or the end of its stream. */
-static void release(struct hub *h, struct waiter *w)
+static void release(struct hub *h, struct waiter *w, enum hub_end why)
 {
 	if (w->stream)
-		finish(h, w, NULL, 0);
+		finish(h, w, NULL, 0, why);
 	else
-		answer(h, w, h->pos > w->cursor ? h->pos : w->cursor, false, false);
+		answer(h, w, h->pos > w->cursor ? h->pos : w->cursor, false, false, why);
 }
 
 /* Adds one message to what w will be sent. */
@@ -462,26 +551,17 @@ static void meta_event(struct waiter *w, const char *name, int64_t id, int64_t l
  * next turn: a socket with a little room may never report more. */
 static void backlog(struct hub *h, struct waiter *w)
 {
-	if (w->parked)
-		waiter_unpark(h->set, w);
-	w->state = WAITER_BACKLOG;
-	count_waiting(h, w, true);
 	w->resume = conn_pending(w->conn) == 0;
-	if (w->resume) {
+	if (w->resume)
 		w->beat_due = w->deadline;
-		waiter_park_timer(h->set, w, h->now());
-	} else {
-		waiter_park_timer(h->set, w, w->deadline);
-	}
+	move(h, w, WAITER_BACKLOG, w->resume ? h->now() : w->deadline);
 	watch(h, w, !w->resume);
 }
 
 /* Parked by channel: waits for messages. */
 static void listen(struct hub *h, struct waiter *w)
 {
-	w->state = WAITER_LISTENING;
-	count_waiting(h, w, true);
-	waiter_park(h->set, w, w->deadline);
+	move(h, w, WAITER_LISTENING, w->deadline);
 	watch(h, w, conn_pending(w->conn) > 0);
 }
 
@@ -512,19 +592,26 @@ static enum caught catch_up(struct hub *h, struct waiter *w)
 	for (;;) {
 		size_t queued = conn_pending(w->conn);
 		size_t room = low > queued ? low - queued : 1;
-		struct msglog_page pg = { .max_bytes = w->stream ? room : h->output_max };
+		struct msglog_page pg = { .max_bytes = w->stream ? room : h->output_max,
+					  .exclude = w->exclude };
 		if (msglog_read(log, names, w->nchan, w->cursor,
 				w->stream ? REQ_MAX_LIMIT : w->limit, &pg, err, sizeof err) < 0) {
 			msglog_page_free(&pg);
 			fail(h, w, err);
 			return CAUGHT_ENDED;
 		}
+		/* Ahead even of the shared log: a cursor from a log since made
+		 * anew (msglog_sync ran after the request came). */
+		if (pg.ahead && w->synced) {
+			pg.reset = true;
+			pg.last_id = pg.log_last;
+		}
 		if (!w->stream) {
 			if (pg.count || pg.gap || pg.reset) {
 				buf_add(&w->items, pg.items.p, pg.items.len);
 				w->nmatch = pg.count;
 				w->more = pg.more;
-				answer(h, w, pg.last_id, pg.gap, pg.reset);
+				answer(h, w, pg.last_id, pg.gap, pg.reset, HUB_ANSWERED);
 				msglog_page_free(&pg);
 				return CAUGHT_ENDED;
 			}
@@ -536,7 +623,7 @@ static enum caught catch_up(struct hub *h, struct waiter *w)
 			meta_event(w, "reset", pg.last_id, pg.last_id);
 			msglog_page_free(&pg);
 			if (flush_stream(h, w))
-				finish(h, w, NULL, 0);
+				finish(h, w, NULL, 0, HUB_ANSWERED);
 			return CAUGHT_ENDED;
 		}
 		if (pg.gap)
@@ -587,13 +674,14 @@ static void settle(struct hub *h, struct waiter *w)
 static void adopt(struct hub *h, struct waiter *w)
 {
 	if (w->nchan == 0) {
-		drain(h, w);
+		drain(h, w, HUB_ANSWERED);
 		return;
 	}
 	if (h->stopping) {
-		release(h, w);
+		release(h, w, HUB_SHUTDOWN);
 		return;
 	}
+	presence(h, w, 1);
 	settle(h, w);
 }
 
@@ -604,7 +692,7 @@ static void writable(struct hub *h, struct waiter *w)
 		return;
 	size_t before = conn_pending(w->conn);
 	if (conn_flush(w->conn) < 0) {
-		end(h, w, END_HUNGUP);
+		end(h, w, HUB_HUNGUP);
 		return;
 	}
 	size_t left = conn_pending(w->conn);
@@ -613,13 +701,11 @@ static void writable(struct hub *h, struct waiter *w)
 	switch (w->state) {
 	case WAITER_DRAINING:
 		if (left == 0)
-			end(h, w, END_ANSWERED);
+			end(h, w, (enum hub_end)w->why);
 		break;
 	case WAITER_BACKLOG:
-		if (left < h->output_max / 2) {
-			waiter_unpark(h->set, w);
+		if (left < h->output_max / 2)
 			settle(h, w);
-		}
 		break;
 	case WAITER_LISTENING:
 		if (left == 0)
@@ -660,6 +746,9 @@ static void match(struct hub *h, const struct msglog_batch *b)
 			struct waiter *w = l->w;
 			if (row->id <= w->cursor || w->more)
 				continue;
+			/* Not back to the connection that published it. */
+			if (w->exclude && row->origin && strcmp(row->origin, w->exclude) == 0)
+				continue;
 			touch(w, &touched);
 			/* A long-poll's answer, and what a stream is sent in one
 			 * round, stay within the output bound; the rest waits in
@@ -697,8 +786,7 @@ static void match(struct hub *h, const struct msglog_batch *b)
 				backlog(h, w);
 			continue;
 		}
-		waiter_unpark(h->set, w);
-		answer(h, w, w->more ? w->last_match : b->last_id, gap, false);
+		answer(h, w, w->more ? w->last_match : b->last_id, gap, false, HUB_ANSWERED);
 	}
 	h->in_round = false;
 	close_answered(h);
@@ -713,28 +801,26 @@ static void collect(struct waiter *w, void *arg)
 	*list = w;
 }
 
-/* Takes every waiter that waits for messages out of the set; returns them
- * as a list. Those draining an answer go on draining. */
-static struct waiter *unpark_waiting(struct hub *h)
+/* Every waiter that waits for messages, as a list (each move() takes it
+ * out of the set). Those draining an answer go on draining. */
+static struct waiter *all_waiting(struct hub *h)
 {
 	struct waiter *list = NULL;
 	waiter_each(h->set, collect, &list);
-	for (struct waiter *w = list; w; w = w->touched_next)
-		waiter_unpark(h->set, w);
 	return list;
 }
 
 /* The log is behind what this process dispatched: it was replaced. */
 static void reset_all(struct hub *h, int64_t last_id)
 {
-	for (struct waiter *w = unpark_waiting(h), *next; w; w = next) {
+	for (struct waiter *w = all_waiting(h), *next; w; w = next) {
 		next = w->touched_next;
 		if (w->stream) {
 			meta_event(w, "reset", last_id, last_id);
 			if (flush_stream(h, w))
-				finish(h, w, NULL, 0);
+				finish(h, w, NULL, 0, HUB_ANSWERED);
 		} else {
-			answer(h, w, last_id, false, true);
+			answer(h, w, last_id, false, true, HUB_ANSWERED);
 		}
 	}
 }
@@ -773,22 +859,22 @@ static void beat(struct hub *h, struct waiter *w, int64_t now)
 		     now - w->moved_at >= (int64_t)h->conf->keepalive * 1000;
 	if (w->state == WAITER_DRAINING) {
 		if (stuck)
-			end(h, w, END_DROPPED);
+			end(h, w, HUB_DROPPED);
 		else
-			waiter_park_timer(h->set, w, beat_after(h, now));
+			move(h, w, WAITER_DRAINING, beat_after(h, now));
 		return;
 	}
 	if (!w->stream || now >= w->end) {
-		release(h, w);
+		release(h, w, HUB_EXPIRED);
 		return;
 	}
 	if (stuck) {
-		end(h, w, END_DROPPED);
+		end(h, w, HUB_DROPPED);
 		return;
 	}
 	if (w->state == WAITER_BACKLOG) {
 		w->deadline = next_beat(h, w, now);
-		waiter_park_timer(h->set, w, w->deadline);
+		move(h, w, WAITER_BACKLOG, w->deadline);
 		return;
 	}
 	/* An event EventSource hands only to listeners of "ping": the page
@@ -796,7 +882,7 @@ static void beat(struct hub *h, struct waiter *w, int64_t now)
 	 * FcgidIOTimeout sees the stream fall silent. */
 	static const char ping[] = "event: ping\ndata: {}\n\n";
 	if (send_more(h, w, ping, sizeof ping - 1) < 0) {
-		end(h, w, END_HUNGUP);
+		end(h, w, HUB_HUNGUP);
 		return;
 	}
 	w->deadline = next_beat(h, w, now);
@@ -833,14 +919,14 @@ static void expire(struct hub *h)
 static void stop_all(struct hub *h)
 {
 	deliver(h);
-	for (struct waiter *w = unpark_waiting(h), *next; w; w = next) {
+	for (struct waiter *w = all_waiting(h), *next; w; w = next) {
 		next = w->touched_next;
-		release(h, w);
+		release(h, w, HUB_SHUTDOWN);
 	}
 	__atomic_store_n(&h->stopped, 1, __ATOMIC_SEQ_CST);
 }
 
-void hub_stop(struct hub *h, int timeout_ms)
+void hub_stop(struct hub *h)
 {
 	uint64_t one = 1;
 	/* Takes in whatever the submitting thread has not rung for yet; it
@@ -848,11 +934,28 @@ void hub_stop(struct hub *h, int timeout_ms)
 	__atomic_store_n(&h->stop_requested, 1, __ATOMIC_SEQ_CST);
 	waiter_queue_ring(&h->queue);
 	if (write(h->stopfd, &one, sizeof one) < 0)
-		return;
-	struct timespec tick = { 0, 5 * 1000 * 1000 };
-	for (int waited = 0; waited < timeout_ms && !__atomic_load_n(&h->stopped, __ATOMIC_SEQ_CST);
-	     waited += 5)
-		nanosleep(&tick, NULL);
+		log_msg("error", 0, "hub: stop: %s", strerror(errno));
+}
+
+bool hub_end(struct hub *h, long long deadline_ms, bool free_it)
+{
+	hub_stop(h);
+	bool done = thread_join(&h->thread, deadline_ms);
+	if (!done) {
+		/* What is still being written to slow sockets is given up. */
+		uint64_t one = 1;
+		__atomic_store_n(&h->quit, 1, __ATOMIC_SEQ_CST);
+		if (write(h->stopfd, &one, sizeof one) < 0)
+			log_msg("error", 0, "hub: stop: %s", strerror(errno));
+		thread_join(&h->thread, 0);
+	}
+	__atomic_store_n(&h->quit, 1, __ATOMIC_SEQ_CST);
+	if (h->notify)
+		notify_wake(h->notify);
+	thread_join(&h->watcher, 0);
+	if (free_it)
+		hub_free(h);
+	return done;
 }
 
 void hub_poll(struct hub *h, int max_wait_ms)
@@ -890,7 +993,7 @@ void hub_poll(struct hub *h, int max_wait_ms)
 		} else if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 			/* The request was read to its end: anything more from the
 			 * web server is its hang-up (or an abort). */
-			end(h, p, END_HUNGUP);
+			end(h, p, HUB_HUNGUP);
 		} else if (ev[i].events & EPOLLOUT) {
 			struct waiter *w = p;
 			w->turn_next = out;

@@ -191,6 +191,44 @@ static size_t skip_value(const char *p, size_t n, size_t i)
 	}
 }
 
+size_t json_ws(const char *p, size_t n, size_t i)
+{
+	return ws(p, n, i);
+}
+
+size_t json_skip(const char *p, size_t n, size_t i)
+{
+	return skip_value(p, n, i);
+}
+
+void json_iter_init(struct json_iter *it, const char *p, size_t i)
+{
+	it->i = i;
+	it->object = p[i] == '{';
+}
+
+bool json_iter_next(struct json_iter *it, const char *p, size_t n, size_t *key, size_t *val)
+{
+	/* it->i is at the opening bracket, or at the comma or closing bracket
+	 * that follows the last value returned. */
+	char c = p[it->i];
+	if (c == '}' || c == ']')
+		return false;
+	size_t i = ws(p, n, it->i + 1);
+	if (p[i] == '}' || p[i] == ']') {
+		it->i = i;
+		return false;
+	}
+	*key = SIZE_MAX;
+	if (it->object) {
+		*key = i;
+		i = scan_key(p, n, i);
+	}
+	*val = i;
+	it->i = ws(p, n, skip_value(p, n, i));
+	return true;
+}
+
 /* The character at p[*i] inside a string, moving *i past it: a raw byte
  * (*raw set), or the code point an escape stands for. A surrogate pair's
  * two escapes are one code point; a surrogate escape without its pair is
@@ -219,10 +257,9 @@ static unsigned next_char(const char *p, size_t end, size_t *i, bool *raw)
 	return cp;
 }
 
-/* Whether the key (a string) at p[i] is name, an ASCII word, with its
- * escapes decoded: "\u0063hannel" is "channel", as RFC 8259 and SQLite
- * since 3.45 have it (3.40 compared the raw text). */
-static bool key_is(const char *p, size_t n, size_t i, const char *name)
+/* Escapes are decoded: "\u0063hannel" is "channel", as RFC 8259 and
+ * SQLite since 3.45 have it (3.40 compared the raw text). */
+bool json_key_is(const char *p, size_t n, size_t i, const char *name)
 {
 	size_t end = scan_string(p, n, i) - 1;
 	for (i++; i < end; name++) {
@@ -264,15 +301,16 @@ static size_t put_utf8(char *o, unsigned cp)
 	return 4;
 }
 
-/* The text of the string at p[i], unescaped, owned by b; *len gets its
- * length. NULL when an escape is not text: *bad then gets it (0 for
- * \u0000, else an unpaired surrogate). No escape is longer unescaped, so
- * the string's length in the body is room enough, NUL included. */
-static char *unescape(struct json_batch *b, const char *p, size_t n, size_t i, size_t *len,
-		      unsigned *bad)
+size_t json_string_room(const char *p, size_t n, size_t i)
+{
+	/* No escape is longer unescaped, so the string's length in the text,
+	 * less its two quotes, and a NUL are room enough. */
+	return scan_string(p, n, i) - i - 1;
+}
+
+bool json_string_text(const char *p, size_t n, size_t i, char *o, size_t *len, unsigned *bad)
 {
 	size_t end = scan_string(p, n, i) - 1, k = 0;
-	char *o = own(b, end - i);
 	for (i++; i < end;) {
 		bool raw;
 		unsigned c = next_char(p, end, &i, &raw);
@@ -280,14 +318,23 @@ static char *unescape(struct json_batch *b, const char *p, size_t n, size_t i, s
 			o[k++] = (char)c;
 		} else if (c == 0 || (c >= 0xd800 && c <= 0xdfff)) {
 			*bad = c;
-			return NULL;
+			return false;
 		} else {
 			k += put_utf8(o + k, c);
 		}
 	}
 	o[k] = '\0';
 	*len = k;
-	return o;
+	return true;
+}
+
+/* The text of the string at p[i], unescaped, owned by b; *len gets its
+ * length. NULL when an escape is not text: *bad then gets it. */
+static char *unescape(struct json_batch *b, const char *p, size_t n, size_t i, size_t *len,
+		      unsigned *bad)
+{
+	char *o = own(b, json_string_room(p, n, i));
+	return json_string_text(p, n, i, o, len, bad) ? o : NULL;
 }
 
 enum { F_CHANNEL, F_TYPE, F_DATA, NFIELD };
@@ -305,7 +352,7 @@ static size_t fields(const char *p, size_t n, size_t i, size_t *at)
 		size_t key = i;
 		i = scan_key(p, n, i);
 		for (int f = 0; f < NFIELD; f++)
-			if (at[f] == NONE && key_is(p, n, key, field_name[f]))
+			if (at[f] == NONE && json_key_is(p, n, key, field_name[f]))
 				at[f] = i;
 		i = ws(p, n, skip_value(p, n, i));
 		if (p[i] == ',')
@@ -349,6 +396,7 @@ static int element(struct json_batch *b, const char *p, size_t n, size_t *i,
 
 	b->msg = xrealloc(b->msg, (size_t)(k + 1) * sizeof *b->msg);
 	struct msglog_msg *m = &b->msg[b->n++];
+	*m = (struct msglog_msg){ NULL, NULL, NULL, 0, NULL };
 	bool text = p[at[F_DATA]] == '"';
 	size_t len;
 	unsigned bad = 0;

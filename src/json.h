@@ -27,6 +27,37 @@
  * that the bytes are UTF-8 (utf8_valid does). */
 bool json_valid(const char *p, size_t n);
 
+/* Walking a text that json_valid accepted, and only such a text: these
+ * rely on every string and container in it being closed before its end.
+ * Offsets index p[0..n); each names where a value or a key starts. */
+
+/* The first offset at or after i that is not whitespace. */
+size_t json_ws(const char *p, size_t n, size_t i);
+/* The offset just past the value that starts at p[i]. */
+size_t json_skip(const char *p, size_t n, size_t i);
+
+/* The members of an object, or the elements of an array, in order. */
+struct json_iter {
+	size_t i;
+	bool object;
+};
+/* p[i] is the container's opening bracket. */
+void json_iter_init(struct json_iter *it, const char *p, size_t i);
+/* The next member: *key gets its key's offset (SIZE_MAX in an array),
+ * *val its value's. False past the last. */
+bool json_iter_next(struct json_iter *it, const char *p, size_t n, size_t *key, size_t *val);
+
+/* Whether the string at p[i] is name, its escapes decoded. */
+bool json_key_is(const char *p, size_t n, size_t i, const char *name);
+/* Bytes enough for json_string_text of the string at p[i], NUL included. */
+size_t json_string_room(const char *p, size_t n, size_t i);
+/* The string at p[i], unescaped (UTF-8) into out, NUL-terminated; *len
+ * gets its length. False when an escape is not text, \u0000 or a
+ * surrogate without its pair: *bad then gets its code point. Raw bytes
+ * are copied as they stand (utf8_valid is the caller's to apply). */
+bool json_string_text(const char *p, size_t n, size_t i, char *out, size_t *len,
+		      unsigned *bad);
+
 /* A batch publish body: a JSON array of {"channel", "data", "type"?}.
  * Each element becomes a message: data that is a JSON string is stored as
  * its text, unescaped (type defaults to text/plain); any other JSON value

@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "commit.h"
 #include "conf.h"
 #include "handler.h"
 #include "log.h"
@@ -20,7 +21,6 @@
 #include "request.h"
 #include "server.h"
 #include "user.h"
-#include "utf8.h"
 
 static void usage(FILE *f)
 {
@@ -73,6 +73,18 @@ static int check_owner(const char *db, char *err, size_t errlen)
 	return -1;
 }
 
+/* The command line's answer: the acknowledgement on stdout, or why not. */
+static void cli_done(struct commit_job *job, int status, const char *body, size_t len)
+{
+	int *rc = job->arg;
+	if (status < 300) {
+		printf("%.*s\n", (int)len, body);
+		*rc = 0;
+	} else {
+		fprintf(stderr, "comet-fcgi: %s\n", body);
+	}
+}
+
 static int cli_publish(struct app *a, int argc, char **argv)
 {
 	char err[1200], local[4096];
@@ -104,31 +116,36 @@ static int cli_publish(struct app *a, int argc, char **argv)
 	bool charset_ok;
 	struct req_error e;
 	int rc = 1;
+	struct commit *c;
 	if (request_media_type(ctype, type, &charset_ok, &e) < 0 || !charset_ok) {
 		fprintf(stderr, "comet-fcgi: --type: %s\n", charset_ok ? e.msg : "UTF-8 only");
-	} else if ((long)data.len > a->conf.max_message) {
-		fprintf(stderr, "comet-fcgi: message too large (COMET_MAX_MESSAGE is %ld)\n",
-			a->conf.max_message);
-	} else if (!utf8_valid(data.p ? data.p : "", data.len)) {
-		fprintf(stderr, "comet-fcgi: the message must be UTF-8 text without NUL bytes\n");
+	} else if (request_message(chan, type, data.p ? data.p : "", data.len,
+				   a->conf.max_message, &e) < 0) {
+		if (e.status == 413)
+			fprintf(stderr, "comet-fcgi: message too large (COMET_MAX_MESSAGE is %ld)\n",
+				a->conf.max_message);
+		else
+			fprintf(stderr, "comet-fcgi: %s\n", e.msg);
 	} else if (check_owner(msglog_local_path(a->conf.db, a->conf.state_dir, local,
 							   sizeof local), err, sizeof err) < 0 ||
-		   handler_open(a, err, sizeof err) < 0) {
+		   handler_open(a, err, sizeof err) < 0 ||
+		   commit_start(&c, &a->conf, a->notify, NULL, false, err, sizeof err) < 0) {
 		fprintf(stderr, "comet-fcgi: %s\n", err);
 	} else {
-		struct msglog_msg m = { chan, type, data.p ? data.p : "", data.len };
-		int64_t id;
-		struct buf ack = BUF_INIT;
-		int r = msglog_append(a->log, &m, 1, clock_wall_ms(), &id, &ack, NULL, err, sizeof err);
-		if (r == 0) {
-			notify_bump(a->notify);
-			notify_published(a->notify, 1);
-			printf("%s\n", buf_str(&ack));
-			rc = 0;
-		} else {
-			fprintf(stderr, "comet-fcgi: %s\n", err);
-		}
-		buf_free(&ack);
+		/* The same write path as an HTTP publish, run here at once. */
+		struct commit_job *job = xcalloc(1, sizeof *job);
+		snprintf(job->chan, sizeof job->chan, "%s", chan);
+		snprintf(job->type, sizeof job->type, "%s", type);
+		job->body = data;
+		data = (struct buf)BUF_INIT;
+		job->one = (struct msglog_msg){ job->chan, job->type, job->body.p ? job->body.p : "",
+						 job->body.len, NULL };
+		job->msg = &job->one;
+		job->n = 1;
+		job->done = cli_done;
+		job->arg = &rc;
+		commit_submit(c, job);
+		commit_close(c);
 	}
 	buf_free(&data);
 	return rc;

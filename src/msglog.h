@@ -29,7 +29,7 @@
 #define MSGLOG_EUNAVAIL (-1)	/* storage unavailable: busy, full, I/O (503) */
 #define MSGLOG_EINVAL (-2)	/* a message is not what its type says (415) */
 
-#define MSGLOG_SCHEMA_VERSION 2
+#define MSGLOG_SCHEMA_VERSION 3
 
 /* How long one call waits in all for locks another process holds. */
 #define MSGLOG_BUSY_MS 5000
@@ -41,6 +41,9 @@ struct msglog_msg {
 	const char *type;
 	const char *data;
 	size_t len;
+	/* The publisher's connection (a Pusher socket_id), never delivered to
+	 * a subscriber that gives the same: NULL for none. */
+	const char *origin;
 };
 
 /* One answer's worth of messages for a set of channels. */
@@ -50,12 +53,15 @@ struct msglog_item {
 };
 struct msglog_page {
 	size_t max_bytes;	/* in: the items stop short of this (but hold one); 0: no bound */
+	const char *exclude;	/* in: messages of this origin are passed over; NULL: none */
 	struct buf items;	/* the messages' JSON objects, comma-separated */
 	struct msglog_item *item;	/* each of them */
 	int count, cap;
 	int64_t last_id;	/* the cursor for the next request */
 	int64_t log_last;	/* newest id of the log in the snapshot read */
 	bool more, gap, reset;
+	bool ahead;		/* the cursor is ahead of this host's copy of a shared
+				 * log: msglog_sync, then ahead again means reset */
 };
 
 /* Every message after a position, all channels: what a process dispatches
@@ -65,6 +71,7 @@ struct msglog_row {
 	char *channel;
 	char *json;
 	size_t jsonlen;
+	char *origin;		/* NULL: none */
 };
 struct msglog_mark {
 	char *channel;
@@ -83,8 +90,16 @@ struct msglog_batch {
  * hosts: then this host's copy of it, which every read reads, lives in
  * state_dir (msglog_local_path), and writes go to PostgreSQL and are
  * copied back before they return. */
-int msglog_open(struct msglog **out, const char *db, const char *state_dir, bool sync_full,
+int msglog_open(struct msglog **out, const char *db, const char *state_dir, int flags,
 		char *err, size_t errlen);
+/* msglog_open's flags: fsync every commit (COMET_SYNC=full); a connection
+ * that only reads (subscribers, info, stats), which serves a file it may
+ * not write rather than refuse it. */
+#define MSGLOG_SYNC_FULL 1
+#define MSGLOG_READER 2
+/* The file last opened read-only (a writer refuses it: msglog_read_only
+ * says why the refusal, for a short answer to a publisher). */
+bool msglog_read_only(const struct msglog *l);
 /* The file on this host that holds db's messages (db itself, or the copy);
  * the wake-up file sits beside it. */
 const char *msglog_local_path(const char *db, const char *state_dir, char *buf, size_t n);
@@ -94,6 +109,43 @@ bool msglog_shared(const struct msglog *l);
  * were copied (readers should look), 0, or MSGLOG_EUNAVAIL. One process
  * per host does this: the follower. A log of one host returns 0 at once. */
 int msglog_follow(struct msglog *l, int timeout_ms, char *err, size_t errlen);
+/* Presence: a member of a presence channel (its id, and its info as JSON
+ * text), and the type of the messages that tell of its arrival and its
+ * departure: {"event": "join"|"leave", "member": {"id", "info"}}. */
+struct msglog_member {
+	const char *channel, *id, *info;
+};
+#define MSGLOG_PRESENCE_TYPE "application/x-comet-presence+json"
+/* A subscription of each of the n members begins (delta 1) or ends (-1),
+ * held by owner (a process): a member's first appends its join, and a
+ * member back within the grace joins again silently. Returns how many
+ * messages were appended, or MSGLOG_EUNAVAIL. */
+int msglog_presence(struct msglog *l, const struct msglog_member *m, int n, const char *owner,
+		    int delta, int64_t now_ms, char *err, size_t errlen);
+/* self (when not NULL) is alive now; owners not seen for dead_ms, or that
+ * alive (when not NULL) says have ended, let go of their subscriptions;
+ * members without a subscription for grace_ms leave (their leave message
+ * appended). Returns how many left, or MSGLOG_EUNAVAIL. */
+int msglog_presence_reap(struct msglog *l, const char *self, int64_t now_ms, int64_t grace_ms,
+			 int64_t dead_ms, bool (*alive)(const char *owner, void *arg), void *arg,
+			 char *err, size_t errlen);
+/* The members of channel as a JSON array [{"id", "info"}, ...] (with ids,
+ * [{"id"}, ...]), the log's last id in the same snapshot (the join and
+ * leave messages up to it are reflected), how many members and
+ * subscriptions. */
+int msglog_members(struct msglog *l, const char *channel, bool ids, struct buf *members,
+		   int64_t *last_id, long *count, long *subs, char *err, size_t errlen);
+/* The presence channels whose name starts with prefix, with their counts. */
+struct msglog_presence_count {
+	char *channel;
+	long members, subs;
+};
+int msglog_presence_channels(struct msglog *l, const char *prefix,
+			      struct msglog_presence_count **out, int *n, char *err, size_t errlen);
+void msglog_presence_counts_free(struct msglog_presence_count *c, int n);
+/* Brings this host's copy of a shared log up to the shared log now (the
+ * publishers' connection; a log of one host: nothing). 0 or MSGLOG_EUNAVAIL. */
+int msglog_sync(struct msglog *l, char *err, size_t errlen);
 /* Lets go of what an idle log holds that others may need (a shared log's
  * writer connection). */
 void msglog_idle(struct msglog *l);

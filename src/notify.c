@@ -43,6 +43,8 @@ struct shared {
 	uint64_t storage_errors;
 	uint64_t commit_le[NOTIFY_NBUCKETS];	/* publishes committed within ... */
 	uint64_t commit_count, commit_sum_us;
+	int32_t draining[NOTIFY_SLOTS];	/* by slot, like slots[].waiting */
+	uint64_t ends[NOTIFY_NENDS];
 };
 
 const int notify_statuses[NOTIFY_NSTATUS] = {
@@ -137,6 +139,7 @@ void notify_close(struct notify *n)
 		return;
 	if (n->mine) {
 		__atomic_store_n(&n->mine->waiting, 0, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&n->sh->draining[n->mine - n->sh->slots], 0, __ATOMIC_SEQ_CST);
 		__atomic_store_n(&n->mine->pid, 0, __ATOMIC_SEQ_CST);
 	}
 	munmap(n->sh, sizeof *n->sh);
@@ -165,6 +168,11 @@ void notify_wait(struct notify *n, uint32_t seen)
 	futex(&n->sh->seq, FUTEX_WAIT, seen);
 }
 
+void notify_wake(struct notify *n)
+{
+	futex(&n->sh->seq, FUTEX_WAKE, INT_MAX);
+}
+
 static bool alive(int32_t pid)
 {
 	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
@@ -182,6 +190,7 @@ static struct slot *my_slot(struct notify *n)
 		    __atomic_compare_exchange_n(&s->pid, &p, n->pid, false,
 						__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
 			__atomic_store_n(&s->waiting, 0, __ATOMIC_SEQ_CST);
+			__atomic_store_n(&n->sh->draining[i], 0, __ATOMIC_SEQ_CST);
 			return n->mine = s;
 		}
 	}
@@ -193,6 +202,19 @@ void notify_waiting(struct notify *n, int delta)
 	struct slot *s = my_slot(n);
 	if (s)
 		__atomic_add_fetch(&s->waiting, delta, __ATOMIC_SEQ_CST);
+}
+
+void notify_draining(struct notify *n, int delta)
+{
+	struct slot *s = my_slot(n);
+	if (s)
+		__atomic_add_fetch(&n->sh->draining[s - n->sh->slots], delta, __ATOMIC_SEQ_CST);
+}
+
+void notify_ended(struct notify *n, int reason)
+{
+	if (reason >= 0 && reason < NOTIFY_NENDS)
+		__atomic_add_fetch(&n->sh->ends[reason], 1, __ATOMIC_RELAXED);
 }
 
 void notify_published(struct notify *n, uint64_t count)
@@ -249,11 +271,15 @@ void notify_stats(struct notify *n, struct notify_stats *st)
 		st->commit_le[i] = __atomic_load_n(&n->sh->commit_le[i], __ATOMIC_RELAXED);
 	st->commit_count = __atomic_load_n(&n->sh->commit_count, __ATOMIC_RELAXED);
 	st->commit_sum_us = __atomic_load_n(&n->sh->commit_sum_us, __ATOMIC_RELAXED);
-	st->waiting = 0;
+	for (int i = 0; i < NOTIFY_NENDS; i++)
+		st->ends[i] = __atomic_load_n(&n->sh->ends[i], __ATOMIC_RELAXED);
+	st->waiting = st->draining = 0;
 	for (int i = 0; i < NOTIFY_SLOTS; i++) {
 		struct slot *s = &n->sh->slots[i];
 		int32_t p = __atomic_load_n(&s->pid, __ATOMIC_SEQ_CST);
-		if (p && alive(p))
+		if (p && alive(p)) {
 			st->waiting += __atomic_load_n(&s->waiting, __ATOMIC_SEQ_CST);
+			st->draining += __atomic_load_n(&n->sh->draining[i], __ATOMIC_SEQ_CST);
+		}
 	}
 }

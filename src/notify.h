@@ -7,9 +7,10 @@
  * which re-reads the log.
  *
  * The file also holds totals for stats: messages published and delivered,
- * subscribers dropped for not reading,
- * and one slot per live process with its count of held subscribers (a
- * dead process's slot is recognised by its pid and reused). */
+ * subscribers dropped for not reading, requests ended by reason,
+ * and one slot per live process with its counts of held subscribers and of
+ * answers still being written (a dead process's slot is recognised by its
+ * pid and reused). */
 #ifndef COMET_NOTIFY_H
 #define COMET_NOTIFY_H
 
@@ -22,12 +23,15 @@ struct notify;
  * publish-to-commit latency in these buckets (cumulative, microseconds). */
 #define NOTIFY_NSTATUS 12
 #define NOTIFY_NBUCKETS 13
+/* Requests ended by the hub, by reason (hub.h, enum hub_end). */
+#define NOTIFY_NENDS 6
 extern const int notify_statuses[NOTIFY_NSTATUS];
 extern const int64_t notify_buckets_us[NOTIFY_NBUCKETS];
 
 struct notify_stats {
 	uint64_t published, delivered, dropped;
-	int64_t waiting;
+	int64_t waiting, draining;
+	uint64_t ends[NOTIFY_NENDS];
 	uint64_t answers[NOTIFY_NSTATUS + 1];
 	uint64_t storage_errors;
 	uint64_t commit_le[NOTIFY_NBUCKETS], commit_count, commit_sum_us;
@@ -41,8 +45,14 @@ void notify_bump(struct notify *n);
 uint32_t notify_seq(struct notify *n);
 /* Blocks until the sequence is no longer `seen` (may return early). */
 void notify_wait(struct notify *n, uint32_t seen);
+/* Wakes every notify_wait without moving the sequence (a thread that is to
+ * end; the others look, find nothing new, and wait again). */
+void notify_wake(struct notify *n);
 
+/* This process's held subscribers, and answers it is still writing. */
 void notify_waiting(struct notify *n, int delta);
+void notify_draining(struct notify *n, int delta);
+void notify_ended(struct notify *n, int reason);
 void notify_published(struct notify *n, uint64_t count);
 void notify_delivered(struct notify *n, uint64_t count);
 void notify_dropped(struct notify *n, uint64_t count);

@@ -34,6 +34,9 @@ struct reading {
 
 static char tag_listen;		/* the epoll tag of the listening socket */
 
+/* A signal to the process's end, at most (SIGTERM within 2 s). */
+#define STOP_MS 1900
+
 /* Connections accepted per readiness of the listening socket, so that
  * requests already arriving get their turn during a herd. */
 #define ACCEPT_BATCH 256
@@ -224,25 +227,29 @@ static void *stopper(void *arg)
 	sigaddset(&set, SIGHUP);
 	while (sigwait(&set, &sig) != 0)
 		;
-	int64_t start = clock_mono_ms();
+	long long deadline = clock_wall_ms() + STOP_MS;
 	log_msg("notice", 0, "signal %d: answering held requests and exiting", sig);
-	struct hub *h = __atomic_load_n(&a->hub, __ATOMIC_SEQ_CST);
-	if (h)
-		hub_stop(h, 1500);
-	/* A request in progress, and the publishes handed to the group commit,
-	 * finish first; no new request is taken meanwhile. */
-	struct timespec tick = { 0, 5 * 1000 * 1000 };
-	bool exiting = false;
-	while (clock_mono_ms() - start < 1900) {
-		int idle = SERVE_IDLE;
-		if (!exiting)
-			exiting = __atomic_compare_exchange_n(&a->state, &idle, SERVE_EXITING, false,
-							      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-		struct commit *c = __atomic_load_n(&a->commit, __ATOMIC_SEQ_CST);
-		if (exiting && (!c || commit_pending(c) == 0))
-			break;
+	/* In order: no new request (the one being served, which takes
+	 * microseconds, finishes first); every write handed over committed and
+	 * answered; every held request answered and what slow sockets still
+	 * take written; the threads joined. Whatever is left at the deadline
+	 * (a publish waiting for a lock held elsewhere: not acknowledged, so
+	 * not lost) goes with the process. */
+	struct timespec tick = { 0, 1000 * 1000 };
+	int idle = SERVE_IDLE;
+	while (!__atomic_compare_exchange_n(&a->state, &idle, SERVE_EXITING, false,
+					    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST) &&
+	       clock_wall_ms() < deadline) {
+		idle = SERVE_IDLE;
 		nanosleep(&tick, NULL);
 	}
+	struct commit *c = __atomic_load_n(&a->commit, __ATOMIC_SEQ_CST);
+	bool committed = !c || commit_end(c, deadline);
+	struct hub *h = __atomic_load_n(&a->hub, __ATOMIC_SEQ_CST);
+	/* A commit still running may yet hand the hub an answer: the hub is
+	 * then joined but not freed. */
+	if (h)
+		hub_end(h, deadline, committed);
 	_exit(0);
 }
 

@@ -21,7 +21,9 @@ def name_value(k, v):
 def request(params, body=b""):
     """One responder request: the bytes a web server would send."""
     out = record(BEGIN_REQUEST, struct.pack("!HB5x", 1, 0))
-    out += record(PARAMS, b"".join(name_value(k, v) for k, v in params.items()))
+    pairs = b"".join(name_value(k, v) for k, v in params.items())
+    for i in range(0, len(pairs), 65528):
+        out += record(PARAMS, pairs[i:i + 65528])
     out += record(PARAMS, b"")
     for i in range(0, len(body), 65535):
         out += record(STDIN, body[i:i + 65535])

@@ -655,15 +655,18 @@ class Server:
                 sys.stderr.write("harness: killed %d leftover process(es) of %s\n"
                                  % (left, self.kind))
 
-    def restart(self):
+    def restart(self, while_stopped=None):
         """Stop the web server (and with it every comet-fcgi process) and
         start it again on the same port, with the same scratch directory and
         database: what clients see when a site's server is restarted.
+        while_stopped() runs in between (to change the files, say).
         Returns once /comet/stats answers again."""
         if not self.proc or self._stopped:
             raise HarnessError("restart: %s is not running" % self.kind)
         self._halt()
         self.proc = None
+        if while_stopped:
+            while_stopped()
         # The port was ours a moment ago; another process taking it in
         # between would be a fluke, but say so rather than hang.
         if not self._spawn_and_wait():

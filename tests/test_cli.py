@@ -289,7 +289,8 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(json.loads(p.stdout)["id"], 6)
         con = sqlite3.connect(self.db)
-        self.assertEqual(con.execute("PRAGMA user_version").fetchone()[0], 2)
+        self.assertEqual(con.execute("PRAGMA user_version").fetchone()[0], 3)
+        self.assertIn("origin", [r[1] for r in con.execute("PRAGMA table_info(msg)")])
         self.assertEqual([r[0] for r in con.execute("SELECT data FROM msg ORDER BY id")],
                          ["m3", "m4", "new"])
         self.assertEqual(con.execute("SELECT n FROM chan WHERE name='old'").fetchone()[0], 3)
@@ -405,6 +406,25 @@ class Standalone(unittest.TestCase):
         self.assertEqual((st, json.loads(body)["status"]), (413, 413))
         st, body = self.req("POST", "/pub", "channel=x", b"small")
         self.assertEqual(st, 201)
+
+    def test_oversized_parameters_get_their_431(self):
+        # A 1 MB query string or Authorization header: more than the
+        # program keeps (256 KB of parameters), read to its end and
+        # answered with a JSON error, logged once; the next request is
+        # served as usual.
+        for name, value in (("QUERY_STRING", "channel=x&pad=" + "p" * (1 << 20)),
+                            ("HTTP_AUTHORIZATION", "Bearer " + "k" * (1 << 20))):
+            with self.subTest(parameter=name):
+                params = {"REQUEST_METHOD": "GET", "SCRIPT_NAME": "/sub",
+                          "QUERY_STRING": "channel=x&timeout=0", "REMOTE_ADDR": "127.0.0.1"}
+                params[name] = value
+                out = fcgi_request(("127.0.0.1", self.port), params)
+                head, _, rest = out.partition(b"\r\n\r\n")
+                self.assertTrue(head.startswith(b"Status: 431 "), out[:200])
+                self.assertIn(b"application/json", head)
+                self.assertEqual(json.loads(rest)["status"], 431)
+                st, body = self.req("GET", "/sub", "channel=x&timeout=0")
+                self.assertEqual(st, 200, body)
 
     def test_sigterm_answers_held_requests_and_exits(self):
         results = []

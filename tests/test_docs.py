@@ -35,6 +35,9 @@ NOT_SETTINGS = {
 
 # Settings SPEC.md names that belong to open issues, not built yet.
 NOT_YET = {
+    # The SPEC's settings of work not landed yet (issues 16 and 17); the
+    # test below fails once one of them is in the table and still here.
+    "COMET_MERCURE_JWT_KEY": "the Mercure endpoint (issue 17)",
 }
 
 

@@ -102,13 +102,20 @@ class CometCases(Backend):
             self.assertEqual(set(m), {"id", "channel", "time", "type", "data"}, r)
         return d
 
-    def assert_publish_refused_alone(self, ch, timeout=60):
-        """Publishes to ch while the test holds the log's write lock
-        elsewhere: the publish is answered 503 with Retry-After, and every
-        other request meanwhile within 2 s. Returns the 503."""
+    def assert_publish_refused_alone(self, ch, timeout=60, delete=False):
+        """Publishes to ch (with delete, DELETEs its messages) while the
+        test holds the log's write lock elsewhere: the write is answered 503
+        with Retry-After, and every other request meanwhile within 2 s.
+        Returns the 503."""
         result = {}
-        t = threading.Thread(target=lambda: result.update(
-            r=self.srv.publish(ch, "during", timeout=timeout)), daemon=True)
+
+        def write():
+            if delete:
+                result["r"] = self.srv.request("DELETE", "/comet/pub", query={"channel": ch},
+                                               headers=self.srv.auth_headers(), timeout=timeout)
+            else:
+                result["r"] = self.srv.publish(ch, "during", timeout=timeout)
+        t = threading.Thread(target=write, daemon=True)
         t.start()
         # The publish waits for the lock in the commit thread; the process
         # keeps answering everything else meanwhile (the wait is 5 s, so

@@ -43,6 +43,9 @@ class Lighttpd(CometCases, unittest.TestCase):
         try:
             db.execute("BEGIN EXCLUSIVE")
             self.assert_publish_refused_alone(ch)
+            # A DELETE waits in the write thread too, never in the one that
+            # reads every other request.
+            self.assert_publish_refused_alone(ch, delete=True)
         finally:
             db.execute("ROLLBACK")
             db.close()

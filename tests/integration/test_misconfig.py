@@ -92,6 +92,46 @@ class Misconfig:
             self.assertLessEqual(told, procs, "logged again for every request")
 
 
+class ReadOnly:
+    """A database file the program may read and not write (chmod a-w):
+    subscribers are served, publishes and DELETEs answered 503 saying the
+    file is read-only, and the log says which file and what to do."""
+    KIND = None
+
+    def test_read_only_database_file(self):
+        with harness.Server(self.KIND) as srv:
+            if srv._run_user()[0] == "root" or (self.KIND == "lighttpd" and os.geteuid() == 0):
+                self.skipTest("the program runs as root, whom no file mode stops")
+            first = srv.publish("ro", "before")
+            self.assertEqual(first.status, 201, first)
+            try:
+                srv.restart(while_stopped=lambda: os.chmod(srv.db, 0o444))
+                r = srv.sub(["ro"], since=0, timeout=0)
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual([m["data"] for m in r.json["messages"]], ["before"], r)
+                for r in (srv.publish("ro", "after"),
+                          srv.request("DELETE", "/comet/pub", query={"channel": "ro"},
+                                      headers=srv.auth_headers())):
+                    self.assertEqual(r.status, 503, r)
+                    self.assertIn("read-only", r.json["error"], r)
+                    self.assertIn("retry-after", {k.lower() for k in r.headers.keys()})
+                logs = harness.wait_until(
+                    lambda: (lambda t: t if "not writable" in t else None)(srv.read_logs()),
+                    10, "the reason in the logs")
+                self.assertIn(srv.db, logs)
+                self.assertEqual(srv.stats()["last_id"], first.json["id"])
+            finally:
+                os.chmod(srv.db, 0o644)
+
+
+class LighttpdReadOnly(ReadOnly, unittest.TestCase):
+    KIND = "lighttpd"
+
+
+class ApacheReadOnly(ReadOnly, unittest.TestCase):
+    KIND = "apache"
+
+
 class LighttpdMisconfig(Misconfig, unittest.TestCase):
     KIND = "lighttpd"
 

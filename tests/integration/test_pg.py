@@ -101,6 +101,7 @@ class PgLockCases:
         database = urllib.parse.urlsplit(self.srv.db).path.lstrip("/")
         with shared_cluster().session(database) as s:
             s.run("BEGIN; SELECT 1 FROM comet_state FOR UPDATE;")
+            self.assert_publish_refused_alone(ch, delete=True)
             r = self.assert_publish_refused_alone(ch)
             # Answered within the program's wait (5 s), not a multiple of it.
             self.assertLess(r.elapsed, 8.0, r)
@@ -318,6 +319,44 @@ class TwoHosts(unittest.TestCase):
                         self.assertIn("id: %d\n" % a.json["id"], ev)
                         data = json.loads(ev.split("data: ", 1)[1].split("\n", 1)[0])
                         self.assertEqual((data["id"], data["channel"]), (a.json["id"], ch))
+
+    def test_cursor_ahead_of_the_shared_log_is_reset(self):
+        """SPEC "reset": a cursor above the shared log's last id (from a log
+        since made anew) is told reset on every host, with the log's real
+        last id, by a poll, a held long-poll and an event stream alike;
+        never held, never its own cursor echoed back."""
+        ch = channel("reset")
+        last = post(self.lt, ch, "one").json["id"]
+        last = post(self.ap, ch, "two").json["id"]
+        for srv in (self.lt, self.ap):
+            for timeout in (0, 20):
+                with self.subTest(host=srv.kind, timeout=timeout):
+                    t0 = time.monotonic()
+                    r = srv.sub([ch], since=999999999, timeout=timeout)
+                    self.assertEqual(r.status, 200, r)
+                    self.assertTrue(r.json.get("reset"), r.json)
+                    self.assertGreaterEqual(r.json["last_id"], last, r.json)
+                    self.assertLess(r.json["last_id"], 999999999, r.json)
+                    self.assertLess(time.monotonic() - t0, 5, "held instead of reset")
+            with self.subTest(host=srv.kind, stream=True):
+                with srv.open_stream("/comet/sub", {"channel": ch},
+                                     {"Accept": "text/event-stream",
+                                      "Last-Event-ID": "999999999"}) as st:
+                    st.read_head()
+                    self.assertEqual(st.status, 200)
+                    self.assertTrue(st.read_until(b"\n\n", timeout=5).startswith(b"retry: "))
+                    ev = st.read_until(b"\n\n", timeout=10).decode()
+                    self.assertTrue(ev.startswith("event: reset\n"), ev)
+                    data = json.loads(ev.split("data: ", 1)[1].split("\n", 1)[0])
+                    self.assertGreaterEqual(data["last_id"], last, ev)
+        # A cursor the other host handed out is served at once, never reset.
+        for src, dst in self.pairs():
+            with self.subTest(cursor_from=src.kind, asked_of=dst.kind):
+                a = post(src, ch, "fresh on %s" % src.kind).json["id"]
+                r = dst.sub([ch], since=a - 1, timeout=20)
+                self.assertEqual(r.status, 200, r)
+                self.assertFalse(r.json.get("reset"), r.json)
+                self.assertEqual([m["id"] for m in r.json["messages"]], [a], r.json)
 
     def test_cross_host_wakeup_latency(self):
         """ROUNDS in each direction: a long-poll held on one host, a publish

@@ -127,6 +127,61 @@ START_TEST(broken_input_fails_cleanly)
 }
 END_TEST
 
+/* Whatever the socket's reads cut a request into, the reader ends with
+ * the same request: split in two at every byte, and followed by the first
+ * bytes of another (never taken for this one's). */
+START_TEST(split_at_every_byte)
+{
+	struct buf b = BUF_INIT, next = BUF_INIT;
+	const char *params[] = { "REQUEST_METHOD", "GET", "QUERY_STRING", "channel=a&since=4",
+				 NULL };
+	wire_request(&b, 1, params, NULL, 0);
+	wire_request(&next, 1, params, NULL, 0);
+	size_t whole = b.len;
+	buf_add(&b, next.p, 11);
+	for (size_t cut = 0; cut <= whole; cut++) {
+		struct fcgi_in in;
+		fcgi_in_init(&in, 100);
+		size_t used = fcgi_in_parse(&in, b.p, cut);
+		struct buf rest = BUF_INIT;
+		buf_add(&rest, b.p + used, b.len - used);
+		used += fcgi_in_parse(&in, rest.p, rest.len);
+		ck_assert_msg(in.state == FCGI_DONE, "cut at %zu: state %d", cut, in.state);
+		ck_assert_uint_eq(used, whole);
+		ck_assert_str_eq(fcgi_env_get(in.env, "QUERY_STRING"), "channel=a&since=4");
+		fcgi_in_free(&in);
+		buf_free(&rest);
+	}
+	buf_free(&b);
+	buf_free(&next);
+}
+END_TEST
+
+/* Parameters beyond the bound are read and dropped, the request read to
+ * its end: it can be answered (431) instead of cut off. */
+START_TEST(params_over_the_bound_are_dropped_not_fatal)
+{
+	struct buf b = BUF_INIT;
+	size_t n = FCGI_PARAMS_MAX + 1000;
+	char *huge = malloc(n + 1);
+	memset(huge, 'q', n);
+	huge[n] = '\0';
+	const char *params[] = { "REQUEST_METHOD", "GET", "QUERY_STRING", huge, NULL };
+	wire_request(&b, 5, params, "body", 4);
+	for (size_t step = 1000; step <= b.len; step *= 7) {
+		struct fcgi_in in = feed_all(&b, 100, step);
+		ck_assert_int_eq(in.state, FCGI_DONE);
+		ck_assert_int_eq(in.id, 5);
+		ck_assert(fcgi_in_params_over(&in));
+		ck_assert_ptr_null(fcgi_env_get(in.env, "REQUEST_METHOD"));
+		ck_assert_uint_eq(in.body_seen, 4);
+		fcgi_in_free(&in);
+	}
+	free(huge);
+	buf_free(&b);
+}
+END_TEST
+
 START_TEST(answer_records)
 {
 	struct buf b = BUF_INIT;
@@ -154,6 +209,8 @@ Suite *fcgi_suite(void)
 	tcase_add_test(t, stalled_request_waits);
 	tcase_add_test(t, broken_input_fails_cleanly);
 	tcase_add_test(t, answer_records);
+	tcase_add_test(t, split_at_every_byte);
+	tcase_add_test(t, params_over_the_bound_are_dropped_not_fatal);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -67,7 +67,7 @@ static void teardown(void)
 
 static int64_t publish(const char *chan, const char *data, size_t n)
 {
-	struct msglog_msg m = { chan, "text/plain", data, n };
+	struct msglog_msg m = { chan, "text/plain", data, n, NULL };
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	char err[256];
@@ -301,6 +301,197 @@ START_TEST(stream_reads_a_long_backlog_in_order)
 }
 END_TEST
 
+/* The number of an ended request's socket, taken at once by the next
+ * connection (as accept(2) does on the accepting thread), belongs to that
+ * connection alone: a round that answered and closed the old one, and a
+ * hang-up, leave nothing behind that reads, writes or closes the new one. */
+START_TEST(socket_number_reused_at_once)
+{
+	int old_client, client;
+	struct buf out = BUF_INIT, raw = BUF_INIT;
+	struct waiter *a = subscriber(&old_client, "r", 0, false);
+	int number = conn_fd(a->conn);
+	hub_submit(hub, a);
+	hub_poll(hub, 0);
+	publish("r", "first", 5);
+	ck_assert(until_answered(old_client, &out));
+	ck_assert_msg(strstr(out.p, "\"data\":\"first\""), "%s", out.p);
+	struct waiter *b = subscriber(&client, "r", 1, false);
+	ck_assert_int_eq(conn_fd(b->conn), number);
+	hub_submit(hub, b);
+	hub_poll(hub, 0);
+	/* The old peer going away now concerns nobody. */
+	close(old_client);
+	hub_poll(hub, 0);
+	ck_assert_int_eq(hub_inflight(hub), 1);
+	buf_reset(&out);
+	publish("r", "second", 6);
+	ck_assert(until_answered(client, &out));
+	ck_assert_msg(strstr(out.p, "\"data\":\"second\"") && !strstr(out.p, "first"), "%s",
+		      out.p);
+	close(client);
+	/* A hang-up ends its request; the number is taken again, at once. */
+	struct waiter *c = subscriber(&client, "r", 2, false);
+	number = conn_fd(c->conn);
+	hub_submit(hub, c);
+	hub_poll(hub, 0);
+	close(client);
+	hub_poll(hub, 100);
+	ck_assert_int_eq(hub_inflight(hub), 0);
+	struct waiter *d = subscriber(&client, "r", 2, false);
+	ck_assert_int_eq(conn_fd(d->conn), number);
+	hub_submit(hub, d);
+	hub_poll(hub, 0);
+	buf_reset(&out);
+	publish("r", "third", 5);
+	ck_assert(until_answered(client, &out));
+	ck_assert_msg(strstr(out.p, "\"data\":\"third\""), "%s", out.p);
+	buf_free(&out);
+	buf_free(&raw);
+	close(client);
+}
+END_TEST
+
+static uint64_t ended(enum hub_end why)
+{
+	struct notify_stats st;
+	notify_stats(note, &st);
+	return st.ends[why];
+}
+
+/* A stream hears a ping every keepalive interval while nothing comes, and
+ * ends (expired) at the end of its life. */
+START_TEST(stream_pings_then_expires)
+{
+	int client;
+	struct buf out = BUF_INIT, raw = BUF_INIT;
+	struct waiter *w = subscriber(&client, "p", 0, true);
+	w->end = fake_now + 40000;
+	hub_submit(hub, w);
+	hub_poll(hub, 0);
+	uint64_t expired = ended(HUB_EXPIRED);
+	fake_now += 15000;
+	hub_poll(hub, 0);
+	ck_assert(!take(client, &raw, &out));
+	ck_assert_msg(strstr(out.p ? out.p : "", "event: ping\ndata: {}\n\n"), "%s", out.p);
+	fake_now += 15000;
+	hub_poll(hub, 0);
+	fake_now += 10000;
+	hub_poll(hub, 0);
+	ck_assert(take(client, &raw, &out));
+	ck_assert_int_eq(ended(HUB_EXPIRED), expired + 1);
+	ck_assert_int_eq(hub_inflight(hub), 0);
+	buf_free(&out);
+	buf_free(&raw);
+	close(client);
+}
+END_TEST
+
+/* A cursor ahead of the log (a log made anew) is told reset at once. */
+START_TEST(cursor_ahead_is_reset)
+{
+	int client;
+	publish("q", "one", 3);
+	hub_submit(hub, subscriber(&client, "q", 99, false));
+	struct buf out = BUF_INIT;
+	ck_assert(until_answered(client, &out));
+	ck_assert_msg(strstr(out.p, "\"reset\":true") && strstr(out.p, "\"last_id\":1,"), "%s",
+		      out.p);
+	buf_free(&out);
+	close(client);
+}
+END_TEST
+
+/* Storage gone under a held long-poll: 503, counted as failed. */
+START_TEST(storage_failure_answers_503)
+{
+	int client;
+	char gone[4300];
+	snprintf(gone, sizeof gone, "%s/nowhere/comet.db", dir);
+	struct conf broken = conf;
+	broken.db = gone;
+	struct hub *h2;
+	char err[256];
+	ck_assert_msg(hub_start(&h2, &broken, false, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(hub_attach(h2, note, err, sizeof err) == 0, "%s", err);
+	hub_set_clock(h2, fake_clock);
+	struct waiter *w = subscriber(&client, "f", 0, false);
+	uint64_t failed = ended(HUB_FAILED);
+	hub_submit(h2, w);
+	struct buf out = BUF_INIT, raw = BUF_INIT;
+	bool done = false;
+	for (int i = 0; i < 50 && !done; i++) {
+		hub_poll(h2, 10);
+		done = take(client, &raw, &out);
+	}
+	ck_assert(done);
+	ck_assert_msg(strstr(out.p, "Status: 503"), "%s", out.p);
+	ck_assert_int_eq(ended(HUB_FAILED), failed + 1);
+	buf_free(&out);
+	buf_free(&raw);
+	close(client);
+}
+END_TEST
+
+/* Shutdown answers every held long-poll (empty) and ends every stream,
+ * counted as shutdown; what is handed over later is answered too. */
+START_TEST(stop_answers_everyone)
+{
+	int lp, st, late;
+	hub_submit(hub, subscriber(&lp, "z", 0, false));
+	hub_submit(hub, subscriber(&st, "z", 0, true));
+	hub_poll(hub, 0);
+	uint64_t before = ended(HUB_SHUTDOWN);
+	hub_stop(hub);
+	hub_poll(hub, 0);
+	struct buf out = BUF_INIT, raw = BUF_INIT;
+	ck_assert(take(lp, &raw, &out));
+	ck_assert_msg(strstr(out.p, "\"messages\":[]"), "%s", out.p);
+	buf_reset(&out);
+	buf_reset(&raw);
+	ck_assert(take(st, &raw, &out));
+	hub_submit(hub, subscriber(&late, "z", 0, false));
+	hub_poll(hub, 0);
+	buf_reset(&out);
+	buf_reset(&raw);
+	ck_assert(take(late, &raw, &out));
+	ck_assert_int_eq(ended(HUB_SHUTDOWN), before + 3);
+	ck_assert_int_eq(hub_inflight(hub), 0);
+	buf_free(&out);
+	buf_free(&raw);
+	close(lp);
+	close(st);
+	close(late);
+}
+END_TEST
+
+/* A hub on its own threads is stopped and joined: every held request
+ * answered before hub_end returns, and the hub freed. */
+START_TEST(threaded_hub_starts_and_ends)
+{
+	char err[256];
+	struct hub *h;
+	ck_assert_msg(hub_start(&h, &conf, true, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(hub_attach(h, note, err, sizeof err) == 0, "%s", err);
+	int lp, st;
+	hub_submit(h, subscriber(&lp, "t", 0, false));
+	hub_submit(h, subscriber(&st, "t", 0, true));
+	hub_flush(h);
+	for (int i = 0; i < 200 && hub_inflight(h) != 2; i++)
+		usleep(1000);
+	ck_assert(hub_end(h, clock_wall_ms() + 5000, true));
+	struct buf out = BUF_INIT, raw = BUF_INIT;
+	ck_assert(take(lp, &raw, &out));
+	ck_assert_msg(strstr(out.p, "\"messages\":[]"), "%s", out.p);
+	buf_reset(&raw);
+	ck_assert(take(st, &raw, &out));
+	buf_free(&out);
+	buf_free(&raw);
+	close(lp);
+	close(st);
+}
+END_TEST
+
 Suite *hub_suite(void)
 {
 	Suite *s = suite_create("hub");
@@ -314,6 +505,12 @@ Suite *hub_suite(void)
 	tcase_add_test(t, answer_drains_as_the_socket_takes_it);
 	tcase_add_test(t, stream_that_does_not_read_is_dropped);
 	tcase_add_test(t, stream_reads_a_long_backlog_in_order);
+	tcase_add_test(t, socket_number_reused_at_once);
+	tcase_add_test(t, stream_pings_then_expires);
+	tcase_add_test(t, cursor_ahead_is_reset);
+	tcase_add_test(t, storage_failure_answers_503);
+	tcase_add_test(t, stop_answers_everyone);
+	tcase_add_test(t, threaded_hub_starts_and_ends);
 	suite_add_tcase(s, t);
 	return s;
 }

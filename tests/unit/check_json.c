@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -452,6 +453,60 @@ START_TEST(batch_agrees_with_sqlite)
 }
 END_TEST
 
+/* The walker other modules read validated bodies with (pusher.c). */
+START_TEST(walker)
+{
+	const char *p = " {\"a\" : [1, \"x\" ,{\"b\":null}], \"\\u0063\":\"d\\u00e9\", \"e\":{}} ";
+	size_t n = strlen(p), key, val, i = json_ws(p, n, 0);
+	ck_assert(json_valid(p, n));
+	ck_assert_uint_eq(i, 1);
+	struct json_iter it, inner;
+	json_iter_init(&it, p, i);
+	ck_assert(it.object);
+
+	ck_assert(json_iter_next(&it, p, n, &key, &val));
+	ck_assert(json_key_is(p, n, key, "a") && !json_key_is(p, n, key, "ab"));
+	ck_assert_int_eq(p[val], '[');
+	ck_assert_uint_eq(json_skip(p, n, val) - val, strlen("[1, \"x\" ,{\"b\":null}]"));
+	json_iter_init(&inner, p, val);
+	ck_assert(!inner.object);
+	const char first[] = { '1', '"', '{' };
+	for (int k = 0; k < 3; k++) {
+		ck_assert(json_iter_next(&inner, p, n, &key, &val));
+		ck_assert_uint_eq(key, SIZE_MAX);
+		ck_assert_int_eq(p[val], first[k]);
+	}
+	ck_assert(!json_iter_next(&inner, p, n, &key, &val));
+	ck_assert(!json_iter_next(&inner, p, n, &key, &val));	/* stays at the end */
+
+	ck_assert(json_iter_next(&it, p, n, &key, &val));
+	ck_assert(json_key_is(p, n, key, "c"));		/* its escape decoded */
+	char out[16];
+	size_t len;
+	unsigned code;
+	ck_assert_uint_ge(sizeof out, json_string_room(p, n, val));
+	ck_assert(json_string_text(p, n, val, out, &len, &code));
+	ck_assert_str_eq(out, "d\xc3\xa9");
+	ck_assert_uint_eq(len, 3);
+
+	ck_assert(json_iter_next(&it, p, n, &key, &val));
+	ck_assert(json_key_is(p, n, key, "e"));
+	json_iter_init(&inner, p, val);
+	ck_assert(!json_iter_next(&inner, p, n, &key, &val));	/* {} is empty */
+	ck_assert(!json_iter_next(&it, p, n, &key, &val));
+
+	const char *q = "[ ]";
+	json_iter_init(&inner, q, 0);
+	ck_assert(!json_iter_next(&inner, q, 3, &key, &val));
+	q = "\"a\\u0000b\"";
+	ck_assert(!json_string_text(q, strlen(q), 0, out, &len, &code));
+	ck_assert_uint_eq(code, 0);
+	q = "\"\\udc00\"";
+	ck_assert(!json_string_text(q, strlen(q), 0, out, &len, &code));
+	ck_assert_uint_eq(code, 0xdc00);
+}
+END_TEST
+
 Suite *json_suite(void)
 {
 	Suite *s = suite_create("json");
@@ -467,6 +522,7 @@ Suite *json_suite(void)
 	tcase_add_test(t, batch_duplicate_keys);
 	tcase_add_test(t, batch_max_count);
 	tcase_add_test(t, batch_agrees_with_sqlite);
+	tcase_add_test(t, walker);
 	suite_add_tcase(s, t);
 	return s;
 }

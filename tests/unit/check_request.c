@@ -202,15 +202,49 @@ START_TEST(pub_raw_body)
 }
 END_TEST
 
+/* The one check every publisher's message goes through. */
+START_TEST(message_check)
+{
+	struct req_error e;
+	ck_assert_int_eq(request_message("chat", "text/plain", "hi", 2, 100, &e), 0);
+	ck_assert_int_eq(request_message("chat", "application/json", "{\"a\":1}", 7, 100, &e), 0);
+	ck_assert_int_eq(request_message("bad name", "text/plain", "hi", 2, 100, &e), -1);
+	ck_assert_int_eq(e.status, 400);
+	ck_assert_int_eq(request_message("", "text/plain", "hi", 2, 100, &e), -1);
+	ck_assert_int_eq(e.status, 400);
+	ck_assert_int_eq(request_message("chat", "application/x-www-form-urlencoded", "a", 1, 100,
+					 &e), -1);
+	ck_assert_int_eq(e.status, 415);
+	ck_assert_int_eq(request_message("chat", "text/plain", "hi", 2, 1, &e), -1);
+	ck_assert_int_eq(e.status, 413);
+	ck_assert_int_eq(request_message("chat", "text/plain", "a\0b", 3, 100, &e), -1);
+	ck_assert_int_eq(e.status, 415);
+	ck_assert_int_eq(request_message("chat", "text/plain", "\xff", 1, 100, &e), -1);
+	ck_assert_int_eq(e.status, 415);
+	ck_assert_int_eq(request_message("chat", "application/json", "{not", 4, 100, &e), -1);
+	ck_assert_int_eq(e.status, 415);
+	ck_assert_int_eq(request_message("chat", "application/json", "\"\\u0000\"", 8, 100, &e),
+			 -1);
+	ck_assert_int_eq(e.status, 415);
+	/* The body bound by Content-Type: a form triples, JSON may be a batch. */
+	ck_assert_int_eq(request_body_max("text/plain", 100), 100);
+	ck_assert_int_eq(request_body_max("application/x-www-form-urlencoded", 100), 4396);
+	ck_assert_int_eq(request_body_max("application/json; charset=utf-8", 100),
+			 REQ_BATCH_BODY_MAX);
+	ck_assert_int_eq(request_body_max(NULL, 100), REQ_BATCH_BODY_MAX);
+	ck_assert_int_eq(request_body_max(NULL, 2000000), 6004096);
+}
+END_TEST
+
 START_TEST(pub_form_body)
 {
 	struct req_pub p;
 	struct req_error e;
-	char body[] = "channel=chat&data=h%C3%A9+there&type=application%2Fjson";
+	char body[] = "channel=chat&data=h%C3%A9+there&type=text%2Fhtml";
 	ck_assert_int_eq(request_pub(NULL, "application/x-www-form-urlencoded", body,
 				     strlen(body), 100, &p, &e), 0);
 	ck_assert_str_eq(p.chan, "chat");
-	ck_assert_str_eq(p.type, "application/json");
+	ck_assert_str_eq(p.type, "text/html");
 	ck_assert_int_eq(p.len, strlen("h\xc3\xa9 there"));
 	ck_assert(memcmp(p.data, "h\xc3\xa9 there", p.len) == 0);
 
@@ -277,6 +311,7 @@ Suite *request_suite(void)
 	tcase_add_test(t, media_types);
 	tcase_add_test(t, pub_raw_body);
 	tcase_add_test(t, pub_form_body);
+	tcase_add_test(t, message_check);
 	tcase_add_test(t, request_channel_one);
 	tcase_add_test(t, json_nul_escape);
 	suite_add_tcase(s, t);

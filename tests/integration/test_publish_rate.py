@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""A guard on the publish path: comet-fcgi's publish rate under lighttpd as
+shipped against a trivial libfcgi responder (tests/bench/trivial-fcgi.c:
+reads the body, answers 201) under the same configuration, measured in
+the same run, round by round alternated, so that a slow or busy machine
+slows both alike. Below half of the trivial responder's rate, the path has
+regressed (issue 21: a buffer mapped and unmapped per publish cut it
+tenfold). And in the steady state the program maps and unmaps nothing per
+publish (strace counts it, where strace is installed). Figures, not just
+the verdict, are printed: tests/bench/run measures them properly."""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness  # noqa: E402
+
+ROUNDS = 3
+SECONDS = 2
+CONNS = 16
+FLOOR = 0.5
+HERE = os.path.join(harness.TESTS_DIR, "bench")
+
+
+def setUpModule():
+    global BENCH, TRIVIAL
+    if harness.sanitized():
+        raise unittest.SkipTest("an AddressSanitizer build is slower by design")
+    out = tempfile.mkdtemp(prefix="comet-rate-")
+    BENCH, TRIVIAL = os.path.join(out, "bench"), os.path.join(out, "trivial-fcgi")
+    cc = os.environ.get("CC", "gcc")
+    subprocess.run([cc, "-O2", "-o", BENCH, os.path.join(HERE, "bench.c"), "-lm"],
+                   check=True, timeout=120)
+    subprocess.run([cc, "-O2", "-o", TRIVIAL, os.path.join(HERE, "trivial-fcgi.c"), "-lfcgi"],
+                   check=True, timeout=120)
+
+
+def rate(srv, seconds=SECONDS):
+    r = subprocess.run([BENCH, "rate", "-q", "-p", str(srv.port), "-c", str(CONNS),
+                        "-d", str(seconds), "--pub-path", "/comet/pub?channel=rate"],
+                       capture_output=True, text=True, timeout=60 + seconds)
+    rows = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    if r.returncode != 0 or not rows:
+        raise AssertionError("bench rate: %s %s" % (r.stdout, r.stderr))
+    return rows[0]
+
+
+class PublishRate(unittest.TestCase):
+    def test_publish_rate_against_the_fastcgi_floor(self):
+        comet, trivial = [], []
+        for _ in range(ROUNDS):
+            for program, out in ((None, comet), (TRIVIAL, trivial)):
+                with harness.Server("lighttpd", program=program) as srv:
+                    row = rate(srv)
+                    self.assertEqual(row.get("non2xx", 0) + row.get("errors", 0), 0, row)
+                    out.append(row["msg_per_s"])
+        c, t = statistics.median(comet), statistics.median(trivial)
+        sys.stderr.write("\nFIGURE: publish, %d connections, nothing held: comet-fcgi %.0f "
+                         "msg/s (rounds %s), trivial-fcgi %.0f msg/s (rounds %s): %.0f %%\n"
+                         % (CONNS, c, [round(x) for x in comet], t,
+                            [round(x) for x in trivial], 100 * c / t))
+        self.assertGreaterEqual(c / t, FLOOR, "comet-fcgi publishes at %.0f %% of a trivial "
+                                "responder's rate under the same lighttpd" % (100 * c / t))
+
+    @unittest.skipUnless(shutil.which("strace"), "strace is not installed")
+    def test_no_memory_mapped_per_publish(self):
+        with harness.Server("lighttpd") as srv:
+            rate(srv, 1)    # the steady state: buffers and caches made
+            pid = srv.program_pids()[0]
+            out = os.path.join(srv.scratch, "strace.txt")
+            st = subprocess.Popen(["strace", "-f", "-c", "-e", "trace=mmap,munmap", "-o", out,
+                                   "-p", str(pid)], stderr=subprocess.DEVNULL)
+            try:
+                harness.wait_until(lambda: len(os.listdir("/proc/%d/task" % pid)) and
+                                   subprocess.run(["grep", "-q", "TracerPid:\\s*[1-9]",
+                                                   "/proc/%d/status" % pid]).returncode == 0,
+                                   10, "strace to attach")
+                row = rate(srv, 2)
+            finally:
+                st.terminate()
+                st.wait(10)
+            calls = {}
+            with open(out) as f:
+                for line in f:
+                    p = line.split()
+                    if p and p[-1] in ("mmap", "munmap"):
+                        calls[p[-1]] = int(p[3] if len(p) == 6 else p[3])
+            published = row["published"]
+            sys.stderr.write("\nFIGURE: %d publishes under strace: %s\n" % (published, calls))
+            self.assertGreater(published, 100, row)
+            self.assertLess(calls.get("munmap", 0), published / 100, calls)
+
+
+if __name__ == "__main__":
+    unittest.main()
