@@ -1354,6 +1354,7 @@ static void mercure(struct req *q)
 
 void handler_serve(struct app *a, struct conn *c)
 {
+	conf_refresh(&a->conf);	/* keys changed in the settings file (conf.h) */
 	struct req q = { a, c, param(c, "REQUEST_METHOD"), BUF_INIT, NULL };
 	if (!q.method)
 		q.method = "GET";
