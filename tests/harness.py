@@ -15,7 +15,10 @@ document root, so srv.url("/chat/") is the chat demo. The only
 generated file is, for Apache, <scratch>/comet-env.conf holding FcgidInitialEnv
 lines for the optional COMET_* settings a test asks for, COMET_DB (which
 apache/comet-fcgid.conf passes only under a Define) and COMET_STATE_DIR;
-lighttpd copies those from its own environment (bin-copy-environment). Server("lighttpd",
+lighttpd copies those from its own environment (bin-copy-environment). The
+program reads no settings file of this machine's (COMET_CONFIG is empty
+unless a test gives one): a `make install` or a package on the machine
+must not change what the tests see. Server("lighttpd",
 config=<another shipped configuration>, server_env={...}) runs one that
 includes the same snippet, such as lighttpd/comet-beside-apache.conf, with
 the further variables it reads from lighttpd's environment.
@@ -477,7 +480,11 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
         env.update({
             "COMET_HTTP_PORT": str(self.port),
+            # lighttpd's own files (lighttpd/*.conf), and the program's
+            # (this host's state, with PostgreSQL).
+            "COMET_LIGHTTPD_DIR": self.scratch,
             "COMET_STATE_DIR": self.scratch,
+            "COMET_CONFIG": "",
             "COMET_FCGI": self.program,
             "COMET_DB": self.db,
             "COMET_WWW_DIR": self.www,
@@ -503,6 +510,7 @@ class Server:
             # password), which an environment variable is not.
             env["COMET_STATE_DIR"] = self.scratch
             env["COMET_DB"] = self.db
+            env.setdefault("COMET_CONFIG", "")
             for k, v in sorted(env.items()):
                 v = v.replace("\\", "\\\\").replace('"', '\\"')
                 f.write('FcgidInitialEnv %s "%s"\n' % (k, v))
@@ -523,8 +531,10 @@ class Server:
     def error_log_paths(self):
         if not self.scratch:
             return []
+        # comet-fcgi.log: the programs' stderr (lighttpd.conf's
+        # server.breakagelog).
         return [os.path.join(self.scratch, n)
-                for n in ("server.out", "error.log", "access.log")]
+                for n in ("server.out", "error.log", "comet-fcgi.log", "access.log")]
 
     def read_logs(self):
         out = []

@@ -12,9 +12,9 @@
  *     transport: "auto",   // "sse" (EventSource), "longpoll", or "auto"
  *     since: 0,            // start after this id; omitted: from now
  *     persist: "chat-cursor", // keep the cursor in localStorage (wins over since)
- *     token: "1763700000.ab12...", // private-* and presence-* channels: string,
- *                                  // array, or a function returning either (or
- *                                  // a Promise), called for every request
+ *     token: "1763700000.ab12...", // private-* and presence-* channels: a token,
+ *                                  // an array of them (one per channel), or a
+ *                                  // function: see "Tokens" below
  *     params: [["socket_id", "1.2"]], // more query parameters for every request:
  *                                  // [name, value] pairs or an object (an array
  *                                  // value repeats the name), or a function of
@@ -61,15 +61,37 @@
  * unless it cannot get better by retrying.
  *
  * Guarantees: every message is delivered at most once and in id order (ids
- * at or below the cursor are dropped); after any error, server restart or
- * network loss the client resumes from its cursor, so nothing acknowledged
- * to a publisher is skipped unless the server reports a gap. Failures are
- * retried with exponential backoff and full jitter (1 s doubling, capped at
- * 30 s, reset after a success); answers that cannot get better by retrying
- * (400, 401, 403, 404, ...) stop the subscription with a fatal onError.
- * A connection that goes dead without closing is given up too: a long-poll
- * after its timeout + 20 s, an event stream when nothing (no message, no
- * "ping") came for 2 keepalive intervals + 5 s.
+ * at or below the cursor are dropped); after every error it retries (below),
+ * a server restart or a network loss, the client resumes from its cursor,
+ * so nothing acknowledged to a publisher is skipped unless the server
+ * reports a gap.
+ *
+ * Retried with exponential backoff and full jitter (1 s doubling, capped
+ * at 30 s, reset after a success; a Retry-After is honoured): no answer
+ * (network down, server gone, a timeout), 408, 425, 429, every 5xx, an
+ * answer that is not the server's JSON, a token function that throws or
+ * rejects. A connection that goes dead without closing is given up and
+ * retried the same way: a long-poll after its timeout + 20 s, an event
+ * stream when nothing (no message, no "ping") came for 2 keepalive
+ * intervals + 5 s.
+ *
+ * Ends the subscription (onError with err.fatal true, then state "closed"):
+ * every other 4xx answer, since asking again cannot change it: 400 (a bad
+ * channel name or parameter), 401, 403 (a private channel without a valid
+ * token, or private channels not enabled on the server), 404 (wrong base
+ * URL), 405, 413, 415 -- except the 403 that a token function can mend:
+ *
+ * Tokens. A private channel's token expires. With `token` a function
+ * (channels) -> token(s) or a Promise of them, e.g.
+ *     token: (channels) => fetch("/comet-token?c=" + channels.join(","))
+ *                            .then((r) => r.text()),
+ * it is called when the subscription starts, when setChannels() adds
+ * channels, and again whenever the server answers 403, and the
+ * subscription resumes at once from its cursor with the new token(s),
+ * missing nothing (no onError for that 403). Only if the server refuses the
+ * token(s) just fetched too (another 403 before any success) does the
+ * subscription end. A token given as a string or array cannot be renewed:
+ * its 403 ends the subscription.
  */
 (function (root) {
   "use strict";
@@ -220,6 +242,8 @@
     this.cursor = null;
     this._attempt = 0;
     this._sseFailures = 0;
+    this._tokenCache = null;  // what the token function gave last
+    this._tokenFresh = false; // it was asked after a 403, nothing succeeded since
     this._aborts = [];        // functions aborting the request in flight
     this._side = [];          // ... and the presence requests
     this._restart = false;    // the request in flight was given up for a new list
@@ -268,7 +292,11 @@
     var self = this, old = this.channels;
     var same = list.length === old.length && list.every(function (c) { return old.indexOf(c) >= 0; });
     this.channels = list;
-    list.forEach(function (c) { if (old.indexOf(c) < 0) self._fresh[c] = true; });
+    list.forEach(function (c) {
+      if (old.indexOf(c) >= 0) return;
+      self._fresh[c] = true;
+      self._tokenCache = null;          // the token function is asked for the new list
+    });
     Object.keys(this._fresh).concat(Object.keys(this._presence)).forEach(function (c) {
       if (list.indexOf(c) < 0) {
         delete self._fresh[c];
@@ -342,7 +370,7 @@
       if (this.closed || this._presence[channel] !== st) return;
       try {
         var p = [["channel", channel]];
-        (await this._tokens([channel])).forEach(function (t) { p.push(["token", t]); });
+        (await this._tokens()).forEach(function (t) { p.push(["token", t]); });
         p = p.concat(await this._extra([channel]));
         var ans = await fetchJSON(endpointUrl(this.base, "presence", p), {
           method: "GET", cache: "no-store", headers: { Accept: "application/json" },
@@ -428,10 +456,34 @@
     if (st && m.type === PRESENCE_TYPE && !this.closed) this._presenceMessage(st, m, true);
   };
 
-  Subscription.prototype._tokens = async function (channels) {
+  /* The token(s) for the request: the option's, or what its function gave
+   * (asked once, then again only after a 403, see _renewToken, or when
+   * channels were added). */
+  Subscription.prototype._tokens = async function () {
     var t = this.options.token;
-    if (typeof t === "function") t = await t(channels);
-    return toList(t);
+    if (typeof t !== "function") return toList(t);
+    if (this._tokenCache === null) {
+      var got = toList(await t(this.channels.slice()));
+      if (this.closed) return got;
+      this._tokenCache = got;
+    }
+    return this._tokenCache;
+  };
+
+  /* A 403: true when the token function is to be asked for fresh token(s)
+   * and the request made again at once; false when the 403 is final (no
+   * function, or the server refused what it gave just now). */
+  Subscription.prototype._renewToken = function (err) {
+    if (err.status !== 403 || typeof this.options.token !== "function" || this._tokenFresh)
+      return false;
+    this._tokenCache = null;
+    this._tokenFresh = true;
+    return true;
+  };
+
+  /* The server took the request: the token (if any) is good. */
+  Subscription.prototype._accepted = function () {
+    this._tokenFresh = false;
   };
 
   Subscription.prototype._extra = async function (channels) {
@@ -444,7 +496,7 @@
     var channels = this.channels.slice();
     var p = channels.map(function (c) { return ["channel", c]; });
     if (this.cursor !== null) p.push(["since", this.cursor]);
-    (await this._tokens(channels)).forEach(function (t) { p.push(["token", t]); });
+    (await this._tokens()).forEach(function (t) { p.push(["token", t]); });
     p = p.concat(await this._extra(channels));
     // Changed while the tokens were being made: the loop starts again.
     if (this._restart) throw CometError("the channels changed", 0, false);
@@ -461,6 +513,7 @@
                  credentials: this.options.withCredentials ? "include" : "same-origin" };
     var ans = await fetchJSON(url, init, (timeout + 20) * 1000, this._aborts);
     if (this.closed) return;
+    this._accepted();
     if (!quiet) {
       this._attempt = 0;
       this._setState("open");
@@ -533,6 +586,7 @@
       es.onopen = function () {
         alive();
         opened = true;
+        self._accepted();
         self._attempt = 0;
         self._sseFailures = 0;
         self._setState("open");
@@ -637,6 +691,7 @@
         if (!err || err.name !== "CometError") {       // a bug or a broken callback
           err = CometError(String(err && err.message || err), 0, false);
         }
+        if (err.fatal && this._renewToken(err)) continue;  // at once, same cursor
         if (err.fatal) {
           call(this.options.onError, err);
           this.close();

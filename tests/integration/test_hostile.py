@@ -449,6 +449,7 @@ class Daemon:
 
     def start(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
+        env["COMET_CONFIG"] = ""     # no settings file of this machine's
         env.update(self.env)
         env["COMET_DB"] = self.db
         with open(self.log_path, "ab") as log:

@@ -27,6 +27,7 @@ class ProxyServer(harness.Server):
         super()._prepare_scratch()
         self.backend = harness.free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
+        env["COMET_CONFIG"] = ""     # no settings file of this machine's
         env.update(self.extra_env)
         env["COMET_DB"] = self.db
         out = open(os.path.join(self.scratch, "daemon.out"), "ab")
