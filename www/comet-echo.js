@@ -91,9 +91,9 @@
 
   /* A user callback must not break the connector: report its exception
    * asynchronously (so it still reaches the console) and go on. */
-  function call(fn, a, b) {
+  function call(fn, args) {
     try {
-      fn(a, b);
+      fn.apply(null, args);
     } catch (e) {
       setTimeout(function () { throw e; }, 0);
     }
@@ -233,8 +233,8 @@
 
   Channel.prototype._emit = function (event, data) {
     if (this._state === "left") return;
-    (this._bindings[event] || []).slice().forEach(function (f) { call(f, data); });
-    this._global.slice().forEach(function (g) { call(g[1], event, data); });
+    (this._bindings[event] || []).slice().forEach(function (f) { call(f, [data]); });
+    this._global.slice().forEach(function (g) { call(g[1], [event, data]); });
   };
 
   /* The subscription carries this channel from now on. */
@@ -640,7 +640,7 @@
     var s = this.connectionStatus();
     if (s === this._lastStatus) return;
     this._lastStatus = s;
-    this._listeners.slice().forEach(function (f) { call(f, s); });
+    this._listeners.slice().forEach(function (f) { call(f, [s]); });
   };
 
   CometEcho.prototype.disconnect = function () {

@@ -45,8 +45,10 @@ function request(url, { method, body, headers = {} }) {
 
 /* A real web server running comet-fcgi; commands go to serve.py. */
 class Server {
-  static async start(kind, env = {}) {
+  /* www: another document root than www/ (harness.Server's www). */
+  static async start(kind, env = {}, { www } = {}) {
     const args = [path.join(HERE, "serve.py"), kind];
+    if (www) args.push("--www", www);
     for (const [k, v] of Object.entries(env)) args.push(`${k}=${v}`);
     const proc = spawn(process.env.PYTHON3 || "python3", args, {
       stdio: ["pipe", "pipe", "inherit"],

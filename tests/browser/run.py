@@ -28,42 +28,51 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TESTS = ["client", "chat", "restart", "keepalive", "cors", "jsonp", "protocol", "token"]
+TESTS = ["client", "chat", "restart", "keepalive", "cors", "jsonp", "protocol", "token", "echo"]
 # Whole-file limit: each takes well under a minute on the 2-core test machine.
 FILE_TIMEOUT = 150
 SKIP = 77
 
 
-def locked_version():
+def locked_versions():
+    """{directory under node_modules: version} of every dependency that
+    package.json names (npm aliases, such as laravel-echo-1, by their
+    directory), as package-lock.json pins them."""
     with open(os.path.join(HERE, "package-lock.json")) as f:
         lock = json.load(f)
-    return lock["packages"]["node_modules/playwright-core"]["version"]
+    pkgs = lock["packages"]
+    return {name: pkgs["node_modules/" + name]["version"]
+            for name in pkgs[""].get("dependencies", {})}
 
 
-def installed_version(prefix):
+def installed_version(prefix, name="playwright-core"):
     try:
-        with open(os.path.join(prefix, "node_modules", "playwright-core", "package.json")) as f:
+        with open(os.path.join(prefix, "node_modules", name, "package.json")) as f:
             return json.load(f).get("version")
     except (OSError, ValueError):
         return None
 
 
+def complete(prefix, want):
+    return all(installed_version(prefix, n) == v for n, v in want.items())
+
+
 def ensure_modules():
-    """The directory holding node_modules/playwright-core at the locked
-    version, running `npm ci` first when needed; None (and a message) when
-    that fails."""
-    want = locked_version()
+    """The directory whose node_modules holds every dependency (playwright-core,
+    the laravel-echo versions, pusher) at its locked version, running `npm ci`
+    first when needed; None (and a message) when that fails."""
+    want = locked_versions()
     build_dir = os.path.join(os.getcwd(), "tests", "browser")
     candidates = [HERE]
     if os.path.realpath(build_dir) != os.path.realpath(HERE):
         candidates.append(build_dir)
     for c in candidates:
-        if installed_version(c) == want:
+        if complete(c, want):
             return c
     target = HERE if os.access(HERE, os.W_OK) else build_dir
     npm = shutil.which("npm")
     if not npm:
-        sys.stderr.write("run.py: playwright-core is not installed and npm is missing "
+        sys.stderr.write("run.py: the tests' node modules are not installed and npm is missing "
                          "(apt-get install npm, then: cd tests/browser && npm ci)\n")
         return None
     if target != HERE:
@@ -72,7 +81,7 @@ def ensure_modules():
             shutil.copyfile(os.path.join(HERE, n), os.path.join(target, n))
     sys.stderr.write("run.py: npm ci in %s\n" % target)
     p = subprocess.run([npm, "ci", "--prefer-offline", "--no-audit", "--no-fund"], cwd=target)
-    if p.returncode != 0 or installed_version(target) != want:
+    if p.returncode != 0 or not complete(target, want):
         sys.stderr.write("run.py: npm ci failed in %s\n" % target)
         return None
     return target

@@ -2,7 +2,9 @@
 """A web server running comet-fcgi (tests/harness.py), driven over stdin and
 stdout by the browser tests (lib.js), one JSON object per line.
 
-    serve.py lighttpd|apache [NAME=VALUE ...]     optional COMET_* settings
+    serve.py lighttpd|apache [--www DIR] [NAME=VALUE ...]
+                                  optional COMET_* settings; DIR: another
+                                  document root than www/ (the Echo tests')
 
 First line out: {"ok": true, "base": "http://127.0.0.1:PORT", "kind": ...}.
 Then one answer per command line read:
@@ -45,8 +47,12 @@ def kill_program(srv):
 
 def main():
     kind = sys.argv[1]
-    env = dict(a.split("=", 1) for a in sys.argv[2:])
-    srv = harness.Server(kind, env=env)
+    args = sys.argv[2:]
+    www = None
+    if args[:1] == ["--www"]:
+        www, args = args[1], args[2:]
+    env = dict(a.split("=", 1) for a in args)
+    srv = harness.Server(kind, env=env, www=www)
     try:
         srv.start()
     except harness.HarnessError as e:
