@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """www/comet.php, the PHP helper, run by php-cli against comet-fcgi under a
 real lighttpd (tests/harness.py): publish, types, the publish key, errors,
-info(), private-channel tokens. Every case runs twice: through the curl
+info(), private-channel and presence tokens. Every case runs twice: through the curl
 extension and, with `php -n` (no php.ini, so no curl), through PHP's http://
 streams. Skipped (77) when php-cli is not installed."""
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -40,6 +43,11 @@ try {
 }
 echo json_encode($out), "\n";
 """
+
+
+def php_literal(value):
+    """value (JSON-able) as a PHP expression: json_decode of its JSON."""
+    return "json_decode('%s', true)" % json.dumps(value).replace("\\", "\\\\").replace("'", "\\'")
 
 
 class PhpCases:
@@ -214,6 +222,49 @@ class PhpCases:
         for bad in (expired, wrong_key, other, None):
             r = srv.sub(ch, since=0, timeout=0, extra=[("token", bad)] if bad else [])
             self.assertEqual(r.status, 403, (bad, r))
+
+    def test_presence_token_names_the_member(self):
+        ch = "presence-" + self.channel("room")
+        info = {"name": "Ann \u00e9/<b>", "n": 1}
+        tok = self.result("return $c->presenceToken('%s', 'u42', %s, 60);"
+                          % (ch, php_literal(info)), srv=self.keyed_srv, token_key=TOKEN_KEY)
+        m = re.fullmatch(r"(\d+)\.([A-Za-z0-9_-]+)\.([0-9a-f]{64})", tok)
+        self.assertTrue(m, tok)
+        self.assertAlmostEqual(int(m.group(1)), time.time() + 60, delta=30)
+        member = m.group(2)
+        self.assertEqual(json.loads(base64.urlsafe_b64decode(member + "=" * (-len(member) % 4))),
+                         {"id": "u42", "info": info})
+        mac = hmac.new(TOKEN_KEY.encode(), ("%s:%s:%s" % (ch, m.group(1), member)).encode(),
+                       hashlib.sha256).hexdigest()
+        self.assertEqual(m.group(3), mac)
+        same = self.result("return Comet\\Client::makePresenceToken('%s', '%s', %s, 'u42', %s);"
+                           % (TOKEN_KEY, ch, m.group(1), php_literal(info)), srv=self.keyed_srv)
+        self.assertEqual(same, tok)
+        # comet-fcgi takes it: the subscriber is that member.
+        srv = self.keyed_srv
+        r = srv.sub(ch, since=0, timeout=0, extra=[("token", tok)])
+        self.assertEqual(r.status, 200, r)
+        r = srv.get("/comet/presence", query={"channel": ch, "token": tok})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json["members"], [{"id": "u42", "info": info}])
+        # Expired, another key, another channel, a member changed: refused.
+        expired = self.result("return $c->presenceToken('%s', 'u42', null, -5, '%s');"
+                              % (ch, TOKEN_KEY), srv=srv)
+        wrong_key = self.result("return $c->presenceToken('%s', 'u42', null, 60, 'not-the-key');"
+                                % ch, srv=srv)
+        other = self.result("return $c->presenceToken('%s', 'u42', null, 60);" % (ch + "x"),
+                            srv=srv, token_key=TOKEN_KEY)
+        forged = base64.urlsafe_b64encode(b'{"id":"admin","info":null}').decode().rstrip("=")
+        changed = "%s.%s.%s" % (m.group(1), forged, m.group(3))
+        for bad in (expired, wrong_key, other, changed):
+            r = srv.sub(ch, since=0, timeout=0, extra=[("token", bad)])
+            self.assertEqual(r.status, 403, (bad, r))
+        # Only presence channels, and members of at most 1024 bytes of JSON.
+        self.exception("return $c->presenceToken('private-x', 'u1');", 0, token_key=TOKEN_KEY)
+        self.exception("return $c->presenceToken('%s', 'u1', str_repeat('x', 1100));" % ch, 0,
+                       token_key=TOKEN_KEY)
+        d = self.exception("return $c->presenceToken('%s', 'u1');" % ch, 0)
+        self.assertIn("no token key", d["message"])
 
     def test_no_token_key_is_an_error(self):
         d = self.exception("return $c->token('private-x', 60);", 0)

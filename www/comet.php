@@ -10,6 +10,7 @@
  *   $id = $comet->publish('news', 'plain text');                         // text/plain
  *   $info = $comet->info('chat');        // ['channel'=>..., 'last_id'=>..., ...]
  *   $tok = $comet->token('private-ann', 3600);   // needs the token key
+ *   $tok = $comet->presenceToken('presence-room', 'u42', ['name' => 'Ann']);
  *
  * Every failure (bad arguments, an unreadable configuration, network,
  * non-2xx answer, malformed answer) throws a Comet\Exception, and nothing
@@ -234,6 +235,44 @@ class Client
     public static function makeToken(string $tokenKey, string $channel, int $expiry): string
     {
         return $expiry . '.' . hash_hmac('sha256', $channel . ':' . $expiry, $tokenKey);
+    }
+
+    /**
+     * A token letting a browser subscribe to the presence channel $channel
+     * ("presence-...") for $ttlSeconds as member $memberId, whom the others
+     * see with $info (any JSON value: a name, an avatar): "<expiry>.<member>.<hex>",
+     * <member> the base64url (no padding) of {"id": ..., "info": ...} and
+     * <hex> HMAC-SHA256(token key, "<channel>:<expiry>:<member>"). Every tab
+     * given the same $memberId is one member. The key as for token().
+     */
+    public function presenceToken(string $channel, string $memberId, $info = null, int $ttlSeconds = 3600,
+                                  ?string $tokenKey = null): string
+    {
+        $key = $tokenKey ?? $this->tokenKey;
+        if ($key === null || $key === '') {
+            throw new Exception('Comet\Client::presenceToken: no token key (COMET_TOKEN_KEY in the configuration file, or the token_key option)');
+        }
+        return self::makePresenceToken($key, $channel, time() + $ttlSeconds, $memberId, $info);
+    }
+
+    /** The presence token for $channel and the member valid until $expiry. */
+    public static function makePresenceToken(string $tokenKey, string $channel, int $expiry, string $memberId,
+                                             $info = null): string
+    {
+        if (strncmp($channel, 'presence-', 9) !== 0) {
+            throw new Exception("Comet\\Client: $channel is not a presence channel (presence-...)");
+        }
+        if ($memberId === '') {
+            throw new Exception('Comet\Client: a member needs an id');
+        }
+        $json = json_encode(['id' => $memberId, 'info' => $info],
+                            JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE);
+        // comet-fcgi takes at most 1024 bytes of a member's JSON.
+        if ($json === false || strlen($json) > 1024) {
+            throw new Exception('Comet\Client: the member must be UTF-8 text and at most 1024 bytes of JSON');
+        }
+        $member = rtrim(strtr(base64_encode($json), '+/', '-_'), '=');
+        return $expiry . '.' . $member . '.' . hash_hmac('sha256', $channel . ':' . $expiry . ':' . $member, $tokenKey);
     }
 
     // ------------------------------------------------------------------
