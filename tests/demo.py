@@ -7,6 +7,7 @@ demo-logs/ of the current directory (the build tree) when it stops."""
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -48,7 +49,10 @@ def main():
     args = ap.parse_args()
 
     kind = "apache" if args.apache else "lighttpd"
-    srv = DemoServer(kind, port=args.port or None)
+    # A token key of its own, so that the chat shows who is online
+    # (chat/presence.php mints presence tokens with it).
+    srv = DemoServer(kind, port=args.port or None,
+                     env={"COMET_TOKEN_KEY": secrets.token_hex(16)})
     try:
         srv.start()
     except harness.HarnessError as e:
@@ -68,7 +72,8 @@ def main():
     print("No publish key: publishing is open to loopback clients only "
           "(COMET_PUBLISH_LOOPBACK=on, a demo's setting; the default is closed).")
     print()
-    print("Chat (open it in several tabs; ?transport=longpoll forces long-polling):")
+    print("Chat (open it in several tabs; ?transport=longpoll forces long-polling;")
+    print("who is online: presence-chat, with a random COMET_TOKEN_KEY for this demo):")
     print("  %s" % srv.url("/chat/"))
     print("Subscribe (long-poll; repeat with since=<last_id> from the answer):")
     print("  curl '%s'" % sub)

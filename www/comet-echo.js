@@ -471,7 +471,8 @@
       onError: function (err) {
         if (self.sub !== sub) return;
         if (err.fatal) self.failed(sub, err);
-        else if (!err.channel) self.channels().forEach(function (ch) { if (ch.needsAuth) ch._stale = true; });
+        else if (err.channel) self.noMembers(err);
+        else self.channels().forEach(function (ch) { if (ch.needsAuth) ch._stale = true; });
       },
       onState: function (s) {
         if (self.sub !== sub || s === "closed") return;
@@ -491,15 +492,33 @@
     });
   };
 
+  /* A presence channel's members could not be had (comet.js gave up
+   * asking: an answer that cannot get better): the channel fails. */
+  Group.prototype.noMembers = function (err) {
+    var ch = this.connector.channels[err.channel];
+    if (err.retryIn !== null || !ch || ch._group !== this) return;
+    this.connector._remove(ch);
+    ch._fail(err.status === 401 || err.status === 403 ? authError(err.message, err.status)
+             : { type: "CometError", error: err.message, status: err.status });
+  };
+
   /* comet-fcgi refused the subscription (comet.js has closed it). A 403
    * names the channel it refused: that one fails and the rest go on from
-   * where they were; anything else fails them all. */
+   * where they were; a 403 that names none (private channels not enabled)
+   * fails the private and presence ones; anything else fails them all. */
   Group.prototype.failed = function (sub, err) {
     var c = this.connector;
     var m = err.status === 403 && /required for (\S+)$/.exec(err.message || "");
-    // (One this group no longer carries, such as a channel refused again
-    // on the way: nothing more to fail.)
-    var refused = !m ? this.names.slice() : this.names.indexOf(m[1]) >= 0 ? [m[1]] : [];
+    var refused;
+    if (m) {
+      // (One this group no longer carries, such as a channel refused again
+      // on the way: nothing more to fail.)
+      refused = this.names.indexOf(m[1]) >= 0 ? [m[1]] : [];
+    } else {
+      refused = err.status === 403 ? this.channels().filter(function (ch) { return ch.needsAuth; })
+        .map(function (ch) { return ch.name; }) : [];
+      if (!refused.length) refused = this.names.slice();
+    }
     var why = err.status === 401 || err.status === 403 ? authError(err.message, err.status)
       : { type: "CometError", error: err.message, status: err.status };
     this.sub = null;
@@ -578,17 +597,24 @@
     return this.channel(name).listen(event, callback);
   };
 
-  CometEcho.prototype._channel = function (name, Kind) {
-    if (!this.channels[name]) this.channels[name] = new Kind(this, name);
+  /* The channel of that name, made on first use. Its kind goes by the name,
+   * as in Pusher's client: channel("private-x") is private too, since
+   * comet-fcgi asks for an authorization by the name. */
+  CometEcho.prototype._channel = function (name) {
+    if (!this.channels[name]) {
+      var Kind = name.indexOf("presence-") === 0 ? PresenceChannel
+        : name.indexOf("private-") === 0 ? PrivateChannel : Channel;
+      this.channels[name] = new Kind(this, name);
+    }
     return this.channels[name];
   };
 
   CometEcho.prototype.channel = function (name) {
-    return this._channel(name, Channel);
+    return this._channel(name);
   };
 
   CometEcho.prototype.privateChannel = function (name) {
-    return this._channel("private-" + name, PrivateChannel);
+    return this._channel("private-" + name);
   };
 
   CometEcho.prototype.encryptedPrivateChannel = function () {
@@ -596,7 +622,7 @@
   };
 
   CometEcho.prototype.presenceChannel = function (name) {
-    return this._channel("presence-" + name, PresenceChannel);
+    return this._channel("presence-" + name);
   };
 
   CometEcho.prototype.leave = function (name) {

@@ -10,42 +10,9 @@
  */
 declare(strict_types=1);
 
-require __DIR__ . '/../comet.php';
+require __DIR__ . '/common.php';
 
-header('Content-Type: application/json; charset=utf-8');
-header('Cache-Control: no-store');
-header('X-Content-Type-Options: nosniff');
-
-function answer(int $status, array $body): void
-{
-    http_response_code($status);
-    echo json_encode($body, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE), "\n";
-    exit;
-}
-
-function field(string $name, int $max): string
-{
-    $v = $_POST[$name] ?? '';
-    if (!is_string($v) || !preg_match('//u', $v)) {
-        answer(400, ['error' => "$name must be UTF-8 text", 'status' => 400]);
-    }
-    $v = trim(preg_replace('/[\x00-\x1F\x7F]+/u', ' ', $v));
-    $len = preg_match_all('/./us', $v);
-    if ($len < 1 || $len > $max) {
-        answer(400, ['error' => "$name must be 1 to $max characters", 'status' => 400]);
-    }
-    return $v;
-}
-
-if (($_SERVER['REQUEST_METHOD'] ?? '') !== 'POST') {
-    header('Allow: POST');
-    answer(405, ['error' => 'POST a form with name and text', 'status' => 405]);
-}
-// Browsers say where a request comes from: refuse posts made by other sites.
-$site = $_SERVER['HTTP_SEC_FETCH_SITE'] ?? 'same-origin';
-if ($site !== 'same-origin' && $site !== 'none') {
-    answer(403, ['error' => 'cross-site posts are refused', 'status' => 403]);
-}
+same_site_post('name and text');
 
 $name = field('name', 40);
 $text = field('text', 500);
