@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""The browser tests: www/comet.js and the chat demo in Debian's chromium,
-driven by playwright-core under node's test runner, against real lighttpd
-and Apache started through tests/harness.py (see the *.test.js files).
+"""The browser tests: www/comet.js, the Laravel Echo connector
+www/comet-echo.js (with npm's laravel-echo 1.x and 2.x, and npm's pusher
+publishing) and the chat demo in Debian's chromium, driven by
+playwright-core under node's test runner, against real lighttpd and Apache
+started through tests/harness.py (see the *.test.js files; client and
+connector run in node alone).
 
-    python3 tests/browser/run.py [client|chat|restart|keepalive|cors|jsonp|protocol|token ...]
+    python3 tests/browser/run.py [client|connector|chat|restart|keepalive|cors|jsonp|protocol|token|echo ...]
 
 (modphp.test.js is not among them: tests/integration/test_modphp.py starts
 its servers, an Apache with mod_php among them, and runs it with
 ensure_modules() and run_file() from here.)
 
 Exits 77 (skipped, for `make check`) when node or chromium is missing.
-Installs playwright-core from package-lock.json with `npm ci` when it is not
-there yet: into tests/browser/node_modules of the source tree, or of the
+Installs the node packages of package-lock.json (playwright-core,
+laravel-echo 1.x and 2.x, pusher) with `npm ci` when they are not there
+yet: into tests/browser/node_modules of the source tree, or of the
 build tree when the source tree is read-only. Screenshots go to
 test-artifacts/browser/ under the current directory (the build tree).
 
@@ -28,7 +32,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TESTS = ["client", "chat", "restart", "keepalive", "cors", "jsonp", "protocol", "token", "echo"]
+TESTS = ["client", "connector", "chat", "restart", "keepalive", "cors", "jsonp", "protocol", "token", "echo"]
 # Whole-file limit: each takes well under a minute on the 2-core test machine.
 FILE_TIMEOUT = 150
 SKIP = 77
