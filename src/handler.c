@@ -764,10 +764,62 @@ static bool one_channel(struct req *q, struct req_sub *r, bool presence_only)
 }
 
 /* GET .../presence?channel=presence-x: the members as of a log id. */
-static void presence_get(struct req *q)
+/* Runs read against the log: here, or on the write thread for a shared
+ * log (its server is not waited for on this thread), which answers. */
+static void read_log(struct req *q, commit_read_fn read, const char *chan, void *arg)
 {
 	char err[256];
 	struct app *a = q->a;
+	struct commit_job *job = xcalloc(1, sizeof *job);
+	job->kind = COMMIT_READ;
+	job->read = read;
+	job->read_arg = arg;
+	snprintf(job->chan, sizeof job->chan, "%s", chan);
+	if (handler_open(a, err, sizeof err) < 0) {
+		commit_job_free(job);
+		unavailable(q, err);
+		return;
+	}
+	if (msglog_shared(a->log)) {
+		submit(q, job);
+		return;
+	}
+	struct buf body = BUF_INIT;
+	int st = read(a->log, job, &body, err, sizeof err);
+	commit_job_free(job);
+	if (st == 503) {
+		buf_free(&body);
+		unavailable(q, err);
+	} else if (st >= 300) {
+		buf_free(&body);
+		error(q, st, err, NULL);
+	} else {
+		json(q, st, &body);
+	}
+}
+
+static int members_read(struct msglog *log, struct commit_job *job, struct buf *body,
+			char *err, size_t errlen)
+{
+	struct buf members = BUF_INIT;
+	int64_t last;
+	long count, subs;
+	if (msglog_members(log, job->chan, false, &members, &last, &count, &subs, err,
+			   errlen) < 0) {
+		buf_free(&members);
+		return 503;
+	}
+	buf_adds(body, "{\"channel\":");
+	reply_json_string(body, job->chan);
+	buf_printf(body, ",\"last_id\":%lld,\"members\":", (long long)last);
+	buf_add(body, members.p, members.len);
+	buf_addc(body, '}');
+	buf_free(&members);
+	return 200;
+}
+
+static void presence_get(struct req *q)
+{
 	struct req_sub r;
 	struct grant g = { .n = 0 };
 	if (!method_ok(q, "GET") || !one_channel(q, &r, true))
@@ -776,23 +828,7 @@ static void presence_get(struct req *q)
 	if (!authorize(q, &r, &g))
 		return;
 	grant_free(&g);
-	struct buf members = BUF_INIT, body = BUF_INIT;
-	int64_t last;
-	long count, subs;
-	if (handler_open(a, err, sizeof err) < 0 ||
-	    msglog_members(a->log, r.chan[0], false, &members, &last, &count, &subs, err,
-			   sizeof err) < 0) {
-		buf_free(&members);
-		unavailable(q, err);
-		return;
-	}
-	buf_adds(&body, "{\"channel\":");
-	reply_json_string(&body, r.chan[0]);
-	buf_printf(&body, ",\"last_id\":%lld,\"members\":", (long long)last);
-	buf_add(&body, members.p, members.len);
-	buf_addc(&body, '}');
-	buf_free(&members);
-	json(q, 200, &body);
+	read_log(q, members_read, r.chan[0], NULL);
 }
 
 /* Client events: WHISPER_RATE a second per socket_id, in a burst of as
@@ -883,7 +919,7 @@ static void whisper(struct req *q)
 
 /* The counts of the presence channels among names (Pusher's user_count,
  * subscription_count): what this log knows of; others are unoccupied. */
-static int pusher_states(struct req *q, const char *const *names, int n,
+static int pusher_states(struct msglog *log, const char *const *names, int n,
 			 struct pusher_channel_state *st, char *err, size_t errlen)
 {
 	for (int i = 0; i < n; i++) {
@@ -892,8 +928,8 @@ static int pusher_states(struct req *q, const char *const *names, int n,
 			continue;
 		struct buf ignored = BUF_INIT;
 		int64_t last;
-		int rc = msglog_members(q->a->log, names[i], true, &ignored, &last,
-					&st[i].user_count, &st[i].subscription_count, err, errlen);
+		int rc = msglog_members(log, names[i], true, &ignored, &last, &st[i].user_count,
+					&st[i].subscription_count, err, errlen);
 		buf_free(&ignored);
 		if (rc < 0)
 			return -1;
@@ -965,7 +1001,7 @@ static void pusher_events(struct req *q, const struct pusher_route *rt, struct c
 	if (!st && ev.info) {
 		struct pusher_channel_state *cs = xcalloc((size_t)b->n + 1, sizeof *cs);
 		if (handler_open(a, err, sizeof err) < 0 ||
-		    pusher_states(q, names, b->n, cs, err, sizeof err) < 0)
+		    pusher_states(a->log, names, b->n, cs, err, sizeof err) < 0)
 			st = 503;
 		else
 			pusher_render_events(&reply, &ev, cs, b->n);
@@ -990,60 +1026,63 @@ static void pusher_events(struct req *q, const struct pusher_route *rt, struct c
 }
 
 /* GET .../apps/<id>/channels, .../channels/<name>, .../channels/<name>/users:
- * from what this log knows of presence channels. */
-static void pusher_get(struct req *q, const struct pusher_route *rt)
-{
-	char err[256];
-	struct app *a = q->a;
+ * from what the log knows of presence channels. */
+struct pusher_query {
+	struct pusher_route rt;
 	struct pusher_get g;
-	int st = pusher_get_parse(rt, param(q->c, "QUERY_STRING"), &g, err, sizeof err);
-	if (st) {
-		error(q, st, err, NULL);
-		return;
-	}
-	if (handler_open(a, err, sizeof err) < 0) {
-		unavailable(q, err);
-		return;
-	}
-	struct buf body = BUF_INIT;
-	if (rt->ep == PUSHER_CHANNELS) {
+};
+
+static int pusher_read(struct msglog *log, struct commit_job *job, struct buf *body,
+		       char *err, size_t errlen)
+{
+	const struct pusher_query *pq = job->read_arg;
+	if (pq->rt.ep == PUSHER_CHANNELS) {
 		struct msglog_presence_count *pc;
 		int n;
-		if (msglog_presence_channels(a->log, g.prefix, &pc, &n, err, sizeof err) < 0) {
-			unavailable(q, err);
-			return;
-		}
+		if (msglog_presence_channels(log, pq->g.prefix, &pc, &n, err, errlen) < 0)
+			return 503;
 		struct pusher_channel_state *cs = xcalloc((size_t)n + 1, sizeof *cs);
 		for (int i = 0; i < n; i++)
 			cs[i] = (struct pusher_channel_state){ pc[i].channel, pc[i].members, pc[i].subs };
-		pusher_render_channels(&body, &g, cs, n);
+		pusher_render_channels(body, &pq->g, cs, n);
 		free(cs);
 		msglog_presence_counts_free(pc, n);
-	} else if (rt->ep == PUSHER_CHANNEL) {
-		const char *name = rt->channel;
+	} else if (pq->rt.ep == PUSHER_CHANNEL) {
+		const char *name = pq->rt.channel;
 		struct pusher_channel_state cs;
-		if (pusher_states(q, &name, 1, &cs, err, sizeof err) < 0) {
-			unavailable(q, err);
-			return;
-		}
-		pusher_render_channel(&body, rt, &g, cs.user_count || cs.subscription_count
-				      ? &cs : NULL);
+		if (pusher_states(log, &name, 1, &cs, err, errlen) < 0)
+			return 503;
+		pusher_render_channel(body, &pq->rt, &pq->g,
+				      cs.user_count || cs.subscription_count ? &cs : NULL);
 	} else {
 		struct buf ids = BUF_INIT;
 		int64_t last;
 		long count, subs;
-		if (msglog_members(a->log, rt->channel, true, &ids, &last, &count, &subs, err,
-				   sizeof err) < 0) {
+		if (msglog_members(log, pq->rt.channel, true, &ids, &last, &count, &subs, err,
+				   errlen) < 0) {
 			buf_free(&ids);
-			unavailable(q, err);
-			return;
+			return 503;
 		}
-		buf_adds(&body, "{\"users\":");
-		buf_add(&body, ids.p, ids.len);
-		buf_addc(&body, '}');
+		buf_adds(body, "{\"users\":");
+		buf_add(body, ids.p, ids.len);
+		buf_addc(body, '}');
 		buf_free(&ids);
 	}
-	json(q, 200, &body);
+	return 200;
+}
+
+static void pusher_get(struct req *q, const struct pusher_route *rt)
+{
+	char err[256];
+	struct pusher_query *pq = xcalloc(1, sizeof *pq);
+	pq->rt = *rt;
+	int st = pusher_get_parse(rt, param(q->c, "QUERY_STRING"), &pq->g, err, sizeof err);
+	if (st) {
+		free(pq);
+		error(q, st, err, NULL);
+		return;
+	}
+	read_log(q, pusher_read, rt->channel, pq);
 }
 
 /* The Pusher Channels HTTP API, signed as Pusher's libraries sign it. */

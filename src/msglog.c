@@ -1514,15 +1514,10 @@ static int presence_change(struct msglog *l, const struct msglog_member *m, cons
 	return 0;
 }
 
-/* Runs fn in one write transaction of l (not a shared log's: its presence
- * lives in PostgreSQL, which this host cannot reach from here). */
+/* Runs fn in one write transaction of l. */
 static int presence_txn(struct msglog *l, int (*fn)(struct msglog *, void *, char *, size_t),
 			void *arg, char *err, size_t errlen)
 {
-	if (l->pg) {
-		snprintf(err, errlen, "presence is not kept on a log shared by several hosts");
-		return MSGLOG_EUNAVAIL;
-	}
 	if (enter(l, true, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
 	int rc = exec1(l, S_BEGIN_IMMEDIATE, err, errlen);
@@ -1557,19 +1552,60 @@ static int change_all(struct msglog *l, void *arg, char *err, size_t errlen)
 	return told;
 }
 
-int msglog_presence(struct msglog *l, const struct msglog_member *m, int n, const char *owner,
-		    int delta, int64_t now_ms, char *err, size_t errlen)
-{
-	struct change c = { m, n, owner, delta, now_ms };
-	return presence_txn(l, change_all, &c, err, errlen);
-}
-
 struct reap {
 	const char *self;
 	int64_t now_ms, grace_ms, dead_ms;
 	bool (*alive)(const char *owner, void *arg);
 	void *arg;
 };
+
+/* A shared log's presence is PostgreSQL's; what it appended (told) is
+ * copied here before the call returns, as a publish's is. */
+static int shared_told(struct msglog *l, int rc, int told, char *err, size_t errlen)
+{
+	char ignored[256];
+	if (rc == 0 && told > 0)
+		copy_changes(l, PGLOG_WRITER, 0, ignored, sizeof ignored);
+	leave(l);
+	return rc < 0 ? MSGLOG_EUNAVAIL : told;
+}
+
+int msglog_presence(struct msglog *l, const struct msglog_member *m, int n, const char *owner,
+		    int delta, int64_t now_ms, char *err, size_t errlen)
+{
+	if (l->pg) {
+		int told = 0;
+		if (enter(l, true, err, errlen) < 0)
+			return MSGLOG_EUNAVAIL;
+		int rc = pglog_presence(l->pg, m, n, owner, delta, now_ms, l->retain,
+					l->retain_seconds, &told, err, errlen);
+		return shared_told(l, rc, told, err, errlen);
+	}
+	struct change c = { m, n, owner, delta, now_ms };
+	return presence_txn(l, change_all, &c, err, errlen);
+}
+
+static int shared_reap(struct msglog *l, struct reap *r, char *err, size_t errlen)
+{
+	struct pglog_owner *o;
+	int n, told = 0;
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = pglog_owners(l->pg, &o, &n, err, errlen);
+	if (rc == 0) {
+		const char *dead[n + 1];
+		int ndead = 0;
+		for (int i = 0; i < n; i++)
+			if ((!r->self || strcmp(o[i].owner, r->self) != 0) &&
+			    (o[i].seen < r->now_ms - r->dead_ms ||
+			     (r->alive && !r->alive(o[i].owner, r->arg))))
+				dead[ndead++] = o[i].owner;
+		rc = pglog_presence_reap(l->pg, r->self, r->now_ms, r->grace_ms, dead, ndead,
+					 l->retain, l->retain_seconds, &told, err, errlen);
+		pglog_owners_free(o, n);
+	}
+	return shared_told(l, rc, told, err, errlen);
+}
 
 static int reap_all(struct msglog *l, void *arg, char *err, size_t errlen)
 {
@@ -1646,6 +1682,8 @@ int msglog_presence_reap(struct msglog *l, const char *self, int64_t now_ms, int
 			 char *err, size_t errlen)
 {
 	struct reap r = { self, now_ms, grace_ms, dead_ms, alive, arg };
+	if (l->pg)
+		return shared_reap(l, &r, err, errlen);
 	return presence_txn(l, reap_all, &r, err, errlen);
 }
 
@@ -1681,12 +1719,13 @@ int msglog_presence_channels(struct msglog *l, const char *prefix,
 {
 	*out = NULL;
 	*n = 0;
-	if (l->pg) {
-		snprintf(err, errlen, "presence is not kept on a log shared by several hosts");
-		return MSGLOG_EUNAVAIL;
-	}
 	if (enter(l, true, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
+	if (l->pg) {
+		int rc = pglog_presence_channels(l->pg, prefix, out, n, err, errlen);
+		leave(l);
+		return rc < 0 ? MSGLOG_EUNAVAIL : 0;
+	}
 	sqlite3_stmt *s = stmt(l, S_PRESENCE_CHANNELS, err, errlen);
 	int rc = SQLITE_ERROR, cap = 0;
 	if (s) {
@@ -1722,12 +1761,14 @@ void msglog_presence_counts_free(struct msglog_presence_count *c, int n)
 int msglog_members(struct msglog *l, const char *channel, bool ids, struct buf *members,
 		   int64_t *last_id, long *count, long *subs, char *err, size_t errlen)
 {
-	if (l->pg) {
-		snprintf(err, errlen, "presence is not kept on a log shared by several hosts");
-		return MSGLOG_EUNAVAIL;
-	}
 	if (enter(l, true, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
+	if (l->pg) {
+		int rc = pglog_members(l->pg, channel, ids, members, last_id, count, subs, err,
+				       errlen);
+		leave(l);
+		return rc < 0 ? MSGLOG_EUNAVAIL : 0;
+	}
 	/* One snapshot: the members as of the log's last id. */
 	int rc = exec1(l, S_BEGIN, err, errlen);
 	if (rc == 0)

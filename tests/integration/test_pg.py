@@ -390,6 +390,73 @@ class TwoHosts(unittest.TestCase):
             self.assertLess(pct(from_ack, 99), 1.0, "%s -> %s: %s" % (s, d, figures(from_ack)))
 
 
+class PresenceTwoHosts(unittest.TestCase):
+    """Presence on a shared log: a member held on one host is on the channel
+    for the other (GET presence, the Pusher users API), one join however
+    many hosts hold its tabs, and its leave after the grace once the last
+    tab closed, in the log of both; a Pusher event's socket_id is not
+    delivered back on either host."""
+
+    def setUp(self):
+        import test_pusher
+        self.tp = test_pusher
+        pg = shared_cluster()
+        uri = pg.uri(pg.create_database())
+        self.a = harness.Server("lighttpd", db=uri, env=test_pusher.ENV).start()
+        try:
+            self.b = harness.Server("apache", db=uri, env=test_pusher.ENV).start()
+        except BaseException:
+            self.a.stop()
+            raise
+
+    def tearDown(self):
+        try:
+            stop_checked(self.a)
+        finally:
+            stop_checked(self.b)
+
+    def events(self, srv, ch):
+        r = srv.sub([ch], since=0, timeout=0, headers=srv.auth_headers())
+        self.assertEqual(r.status, 200, r)
+        return [(m["data"]["event"], m["data"]["member"]["id"]) for m in r.json["messages"]
+                if m["type"] == "application/x-comet-presence+json"]
+
+    def members(self, srv, ch):
+        r = srv.get("/comet/presence", query=[("channel", ch)], headers=srv.auth_headers())
+        self.assertEqual(r.status, 200, r)
+        return [m["id"] for m in r.json["members"]]
+
+    def test_member_on_one_host_is_on_both(self):
+        ch = "presence-shared"
+        ann = self.tp.presence_params("1.1", ch, "ann", {"n": 1})
+        tabs = []
+        for srv in (self.a, self.b):
+            st = srv.open_stream("/comet/sub", [("channel", ch)] + ann,
+                                 {"Accept": "text/event-stream"})
+            st.read_head()
+            self.assertEqual(st.status, 200)
+            tabs.append(st)
+        for srv in (self.a, self.b):
+            with self.subTest(host=srv.kind):
+                harness.wait_until(lambda: self.members(srv, ch) == ["ann"], 10,
+                                   "ann on %s" % srv.kind)
+                harness.wait_until(lambda: self.events(srv, ch) == [("join", "ann")], 10,
+                                   "ann's one join in %s's copy" % srv.kind)
+        # socket_id exclusion holds across hosts too.
+        self.tp.sdk(self.a, "out(await answer(await p.trigger(%s, 'x', {}, "
+                    "{socket_id: '1.1'})));" % json.dumps(ch))
+        got = self.b.sub([ch], since=0, timeout=0, extra=ann).json["messages"]
+        self.assertEqual([m for m in got if m["type"] == "application/x-pusher-event+json"], [])
+        for st in tabs:
+            st.close()
+        for srv in (self.a, self.b):
+            with self.subTest(host=srv.kind):
+                harness.wait_until(lambda: self.events(srv, ch) == [("join", "ann"),
+                                                                    ("leave", "ann")],
+                                   self.tp.GRACE + 20, "ann's leave on %s" % srv.kind)
+                self.assertEqual(self.members(srv, ch), [])
+
+
 # ============================================== 2b. a fresh database, at once
 
 class FreshDatabase(unittest.TestCase):
