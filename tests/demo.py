@@ -2,7 +2,7 @@
 """`make demo`: serve comet-fcgi under a real lighttpd (or Apache with
 --apache) on 127.0.0.1, with its SQLite log in a scratch directory, and the
 site in www/ (the chat demo at /chat/, PHP via php-cgi), until Ctrl-C. Uses
-the shipped configuration through tests/harness.py."""
+the shipped configuration through tests/harness/."""
 
 import argparse
 import os
