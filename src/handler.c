@@ -476,7 +476,7 @@ static void publish(struct req *q)
 	}
 	memcpy(job->chan, p.chan, sizeof job->chan);
 	memcpy(job->type, p.type, sizeof job->type);
-	job->one = (struct msglog_msg){ job->chan, job->type, p.data, p.len };
+	job->one = (struct msglog_msg){ job->chan, job->type, p.data, p.len, NULL };
 	job->msg = &job->one;
 	job->n = 1;
 	submit(q, job);

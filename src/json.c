@@ -396,6 +396,7 @@ static int element(struct json_batch *b, const char *p, size_t n, size_t *i,
 
 	b->msg = xrealloc(b->msg, (size_t)(k + 1) * sizeof *b->msg);
 	struct msglog_msg *m = &b->msg[b->n++];
+	*m = (struct msglog_msg){ NULL, NULL, NULL, 0, NULL };
 	bool text = p[at[F_DATA]] == '"';
 	size_t len;
 	unsigned bad = 0;

@@ -129,7 +129,7 @@ static int cli_publish(struct app *a, int argc, char **argv)
 		job->body = data;
 		data = (struct buf)BUF_INIT;
 		job->one = (struct msglog_msg){ job->chan, job->type, job->body.p ? job->body.p : "",
-						 job->body.len };
+						 job->body.len, NULL };
 		job->msg = &job->one;
 		job->n = 1;
 		job->done = cli_done;

@@ -33,8 +33,11 @@
 #include "request.h"
 #include "user.h"
 
+/* data is embedded as JSON for the JSON types (request_json_type), which
+ * were checked to be JSON when published; other types as a string. */
 #define RENDER "json_object('id',id,'channel',channel,'time',time,'type',type," \
-	"'data',CASE WHEN type='application/json' THEN json(data) ELSE data END)"
+	"'data',CASE WHEN type IN ('application/json','application/x-pusher-event+json'," \
+	"'application/x-comet-presence+json') THEN json(data) ELSE data END)"
 
 enum {
 	S_BEGIN, S_BEGIN_IMMEDIATE, S_COMMIT, S_ROLLBACK, S_SEQ, S_INSERT,
@@ -42,6 +45,9 @@ enum {
 	S_KEEP_CUT, S_MARK, S_DEL_CHAN_UPTO, S_AGE_CUT, S_AGE_MARK, S_AGE_DEL,
 	S_SINCE, S_MARKS_AFTER, S_INFO, S_CHAN_MAX, S_COUNT,
 	S_ACK, S_COPIED, S_COPIED_SET, S_COPY_INSERT, S_SEQ_SET, S_SEQ_NEW,
+	S_PRES_INC, S_PRES_DEC, S_PRES_GC, S_MEMBER_GONE_AT, S_MEMBER_ADD, S_MEMBER_BACK,
+	S_MEMBER_LEFT, S_MEMBER_EXPIRED, S_MEMBER_DEL, S_OWNER_BEAT, S_OWNERS, S_OWNER_DEL,
+	S_OWNER_SUBS_DEL, S_MEMBER_ORPHANS, S_MEMBERS, S_MEMBER_COUNTS,
 	S_NSTMT
 };
 
@@ -54,7 +60,7 @@ static const char *const sql[S_NSTMT] = {
 	/* No RETURNING on the publish path: SQLite collects RETURNING rows in
 	 * an ephemeral table with a page cache of its own, allocated and freed
 	 * per statement (about 90 KB each time). */
-	[S_INSERT] = "INSERT INTO msg(channel,time,type,data) VALUES(?1,?2,?3,?4)",
+	[S_INSERT] = "INSERT INTO msg(channel,time,type,data,origin) VALUES(?1,?2,?3,?4,?5)",
 	[S_CHAN_INC] = "INSERT INTO chan(name,n) VALUES(?1,1) "
 		       "ON CONFLICT(name) DO UPDATE SET n=n+1",
 	[S_CHAN_N] = "SELECT n FROM chan WHERE name=?1",
@@ -75,7 +81,7 @@ static const char *const sql[S_NSTMT] = {
 		       "WHERE id<=?1 GROUP BY channel "
 		       "ON CONFLICT(channel) DO UPDATE SET id=max(id,excluded.id)",
 	[S_AGE_DEL] = "DELETE FROM msg WHERE id<=?1",
-	[S_SINCE] = "SELECT id,channel," RENDER " FROM msg WHERE id>?1 ORDER BY id LIMIT ?2",
+	[S_SINCE] = "SELECT id,channel," RENDER ",origin FROM msg WHERE id>?1 ORDER BY id LIMIT ?2",
 	[S_MARKS_AFTER] = "SELECT channel,id FROM dropped WHERE id>?1",
 	[S_INFO] = "SELECT json_object('channel',?1,'last_id',coalesce(max(id),0),"
 		   "'first_id',coalesce(min(id),0),'messages',count(*)) "
@@ -88,10 +94,36 @@ static const char *const sql[S_NSTMT] = {
 	[S_COPIED_SET] = "INSERT INTO copied(one,id,rev,log) VALUES(1,?1,?2,?3) "
 			 "ON CONFLICT(one) DO UPDATE SET id=excluded.id,rev=excluded.rev,"
 			 "log=excluded.log",
-	[S_COPY_INSERT] = "INSERT INTO msg(id,channel,time,type,data) VALUES(?1,?2,?3,?4,?5)",
+	[S_COPY_INSERT] = "INSERT INTO msg(id,channel,time,type,data,origin) "
+			  "VALUES(?1,?2,?3,?4,?5,?6)",
 	[S_SEQ_SET] = "UPDATE sqlite_sequence SET seq=?1 WHERE name='msg'",
 	[S_SEQ_NEW] = "INSERT INTO sqlite_sequence(name,seq) SELECT 'msg',?1 "
 		      "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name='msg')",
+	/* Presence (see msglog_presence). */
+	[S_PRES_INC] = "INSERT INTO presence(channel,member,owner,subs) VALUES(?1,?2,?3,1) "
+		       "ON CONFLICT DO UPDATE SET subs=subs+1",
+	[S_PRES_DEC] = "UPDATE presence SET subs=subs-1 WHERE channel=?1 AND member=?2 AND owner=?3",
+	[S_PRES_GC] = "DELETE FROM presence WHERE subs<=0",
+	[S_MEMBER_GONE_AT] = "SELECT coalesce(gone,-1) FROM member WHERE channel=?1 AND member=?2",
+	[S_MEMBER_ADD] = "INSERT INTO member(channel,member,info,gone) VALUES(?1,?2,?3,NULL)",
+	[S_MEMBER_BACK] = "UPDATE member SET gone=NULL WHERE channel=?1 AND member=?2",
+	[S_MEMBER_LEFT] = "UPDATE member SET gone=?3 WHERE channel=?1 AND member=?2 AND gone IS "
+			  "NULL AND NOT EXISTS (SELECT 1 FROM presence WHERE channel=?1 AND "
+			  "member=?2)",
+	[S_MEMBER_EXPIRED] = "SELECT channel,member,info FROM member WHERE gone<=?1 LIMIT 256",
+	[S_MEMBER_DEL] = "DELETE FROM member WHERE channel=?1 AND member=?2",
+	[S_OWNER_BEAT] = "INSERT INTO owner(owner,seen) VALUES(?1,?2) "
+			 "ON CONFLICT DO UPDATE SET seen=excluded.seen",
+	[S_OWNERS] = "SELECT owner,seen FROM owner",
+	[S_OWNER_DEL] = "DELETE FROM owner WHERE owner=?1",
+	[S_OWNER_SUBS_DEL] = "DELETE FROM presence WHERE owner=?1",
+	[S_MEMBER_ORPHANS] = "UPDATE member SET gone=?1 WHERE gone IS NULL AND NOT EXISTS "
+			     "(SELECT 1 FROM presence p WHERE p.channel=member.channel AND "
+			     "p.member=member.member)",
+	[S_MEMBERS] = "SELECT json_group_array(json_object('id',member,'info',json(info))) "
+		      "FROM (SELECT member,info FROM member WHERE channel=?1 ORDER BY member)",
+	[S_MEMBER_COUNTS] = "SELECT (SELECT count(*) FROM member WHERE channel=?1),"
+			    "(SELECT coalesce(sum(subs),0) FROM presence WHERE channel=?1)",
 };
 
 /* What a host's copy of a shared log adds: how far it has copied. */
@@ -113,6 +145,22 @@ static const char migrate_v2[] =
 	"CREATE TABLE chan(name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
 	"INSERT INTO chan SELECT channel, count(*) FROM msg GROUP BY channel;"
 	"PRAGMA user_version=2;";
+
+/* Version 2 to 3: each message's origin (the publisher's connection, not
+ * to be delivered back to it); presence: the subscriptions of each member
+ * of a presence channel by owner (a process), the members (gone: when its
+ * last subscription ended, the grace running), and the owners' last
+ * signs of life. */
+static const char migrate_v3[] =
+	"ALTER TABLE msg ADD COLUMN origin TEXT;"
+	"CREATE TABLE presence(channel TEXT NOT NULL, member TEXT NOT NULL, owner TEXT NOT NULL,"
+	" subs INTEGER NOT NULL, PRIMARY KEY(channel, member, owner)) WITHOUT ROWID;"
+	"CREATE INDEX presence_owner ON presence(owner);"
+	"CREATE TABLE member(channel TEXT NOT NULL, member TEXT NOT NULL, info TEXT NOT NULL,"
+	" gone INTEGER, PRIMARY KEY(channel, member)) WITHOUT ROWID;"
+	"CREATE INDEX member_gone ON member(gone);"
+	"CREATE TABLE owner(owner TEXT PRIMARY KEY, seen INTEGER NOT NULL) WITHOUT ROWID;"
+	"PRAGMA user_version=3;";
 
 struct msglog {
 	sqlite3 *db;		/* NULL after letting go of a replaced file, until reopened */
@@ -361,6 +409,8 @@ static int init_schema(struct msglog *l, char *err, size_t errlen)
 		rc = pragma(l, schema_v1, err, errlen);
 	if (rc == 0 && v < 2)
 		rc = pragma(l, migrate_v2, err, errlen);
+	if (rc == 0 && v < 3)
+		rc = pragma(l, migrate_v3, err, errlen);
 	if (rc == 0)
 		rc = pragma(l, "COMMIT", err, errlen);
 	if (rc < 0)
@@ -753,6 +803,29 @@ static int trim_age(struct msglog *l, int64_t now_ms, char *err, size_t errlen)
 	return 0;
 }
 
+/* One message appended within the caller's write transaction, with the
+ * channel's count limit applied; its id into *id. */
+static int insert_one(struct msglog *l, const struct msglog_msg *m, int64_t now_ms, int64_t *id,
+		      char *err, size_t errlen)
+{
+	sqlite3_stmt *ins = stmt(l, S_INSERT, err, errlen);
+	if (!ins)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_bind_text(ins, 1, m->channel, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 2, now_ms);
+	sqlite3_bind_text(ins, 3, m->type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(ins, 4, m->data, (int)m->len, SQLITE_STATIC);
+	if (m->origin)
+		sqlite3_bind_text(ins, 5, m->origin, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(ins);
+	sqlite3_reset(ins);
+	sqlite3_clear_bindings(ins);
+	if (rc != SQLITE_DONE)
+		return fail(l, rc, "insert", err, errlen);
+	*id = sqlite3_last_insert_rowid(l->db);
+	return trim_count(l, m->channel, err, errlen);
+}
+
 /* An append that found the path naming another file: not committed, or
  * committed into a file the log no longer is (not acknowledged). */
 #define MOVED 1
@@ -761,37 +834,22 @@ static int append_once(struct msglog *l, const struct msglog_msg *m, int n, int6
 		       int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
 		       char *err, size_t errlen)
 {
-	sqlite3_stmt *ins = stmt(l, S_INSERT, err, errlen);
-	if (!ins || exec1(l, S_BEGIN_IMMEDIATE, err, errlen) < 0)
+	if (exec1(l, S_BEGIN_IMMEDIATE, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
 	size_t acks_len = acks->len;
 	int result = MSGLOG_EUNAVAIL;
 	for (int i = 0; i < n; i++) {
-		sqlite3_bind_text(ins, 1, m[i].channel, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(ins, 2, now_ms);
-		sqlite3_bind_text(ins, 3, m[i].type, -1, SQLITE_STATIC);
-		sqlite3_bind_text(ins, 4, m[i].data, (int)m[i].len, SQLITE_STATIC);
-		int rc = sqlite3_step(ins);
-		if (rc == SQLITE_DONE) {
-			ids[i] = sqlite3_last_insert_rowid(l->db);
-			if (i)
-				buf_addc(acks, ',');
-			size_t at = acks->len;
-			/* Channel names are A-Z a-z 0-9 _ - . : @ (msglog.h): nothing
-			 * in them needs escaping. */
-			buf_printf(acks, "{\"id\":%lld,\"channel\":\"%s\",\"time\":%lld}",
-				   (long long)ids[i], m[i].channel, (long long)now_ms);
-			if (ack_at)
-				ack_at[i] = (struct msglog_item){ ids[i], at, acks->len - at };
-		}
-		sqlite3_reset(ins);
-		sqlite3_clear_bindings(ins);
-		if (rc != SQLITE_DONE) {
-			fail(l, rc, "insert", err, errlen);
+		if (insert_one(l, &m[i], now_ms, &ids[i], err, errlen) < 0)
 			goto undo;
-		}
-		if (trim_count(l, m[i].channel, err, errlen) < 0)
-			goto undo;
+		if (i)
+			buf_addc(acks, ',');
+		size_t at = acks->len;
+		/* Channel names are A-Z a-z 0-9 _ - . : @ (msglog.h): nothing
+		 * in them needs escaping. */
+		buf_printf(acks, "{\"id\":%lld,\"channel\":\"%s\",\"time\":%lld}",
+			   (long long)ids[i], m[i].channel, (long long)now_ms);
+		if (ack_at)
+			ack_at[i] = (struct msglog_item){ ids[i], at, acks->len - at };
 	}
 	if (trim_age(l, now_ms, err, errlen) < 0)
 		goto undo;
@@ -875,6 +933,8 @@ static int apply_changes(struct msglog *l, const struct pglog_changes *c, char *
 		sqlite3_bind_int64(ins, 3, r->time);
 		sqlite3_bind_text(ins, 4, r->type, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 5, r->data, (int)r->len, SQLITE_STATIC);
+		if (r->origin)
+			sqlite3_bind_text(ins, 6, r->origin, -1, SQLITE_STATIC);
 		if (bind_step(l, ins, err, errlen) < 0)
 			return MSGLOG_EUNAVAIL;
 	}
@@ -988,7 +1048,7 @@ int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t n
 	int rc = 0;
 	/* Validate before taking the write lock. */
 	for (int i = 0; i < n && rc == 0; i++) {
-		if (strcmp(m[i].type, "application/json") == 0 &&
+		if (request_json_type(m[i].type) &&
 		    !json_valid(m[i].data, m[i].len)) {
 			snprintf(err, errlen, "message %d of %d is not valid JSON", i + 1, n);
 			rc = MSGLOG_EINVAL;
@@ -1045,13 +1105,16 @@ static int read_rows(struct msglog *l, const char *const *chans, int nchan, int6
 {
 	sqlite3_stmt *s = by_count(l, l->rd, nchan,
 				   "SELECT id," RENDER " FROM msg WHERE channel IN (",
-				   ") AND id>? ORDER BY id LIMIT ?", err, errlen);
+				   ") AND id>? AND (origin IS NULL OR origin IS NOT ?) "
+				   "ORDER BY id LIMIT ?", err, errlen);
 	if (!s)
 		return MSGLOG_EUNAVAIL;
 	for (int i = 0; i < nchan; i++)
 		sqlite3_bind_text(s, i + 1, chans[i], -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, nchan + 1, since);
-	sqlite3_bind_int(s, nchan + 2, limit + 1);
+	if (pg->exclude)
+		sqlite3_bind_text(s, nchan + 2, pg->exclude, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, nchan + 3, limit + 1);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		size_t len = (size_t)sqlite3_column_bytes(s, 1);
@@ -1175,6 +1238,8 @@ static int since_rows(struct msglog *l, int64_t after, int max, struct msglog_ba
 		r->channel = xstrdup((const char *)sqlite3_column_text(s, 1));
 		r->jsonlen = (size_t)sqlite3_column_bytes(s, 2);
 		r->json = xstrndup((const char *)sqlite3_column_text(s, 2), r->jsonlen);
+		if (sqlite3_column_type(s, 3) != SQLITE_NULL)
+			r->origin = xstrdup((const char *)sqlite3_column_text(s, 3));
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
@@ -1221,6 +1286,7 @@ void msglog_batch_free(struct msglog_batch *b)
 	for (int i = 0; i < b->n; i++) {
 		free(b->rows[i].channel);
 		free(b->rows[i].json);
+		free(b->rows[i].origin);
 	}
 	for (int i = 0; i < b->nmarks; i++)
 		free(b->marks[i].channel);
@@ -1336,6 +1402,282 @@ int msglog_sync(struct msglog *l, char *err, size_t errlen)
 	int rc = copy_changes(l, PGLOG_WRITER, 0, err, errlen);
 	leave(l);
 	return rc < 0 ? MSGLOG_EUNAVAIL : 0;
+}
+
+/* ------------------------------------------------------------------ presence
+ *
+ * A member is on a presence channel while it has a subscription there
+ * (presence rows, counted by owner: the process holding them) or its last
+ * one ended less than the grace ago (member.gone). Its arrival and its
+ * departure are messages in the channel's log, appended in the same
+ * transaction as the change they tell of, so that a reader of any snapshot
+ * finds the members and the messages in step (msglog_members). */
+
+static int text_query(struct msglog *l, sqlite3_stmt *s, struct buf *out, char *err, size_t errlen)
+{
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		buf_add(out, sqlite3_column_text(s, 0), (size_t)sqlite3_column_bytes(s, 0));
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(l, rc, "query", err, errlen);
+}
+
+/* The message telling of member joining or leaving channel. */
+static int presence_event(struct msglog *l, const char *channel, const char *member,
+			  const char *info, bool join, int64_t now_ms, char *err, size_t errlen)
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(l->db, "SELECT json_object('event',?1,'member',"
+				    "json_object('id',?2,'info',json(?3)))", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return fail(l, rc, "presence", err, errlen);
+	sqlite3_bind_text(s, 1, join ? "join" : "leave", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, member, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, info, -1, SQLITE_STATIC);
+	struct buf data = BUF_INIT;
+	rc = text_query(l, s, &data, err, errlen);
+	sqlite3_finalize(s);
+	int64_t id;
+	struct msglog_msg m = { channel, MSGLOG_PRESENCE_TYPE, data.p ? data.p : "", data.len,
+				NULL };
+	if (rc == 0)
+		rc = insert_one(l, &m, now_ms, &id, err, errlen);
+	buf_free(&data);
+	return rc;
+}
+
+static int bound_exec(struct msglog *l, int which, const char *a, const char *b, const char *c,
+		      int64_t n, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = stmt(l, which, err, errlen);
+	if (!s)
+		return MSGLOG_EUNAVAIL;
+	if (a)
+		sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(s, 1, n);
+	if (b)
+		sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC);
+	if (c)
+		sqlite3_bind_text(s, 3, c, -1, SQLITE_STATIC);
+	else if (a && b)
+		sqlite3_bind_int64(s, 3, n);
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : fail(l, rc, sql[which], err, errlen);
+}
+
+static int presence_change(struct msglog *l, const struct msglog_member *m, const char *owner,
+			   int delta, int64_t now_ms, char *err, size_t errlen)
+{
+	if (delta < 0)
+		return bound_exec(l, S_PRES_DEC, m->channel, m->id, owner, 0, err, errlen) < 0 ||
+		       exec1(l, S_PRES_GC, err, errlen) < 0 ||
+		       bound_exec(l, S_MEMBER_LEFT, m->channel, m->id, NULL, now_ms, err, errlen) < 0
+		       ? MSGLOG_EUNAVAIL : 0;
+	/* The owner is known from its first subscription on, so that it is
+	 * found out if it ends without letting go. */
+	sqlite3_stmt *beat = stmt(l, S_OWNER_BEAT, err, errlen);
+	if (!beat)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_bind_text(beat, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(beat, 2, now_ms);
+	if (bind_step(l, beat, err, errlen) < 0 ||
+	    bound_exec(l, S_PRES_INC, m->channel, m->id, owner, 0, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_stmt *g = stmt(l, S_MEMBER_GONE_AT, err, errlen);
+	if (!g)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_bind_text(g, 1, m->channel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(g, 2, m->id, -1, SQLITE_STATIC);
+	int64_t gone;
+	if (int_query(l, g, -2, &gone, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	if (gone == -2)
+		return bound_exec(l, S_MEMBER_ADD, m->channel, m->id, m->info, 0, err, errlen) < 0 ||
+		       presence_event(l, m->channel, m->id, m->info, true, now_ms, err, errlen) < 0
+		       ? MSGLOG_EUNAVAIL : 1;
+	/* Back within the grace: no leave, no new join. */
+	if (gone >= 0)
+		return bound_exec(l, S_MEMBER_BACK, m->channel, m->id, NULL, 0, err, errlen);
+	return 0;
+}
+
+/* Runs fn in one write transaction of l (not a shared log's: its presence
+ * lives in PostgreSQL, which this host cannot reach from here). */
+static int presence_txn(struct msglog *l, int (*fn)(struct msglog *, void *, char *, size_t),
+			void *arg, char *err, size_t errlen)
+{
+	if (l->pg) {
+		snprintf(err, errlen, "presence is not kept on a log shared by several hosts");
+		return MSGLOG_EUNAVAIL;
+	}
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = exec1(l, S_BEGIN_IMMEDIATE, err, errlen);
+	if (rc == 0)
+		rc = fn(l, arg, err, errlen);
+	if (rc >= 0 && exec1(l, S_COMMIT, err, errlen) < 0)
+		rc = MSGLOG_EUNAVAIL;
+	if (rc < 0)
+		rollback(l);
+	leave(l);
+	return rc;
+}
+
+struct change {
+	const struct msglog_member *m;
+	int n;
+	const char *owner;
+	int delta;
+	int64_t now_ms;
+};
+
+static int change_all(struct msglog *l, void *arg, char *err, size_t errlen)
+{
+	struct change *c = arg;
+	int told = 0;
+	for (int i = 0; i < c->n; i++) {
+		int rc = presence_change(l, &c->m[i], c->owner, c->delta, c->now_ms, err, errlen);
+		if (rc < 0)
+			return rc;
+		told += rc;
+	}
+	return told;
+}
+
+int msglog_presence(struct msglog *l, const struct msglog_member *m, int n, const char *owner,
+		    int delta, int64_t now_ms, char *err, size_t errlen)
+{
+	struct change c = { m, n, owner, delta, now_ms };
+	return presence_txn(l, change_all, &c, err, errlen);
+}
+
+struct reap {
+	const char *self;
+	int64_t now_ms, grace_ms, dead_ms;
+	bool (*alive)(const char *owner, void *arg);
+	void *arg;
+};
+
+static int reap_all(struct msglog *l, void *arg, char *err, size_t errlen)
+{
+	struct reap *r = arg;
+	sqlite3_stmt *s = stmt(l, S_OWNER_BEAT, err, errlen);
+	if (r->self && s) {
+		sqlite3_bind_text(s, 1, r->self, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, r->now_ms);
+		if (bind_step(l, s, err, errlen) < 0)
+			return MSGLOG_EUNAVAIL;
+	}
+	/* Owners that ended (however they ended) let go of their subscriptions. */
+	sqlite3_stmt *o = stmt(l, S_OWNERS, err, errlen);
+	if (!o)
+		return MSGLOG_EUNAVAIL;
+	struct buf dead = BUF_INIT;
+	int rc;
+	while ((rc = sqlite3_step(o)) == SQLITE_ROW) {
+		const char *who = (const char *)sqlite3_column_text(o, 0);
+		int64_t seen = sqlite3_column_int64(o, 1);
+		if ((r->self && strcmp(who, r->self) == 0))
+			continue;
+		if (seen < r->now_ms - r->dead_ms || (r->alive && !r->alive(who, r->arg)))
+			buf_add(&dead, who, strlen(who) + 1);
+	}
+	sqlite3_reset(o);
+	if (rc != SQLITE_DONE) {
+		buf_free(&dead);
+		return fail(l, rc, "owners", err, errlen);
+	}
+	for (size_t at = 0; at < dead.len; at += strlen(dead.p + at) + 1)
+		if (bound_exec(l, S_OWNER_SUBS_DEL, dead.p + at, NULL, NULL, 0, err, errlen) < 0 ||
+		    bound_exec(l, S_OWNER_DEL, dead.p + at, NULL, NULL, 0, err, errlen) < 0) {
+			buf_free(&dead);
+			return MSGLOG_EUNAVAIL;
+		}
+	buf_free(&dead);
+	if (bound_exec(l, S_MEMBER_ORPHANS, NULL, NULL, NULL, r->now_ms, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	/* Members gone longer than the grace leave, oldest first. */
+	sqlite3_stmt *x = stmt(l, S_MEMBER_EXPIRED, err, errlen);
+	if (!x)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_bind_int64(x, 1, r->now_ms - r->grace_ms);
+	struct buf left = BUF_INIT;
+	while ((rc = sqlite3_step(x)) == SQLITE_ROW)
+		for (int col = 0; col < 3; col++) {
+			const char *v = (const char *)sqlite3_column_text(x, col);
+			buf_add(&left, v, strlen(v) + 1);
+		}
+	sqlite3_reset(x);
+	sqlite3_clear_bindings(x);
+	if (rc != SQLITE_DONE) {
+		buf_free(&left);
+		return fail(l, rc, "members", err, errlen);
+	}
+	int told = 0;
+	for (size_t at = 0; at < left.len;) {
+		const char *ch = left.p + at, *id = ch + strlen(ch) + 1, *info = id + strlen(id) + 1;
+		at = (size_t)(info + strlen(info) + 1 - left.p);
+		if (bound_exec(l, S_MEMBER_DEL, ch, id, NULL, 0, err, errlen) < 0 ||
+		    presence_event(l, ch, id, info, false, r->now_ms, err, errlen) < 0) {
+			buf_free(&left);
+			return MSGLOG_EUNAVAIL;
+		}
+		told++;
+	}
+	buf_free(&left);
+	return told;
+}
+
+int msglog_presence_reap(struct msglog *l, const char *self, int64_t now_ms, int64_t grace_ms,
+			 int64_t dead_ms, bool (*alive)(const char *owner, void *arg), void *arg,
+			 char *err, size_t errlen)
+{
+	struct reap r = { self, now_ms, grace_ms, dead_ms, alive, arg };
+	return presence_txn(l, reap_all, &r, err, errlen);
+}
+
+int msglog_members(struct msglog *l, const char *channel, struct buf *members, int64_t *last_id,
+		   long *count, long *subs, char *err, size_t errlen)
+{
+	if (l->pg) {
+		snprintf(err, errlen, "presence is not kept on a log shared by several hosts");
+		return MSGLOG_EUNAVAIL;
+	}
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	/* One snapshot: the members as of the log's last id. */
+	int rc = exec1(l, S_BEGIN, err, errlen);
+	if (rc == 0)
+		rc = seq(l, last_id, err, errlen);
+	sqlite3_stmt *s = rc == 0 ? stmt(l, S_MEMBERS, err, errlen) : NULL;
+	if (s) {
+		sqlite3_bind_text(s, 1, channel, -1, SQLITE_STATIC);
+		rc = text_query(l, s, members, err, errlen);
+	} else {
+		rc = MSGLOG_EUNAVAIL;
+	}
+	sqlite3_stmt *c = rc == 0 ? stmt(l, S_MEMBER_COUNTS, err, errlen) : NULL;
+	if (c) {
+		sqlite3_bind_text(c, 1, channel, -1, SQLITE_STATIC);
+		rc = sqlite3_step(c);
+		*count = rc == SQLITE_ROW ? (long)sqlite3_column_int64(c, 0) : 0;
+		*subs = rc == SQLITE_ROW ? (long)sqlite3_column_int64(c, 1) : 0;
+		sqlite3_reset(c);
+		sqlite3_clear_bindings(c);
+		rc = rc == SQLITE_ROW ? 0 : fail(l, rc, "members", err, errlen);
+	} else {
+		rc = MSGLOG_EUNAVAIL;
+	}
+	if (rc == 0)
+		rc = exec1(l, S_COMMIT, err, errlen);
+	if (rc < 0)
+		rollback(l);
+	leave(l);
+	return rc;
 }
 
 bool msglog_shared(const struct msglog *l)

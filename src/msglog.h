@@ -29,7 +29,7 @@
 #define MSGLOG_EUNAVAIL (-1)	/* storage unavailable: busy, full, I/O (503) */
 #define MSGLOG_EINVAL (-2)	/* a message is not what its type says (415) */
 
-#define MSGLOG_SCHEMA_VERSION 2
+#define MSGLOG_SCHEMA_VERSION 3
 
 /* How long one call waits in all for locks another process holds. */
 #define MSGLOG_BUSY_MS 5000
@@ -41,6 +41,9 @@ struct msglog_msg {
 	const char *type;
 	const char *data;
 	size_t len;
+	/* The publisher's connection (a Pusher socket_id), never delivered to
+	 * a subscriber that gives the same: NULL for none. */
+	const char *origin;
 };
 
 /* One answer's worth of messages for a set of channels. */
@@ -50,6 +53,7 @@ struct msglog_item {
 };
 struct msglog_page {
 	size_t max_bytes;	/* in: the items stop short of this (but hold one); 0: no bound */
+	const char *exclude;	/* in: messages of this origin are passed over; NULL: none */
 	struct buf items;	/* the messages' JSON objects, comma-separated */
 	struct msglog_item *item;	/* each of them */
 	int count, cap;
@@ -67,6 +71,7 @@ struct msglog_row {
 	char *channel;
 	char *json;
 	size_t jsonlen;
+	char *origin;		/* NULL: none */
 };
 struct msglog_mark {
 	char *channel;
@@ -104,6 +109,31 @@ bool msglog_shared(const struct msglog *l);
  * were copied (readers should look), 0, or MSGLOG_EUNAVAIL. One process
  * per host does this: the follower. A log of one host returns 0 at once. */
 int msglog_follow(struct msglog *l, int timeout_ms, char *err, size_t errlen);
+/* Presence: a member of a presence channel (its id, and its info as JSON
+ * text), and the type of the messages that tell of its arrival and its
+ * departure: {"event": "join"|"leave", "member": {"id", "info"}}. */
+struct msglog_member {
+	const char *channel, *id, *info;
+};
+#define MSGLOG_PRESENCE_TYPE "application/x-comet-presence+json"
+/* A subscription of each of the n members begins (delta 1) or ends (-1),
+ * held by owner (a process): a member's first appends its join, and a
+ * member back within the grace joins again silently. Returns how many
+ * messages were appended, or MSGLOG_EUNAVAIL. */
+int msglog_presence(struct msglog *l, const struct msglog_member *m, int n, const char *owner,
+		    int delta, int64_t now_ms, char *err, size_t errlen);
+/* self (when not NULL) is alive now; owners not seen for dead_ms, or that
+ * alive (when not NULL) says have ended, let go of their subscriptions;
+ * members without a subscription for grace_ms leave (their leave message
+ * appended). Returns how many left, or MSGLOG_EUNAVAIL. */
+int msglog_presence_reap(struct msglog *l, const char *self, int64_t now_ms, int64_t grace_ms,
+			 int64_t dead_ms, bool (*alive)(const char *owner, void *arg), void *arg,
+			 char *err, size_t errlen);
+/* The members of channel as a JSON array [{"id", "info"}, ...], the log's
+ * last id in the same snapshot (the join and leave messages up to it are
+ * reflected), how many members and subscriptions. */
+int msglog_members(struct msglog *l, const char *channel, struct buf *members, int64_t *last_id,
+		   long *count, long *subs, char *err, size_t errlen);
 /* Brings this host's copy of a shared log up to the shared log now (the
  * publishers' connection; a log of one host: nothing). 0 or MSGLOG_EUNAVAIL. */
 int msglog_sync(struct msglog *l, char *err, size_t errlen);

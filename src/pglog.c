@@ -1,12 +1,15 @@
 /* pglog: the shared message log in PostgreSQL (see pglog.h).
  *
- * Schema (comet_state.version 2), made by the first connection that finds
- * it missing, under an advisory lock:
+ * Schema (comet_state.version 3), made (or brought up to date: every step
+ * is idempotent) by the first connection that finds it missing or older,
+ * under an advisory lock:
  *   comet_state(one, version, last_id, rev, log): one row; last_id and rev
  *     are bumped by every write and hold its row lock to the commit; log
  *     names this log, so that a copy of another (a database made anew)
  *     is recognised and made again.
- *   comet_msg(id, channel, time, type, data bytea), index (channel, id).
+ *   comet_msg(id, channel, time, type, data bytea, origin), index (channel,
+ *     id); origin (version 3) is the publisher's connection, not delivered
+ *     back to it.
  *   comet_chan(name, n): messages per channel, for the count limit.
  *   comet_dropped(channel, id, rev): as SQLite's dropped, plus the revision
  *     of the write that made the mark.
@@ -29,7 +32,7 @@
 #include "clock.h"
 #include "pglog.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define LOCK_KEY "7270110011"	/* advisory lock for making the schema */
@@ -47,18 +50,21 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS comet_dropped(channel text PRIMARY KEY, id bigint NOT NULL,"
 	" rev bigint NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS comet_dropped_rev ON comet_dropped(rev);"
+	"ALTER TABLE comet_msg ADD COLUMN IF NOT EXISTS origin text;"
+	"DROP FUNCTION IF EXISTS comet_publish(text[], text[], bytea[], bigint, bigint, bigint);"
 	/* The count limit is applied per message as with SQLite: for each
 	 * channel of the batch, the oldest beyond keep go, and the mark is the
 	 * newest id dropped. Age: up to 256 of the oldest per publish. */
-	"CREATE OR REPLACE FUNCTION comet_publish(ch text[], ty text[], da bytea[],"
+	"CREATE OR REPLACE FUNCTION comet_publish(ch text[], ty text[], da bytea[], og text[],"
 	" now_ms bigint, keep bigint, keep_ms bigint) RETURNS bigint LANGUAGE plpgsql AS $f$\n"
 	"DECLARE many int := cardinality(ch); top bigint; r bigint; c text; k bigint;"
 	" cut bigint;\n"
 	"BEGIN\n"
 	" UPDATE comet_state SET last_id = last_id + many, rev = rev + 1 RETURNING last_id, rev"
 	"  INTO top, r;\n"
-	" INSERT INTO comet_msg(id, channel, time, type, data)"
-	"  SELECT top - many + i, ch[i], now_ms, ty[i], da[i] FROM generate_subscripts(ch, 1) AS i;\n"
+	" INSERT INTO comet_msg(id, channel, time, type, data, origin)"
+	"  SELECT top - many + i, ch[i], now_ms, ty[i], da[i], og[i]"
+	"  FROM generate_subscripts(ch, 1) AS i;\n"
 	" FOR c, k IN SELECT x, count(*) FROM unnest(ch) AS x GROUP BY x LOOP\n"
 	"  INSERT INTO comet_chan AS t(name, n) VALUES (c, k)"
 	"   ON CONFLICT (name) DO UPDATE SET n = t.n + excluded.n RETURNING t.n INTO k;\n"
@@ -267,8 +273,8 @@ static int ensure_schema(PGconn *c, char *err, size_t errlen)
 	return rc;
 }
 
-static const char publish_sql[] = "SELECT comet_publish($1, $2, $3, $4, $5, $6)";
-static const Oid publish_types[6] = { 1009, 1009, 1001, 20, 20, 20 };
+static const char publish_sql[] = "SELECT comet_publish($1, $2, $3, $4, $5, $6, $7)";
+static const Oid publish_types[7] = { 1009, 1009, 1001, 1009, 20, 20, 20 };
 
 /* Everything a copy needs after ($1 id, $2 rev) of log $3, in one statement
  * and so one snapshot, one round trip (the bounds are scalar subqueries so
@@ -280,15 +286,15 @@ static const Oid publish_types[6] = { 1009, 1009, 1001, 20, 20, 20 };
 static const char changes_sql[] =
 	"WITH s AS (SELECT last_id, rev, log, (last_id < $1 OR log IS DISTINCT FROM $3) AS anew"
 	"  FROM comet_state),"
-	" m AS (SELECT id, time, channel, type, data FROM (SELECT c.*,"
+	" m AS (SELECT id, time, channel, type, data, origin FROM (SELECT c.*,"
 	"  sum(length(c.data)) OVER (ORDER BY c.id) - length(c.data) AS before"
 	"  FROM comet_msg c WHERE c.id > (SELECT CASE WHEN anew THEN 0 ELSE $1 END FROM s)"
 	"  AND c.id <= (SELECT last_id FROM s) ORDER BY c.id LIMIT $4) w"
 	"  WHERE before < " STR(PGLOG_READ_BYTES) ")"
-	" SELECT 0 AS k, last_id AS id, rev AS t, log AS ch, anew::text AS ty, NULL::bytea AS d"
-	"  FROM s"
-	" UNION ALL SELECT 1, id, time, channel, type, data FROM m"
-	" UNION ALL SELECT 2, d.id, 0, d.channel, NULL, NULL FROM comet_dropped d"
+	" SELECT 0 AS k, last_id AS id, rev AS t, log AS ch, anew::text AS ty, NULL::bytea AS d,"
+	"  NULL::text AS o FROM s"
+	" UNION ALL SELECT 1, id, time, channel, type, data, origin FROM m"
+	" UNION ALL SELECT 2, d.id, 0, d.channel, NULL, NULL, NULL FROM comet_dropped d"
 	"  WHERE d.rev > (SELECT CASE WHEN anew THEN -1 ELSE $2 END FROM s)"
 	" ORDER BY 1, 2";
 static const Oid changes_types[4] = { 20, 20, 25, 20 };
@@ -355,7 +361,7 @@ static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err
 	}
 	if (exec_ok(k->c, "SET statement_timeout = 5000", "connect", err, errlen) < 0 ||
 	    ensure_schema(k->c, err, errlen) < 0 ||
-	    prepare(k->c, "comet_publish", publish_sql, 6, publish_types, err, errlen) < 0 ||
+	    prepare(k->c, "comet_publish", publish_sql, 7, publish_types, err, errlen) < 0 ||
 	    prepare(k->c, "comet_changes", changes_sql, 4, changes_types, err, errlen) < 0) {
 		drop(k);
 		return -1;
@@ -366,10 +372,18 @@ static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err
 /* A one-dimensional binary array of text (OID 25) or bytea (17). */
 static void array_of(struct buf *b, unsigned oid, const struct msglog_msg *m, int n, int field)
 {
-	uint32_t head[5] = { htonl(1), 0, htonl(oid), htonl((uint32_t)n), htonl(1) };
+	/* One dimension; the flag word says whether any element is NULL. */
+	uint32_t head[5] = { htonl(1), htonl(field == 3 ? 1 : 0), htonl(oid), htonl((uint32_t)n),
+			     htonl(1) };
 	buf_add(b, head, sizeof head);
 	for (int i = 0; i < n; i++) {
-		const char *s = field == 0 ? m[i].channel : field == 1 ? m[i].type : m[i].data;
+		const char *s = field == 0 ? m[i].channel : field == 1 ? m[i].type
+				: field == 2 ? m[i].data : m[i].origin;
+		if (!s) {
+			uint32_t null = htonl(0xffffffffu);
+			buf_add(b, &null, 4);
+			continue;
+		}
 		size_t len = field == 2 ? m[i].len : strlen(s);
 		uint32_t l = htonl((uint32_t)len);
 		buf_add(b, &l, 4);
@@ -408,19 +422,20 @@ int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now
 {
 	if (connect_to(p, &p->w, true, err, errlen) < 0)
 		return -1;
-	struct buf a[3] = { BUF_INIT, BUF_INIT, BUF_INIT };
+	struct buf a[4] = { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT };
 	array_of(&a[0], 25, m, n, 0);
 	array_of(&a[1], 25, m, n, 1);
 	array_of(&a[2], 17, m, n, 2);
+	array_of(&a[3], 25, m, n, 3);
 	char now[24], k[24], ks[24];
 	snprintf(now, sizeof now, "%lld", (long long)now_ms);
 	snprintf(k, sizeof k, "%ld", keep);
 	snprintf(ks, sizeof ks, "%lld", (long long)keep_seconds * 1000);
-	const char *vals[6] = { a[0].p, a[1].p, a[2].p, now, k, ks };
-	int lens[6] = { (int)a[0].len, (int)a[1].len, (int)a[2].len, 0, 0, 0 };
-	int fmts[6] = { 1, 1, 1, 0, 0, 0 };
-	PGresult *r = PQexecPrepared(p->w.c, "comet_publish", 6, vals, lens, fmts, 0);
-	for (int i = 0; i < 3; i++)
+	const char *vals[7] = { a[0].p, a[1].p, a[2].p, a[3].p, now, k, ks };
+	int lens[7] = { (int)a[0].len, (int)a[1].len, (int)a[2].len, (int)a[3].len, 0, 0, 0 };
+	int fmts[7] = { 1, 1, 1, 1, 0, 0, 0 };
+	PGresult *r = PQexecPrepared(p->w.c, "comet_publish", 7, vals, lens, fmts, 0);
+	for (int i = 0; i < 4; i++)
 		buf_free(&a[i]);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
 		return failed(&p->w, r, "publish", err, errlen);
@@ -491,6 +506,8 @@ int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
 			w->channel = copy_value(r, i, 3, NULL);
 			w->type = copy_value(r, i, 4, NULL);
 			w->data = copy_value(r, i, 5, &w->len);
+			if (!PQgetisnull(r, i, 6))
+				w->origin = copy_value(r, i, 6, NULL);
 		} else {
 			struct msglog_mark *m = &c->marks[c->nmarks++];
 			m->id = be64(PQgetvalue(r, i, 1));
@@ -513,6 +530,7 @@ void pglog_changes_free(struct pglog_changes *c)
 		free(c->rows[i].channel);
 		free(c->rows[i].type);
 		free(c->rows[i].data);
+		free(c->rows[i].origin);
 	}
 	for (int i = 0; i < c->nmarks; i++)
 		free(c->marks[i].channel);

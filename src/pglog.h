@@ -36,6 +36,7 @@ struct pglog_row {
 	int64_t id, time;
 	char *channel, *type, *data;
 	size_t len;
+	char *origin;		/* NULL: none */
 };
 
 /* What changed after (id, rev): rows (id, last_id] in id order, and every

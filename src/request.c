@@ -500,10 +500,15 @@ int request_message(const char *chan, const char *type, const char *data, size_t
 		FAIL(413, "message too large");
 	if (!utf8_valid(data, len))
 		FAIL(415, "the message must be UTF-8 text without NUL bytes");
-	if (strcmp(type, "application/json") == 0 &&
-	    (!json_valid(data, len) || request_json_nul(data, len)))
-		FAIL(415, "a message of type application/json must be valid JSON without \\u0000");
+	if (request_json_type(type) && (!json_valid(data, len) || request_json_nul(data, len)))
+		FAIL(415, "a message of a JSON type must be valid JSON without \\u0000");
 	return 0;
+}
+
+bool request_json_type(const char *type)
+{
+	return strcmp(type, "application/json") == 0 || strcmp(type, REQ_PUSHER_TYPE) == 0 ||
+	       strcmp(type, "application/x-comet-presence+json") == 0;
 }
 
 long request_body_max(const char *ctype, long max_message)

@@ -73,6 +73,11 @@ int request_pub(const char *query, const char *content_type, char *body, size_t 
  * valid JSON without \u0000. 0, or -1 with err (400, 413 or 415). */
 int request_message(const char *chan, const char *type, const char *data, size_t len,
 		    long max_message, struct req_error *err);
+/* The types whose messages are JSON, checked when published and embedded
+ * as JSON in answers: application/json and the program's own event types
+ * (Pusher events, presence). */
+bool request_json_type(const char *type);
+#define REQ_PUSHER_TYPE "application/x-pusher-event+json"
 
 /* The largest body a publish of this Content-Type may carry (a form
  * encodes each byte in up to three; a JSON body may be a batch of many

@@ -269,7 +269,8 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(json.loads(p.stdout)["id"], 6)
         con = sqlite3.connect(self.db)
-        self.assertEqual(con.execute("PRAGMA user_version").fetchone()[0], 2)
+        self.assertEqual(con.execute("PRAGMA user_version").fetchone()[0], 3)
+        self.assertIn("origin", [r[1] for r in con.execute("PRAGMA table_info(msg)")])
         self.assertEqual([r[0] for r in con.execute("SELECT data FROM msg ORDER BY id")],
                          ["m3", "m4", "new"])
         self.assertEqual(con.execute("SELECT n FROM chan WHERE name='old'").fetchone()[0], 3)

@@ -67,7 +67,7 @@ static struct commit_job *job(int *client, const char *chan, const char *type, c
 	snprintf(j->chan, sizeof j->chan, "%s", chan);
 	snprintf(j->type, sizeof j->type, "%s", type);
 	buf_adds(&j->body, data);
-	j->one = (struct msglog_msg){ j->chan, j->type, j->body.p, j->body.len };
+	j->one = (struct msglog_msg){ j->chan, j->type, j->body.p, j->body.len, NULL };
 	j->msg = &j->one;
 	j->n = 1;
 	*client = sv[1];

@@ -67,7 +67,7 @@ static void teardown(void)
 
 static int64_t publish(const char *chan, const char *data, size_t n)
 {
-	struct msglog_msg m = { chan, "text/plain", data, n };
+	struct msglog_msg m = { chan, "text/plain", data, n, NULL };
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	char err[256];

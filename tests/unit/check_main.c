@@ -93,6 +93,8 @@ int main(void)
 	srunner_add_suite(sr, hub_suite());
 	srunner_add_suite(sr, commit_suite());
 	srunner_add_suite(sr, pusher_suite());
+	srunner_add_suite(sr, jwtauth_suite());
+	srunner_add_suite(sr, mercure_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

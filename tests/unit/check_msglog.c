@@ -39,7 +39,7 @@ static struct msglog *open_log(void)
 static int64_t add(struct msglog *l, const char *chan, const char *type, const char *data,
 		   int64_t now)
 {
-	struct msglog_msg m = { chan, type, data, strlen(data) };
+	struct msglog_msg m = { chan, type, data, strlen(data), NULL };
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	char err[256];
@@ -64,7 +64,7 @@ static void rd(struct msglog *l, const char *chans, int64_t since, int limit,
 START_TEST(append_and_read)
 {
 	struct msglog *l = open_log();
-	struct msglog_msg m = { "chat", "application/json", "{\"text\": \"hi\"}", 14 };
+	struct msglog_msg m = { "chat", "application/json", "{\"text\": \"hi\"}", 14, NULL };
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	char err[256];
@@ -242,7 +242,7 @@ END_TEST
 START_TEST(invalid_json_refused)
 {
 	struct msglog *l = open_log();
-	struct msglog_msg m = { "a", "application/json", "{a:1}", 5 };
+	struct msglog_msg m = { "a", "application/json", "{a:1}", 5, NULL };
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	char err[256];
@@ -301,7 +301,7 @@ START_TEST(concurrent_publishers)
 			for (int i = 0; i < EACH; i++) {
 				char data[32];
 				snprintf(data, sizeof data, "%d-%d", p, i);
-				struct msglog_msg m = { "c", "text/plain", data, strlen(data) };
+				struct msglog_msg m = { "c", "text/plain", data, strlen(data), NULL };
 				int64_t id;
 				struct buf ack = BUF_INIT;
 				if (msglog_append(cl, &m, 1, 1, &id, &ack, NULL, err, sizeof err) < 0 ||
@@ -406,7 +406,7 @@ START_TEST(disk_full)
 	test_fill(fs);
 	static char big[60000];
 	memset(big, 'x', sizeof big);
-	struct msglog_msg m = { "a", "text/plain", big, sizeof big };
+	struct msglog_msg m = { "a", "text/plain", big, sizeof big, NULL };
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	int rc = 0;
@@ -448,7 +448,7 @@ START_TEST(locked_database)
 	struct msglog *l = open_log();
 	add(l, "a", "text/plain", "before", 1);
 	sqlite3 *o = other_begin("BEGIN IMMEDIATE");
-	struct msglog_msg m = { "a", "application/json", "{\"n\":1}", 7 };
+	struct msglog_msg m = { "a", "application/json", "{\"n\":1}", 7, NULL };
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	char err[512];
@@ -559,7 +559,7 @@ START_TEST(replaced_file_still_open_elsewhere)
 	ck_assert_int_eq(sqlite3_exec(o, "SELECT count(*) FROM msg; COMMIT", NULL, NULL, NULL),
 			 SQLITE_OK);
 	replace_db(2);
-	struct msglog_msg m = { "a", "text/plain", "x", 1 };
+	struct msglog_msg m = { "a", "text/plain", "x", 1, NULL };
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	char err[512];
@@ -581,6 +581,84 @@ START_TEST(replaced_file_still_open_elsewhere)
 	msglog_page_free(&pg);
 	buf_free(&ack);
 	msglog_close(fresh);
+	msglog_close(l);
+}
+END_TEST
+
+static bool only_alive(const char *owner, void *arg)
+{
+	return strcmp(owner, (const char *)arg) == 0;
+}
+
+/* Presence: one join however many subscriptions, none again for one back
+ * within the grace, one leave once the last ended longer than the grace
+ * ago or its owner died; the members as of a log id; origin passed over. */
+START_TEST(presence_joins_and_leaves)
+{
+	struct msglog *l = open_log();
+	char err[256];
+	struct msglog_member ann = { "presence-room", "7", "{\"name\":\"Ann\"}" };
+	struct msglog_member bob = { "presence-room", "8", "{\"name\":\"Bob\"}" };
+	ck_assert_int_eq(msglog_presence(l, &ann, 1, "p1", 1, 1000, err, sizeof err), 1);
+	ck_assert_int_eq(msglog_presence(l, &ann, 1, "p2", 1, 1001, err, sizeof err), 0);
+	ck_assert_int_eq(msglog_presence(l, &bob, 1, "p2", 1, 1002, err, sizeof err), 1);
+	struct buf members = BUF_INIT;
+	int64_t last;
+	long count, subs;
+	ck_assert_msg(msglog_members(l, "presence-room", &members, &last, &count, &subs, err,
+				     sizeof err) == 0, "%s", err);
+	ck_assert_str_eq(buf_str(&members), "[{\"id\":\"7\",\"info\":{\"name\":\"Ann\"}},"
+			 "{\"id\":\"8\",\"info\":{\"name\":\"Bob\"}}]");
+	ck_assert_int_eq(last, 2);
+	ck_assert_int_eq(count, 2);
+	ck_assert_int_eq(subs, 3);
+	struct msglog_page pg = { 0 };
+	rd(l, "presence-room", 0, 100, &pg);
+	ck_assert_int_eq(pg.count, 2);
+	ck_assert_msg(strstr(pg.items.p, "\"type\":\"application/x-comet-presence+json\","
+			     "\"data\":{\"event\":\"join\",\"member\":{\"id\":\"7\",\"info\":"
+			     "{\"name\":\"Ann\"}}}"), "%s", pg.items.p);
+	msglog_page_free(&pg);
+	/* Ann's two subscriptions end; one comes back within the grace. */
+	ck_assert_int_eq(msglog_presence(l, &ann, 1, "p1", -1, 2000, err, sizeof err), 0);
+	ck_assert_int_eq(msglog_presence(l, &ann, 1, "p2", -1, 2000, err, sizeof err), 0);
+	ck_assert_int_eq(msglog_presence_reap(l, "p2", 2500, 1000, 60000, NULL, NULL, err,
+					      sizeof err), 0);
+	ck_assert_int_eq(msglog_presence(l, &ann, 1, "p1", 1, 2600, err, sizeof err), 0);
+	ck_assert_int_eq(msglog_presence(l, &ann, 1, "p1", -1, 2700, err, sizeof err), 0);
+	ck_assert_int_eq(msglog_presence_reap(l, "p2", 3600, 1000, 60000, NULL, NULL, err,
+					      sizeof err), 0);
+	ck_assert_int_eq(msglog_presence_reap(l, "p2", 3700, 1000, 60000, NULL, NULL, err,
+					      sizeof err), 1);
+	/* Bob's owner dies: he goes after the grace. */
+	ck_assert_int_eq(msglog_presence_reap(l, "p9", 4000, 1000, 60000, only_alive, "p9", err,
+					      sizeof err), 0);
+	ck_assert_int_eq(msglog_presence_reap(l, "p9", 5001, 1000, 60000, only_alive, "p9", err,
+					      sizeof err), 1);
+	buf_reset(&members);
+	ck_assert(msglog_members(l, "presence-room", &members, &last, &count, &subs, err,
+				 sizeof err) == 0);
+	ck_assert_str_eq(buf_str(&members), "[]");
+	ck_assert_int_eq(last, 4);
+	rd(l, "presence-room", 2, 100, &pg);
+	ck_assert_msg(strstr(pg.items.p, "\"event\":\"leave\",\"member\":{\"id\":\"7\"") &&
+		      strstr(pg.items.p, "\"event\":\"leave\",\"member\":{\"id\":\"8\""),
+		      "%s", pg.items.p);
+	msglog_page_free(&pg);
+	/* A message of an origin is passed over for a reader of that origin. */
+	struct msglog_msg m = { "c", "text/plain", "hi", 2, "1.2" };
+	int64_t id;
+	struct buf ack = BUF_INIT;
+	ck_assert(msglog_append(l, &m, 1, 6000, &id, &ack, NULL, err, sizeof err) == 0);
+	pg = (struct msglog_page){ .exclude = "1.2" };
+	rd(l, "c", 0, 100, &pg);
+	ck_assert_int_eq(pg.count, 0);
+	pg.exclude = "3.4";
+	rd(l, "c", 0, 100, &pg);
+	ck_assert_int_eq(pg.count, 1);
+	msglog_page_free(&pg);
+	buf_free(&ack);
+	buf_free(&members);
 	msglog_close(l);
 }
 END_TEST
@@ -608,6 +686,7 @@ Suite *msglog_suite(void)
 	tcase_add_test(t, deleted_file);
 	tcase_add_test(t, replaced_file);
 	tcase_add_test(t, replaced_file_still_open_elsewhere);
+	tcase_add_test(t, presence_joins_and_leaves);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -52,7 +52,7 @@ static struct msglog *open_on(const char *state_dir)
 
 static int64_t add(struct msglog *l, const char *chan, const char *data, struct buf *ack)
 {
-	struct msglog_msg m = { chan, "text/plain", data, strlen(data) };
+	struct msglog_msg m = { chan, "text/plain", data, strlen(data), NULL };
 	int64_t id;
 	char err[256];
 	ck_assert_msg(msglog_append(l, &m, 1, clock_wall_ms(), &id, ack, NULL, err,
@@ -114,8 +114,8 @@ START_TEST(test_batch_ids_and_one_sequence_across_hosts)
 {
 	struct msglog *a = open_on(host_a), *b = open_on(host_b);
 	struct msglog_msg m[3] = {
-		{ "x", "text/plain", "1", 1 }, { "y", "application/json", "{\"k\":2}", 7 },
-		{ "x", "text/plain", "3", 1 },
+		{ "x", "text/plain", "1", 1, NULL }, { "y", "application/json", "{\"k\":2}", 7, NULL },
+		{ "x", "text/plain", "3", 1, NULL },
 	};
 	int64_t ids[3];
 	struct msglog_item at[3];
@@ -136,7 +136,7 @@ START_TEST(test_batch_ids_and_one_sequence_across_hosts)
 	ck_assert_msg(strstr(pg.items.p, "\"data\":{\"k\":2}") != NULL, "%s", pg.items.p);
 	msglog_page_free(&pg);
 	/* A JSON message that is not JSON is refused before PostgreSQL. */
-	struct msglog_msg bad = { "y", "application/json", "{", 1 };
+	struct msglog_msg bad = { "y", "application/json", "{", 1, NULL };
 	ck_assert_int_eq(msglog_append(a, &bad, 1, 1000, ids, &acks, NULL, err, sizeof err),
 			 MSGLOG_EINVAL);
 	buf_free(&acks);
@@ -203,7 +203,7 @@ START_TEST(test_log_made_anew_empties_the_copy)
 	PQfinish(c);
 	/* The first publish meets the missing table (503, the connection is
 	 * made again), the second makes the new log. */
-	struct msglog_msg m = { "n", "text/plain", "new", 3 };
+	struct msglog_msg m = { "n", "text/plain", "new", 3, NULL };
 	int64_t id;
 	char err[256];
 	int rc = msglog_append(a, &m, 1, 1000, &id, &ack, NULL, err, sizeof err);
@@ -235,7 +235,7 @@ START_TEST(test_unreachable_server_named_without_password)
 	char err[512];
 	const char *down = "postgresql://comet:SECRET@127.0.0.1:1/comet";
 	ck_assert_msg(msglog_open(&l, down, host_a, false, err, sizeof err) == 0, "%s", err);
-	struct msglog_msg m = { "c", "text/plain", "x", 1 };
+	struct msglog_msg m = { "c", "text/plain", "x", 1, NULL };
 	int64_t id;
 	struct buf ack = BUF_INIT;
 	ck_assert_int_eq(msglog_append(l, &m, 1, 1000, &id, &ack, NULL, err, sizeof err),
@@ -260,7 +260,7 @@ START_TEST(test_writer_connections_bounded_per_host)
 		add(w[i], "s", "x", &ack);
 	}
 	w[PGLOG_SLOTS] = open_on(host_a);
-	struct msglog_msg m = { "s", "text/plain", "x", 1 };
+	struct msglog_msg m = { "s", "text/plain", "x", 1, NULL };
 	int64_t id;
 	char err[256];
 	int64_t t0 = clock_mono_ms();

@@ -15,6 +15,8 @@ Suite *hub_suite(void);
 Suite *commit_suite(void);
 Suite *pglog_suite(void);
 Suite *pusher_suite(void);
+Suite *jwtauth_suite(void);
+Suite *mercure_suite(void);
 
 /* A fresh empty directory for a test's files; removed by the caller. */
 char *test_tmpdir(void);
