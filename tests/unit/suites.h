@@ -11,6 +11,7 @@ Suite *json_suite(void);
 Suite *waiter_suite(void);
 Suite *misc_suite(void);
 Suite *fcgi_suite(void);
+Suite *conn_suite(void);
 Suite *hub_suite(void);
 Suite *commit_suite(void);
 Suite *pglog_suite(void);
