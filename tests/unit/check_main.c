@@ -93,6 +93,7 @@ int main(void)
 	srunner_add_suite(sr, conn_suite());
 	srunner_add_suite(sr, hub_suite());
 	srunner_add_suite(sr, commit_suite());
+	srunner_add_suite(sr, handler_suite());
 	srunner_add_suite(sr, pusher_suite());
 	srunner_add_suite(sr, jwtauth_suite());
 	srunner_add_suite(sr, mercure_suite());

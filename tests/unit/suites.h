@@ -14,6 +14,7 @@ Suite *fcgi_suite(void);
 Suite *conn_suite(void);
 Suite *hub_suite(void);
 Suite *commit_suite(void);
+Suite *handler_suite(void);
 Suite *pglog_suite(void);
 Suite *pusher_suite(void);
 Suite *jwtauth_suite(void);

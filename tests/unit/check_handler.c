@@ -1,0 +1,403 @@
+/* Unit tests: the handler, one table of requests (method, path, query,
+ * headers, body) and what each is answered (status, Content-Type, a key of
+ * the JSON body or other text, a header there or not): every endpoint and
+ * every error status of SPEC.md's "Errors" that needs no web server. Each
+ * request comes over a real socket pair as a web server sends it, through
+ * conn and handler_serve, to an app as CGI runs it (no threads of its own:
+ * a publish is committed, a held request answered, before handler_serve
+ * returns) on a fresh SQLite log in a temporary directory. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "conf.h"
+#include "conn.h"
+#include "fcgi.h"
+#include "handler.h"
+#include "suites.h"
+#include "token.h"
+#include "wire.h"
+
+/* The settings a row runs with. */
+enum setup {
+	KEYED,		/* a publish key, a token key, one CORS origin, small bounds */
+	CLOSED,		/* no publish key: publishing closed to everyone */
+	LOOPBACK,	/* no publish key, COMET_PUBLISH_LOOPBACK=on */
+	BROKEN,		/* KEYED, but the database's directory does not exist */
+};
+
+#define PUBLISH_KEY "k3y"
+#define TOKEN_KEY "t0ken-key"
+#define ORIGIN "https://good.example"
+#define MAX_MESSAGE "64"
+
+static char *dir;
+static char db[4200];
+static enum setup setup_now;
+static struct app app;
+
+static const char *lookup(const char *name, void *arg)
+{
+	static const char *const keyed[] = {
+		"COMET_PUBLISH_KEY", PUBLISH_KEY, "COMET_TOKEN_KEY", TOKEN_KEY,
+		"COMET_CORS_ORIGIN", ORIGIN, "COMET_MAX_MESSAGE", MAX_MESSAGE,
+		/* A stream lives a second, so that the CGI-style hub ends it. */
+		"COMET_STREAM_MAX", "1", "COMET_KEEPALIVE", "1", NULL
+	};
+	if (strcmp(name, "COMET_DB") == 0)
+		return db;
+	if (strcmp(name, "COMET_STATE_DIR") == 0)
+		return dir;
+	if (strcmp(name, "COMET_PUBLISH_LOOPBACK") == 0 && setup_now == LOOPBACK)
+		return "on";
+	for (int i = 0; (setup_now == KEYED || setup_now == BROKEN) && keyed[i]; i += 2)
+		if (strcmp(name, keyed[i]) == 0)
+			return keyed[i + 1];
+	return NULL;
+}
+
+static void start(enum setup s)
+{
+	char err[256];
+	setup_now = s;
+	snprintf(db, sizeof db, s == BROKEN ? "%s/nowhere/comet.db" : "%s/comet.db", dir);
+	ck_assert_msg(conf_load(&app.conf, lookup, NULL, err, sizeof err) == 0, "%s", err);
+	app.started_ms = clock_wall_ms();
+}
+
+static void setup(void)
+{
+	dir = test_tmpdir();
+	memset(&app, 0, sizeof app);
+}
+
+static void teardown(void)
+{
+	if (app.hub)
+		hub_end(app.hub, clock_wall_ms() + 5000, true);
+	commit_close(app.commit);
+	msglog_close(app.log);
+	notify_close(app.notify);
+	conf_free(&app.conf);
+	test_rmtree(dir);
+	free(dir);
+}
+
+/* What a row adds to a request, besides its fields. */
+enum extra {
+	PLAIN,
+	HUGE_HEADER,	/* a 300 KB header: over FCGI_PARAMS_MAX */
+	TOKEN,		/* token= a valid one for the channel "private-x" */
+	REFUSE_408,	/* handler_refuse(408), as the server loop does */
+};
+
+struct answer {
+	int status;
+	struct buf head, body;
+};
+
+/* The answer's status line, its header block and body (NUL-terminated). */
+static void parse(const struct buf *out, struct answer *a)
+{
+	const char *p = out->p ? out->p : "", *end = strstr(p, "\r\n\r\n");
+	ck_assert_msg(end != NULL, "no header block: %s", p);
+	buf_add(&a->head, p, (size_t)(end - p) + 2);
+	buf_str(&a->head);
+	buf_add(&a->body, end + 4, out->len - (size_t)(end + 4 - p));
+	buf_str(&a->body);
+	ck_assert_msg(sscanf(p, "Status: %d", &a->status) == 1, "no Status line: %s", p);
+}
+
+/* One request through the handler; its whole answer. params: CGI names and
+ * values, NULL-terminated; REMOTE_ADDR (127.0.0.1) and CONTENT_LENGTH
+ * (the body's) are added unless given. */
+static void serve(const char *const *params, const char *body, enum extra extra,
+		  struct answer *a)
+{
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	const char *all[64];
+	int n = 0;
+	bool addr = false, length = false;
+	for (int i = 0; params[i]; i += 2) {
+		addr |= strcmp(params[i], "REMOTE_ADDR") == 0;
+		length |= strcmp(params[i], "CONTENT_LENGTH") == 0;
+		all[n++] = params[i];
+		all[n++] = params[i + 1];
+	}
+	char cl[32], *huge = NULL;
+	snprintf(cl, sizeof cl, "%zu", body ? strlen(body) : 0);
+	if (!addr) {
+		all[n++] = "REMOTE_ADDR";
+		all[n++] = "127.0.0.1";
+	}
+	if (!length && body) {
+		all[n++] = "CONTENT_LENGTH";
+		all[n++] = cl;
+	}
+	if (extra == HUGE_HEADER) {
+		huge = malloc(300 * 1024 + 1);
+		memset(huge, 'h', 300 * 1024);
+		huge[300 * 1024] = '\0';
+		all[n++] = "HTTP_X_HUGE";
+		all[n++] = huge;
+	}
+	all[n] = NULL;
+	struct buf req = BUF_INIT;
+	wire_request(&req, 1, all, body, body ? strlen(body) : 0);
+	/* The web server writes while the program reads: a request may be
+	 * more than the socket holds. */
+	struct conn *c = conn_fcgi(sv[0], 1, handler_body_max(&app.conf));
+	enum conn_fill fill = CONN_MORE;
+	for (size_t off = 0; fill == CONN_MORE;) {
+		ssize_t w = off < req.len ? write(sv[1], req.p + off, req.len - off) : 0;
+		if (w > 0)
+			off += (size_t)w;
+		fill = conn_fill(c);
+	}
+	ck_assert_int_eq(fill, CONN_READY);
+	if (extra == REFUSE_408)
+		handler_refuse(&app, c, 408, "the request body did not arrive in time");
+	else
+		handler_serve(&app, c);
+	/* Ended (the app runs as CGI does): the whole answer is there. */
+	fcntl(sv[1], F_SETFL, 0);
+	struct buf raw = BUF_INIT, out = BUF_INIT;
+	char chunk[65536];
+	ssize_t got;
+	while ((got = read(sv[1], chunk, sizeof chunk)) > 0)
+		buf_add(&raw, chunk, (size_t)got);
+	struct wire_seen seen = { 0, 0, 0 };
+	wire_scan(raw.p, raw.len, &out, &seen);
+	ck_assert_int_eq(seen.end_requests, 1);
+	parse(&out, a);
+	close(sv[1]);
+	free(huge);
+	buf_free(&req);
+	buf_free(&raw);
+	buf_free(&out);
+}
+
+#define KEY "HTTP_AUTHORIZATION", "Bearer " PUBLISH_KEY
+#define TEXT "CONTENT_TYPE", "text/plain"
+#define JSON "CONTENT_TYPE", "application/json"
+#define FROM_AFAR "REMOTE_ADDR", "203.0.113.9"
+
+static const struct handler_case {
+	const char *name;
+	enum setup setup;
+	const char *method;
+	const char *path;		/* SCRIPT_NAME */
+	const char *query;
+	const char *params[9];		/* more CGI names and values, NULL-terminated */
+	const char *body;		/* NULL: none */
+	enum extra extra;
+	int status;
+	const char *type;		/* the Content-Type starts so; NULL: none asked */
+	const char *has;		/* in the body: a JSON key, or other text */
+	const char *header;		/* in the header block; NULL: none asked */
+	const char *lacks;		/* not in the header block */
+} cases[] = {
+	/* subscribe */
+	{ "poll, nothing new", KEYED, "GET", "/comet/sub", "channel=a&timeout=0", { NULL }, NULL,
+	  PLAIN, 200, "application/json", "\"last_id\":", "Cache-Control: no-store", NULL },
+	{ "poll from 0", KEYED, "GET", "/sub", "channel=seeded&since=0&timeout=0", { NULL }, NULL,
+	  PLAIN, 200, "application/json", "\"data\":\"seed\"", NULL, NULL },
+	{ "two channels, comma-separated", KEYED, "GET", "/app/comet.fcgi/sub",
+	  "channel=a,seeded&since=0&timeout=0", { NULL }, NULL, PLAIN, 200, "application/json",
+	  "\"channel\":\"seeded\"", NULL, NULL },
+	{ "JSONP", KEYED, "GET", "/comet/sub", "channel=a&timeout=0&callback=cb.x", { NULL }, NULL,
+	  PLAIN, 200, "application/javascript", "cb.x({\"last_id\":", NULL, NULL },
+	{ "held, then answered empty at its timeout", KEYED, "GET", "/comet/sub",
+	  "channel=a&timeout=1", { NULL }, NULL, PLAIN, 200, "application/json",
+	  "\"messages\":[]", NULL, NULL },
+	{ "an event stream, to its end", KEYED, "GET", "/comet/sub", "channel=seeded&since=0",
+	  { "HTTP_ACCEPT", "text/event-stream", NULL }, NULL, PLAIN, 200, "text/event-stream",
+	  "retry: 2000", "X-Accel-Buffering: no", NULL },
+	{ "a private channel with its token", KEYED, "GET", "/comet/sub",
+	  "channel=private-x&timeout=0", { NULL }, NULL, TOKEN, 200, "application/json",
+	  "\"last_id\":", NULL, NULL },
+	{ "no channel: 400", KEYED, "GET", "/comet/sub", "timeout=0", { NULL }, NULL, PLAIN, 400,
+	  "application/json", "\"error\":", NULL, NULL },
+	{ "a bad channel name: 400", KEYED, "GET", "/comet/sub", "channel=no%20spaces", { NULL },
+	  NULL, PLAIN, 400, "application/json", "\"status\":400", NULL, NULL },
+	{ "limit 0: 400", KEYED, "GET", "/comet/sub", "channel=a&limit=0", { NULL }, NULL, PLAIN,
+	  400, "application/json", "\"error\":", NULL, NULL },
+	{ "a bad callback: 400", KEYED, "GET", "/comet/sub", "channel=a&callback=1x", { NULL },
+	  NULL, PLAIN, 400, "application/json", "\"error\":", NULL, NULL },
+	{ "a private channel without a token: 403", KEYED, "GET", "/comet/sub",
+	  "channel=private-x&timeout=0", { NULL }, NULL, PLAIN, 403, "application/json",
+	  "\"error\":", NULL, NULL },
+	{ "a private channel, tokens off: 403", CLOSED, "GET", "/comet/sub",
+	  "channel=private-x&timeout=0", { NULL }, NULL, PLAIN, 403, "application/json",
+	  "\"status\":403", NULL, NULL },
+	{ "POST to sub: 405", KEYED, "POST", "/comet/sub", "channel=a", { TEXT, NULL }, "x", PLAIN,
+	  405, "application/json", "\"error\":", "Allow: GET, OPTIONS", NULL },
+	{ "preflight of sub", KEYED, "OPTIONS", "/comet/sub", "", { "HTTP_ORIGIN", ORIGIN, NULL },
+	  NULL, PLAIN, 204, NULL, "", "Access-Control-Allow-Methods: GET", NULL },
+	{ "an allowed origin", KEYED, "GET", "/comet/sub", "channel=a&timeout=0",
+	  { "HTTP_ORIGIN", ORIGIN, NULL }, NULL, PLAIN, 200, "application/json", "\"last_id\":",
+	  "Access-Control-Allow-Origin: " ORIGIN, NULL },
+	{ "another origin", KEYED, "GET", "/comet/sub", "channel=a&timeout=0",
+	  { "HTTP_ORIGIN", "https://evil.example", NULL }, NULL, PLAIN, 200, "application/json",
+	  "\"last_id\":", NULL, "Access-Control-Allow-Origin" },
+	{ "storage unavailable: 503", BROKEN, "GET", "/comet/sub", "channel=a&timeout=0", { NULL },
+	  NULL, PLAIN, 503, "application/json", "\"error\":", "Retry-After:", NULL },
+
+	/* publish */
+	{ "publish", KEYED, "POST", "/comet/pub", "channel=a", { KEY, TEXT, NULL }, "hi", PLAIN,
+	  201, "application/json", "\"id\":", NULL, NULL },
+	{ "publish JSON", KEYED, "POST", "/comet/pub", "channel=a", { KEY, JSON, NULL },
+	  "{\"n\":1}", PLAIN, 201, "application/json", "\"channel\":\"a\"", NULL, NULL },
+	{ "publish a form", KEYED, "POST", "/comet/pub", "",
+	  { KEY, "CONTENT_TYPE", "application/x-www-form-urlencoded", NULL },
+	  "channel=a&data=hi", PLAIN, 201, "application/json", "\"id\":", NULL, NULL },
+	{ "a batch", KEYED, "POST", "/comet/pub", "", { KEY, JSON, NULL },
+	  "[{\"channel\":\"a\",\"data\":\"x\"},{\"channel\":\"b\",\"data\":{\"n\":1}}]", PLAIN, 201,
+	  "application/json", "\"messages\":[{\"id\":", NULL, NULL },
+	{ "a batch with an element not an object: 400", KEYED, "POST", "/comet/pub", "",
+	  { KEY, JSON, NULL }, "[{\"channel\":\"a\",\"data\":\"x\"},1]", PLAIN, 400,
+	  "application/json", "\"error\":", NULL, NULL },
+	{ "no channel: 400", KEYED, "POST", "/comet/pub", "", { KEY, TEXT, NULL }, "hi", PLAIN, 400,
+	  "application/json", "\"error\":", NULL, NULL },
+	{ "a bad Content-Length: 400", KEYED, "POST", "/comet/pub", "channel=a",
+	  { KEY, TEXT, "CONTENT_LENGTH", "2x", NULL }, "hi", PLAIN, 400, "application/json",
+	  "\"error\":", NULL, NULL },
+	{ "a body shorter than its Content-Length: 400", KEYED, "POST", "/comet/pub", "channel=a",
+	  { KEY, TEXT, "CONTENT_LENGTH", "5", NULL }, "hi", PLAIN, 400, "application/json",
+	  "\"error\":", NULL, NULL },
+	{ "no key: 401", KEYED, "POST", "/comet/pub", "channel=a", { TEXT, NULL }, "hi", PLAIN, 401,
+	  "application/json", "\"error\":", "WWW-Authenticate: Bearer", NULL },
+	{ "a wrong key: 401", KEYED, "POST", "/comet/pub", "channel=a",
+	  { "HTTP_AUTHORIZATION", "Bearer nope", TEXT, NULL }, "hi", PLAIN, 401,
+	  "application/json", "\"status\":401", "WWW-Authenticate: Bearer", NULL },
+	{ "no key configured: 403", CLOSED, "POST", "/comet/pub", "channel=a", { TEXT, NULL },
+	  "hi", PLAIN, 403, "application/json", "\"error\":", NULL, NULL },
+	{ "loopback only, from afar: 403", LOOPBACK, "POST", "/comet/pub", "channel=a",
+	  { TEXT, FROM_AFAR, NULL }, "hi", PLAIN, 403, "application/json", "\"error\":", NULL,
+	  NULL },
+	{ "loopback only, from loopback", LOOPBACK, "POST", "/comet/pub", "channel=a",
+	  { TEXT, NULL }, "hi", PLAIN, 201, "application/json", "\"id\":", NULL, NULL },
+	{ "PUT: 405", KEYED, "PUT", "/comet/pub", "channel=a", { KEY, TEXT, NULL }, "hi", PLAIN,
+	  405, "application/json", "\"error\":", "Allow: GET, POST, DELETE, OPTIONS", NULL },
+	{ "a message over COMET_MAX_MESSAGE: 413", KEYED, "POST", "/comet/pub", "channel=a",
+	  { KEY, TEXT, NULL }, "0123456789012345678901234567890123456789012345678901234567890123X",
+	  PLAIN, 413, "application/json", "\"status\":413", NULL, NULL },
+	{ "JSON that is not: 415", KEYED, "POST", "/comet/pub", "channel=a", { KEY, JSON, NULL },
+	  "{\"n\":", PLAIN, 415, "application/json", "\"error\":", NULL, NULL },
+	{ "text that is not UTF-8: 415", KEYED, "POST", "/comet/pub", "channel=a",
+	  { KEY, TEXT, NULL }, "caf\xe9", PLAIN, 415, "application/json", "\"status\":415", NULL,
+	  NULL },
+	{ "a batch that is not UTF-8: 415", KEYED, "POST", "/comet/pub", "", { KEY, JSON, NULL },
+	  "[{\"channel\":\"a\",\"data\":\"\xff\"}]", PLAIN, 415, "application/json", "\"error\":",
+	  NULL, NULL },
+	{ "storage unavailable: 503", BROKEN, "POST", "/comet/pub", "channel=a", { KEY, TEXT, NULL },
+	  "hi", PLAIN, 503, "application/json", "\"status\":503", "Retry-After:", NULL },
+	{ "preflight of pub", KEYED, "OPTIONS", "/comet/pub", "", { "HTTP_ORIGIN", ORIGIN, NULL },
+	  NULL, PLAIN, 204, NULL, "", "Access-Control-Allow-Origin: " ORIGIN, NULL },
+
+	/* channel info and DELETE */
+	{ "channel info", KEYED, "GET", "/comet/pub", "channel=seeded", { KEY, NULL }, NULL, PLAIN,
+	  200, "application/json", "\"first_id\":", NULL, NULL },
+	{ "DELETE", KEYED, "DELETE", "/comet/pub", "channel=seeded", { KEY, NULL }, NULL, PLAIN, 200,
+	  "application/json", "\"deleted\":1", NULL, NULL },
+	{ "DELETE without a channel: 400", KEYED, "DELETE", "/comet/pub", "", { KEY, NULL }, NULL,
+	  PLAIN, 400, "application/json", "\"error\":", NULL, NULL },
+	{ "DELETE without a key: 401", KEYED, "DELETE", "/comet/pub", "channel=seeded", { NULL },
+	  NULL, PLAIN, 401, "application/json", "\"error\":", "WWW-Authenticate: Bearer", NULL },
+
+	/* stats and metrics */
+	{ "stats", KEYED, "GET", "/comet/stats", "", { KEY, NULL }, NULL, PLAIN, 200,
+	  "application/json", "\"published\":1", NULL, NULL },
+	{ "metrics", KEYED, "GET", "/comet/metrics", "", { KEY, NULL }, NULL, PLAIN, 200,
+	  "text/plain; version=0.0.4", "comet_published_total 1\n", NULL, NULL },
+	{ "stats without a key: 401", KEYED, "GET", "/comet/stats", "", { NULL }, NULL, PLAIN, 401,
+	  "application/json", "\"error\":", "WWW-Authenticate: Bearer", NULL },
+	{ "metrics, publishing closed: 403", CLOSED, "GET", "/comet/metrics", "", { NULL }, NULL,
+	  PLAIN, 403, "application/json", "\"error\":", NULL, NULL },
+	{ "POST to stats: 405", KEYED, "POST", "/comet/stats", "", { KEY, TEXT, NULL }, "x", PLAIN,
+	  405, "application/json", "\"error\":", "Allow: GET, OPTIONS", NULL },
+	{ "stats, storage unavailable: 503", BROKEN, "GET", "/comet/stats", "", { KEY, NULL }, NULL,
+	  PLAIN, 503, "application/json", "\"error\":", "Retry-After:", NULL },
+
+	/* anything else */
+	{ "an unknown endpoint: 404", KEYED, "GET", "/comet/nope", "", { NULL }, NULL, PLAIN, 404,
+	  "application/json", "\"status\":404", NULL, NULL },
+	{ "headers over 256 KB: 431", KEYED, "GET", "/comet/sub", "channel=a&timeout=0", { NULL },
+	  NULL, HUGE_HEADER, 431, "application/json", "\"status\":431", NULL, NULL },
+	{ "a body too slow: 408", KEYED, "POST", "/comet/pub", "channel=a", { KEY, TEXT, NULL },
+	  "hi", REFUSE_408, 408, "application/json", "\"status\":408", NULL, NULL },
+};
+
+START_TEST(request_answered)
+{
+	const struct handler_case *t = &cases[_i];
+	start(t->setup);
+	struct answer a = { 0, BUF_INIT, BUF_INIT };
+	if (t->setup == KEYED) {
+		/* One message to read, count and delete. */
+		const char *const seed[] = { "REQUEST_METHOD", "POST", "SCRIPT_NAME", "/comet/pub",
+					     "QUERY_STRING", "channel=seeded", KEY, TEXT, NULL };
+		serve(seed, "seed", PLAIN, &a);
+		ck_assert_msg(a.status == 201, "the seed: %d %s", a.status, a.body.p);
+		buf_free(&a.head);
+		buf_free(&a.body);
+	}
+	char query[512];
+	snprintf(query, sizeof query, "%s", t->query);
+	if (t->extra == TOKEN) {
+		char tok[TOKEN_MAX + 1];
+		token_make(TOKEN_KEY, "private-x", clock_wall_ms() / 1000 + 60, tok);
+		snprintf(query, sizeof query, "%s&token=%s", t->query, tok);
+	}
+	const char *params[32] = { "REQUEST_METHOD", t->method, "SCRIPT_NAME", t->path,
+				   "QUERY_STRING", query };
+	int n = 6;
+	for (int i = 0; t->params[i]; i++)
+		params[n++] = t->params[i];
+	params[n] = NULL;
+	serve(params, t->body, t->extra, &a);
+	ck_assert_msg(a.status == t->status, "%s: %d, want %d\n%s\n%s", t->name, a.status,
+		      t->status, a.head.p, a.body.p);
+	if (t->type) {
+		char want[128];
+		snprintf(want, sizeof want, "\r\nContent-Type: %s", t->type);
+		ck_assert_msg(strstr(a.head.p, want), "%s: not %s\n%s", t->name, t->type, a.head.p);
+	}
+	ck_assert_msg(strstr(a.body.p, t->has), "%s: no %s in\n%s", t->name, t->has, a.body.p);
+	if (t->header)
+		ck_assert_msg(strstr(a.head.p, t->header), "%s: no %s in\n%s", t->name, t->header,
+			      a.head.p);
+	if (t->lacks)
+		ck_assert_msg(!strstr(a.head.p, t->lacks), "%s: %s in\n%s", t->name, t->lacks,
+			      a.head.p);
+	/* Every error is JSON naming its status (SPEC.md, Errors). */
+	if (t->status >= 400) {
+		char want[32];
+		snprintf(want, sizeof want, "\"status\":%d", t->status);
+		ck_assert_msg(strstr(a.body.p, "\"error\":") && strstr(a.body.p, want), "%s: %s",
+			      t->name, a.body.p);
+	}
+	buf_free(&a.head);
+	buf_free(&a.body);
+}
+END_TEST
+
+Suite *handler_suite(void)
+{
+	Suite *s = suite_create("handler");
+	TCase *t = tcase_create("handler");
+	tcase_add_checked_fixture(t, setup, teardown);
+	tcase_set_timeout(t, 30);
+	tcase_add_loop_test(t, request_answered, 0, (int)(sizeof cases / sizeof cases[0]));
+	suite_add_tcase(s, t);
+	return s;
+}
