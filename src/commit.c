@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "commit.h"
@@ -23,16 +25,35 @@ struct commit {
 	long pending;
 	int quit;		/* commit_end: run what is queued, then end */
 	struct thread thread;
+	long grace_ms;		/* COMET_PRESENCE_GRACE */
+	long presence;		/* presence subscriptions this process holds */
+	int64_t reap_at;	/* the next reap (monotonic ms), 0: none due */
+	int leaving;		/* reaps still due after the last subscription here */
+	char owner[128];	/* this process, in the presence tables: host:pid */
+	char told[512];		/* the last presence failure logged */
 };
+
+/* How often a process holding presence subscriptions tells the log it lives
+ * and lets expired members leave; an owner not heard of for COMMIT_DEAD_MS
+ * (and not known alive on this host) has ended, however it ended. */
+#define COMMIT_REAP_MS 2000
+#define COMMIT_DEAD_MS 30000
 
 #define JOB_OF(link) ((struct commit_job *)((char *)(link) - offsetof(struct commit_job, q)))
 
 void commit_job_free(struct commit_job *job)
 {
+	for (int i = 0; i < job->nmembers; i++) {
+		free((char *)job->members[i].channel);
+		free((char *)job->members[i].id);
+		free((char *)job->members[i].info);
+	}
+	free(job->members);
 	buf_free(&job->body);
 	json_batch_free(&job->parsed);
 	free(job->types);
 	free(job->headers);
+	free(job->reply);
 	free(job);
 }
 
@@ -123,6 +144,10 @@ static int commit_group(struct commit *c, struct waiter_qlink *list, char *err, 
 			k += job->n;
 			notify_commit_latency(c->notify, clock_mono_us() - job->queued_us);
 			buf_reset(&body);
+			if (job->reply) {
+				job_done(c, job, 200, job->reply, strlen(job->reply));
+				continue;
+			}
 			if (job->batch) {
 				buf_adds(&body, "{\"messages\":[");
 				buf_add(&body, p, n);
@@ -210,6 +235,71 @@ static void sync_one(struct commit *c, struct commit_job *job)
 	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
 }
 
+struct commit_job *commit_presence_job(const struct waiter_member *m, int n, int delta)
+{
+	struct commit_job *job = xcalloc(1, sizeof *job);
+	job->kind = COMMIT_PRESENCE;
+	job->delta = delta;
+	job->nmembers = n;
+	job->members = xcalloc((size_t)n, sizeof *job->members);
+	for (int i = 0; i < n; i++)
+		job->members[i] = (struct msglog_member){ xstrdup(m[i].channel), xstrdup(m[i].id),
+							  xstrdup(m[i].info) };
+	return job;
+}
+
+/* An owner on this host whose process is gone has ended at once. */
+static bool owner_alive(const char *owner, void *arg)
+{
+	const char *self = arg, *colon = strrchr(owner, ':'), *mine = strrchr(self, ':');
+	if (!colon || !mine || colon - owner != mine - self ||
+	    strncmp(owner, self, (size_t)(colon - owner)) != 0)
+		return true;
+	long pid = strtol(colon + 1, NULL, 10);
+	return pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH;
+}
+
+static void presence_told(struct commit *c, int rc, const char *err)
+{
+	if (rc >= 0 || strcmp(c->told, err) == 0)
+		return;
+	log_msg("error", 0, "presence: %s", err);
+	snprintf(c->told, sizeof c->told, "%s", err);
+}
+
+static void reap(struct commit *c)
+{
+	char err[512];
+	int64_t now = clock_wall_ms();
+	int rc = msglog_presence_reap(c->log, c->presence > 0 ? c->owner : NULL, now, c->grace_ms,
+				      COMMIT_DEAD_MS, owner_alive, c->owner, err, sizeof err);
+	presence_told(c, rc, err);
+	if (rc > 0)
+		commit_after(c->notify, (uint64_t)rc);
+	c->reap_at = clock_mono_ms() + COMMIT_REAP_MS;
+}
+
+static void presence_one(struct commit *c, struct commit_job *job)
+{
+	char err[512];
+	int rc = msglog_presence(c->log, job->members, job->nmembers, c->owner, job->delta,
+				 clock_wall_ms(), err, sizeof err);
+	presence_told(c, rc, err);
+	if (rc > 0)
+		commit_after(c->notify, (uint64_t)rc);
+	c->presence += job->delta;
+	if (c->presence <= 0)
+		c->leaving = (int)(c->grace_ms / COMMIT_REAP_MS) + 2;
+	/* A member whose last subscription here ended may leave after the
+	 * grace: reaped then, even if nothing is held here any more. */
+	if (job->delta < 0 && c->grace_ms <= COMMIT_REAP_MS)
+		reap(c);
+	else if (!c->reap_at)
+		c->reap_at = clock_mono_ms() + COMMIT_REAP_MS;
+	commit_job_free(job);
+	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+}
+
 /* Every job queued, in order: runs of publishes as groups, the others in
  * their turn. */
 static void commit_list(struct commit *c, struct waiter_qlink *list)
@@ -220,6 +310,8 @@ static void commit_list(struct commit *c, struct waiter_qlink *list)
 			list = list->next;
 			if (job->kind == COMMIT_DELETE)
 				delete_one(c, job);
+			else if (job->kind == COMMIT_PRESENCE)
+				presence_one(c, job);
 			else
 				sync_one(c, job);
 			continue;
@@ -249,12 +341,24 @@ static void *commit_main(void *arg)
 	struct commit *c = arg;
 	while (!__atomic_load_n(&c->quit, __ATOMIC_SEQ_CST)) {
 		struct pollfd p = { c->queue.efd, POLLIN, 0 };
-		int n = poll(&p, 1, IDLE_MS);
+		int64_t now = clock_mono_ms();
+		int wait = IDLE_MS;
+		if (c->reap_at)
+			wait = c->reap_at <= now ? 0 : c->reap_at - now < IDLE_MS
+			       ? (int)(c->reap_at - now) : IDLE_MS;
+		int n = poll(&p, 1, wait);
 		if (n < 0 && errno != EINTR)
 			log_msg("error", 0, "commit: poll: %s", strerror(errno));
-		if (n == 0)
+		if (n == 0 && !c->reap_at)
 			msglog_idle(c->log);
 		commit_poll(c);
+		/* Reaping goes on for one grace after the last subscription here
+		 * ended, so that its members leave. */
+		if (c->reap_at && clock_mono_ms() >= c->reap_at) {
+			reap(c);
+			if (c->presence <= 0 && c->leaving-- <= 0)
+				c->reap_at = 0;
+		}
 	}
 	commit_poll(c);
 	return NULL;
@@ -267,6 +371,10 @@ int commit_start(struct commit **out, const struct conf *conf, struct notify *n,
 	c->notify = n;
 	c->hub = hub;
 	c->threaded = threaded;
+	c->grace_ms = conf->presence_grace * 1000;
+	char host[64] = "";
+	gethostname(host, sizeof host - 1);
+	snprintf(c->owner, sizeof c->owner, "%s:%ld", host, (long)getpid());
 	if (msglog_open(&c->log, conf->db, conf->state_dir, conf->sync_full ? MSGLOG_SYNC_FULL : 0,
 			err, errlen) < 0) {
 		free(c);

@@ -13,6 +13,11 @@
  * retried job by job, so one bad job never fails the others; when storage
  * itself is unavailable every job of the group is refused at once.
  *
+ * Presence jobs change who is on a presence channel (msglog_presence); the
+ * same thread, while this process holds presence subscriptions, tells
+ * the log it lives and lets members leave whose grace ran out, whoever
+ * held them (msglog_presence_reap), every COMMIT_REAP_MS.
+ *
  * A sync job is not a write: a subscriber whose cursor is ahead of this
  * host's copy of a shared log waits here while the copy is brought up to
  * the shared log (what only this thread may wait for), then goes to the
@@ -33,7 +38,7 @@
 #include "request.h"
 #include "waiter.h"
 
-enum commit_kind { COMMIT_PUBLISH, COMMIT_DELETE, COMMIT_SYNC };
+enum commit_kind { COMMIT_PUBLISH, COMMIT_DELETE, COMMIT_SYNC, COMMIT_PRESENCE };
 
 struct commit_job;
 /* Where a job's answer goes when it has no request (the command line):
@@ -49,6 +54,7 @@ struct commit_job {
 	void *arg;		/* done's */
 	char *headers;		/* extra answer header lines (CORS), or NULL */
 	bool batch;		/* answer with an array of acknowledgements */
+	char *reply;		/* answer 200 with this instead (the Pusher API's) */
 	int64_t queued_us;	/* clock_mono_us() at commit_submit */
 	int n;
 	struct msglog_msg *msg;	/* n messages, pointing into what follows */
@@ -59,6 +65,10 @@ struct commit_job {
 	char chan[REQ_CHANNEL_LEN + 1];	/* a publish's, or the channel to DELETE */
 	char type[REQ_TYPE_LEN + 1];
 	struct waiter *waiter;	/* COMMIT_SYNC: the subscriber, for the hub */
+	/* COMMIT_PRESENCE: subscriptions of these members begin (delta 1) or
+	 * end (-1); no answer. */
+	struct msglog_member *members;
+	int nmembers, delta;
 };
 
 struct commit;
@@ -87,5 +97,8 @@ void commit_job_free(struct commit_job *job);
 /* What follows every commit, whoever made it: the subscribers of every
  * process on this log are woken, and the messages counted. */
 void commit_after(struct notify *n, uint64_t messages);
+
+/* A presence job for the n members of w (copied), delta 1 or -1. */
+struct commit_job *commit_presence_job(const struct waiter_member *m, int n, int delta);
 
 #endif

@@ -68,6 +68,14 @@ static const struct conf_def table[] = {
 	  "bytes a subscriber may leave unread before it is disconnected" },
 	{ "COMET_SYNC", CONF_BOOL_ENUM, "normal", 0, 0, "normal|full", OFF(sync_full),
 	  "normal survives any process crash; full also survives power loss" },
+	{ "COMET_PRESENCE_GRACE", CONF_INT, "30", 0, 3600, NULL, OFF(presence_grace),
+	  "seconds a presence member stays after its last subscription ends" },
+	{ "COMET_PUSHER_APP_ID", CONF_STR, NULL, 0, 0, NULL, OFF(pusher_app_id),
+	  "the Pusher HTTP API's app id (with the key and the secret; unset: off)" },
+	{ "COMET_PUSHER_KEY", CONF_STR, NULL, 0, 0, NULL, OFF(pusher_key),
+	  "the Pusher app key (PUSHER_APP_KEY of a Laravel app)" },
+	{ "COMET_PUSHER_SECRET", CONF_STR, NULL, 0, 0, NULL, OFF(pusher_secret),
+	  "the Pusher app secret, which signs API requests and channel auth" },
 };
 
 #define NTABLE (sizeof table / sizeof table[0])

@@ -18,6 +18,8 @@ struct conf {
 	long body_timeout, output_max;
 	bool sync_full;
 	bool publish_loopback;
+	long presence_grace;
+	char *pusher_app_id, *pusher_key, *pusher_secret;
 };
 
 /* Looks a variable up; getenv by default, a table in the tests. */

@@ -15,6 +15,8 @@
 #include "handler.h"
 #include "json.h"
 #include "log.h"
+#include "member.h"
+#include "pusher.h"
 #include "reply.h"
 #include "request.h"
 #include "token.h"
@@ -184,25 +186,94 @@ int handler_open(struct app *a, char *err, size_t errlen)
 	return 0;
 }
 
-/* Every private channel asked for needs a valid token of its own. */
-static bool private_ok(struct req *q, const struct req_sub *r)
+static bool pusher_on(const struct app *a)
 {
+	return a->conf.pusher_app_id && a->conf.pusher_key && a->conf.pusher_secret;
+}
+
+/* Who a subscription is on its presence channels. */
+struct grant {
+	struct waiter_member m[REQ_MAX_CHANNELS];
+	int n;
+};
+
+static void grant_free(struct grant *g)
+{
+	for (int i = 0; i < g->n; i++) {
+		free(g->m[i].channel);
+		free(g->m[i].id);
+		free(g->m[i].info);
+	}
+	g->n = 0;
+}
+
+/* A presence channel's member: from a presence token, or from a Pusher
+ * auth string and the channel_data it signs. */
+static bool member_of(struct req *q, const struct req_sub *r, const char *ch, int64_t now,
+		      struct member *m)
+{
+	const struct conf *cf = &q->a->conf;
+	for (int t = 0; t < r->nptoken; t++)
+		if (cf->token_key && member_from_token(cf->token_key, ch, r->ptoken[t], now, m) == 0)
+			return true;
+	if (!pusher_on(q->a) || !r->socket_id[0])
+		return false;
+	for (int a = 0; a < r->nauth; a++)
+		for (int d = 0; d < r->ncdata; d++) {
+			char err[128];
+			struct pusher_member pm;
+			if (!pusher_channel_auth_valid(cf->pusher_key, cf->pusher_secret, r->socket_id,
+						       ch, r->cdata[d], r->auth[a]) ||
+			    pusher_member_parse(r->cdata[d], strlen(r->cdata[d]), &pm, err,
+						sizeof err) < 0)
+				continue;
+			m->id = pm.id;
+			m->info = pm.info ? pm.info : xstrdup("null");
+			return true;
+		}
+	return false;
+}
+
+/* Every private- and presence- channel asked for needs its authorization:
+ * a token of its own (COMET_TOKEN_KEY), or the Pusher auth string its
+ * app's /broadcasting/auth gave for this socket_id; a presence channel's
+ * names the member, into g. False when refused (answered). */
+static bool authorize(struct req *q, const struct req_sub *r, struct grant *g)
+{
+	const struct conf *cf = &q->a->conf;
 	int64_t now = clock_wall_ms() / 1000;
+	g->n = 0;
 	for (int i = 0; i < r->nchan; i++) {
-		if (!token_private(r->chan[i]))
+		const char *ch = r->chan[i];
+		bool pres = member_presence_channel(ch);
+		if (!pres && !token_private(ch))
 			continue;
-		if (!q->a->conf.token_key) {
-			error(q, 403, "private channels are not enabled (no COMET_TOKEN_KEY)", NULL);
+		if (!cf->token_key && !pusher_on(q->a)) {
+			error(q, 403, "private and presence channels are not enabled (no "
+			      "COMET_TOKEN_KEY, no COMET_PUSHER_* keys)", NULL);
+			grant_free(g);
 			return false;
 		}
 		bool ok = false;
-		for (int t = 0; t < r->ntoken && !ok; t++)
-			ok = token_valid(q->a->conf.token_key, r->chan[i], r->token[t], now);
+		if (pres) {
+			struct member m;
+			ok = member_of(q, r, ch, now, &m);
+			if (ok)
+				g->m[g->n++] = (struct waiter_member){ xstrdup(ch), m.id, m.info };
+		}
+		for (int t = 0; t < r->ntoken && !ok && !pres; t++)
+			ok = cf->token_key && token_valid(cf->token_key, ch, r->token[t], now);
+		for (int a = 0; a < r->nauth && !ok && !pres && pusher_on(q->a) && r->socket_id[0];
+		     a++)
+			ok = pusher_channel_auth_valid(cf->pusher_key, cf->pusher_secret, r->socket_id,
+						       ch, NULL, r->auth[a]);
 		if (!ok) {
-			char msg[REQ_CHANNEL_LEN + 64];
-			snprintf(msg, sizeof msg, "a valid, unexpired token is required for %s",
-				 r->chan[i]);
+			char msg[REQ_CHANNEL_LEN + 96];
+			snprintf(msg, sizeof msg, "a valid, unexpired %s is required for %s",
+				 pres ? "presence token (or Pusher auth and channel_data)"
+				      : "token (or Pusher auth)", ch);
 			error(q, 403, msg, NULL);
+			grant_free(g);
 			return false;
 		}
 	}
@@ -217,18 +288,26 @@ static bool commit_ready(struct req *q, char *err, size_t errlen)
 					 err, errlen) == 0;
 }
 
+/* Presence changes go to the write thread as jobs. */
+static void presence_job(void *arg, const struct waiter_member *m, int n, int delta)
+{
+	struct app *a = arg;
+	commit_submit(a->commit, commit_presence_job(m, n, delta));
+}
+
 /* Hands the request to the hub to be held; the hub answers it. With sync
  * (its cursor is ahead of this host's copy of a shared log), it goes by
  * way of the write thread, which brings the copy up to the shared log
  * first. */
 static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t checked,
-		 bool sync)
+		 bool sync, struct grant *g)
 {
 	char err[256];
 	struct app *a = q->a;
 	if ((!a->hub && hub_start(&a->hub, &a->conf, a->threaded, err, sizeof err) < 0) ||
 	    hub_attach(a->hub, a->notify, err, sizeof err) < 0 ||
-	    (sync && !commit_ready(q, err, sizeof err))) {
+	    ((sync || g->n) && !commit_ready(q, err, sizeof err))) {
+		grant_free(g);
 		if (r->stream) {	/* its header block is out already */
 			log_msg("error", conn_id(q->c), "%s", err);
 			conn_close(q->c);
@@ -248,6 +327,14 @@ static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t
 	w->checked = checked;
 	w->callback = r->callback[0] ? xstrdup(r->callback) : NULL;
 	w->headers = q->headers.len ? xstrdup(q->headers.p) : NULL;
+	w->exclude = r->socket_id[0] ? xstrdup(r->socket_id) : NULL;
+	if (g->n) {
+		hub_set_presence(a->hub, presence_job, a);
+		w->members = xcalloc((size_t)g->n, sizeof *w->members);
+		memcpy(w->members, g->m, (size_t)g->n * sizeof *w->members);
+		w->nmembers = g->n;
+		g->n = 0;
+	}
 	if (r->stream) {
 		w->stream = true;
 		w->limit = INT_MAX;
@@ -286,9 +373,11 @@ static void sub(struct req *q)
 		error(q, e.status, e.msg, NULL);
 		return;
 	}
-	if (!private_ok(q, &r))
+	struct grant g;
+	if (!authorize(q, &r, &g))
 		return;
 	if (handler_open(a, err, sizeof err) < 0) {
+		grant_free(&g);
 		unavailable(q, err);
 		return;
 	}
@@ -297,12 +386,14 @@ static void sub(struct req *q)
 		names[i] = r.chan[i];
 	/* An answer stays within the output bound (more: true says there is
 	 * more to ask for). */
-	struct msglog_page pg = { .max_bytes = (size_t)a->conf.output_max };
+	struct msglog_page pg = { .max_bytes = (size_t)a->conf.output_max,
+				  .exclude = r.socket_id[0] ? r.socket_id : NULL };
 	/* A stream from a cursor sends its backlog from the hub; only "from
 	 * now" needs the log's position here. */
 	int64_t since = r.stream && r.since >= 0 ? -1 : r.since;
 	if (msglog_read(a->log, names, r.nchan, since, r.limit, &pg, err, sizeof err) < 0) {
 		msglog_page_free(&pg);
+		grant_free(&g);
 		unavailable(q, err);
 		return;
 	}
@@ -314,21 +405,29 @@ static void sub(struct req *q)
 		notify_answer(a->notify, 200);
 		if (conn_send(q->c, out.p, out.len) < 0) {
 			buf_free(&out);
+			grant_free(&g);
 			conn_close(q->c);
 			return;
 		}
 		buf_free(&out);
 		/* The page read for "from now" only; the hub reads from a cursor. */
 		bool ahead = r.since > log_last && msglog_shared(a->log);
-		hold(q, &r, r.since >= 0 ? r.since : log_last, -1, ahead);
+		hold(q, &r, r.since >= 0 ? r.since : log_last, -1, ahead, &g);
 		return;
 	}
 	if (pg.ahead) {
 		msglog_page_free(&pg);
-		hold(q, &r, r.since, -1, true);
+		hold(q, &r, r.since, -1, true, &g);
 		return;
 	}
 	if (pg.count || pg.gap || pg.reset || r.timeout == 0) {
+		/* Answered at once, a presence subscription is there for a
+		 * moment: its member comes (or stays) for the grace. */
+		if (g.n && commit_ready(q, err, sizeof err)) {
+			presence_job(a, g.m, g.n, 1);
+			presence_job(a, g.m, g.n, -1);
+		}
+		grant_free(&g);
 		struct buf body = BUF_INIT;
 		reply_sub(&body, pg.last_id, pg.items.p, pg.items.len, pg.more, pg.gap, pg.reset);
 		notify_delivered(a->notify, (uint64_t)pg.count);
@@ -337,7 +436,7 @@ static void sub(struct req *q)
 		return;
 	}
 	msglog_page_free(&pg);
-	hold(q, &r, r.since >= 0 ? r.since : log_last, log_last, false);
+	hold(q, &r, r.since >= 0 ? r.since : log_last, log_last, false, &g);
 }
 
 /* The request body, at most max bytes, into body: 0, or a status. */
@@ -618,6 +717,370 @@ static void metrics(struct req *q)
 	send_and_close(q, 200, &out);
 }
 
+/* ------------------------------------------------------------- presence */
+
+/* A request's one presence (or private) channel and what authorizes it,
+ * parsed as a subscription's query. False when answered (refused). */
+static bool one_channel(struct req *q, struct req_sub *r, bool presence_only)
+{
+	struct app *a = q->a;
+	struct req_limits lim = { 0, 0, a->conf.max_message };
+	struct req_error e;
+	if (request_sub(param(q->c, "QUERY_STRING"), NULL, NULL, &lim, r, &e) < 0) {
+		error(q, e.status, e.msg, NULL);
+		return false;
+	}
+	bool pres = member_presence_channel(r->chan[0]);
+	if (r->nchan != 1 || (presence_only ? !pres : !pres && !token_private(r->chan[0]))) {
+		error(q, 400, presence_only ? "one channel named presence-... is required"
+		      : "one channel named private-... or presence-... is required", NULL);
+		return false;
+	}
+	return true;
+}
+
+/* GET .../presence?channel=presence-x: the members as of a log id. */
+static void presence_get(struct req *q)
+{
+	char err[256];
+	struct app *a = q->a;
+	struct req_sub r;
+	struct grant g = { .n = 0 };
+	if (!method_ok(q, "GET") || !one_channel(q, &r, true))
+		return;
+	/* The publish key sees every channel; a subscriber its own. */
+	bool key = auth_publish(param(q->c, "HTTP_AUTHORIZATION"), param(q->c, "REMOTE_ADDR"),
+				a->conf.publish_key, a->conf.publish_loopback) == 0;
+	if (!key && !authorize(q, &r, &g))
+		return;
+	grant_free(&g);
+	struct buf members = BUF_INIT, body = BUF_INIT;
+	int64_t last;
+	long count, subs;
+	if (handler_open(a, err, sizeof err) < 0 ||
+	    msglog_members(a->log, r.chan[0], false, &members, &last, &count, &subs, err,
+			   sizeof err) < 0) {
+		buf_free(&members);
+		unavailable(q, err);
+		return;
+	}
+	buf_adds(&body, "{\"channel\":");
+	reply_json_string(&body, r.chan[0]);
+	buf_printf(&body, ",\"last_id\":%lld,\"members\":", (long long)last);
+	buf_add(&body, members.p, members.len);
+	buf_addc(&body, '}');
+	buf_free(&members);
+	json(q, 200, &body);
+}
+
+/* Client events: WHISPER_RATE a second per socket_id, in a burst of as
+ * many (Pusher's limit), counted by the reading thread alone. */
+#define WHISPER_RATE 10
+#define WHISPER_SLOTS 1024
+#define WHISPER_BODY_MAX (PUSHER_DATA_MAX + 512)
+static struct {
+	uint64_t hash;
+	int64_t at;		/* ms of the last refill */
+	int tokens;
+} bucket[WHISPER_SLOTS];
+
+static bool whisper_allowed(const char *sid, int64_t now)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const char *p = sid; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	typeof(bucket[0]) *b = &bucket[h % WHISPER_SLOTS];
+	if (b->hash != h) {
+		b->hash = h;
+		b->tokens = WHISPER_RATE;
+		b->at = now;
+	}
+	int64_t add = (now - b->at) * WHISPER_RATE / 1000;
+	if (add > 0) {
+		b->tokens = b->tokens + add > WHISPER_RATE ? WHISPER_RATE : b->tokens + (int)add;
+		b->at = now;
+	}
+	if (b->tokens == 0)
+		return false;
+	b->tokens--;
+	return true;
+}
+
+/* POST .../whisper?channel=private-x&socket_id=S&auth=...: a client event
+ * {"event": "client-...", "data": any} to the channel's other subscribers
+ * (never back to S), as Laravel Echo's whisper sends it. */
+static void whisper(struct req *q)
+{
+	struct req_sub r;
+	struct grant g = { .n = 0 };
+	if (!method_ok(q, "POST") || !one_channel(q, &r, false))
+		return;
+	if (!r.socket_id[0]) {
+		error(q, 400, "a client event needs the sender's socket_id", NULL);
+		return;
+	}
+	if (!authorize(q, &r, &g))
+		return;
+	grant_free(&g);
+	if (!whisper_allowed(r.socket_id, clock_mono_ms())) {
+		error(q, 429, "more than 10 client events a second from this connection",
+		      "Retry-After: 1\r\n");
+		return;
+	}
+	struct commit_job *job = xcalloc(1, sizeof *job);
+	int st = read_body(q->c, WHISPER_BODY_MAX, &job->body);
+	const char *why = NULL;
+	struct buf data = BUF_INIT;
+	if (st == 0)
+		why = pusher_client_event(job->body.p, job->body.len, &data);
+	if (st || why) {
+		commit_job_free(job);
+		buf_free(&data);
+		if (st < 0)
+			conn_close(q->c);
+		else
+			error(q, st ? st : 400, st == 413 ? "a client event is at most 10 KB"
+			      : st ? "bad Content-Length" : why, NULL);
+		return;
+	}
+	memcpy(job->chan, r.chan[0], sizeof job->chan);
+	snprintf(job->type, sizeof job->type, "%s", REQ_PUSHER_TYPE);
+	buf_free(&job->body);
+	job->body = data;
+	job->parsed.owned = xcalloc(1, sizeof *job->parsed.owned);
+	job->parsed.owned[0] = xstrdup(r.socket_id);
+	job->parsed.nowned = 1;
+	job->one = (struct msglog_msg){ job->chan, job->type, job->body.p, job->body.len,
+					job->parsed.owned[0] };
+	job->msg = &job->one;
+	job->n = 1;
+	submit(q, job);
+}
+
+/* ------------------------------------------------------ the Pusher API */
+
+/* The counts of the presence channels among names (Pusher's user_count,
+ * subscription_count): what this log knows of; others are unoccupied. */
+static int pusher_states(struct req *q, const char *const *names, int n,
+			 struct pusher_channel_state *st, char *err, size_t errlen)
+{
+	for (int i = 0; i < n; i++) {
+		st[i] = (struct pusher_channel_state){ names[i], 0, 0 };
+		if (!member_presence_channel(names[i]))
+			continue;
+		struct buf ignored = BUF_INIT;
+		int64_t last;
+		int rc = msglog_members(q->a->log, names[i], true, &ignored, &last,
+					&st[i].user_count, &st[i].subscription_count, err, errlen);
+		buf_free(&ignored);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* POST .../apps/<id>/events and batch_events: one message per event and
+ * channel, all in one transaction, never delivered back to socket_id. */
+static void pusher_events(struct req *q, const struct pusher_route *rt, struct commit_job *job)
+{
+	char err[256];
+	struct app *a = q->a;
+	struct pusher_events ev;
+	int st = rt->ep == PUSHER_EVENTS
+		 ? pusher_events_parse(job->body.p, job->body.len, (size_t)a->conf.max_message,
+				       &ev, err, sizeof err)
+		 : pusher_batch_parse(job->body.p, job->body.len, (size_t)a->conf.max_message,
+				      &ev, err, sizeof err);
+	if (st) {
+		commit_job_free(job);
+		error(q, st, err, NULL);
+		return;
+	}
+	/* Every message's strings are the job's (b->owned). */
+	int total = 0;
+	for (int i = 0; i < ev.n; i++)
+		total += ev.ev[i].nchannel;
+	struct json_batch *b = &job->parsed;
+	b->msg = xcalloc((size_t)total, sizeof *b->msg);
+	b->owned = xcalloc((size_t)(total + 2 * ev.n), sizeof *b->owned);
+	const char *names[PUSHER_CHANNELS_MAX * PUSHER_BATCH_MAX];
+	for (int i = 0; i < ev.n && !st; i++) {
+		const struct pusher_event *e = &ev.ev[i];
+		struct buf d = BUF_INIT;
+		buf_adds(&d, "{\"event\":");
+		reply_json_string(&d, e->name);
+		buf_adds(&d, ",\"data\":");
+		reply_json_string(&d, e->data);
+		buf_addc(&d, '}');
+		char *data = buf_str(&d) == d.p ? d.p : xstrdup("");
+		b->owned[b->nowned++] = data;
+		char *origin = e->socket_id ? xstrdup(e->socket_id) : NULL;
+		if (origin)
+			b->owned[b->nowned++] = origin;
+		for (int c = 0; c < e->nchannel && !st; c++) {
+			if (!request_channel_valid(e->channel[c], strlen(e->channel[c]))) {
+				st = 400;
+				snprintf(err, sizeof err, "comet-fcgi's channel names are 1 to 128 of "
+					 "A-Z a-z 0-9 _ - . : @, not %.140s", e->channel[c]);
+				break;
+			}
+			struct req_error re;
+			if (request_message(e->channel[c], REQ_PUSHER_TYPE, data, d.len,
+					    a->conf.max_message, &re) < 0) {
+				st = re.status;
+				snprintf(err, sizeof err, "%s%s%s", re.msg,
+					 re.status == 400 ? ": " : "",
+					 re.status == 400 ? e->channel[c] : "");
+				break;
+			}
+			char *chan = b->owned[b->nowned++] = xstrdup(e->channel[c]);
+			names[b->n] = chan;
+			b->msg[b->n++] = (struct msglog_msg){ chan, REQ_PUSHER_TYPE, data, d.len,
+							      origin };
+		}
+	}
+	struct buf reply = BUF_INIT;
+	if (!st && ev.info) {
+		struct pusher_channel_state *cs = xcalloc((size_t)b->n + 1, sizeof *cs);
+		if (handler_open(a, err, sizeof err) < 0 ||
+		    pusher_states(q, names, b->n, cs, err, sizeof err) < 0)
+			st = 503;
+		else
+			pusher_render_events(&reply, &ev, cs, b->n);
+		free(cs);
+	} else if (!st) {
+		pusher_render_events(&reply, &ev, NULL, 0);
+	}
+	pusher_events_free(&ev);
+	if (st) {
+		buf_free(&reply);
+		commit_job_free(job);
+		if (st == 503)
+			unavailable(q, err);
+		else
+			error(q, st, err, NULL);
+		return;
+	}
+	job->reply = reply.p ? reply.p : xstrdup("{}");
+	job->msg = b->msg;
+	job->n = b->n;
+	submit(q, job);
+}
+
+/* GET .../apps/<id>/channels, .../channels/<name>, .../channels/<name>/users:
+ * from what this log knows of presence channels. */
+static void pusher_get(struct req *q, const struct pusher_route *rt)
+{
+	char err[256];
+	struct app *a = q->a;
+	struct pusher_get g;
+	int st = pusher_get_parse(rt, param(q->c, "QUERY_STRING"), &g, err, sizeof err);
+	if (st) {
+		error(q, st, err, NULL);
+		return;
+	}
+	if (handler_open(a, err, sizeof err) < 0) {
+		unavailable(q, err);
+		return;
+	}
+	struct buf body = BUF_INIT;
+	if (rt->ep == PUSHER_CHANNELS) {
+		struct msglog_presence_count *pc;
+		int n;
+		if (msglog_presence_channels(a->log, g.prefix, &pc, &n, err, sizeof err) < 0) {
+			unavailable(q, err);
+			return;
+		}
+		struct pusher_channel_state *cs = xcalloc((size_t)n + 1, sizeof *cs);
+		for (int i = 0; i < n; i++)
+			cs[i] = (struct pusher_channel_state){ pc[i].channel, pc[i].members, pc[i].subs };
+		pusher_render_channels(&body, &g, cs, n);
+		free(cs);
+		msglog_presence_counts_free(pc, n);
+	} else if (rt->ep == PUSHER_CHANNEL) {
+		const char *name = rt->channel;
+		struct pusher_channel_state cs;
+		if (pusher_states(q, &name, 1, &cs, err, sizeof err) < 0) {
+			unavailable(q, err);
+			return;
+		}
+		pusher_render_channel(&body, rt, &g, cs.user_count || cs.subscription_count
+				      ? &cs : NULL);
+	} else {
+		struct buf ids = BUF_INIT;
+		int64_t last;
+		long count, subs;
+		if (msglog_members(a->log, rt->channel, true, &ids, &last, &count, &subs, err,
+				   sizeof err) < 0) {
+			buf_free(&ids);
+			unavailable(q, err);
+			return;
+		}
+		buf_adds(&body, "{\"users\":");
+		buf_add(&body, ids.p, ids.len);
+		buf_addc(&body, '}');
+		buf_free(&ids);
+	}
+	json(q, 200, &body);
+}
+
+/* The Pusher Channels HTTP API, signed as Pusher's libraries sign it. */
+static void pusher_api(struct req *q)
+{
+	char err[256];
+	struct app *a = q->a;
+	if (!pusher_on(a)) {
+		error(q, 404, "the Pusher HTTP API is off: set COMET_PUSHER_APP_ID, COMET_PUSHER_KEY "
+		      "and COMET_PUSHER_SECRET", NULL);
+		return;
+	}
+	char *path = request_pusher_path(param(q->c, "SCRIPT_NAME"), param(q->c, "PATH_INFO"));
+	struct pusher_route rt;
+	int st = pusher_route(a->conf.pusher_app_id, q->method, path, &rt, err, sizeof err);
+	if (st == 405) {
+		char allow[64];
+		snprintf(allow, sizeof allow, "Allow: %s\r\n", rt.allow);
+		error(q, 405, err, allow);
+	} else if (st) {
+		error(q, st, err, NULL);
+	}
+	if (st) {
+		free(path);
+		return;
+	}
+	struct commit_job *job = xcalloc(1, sizeof *job);
+	if (strcmp(q->method, "POST") == 0) {
+		st = read_body(q->c, request_body_max("application/json", a->conf.max_message),
+			       &job->body);
+		if (st) {
+			free(path);
+			commit_job_free(job);
+			if (st < 0)
+				conn_close(q->c);
+			else
+				error(q, st, st == 413 ? "request too large" : "bad Content-Length",
+				      NULL);
+			return;
+		}
+	}
+	struct pusher_app app = { a->conf.pusher_app_id, a->conf.pusher_key,
+				  a->conf.pusher_secret };
+	st = pusher_verify(&app, q->method, path, param(q->c, "QUERY_STRING"), job->body.p,
+			   job->body.len, clock_wall_ms() / 1000, err, sizeof err);
+	free(path);
+	if (st) {
+		commit_job_free(job);
+		error(q, st, err, NULL);
+		return;
+	}
+	if (rt.ep == PUSHER_EVENTS || rt.ep == PUSHER_BATCH_EVENTS) {
+		pusher_events(q, &rt, job);
+		return;
+	}
+	commit_job_free(job);
+	pusher_get(q, &rt);
+}
+
 void handler_serve(struct app *a, struct conn *c)
 {
 	struct req q = { a, c, param(c, "REQUEST_METHOD"), BUF_INIT, NULL };
@@ -644,8 +1107,18 @@ void handler_serve(struct app *a, struct conn *c)
 	case REQ_EP_METRICS:
 		metrics(&q);
 		break;
+	case REQ_EP_PRESENCE:
+		presence_get(&q);
+		break;
+	case REQ_EP_WHISPER:
+		whisper(&q);
+		break;
+	case REQ_EP_PUSHER:
+		pusher_api(&q);
+		break;
 	default:
-		error(&q, 404, "unknown endpoint: the path must end in /sub, /pub, /stats or /metrics", NULL);
+		error(&q, 404, "unknown endpoint: the path must end in /sub, /pub, /presence, "
+		      "/whisper, /stats or /metrics, or be the Pusher API's /apps/...", NULL);
 		break;
 	}
 	buf_free(&q.headers);

@@ -59,6 +59,8 @@ struct hub {
 	bool threaded;			/* runs for ever in its own thread */
 	int stop_requested;		/* set by hub_stop before it rings */
 	int quit;			/* the threads end now (hub_end) */
+	hub_presence_fn presence;	/* hub_set_presence */
+	void *presence_arg;
 	struct thread thread, watcher;
 	/* The submitting thread's own: */
 	bool owed;			/* pushed onto an empty queue, not rung */
@@ -176,6 +178,22 @@ int hub_attach(struct hub *h, struct notify *n, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+void hub_set_presence(struct hub *h, hub_presence_fn fn, void *arg)
+{
+	h->presence_arg = arg;
+	__atomic_store_n(&h->presence, fn, __ATOMIC_SEQ_CST);
+}
+
+/* A subscriber with presence members begins or ends being counted. */
+static void presence(struct hub *h, struct waiter *w, int delta)
+{
+	hub_presence_fn fn = __atomic_load_n(&h->presence, __ATOMIC_SEQ_CST);
+	if (!w->nmembers || !fn || w->joined == (delta > 0))
+		return;
+	w->joined = delta > 0;
+	fn(h->presence_arg, w->members, w->nmembers, delta);
 }
 
 void hub_set_clock(struct hub *h, int64_t (*now)(void))
@@ -328,6 +346,7 @@ static void end(struct hub *h, struct waiter *w, enum hub_end why)
 	assert(why == HUB_HUNGUP || why == HUB_DROPPED || why == HUB_FAILED ||
 	       conn_pending(w->conn) == 0);
 	move(h, w, WAITER_ENDED, 0);
+	presence(h, w, -1);
 	h->ends[why]++;
 	if (h->notify)
 		notify_ended(h->notify, why);
@@ -573,7 +592,8 @@ static enum caught catch_up(struct hub *h, struct waiter *w)
 	for (;;) {
 		size_t queued = conn_pending(w->conn);
 		size_t room = low > queued ? low - queued : 1;
-		struct msglog_page pg = { .max_bytes = w->stream ? room : h->output_max };
+		struct msglog_page pg = { .max_bytes = w->stream ? room : h->output_max,
+					  .exclude = w->exclude };
 		if (msglog_read(log, names, w->nchan, w->cursor,
 				w->stream ? REQ_MAX_LIMIT : w->limit, &pg, err, sizeof err) < 0) {
 			msglog_page_free(&pg);
@@ -661,6 +681,7 @@ static void adopt(struct hub *h, struct waiter *w)
 		release(h, w, HUB_SHUTDOWN);
 		return;
 	}
+	presence(h, w, 1);
 	settle(h, w);
 }
 
@@ -724,6 +745,9 @@ static void match(struct hub *h, const struct msglog_batch *b)
 		for (struct waiter_link *l = waiter_on(h->set, row->channel); l; l = l->next) {
 			struct waiter *w = l->w;
 			if (row->id <= w->cursor || w->more)
+				continue;
+			/* Not back to the connection that published it. */
+			if (w->exclude && row->origin && strcmp(row->origin, w->exclude) == 0)
 				continue;
 			touch(w, &touched);
 			/* A long-poll's answer, and what a stream is sent in one

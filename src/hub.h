@@ -61,6 +61,11 @@ void hub_submit_any(struct hub *h, struct waiter *w);
 /* Answers c with the whole of p, from any thread: what its socket does not
  * take at once is written by the hub as it drains. h may be NULL (CGI). */
 void hub_answer(struct hub *h, struct conn *c, const void *p, size_t n);
+/* Presence: fn(arg, members, n, delta) is called (on the hub's thread)
+ * when a subscriber with members is adopted (delta 1) and when it ends
+ * (-1). Set before the first such subscriber is handed over. */
+typedef void (*hub_presence_fn)(void *arg, const struct waiter_member *m, int n, int delta);
+void hub_set_presence(struct hub *h, hub_presence_fn fn, void *arg);
 /* Hand-overs may wait to be rung for: the submitting thread calls
  * hub_flush, when hub_owes, before it waits for anything itself. */
 bool hub_owes(const struct hub *h);

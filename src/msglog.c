@@ -47,7 +47,8 @@ enum {
 	S_ACK, S_COPIED, S_COPIED_SET, S_COPY_INSERT, S_SEQ_SET, S_SEQ_NEW,
 	S_PRES_INC, S_PRES_DEC, S_PRES_GC, S_MEMBER_GONE_AT, S_MEMBER_ADD, S_MEMBER_BACK,
 	S_MEMBER_LEFT, S_MEMBER_EXPIRED, S_MEMBER_DEL, S_OWNER_BEAT, S_OWNERS, S_OWNER_DEL,
-	S_OWNER_SUBS_DEL, S_MEMBER_ORPHANS, S_MEMBERS, S_MEMBER_COUNTS,
+	S_OWNER_SUBS_DEL, S_MEMBER_ORPHANS, S_MEMBERS, S_MEMBER_COUNTS, S_MEMBER_IDS,
+	S_PRESENCE_CHANNELS,
 	S_NSTMT
 };
 
@@ -124,6 +125,12 @@ static const char *const sql[S_NSTMT] = {
 		      "FROM (SELECT member,info FROM member WHERE channel=?1 ORDER BY member)",
 	[S_MEMBER_COUNTS] = "SELECT (SELECT count(*) FROM member WHERE channel=?1),"
 			    "(SELECT coalesce(sum(subs),0) FROM presence WHERE channel=?1)",
+	[S_MEMBER_IDS] = "SELECT json_group_array(json_object('id',member)) "
+			 "FROM (SELECT member FROM member WHERE channel=?1 ORDER BY member)",
+	[S_PRESENCE_CHANNELS] = "SELECT channel,count(*),(SELECT coalesce(sum(subs),0) FROM "
+				"presence p WHERE p.channel=m.channel) FROM member m WHERE "
+				"substr(channel,1,length(?1))=?1 GROUP BY channel ORDER BY channel "
+				"LIMIT 10000",
 };
 
 /* What a host's copy of a shared log adds: how far it has copied. */
@@ -1640,8 +1647,51 @@ int msglog_presence_reap(struct msglog *l, const char *self, int64_t now_ms, int
 	return presence_txn(l, reap_all, &r, err, errlen);
 }
 
-int msglog_members(struct msglog *l, const char *channel, struct buf *members, int64_t *last_id,
-		   long *count, long *subs, char *err, size_t errlen)
+int msglog_presence_channels(struct msglog *l, const char *prefix,
+			      struct msglog_presence_count **out, int *n, char *err, size_t errlen)
+{
+	*out = NULL;
+	*n = 0;
+	if (l->pg) {
+		snprintf(err, errlen, "presence is not kept on a log shared by several hosts");
+		return MSGLOG_EUNAVAIL;
+	}
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_stmt *s = stmt(l, S_PRESENCE_CHANNELS, err, errlen);
+	int rc = SQLITE_ERROR, cap = 0;
+	if (s) {
+		sqlite3_bind_text(s, 1, prefix, -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			if (*n == cap) {
+				cap = cap ? 2 * cap : 16;
+				*out = xrealloc(*out, (size_t)cap * sizeof **out);
+			}
+			(*out)[(*n)++] = (struct msglog_presence_count){
+				xstrdup((const char *)sqlite3_column_text(s, 0)),
+				(long)sqlite3_column_int64(s, 1), (long)sqlite3_column_int64(s, 2) };
+		}
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+	}
+	leave(l);
+	if (s && rc == SQLITE_DONE)
+		return 0;
+	msglog_presence_counts_free(*out, *n);
+	*out = NULL;
+	*n = 0;
+	return s ? fail(l, rc, "presence", err, errlen) : MSGLOG_EUNAVAIL;
+}
+
+void msglog_presence_counts_free(struct msglog_presence_count *c, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(c[i].channel);
+	free(c);
+}
+
+int msglog_members(struct msglog *l, const char *channel, bool ids, struct buf *members,
+		   int64_t *last_id, long *count, long *subs, char *err, size_t errlen)
 {
 	if (l->pg) {
 		snprintf(err, errlen, "presence is not kept on a log shared by several hosts");
@@ -1653,7 +1703,7 @@ int msglog_members(struct msglog *l, const char *channel, struct buf *members, i
 	int rc = exec1(l, S_BEGIN, err, errlen);
 	if (rc == 0)
 		rc = seq(l, last_id, err, errlen);
-	sqlite3_stmt *s = rc == 0 ? stmt(l, S_MEMBERS, err, errlen) : NULL;
+	sqlite3_stmt *s = rc == 0 ? stmt(l, ids ? S_MEMBER_IDS : S_MEMBERS, err, errlen) : NULL;
 	if (s) {
 		sqlite3_bind_text(s, 1, channel, -1, SQLITE_STATIC);
 		rc = text_query(l, s, members, err, errlen);

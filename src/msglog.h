@@ -129,11 +129,20 @@ int msglog_presence(struct msglog *l, const struct msglog_member *m, int n, cons
 int msglog_presence_reap(struct msglog *l, const char *self, int64_t now_ms, int64_t grace_ms,
 			 int64_t dead_ms, bool (*alive)(const char *owner, void *arg), void *arg,
 			 char *err, size_t errlen);
-/* The members of channel as a JSON array [{"id", "info"}, ...], the log's
- * last id in the same snapshot (the join and leave messages up to it are
- * reflected), how many members and subscriptions. */
-int msglog_members(struct msglog *l, const char *channel, struct buf *members, int64_t *last_id,
-		   long *count, long *subs, char *err, size_t errlen);
+/* The members of channel as a JSON array [{"id", "info"}, ...] (with ids,
+ * [{"id"}, ...]), the log's last id in the same snapshot (the join and
+ * leave messages up to it are reflected), how many members and
+ * subscriptions. */
+int msglog_members(struct msglog *l, const char *channel, bool ids, struct buf *members,
+		   int64_t *last_id, long *count, long *subs, char *err, size_t errlen);
+/* The presence channels whose name starts with prefix, with their counts. */
+struct msglog_presence_count {
+	char *channel;
+	long members, subs;
+};
+int msglog_presence_channels(struct msglog *l, const char *prefix,
+			      struct msglog_presence_count **out, int *n, char *err, size_t errlen);
+void msglog_presence_counts_free(struct msglog_presence_count *c, int n);
 /* Brings this host's copy of a shared log up to the shared log now (the
  * publishers' connection; a log of one host: nothing). 0 or MSGLOG_EUNAVAIL. */
 int msglog_sync(struct msglog *l, char *err, size_t errlen);

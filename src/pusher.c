@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "json.h"
+#include "member.h"
 #include "pusher.h"
 #include "reply.h"
 #include "request.h"
@@ -684,6 +685,42 @@ static int body_ok(const char *body, size_t len, char *err, size_t errlen)
 	return 0;
 }
 
+const char *pusher_client_event(const char *body, size_t len, struct buf *out)
+{
+	if (len > PUSHER_DATA_MAX)
+		return "a client event is at most 10 KB";
+	if (!body || !utf8_valid(body, len) || !json_valid(body, len) ||
+	    request_json_nul(body, len))
+		return "a client event is UTF-8 JSON {\"event\": \"client-...\", \"data\": ...}";
+	size_t i = json_ws(body, len, 0), name = NONE, data = NONE, key, val;
+	if (body[i] != '{')
+		return "a client event is an object {\"event\": \"client-...\", \"data\": ...}";
+	struct json_iter it;
+	json_iter_init(&it, body, i);
+	while (json_iter_next(&it, body, len, &key, &val)) {
+		if (json_key_is(body, len, key, "event"))
+			name = val;
+		else if (json_key_is(body, len, key, "data"))
+			data = val;
+	}
+	if (name == NONE || body[name] != '"' || data == NONE)
+		return "a client event needs \"event\" (a string) and \"data\"";
+	char *ev = xmalloc(json_string_room(body, len, name));
+	size_t n;
+	unsigned bad;
+	bool ok = json_string_text(body, len, name, ev, &n, &bad) && strncmp(ev, "client-", 7) == 0 &&
+		  code_points(ev, n) <= PUSHER_NAME_MAX;
+	free(ev);
+	if (!ok)
+		return "a client event's name starts with client- (at most 200 characters)";
+	buf_adds(out, "{\"event\":");
+	buf_add(out, body + name, json_skip(body, len, name) - name);
+	buf_adds(out, ",\"data\":");
+	buf_add(out, body + data, json_skip(body, len, data) - data);
+	buf_addc(out, '}');
+	return NULL;
+}
+
 int pusher_events_parse(const char *body, size_t len, size_t max_data,
 			struct pusher_events *out, char *err, size_t errlen)
 {
@@ -776,47 +813,16 @@ void pusher_member_free(struct pusher_member *m)
 int pusher_member_parse(const char *cd, size_t len, struct pusher_member *out,
 			char *err, size_t errlen)
 {
+	struct member m;
 	memset(out, 0, sizeof *out);
-	if (len > PUSHER_CHANNEL_DATA_MAX)
-		return fail(err, errlen, -1, "channel_data is %zu bytes, more than %d", len,
-			    PUSHER_CHANNEL_DATA_MAX);
-	if (!utf8_valid(cd, len) || !json_valid(cd, len))
-		return fail(err, errlen, -1, "channel_data is not UTF-8 JSON");
-	size_t i = json_ws(cd, len, 0), id = NONE, info = NONE, key, val;
-	if (cd[i] != '{')
-		return fail(err, errlen, -1, "channel_data is an object {\"user_id\", \"user_info\"?}");
-	struct json_iter it;
-	json_iter_init(&it, cd, i);
-	while (json_iter_next(&it, cd, len, &key, &val)) {
-		size_t *f = json_key_is(cd, len, key, "user_id") ? &id :
-			    json_key_is(cd, len, key, "user_info") ? &info : NULL;
-		if (f && *f != NONE)
-			return fail(err, errlen, -1, "channel_data gives %s twice",
-				    f == &id ? "user_id" : "user_info");
-		if (f)
-			*f = val;
-	}
-	if (id == NONE || (cd[id] != '"' && cd[id] != '-' && (cd[id] < '0' || cd[id] > '9')))
-		return fail(err, errlen, -1, "channel_data needs a user_id, a string or a number");
-	size_t n;
-	if (cd[id] == '"') {
-		out->id = xmalloc(json_string_room(cd, len, id));
-		unsigned bad;
-		if (!json_string_text(cd, len, id, out->id, &n, &bad)) {
-			pusher_member_free(out);
-			return fail(err, errlen, -1, "user_id is not text (\\u%04X)", bad);
-		}
-	} else {
-		n = json_skip(cd, len, id) - id;
-		out->id = xstrndup(cd + id, n);
-	}
-	size_t cp = code_points(out->id, n);
-	if (cp == 0 || cp > PUSHER_USER_ID_MAX) {
-		pusher_member_free(out);
-		return fail(err, errlen, -1, "user_id is 1 to %d characters", PUSHER_USER_ID_MAX);
-	}
-	if (info != NONE && cd[info] != 'n')
-		out->info = xstrndup(cd + info, json_skip(cd, len, info) - info);
+	if (member_parse(cd, len, "user_id", "user_info", &m, err, errlen) < 0)
+		return -1;
+	out->id = m.id;
+	/* Pusher's info is absent rather than null. */
+	if (strcmp(m.info, "null") == 0)
+		free(m.info);
+	else
+		out->info = m.info;
 	return 0;
 }
 

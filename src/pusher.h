@@ -140,6 +140,12 @@ int pusher_batch_parse(const char *body, size_t len, size_t max_data,
 		       struct pusher_events *out, char *err, size_t errlen);
 void pusher_events_free(struct pusher_events *e);
 
+/* A client event as Laravel Echo's whisper sends it to comet-fcgi:
+ * {"event": "client-...", "data": any} (at most PUSHER_DATA_MAX bytes of
+ * UTF-8 JSON; the name as Pusher limits it). Returns NULL with out
+ * {"event": name, "data": data} (the message stored), or why not. */
+const char *pusher_client_event(const char *body, size_t len, struct buf *out);
+
 /* A private or presence subscription's auth string, as Laravel's
  * /broadcasting/auth returns it: "<key>:<hex HMAC-SHA256(secret,
  * "<socket_id>:<channel>[:<channel_data>]")>" (auth-signatures.md);

@@ -12,8 +12,23 @@
 
 #define FAIL(st, m) do { err->status = (st); err->msg = (m); return -1; } while (0)
 
+char *request_pusher_path(const char *script_name, const char *path_info)
+{
+	struct buf b = BUF_INIT;
+	buf_adds(&b, script_name ? script_name : "");
+	buf_adds(&b, path_info ? path_info : "");
+	const char *apps = b.p ? strstr(b.p, "/apps/") : NULL;
+	char *out = apps ? xstrdup(apps) : NULL;
+	buf_free(&b);
+	return out;
+}
+
 enum req_endpoint request_endpoint(const char *script_name, const char *path_info)
 {
+	char *pusher = request_pusher_path(script_name, path_info);
+	free(pusher);
+	if (pusher)
+		return REQ_EP_PUSHER;
 	const char *seg = NULL;
 	size_t n = 0;
 	/* PATH_INFO wins when it has a segment of its own. */
@@ -36,6 +51,12 @@ enum req_endpoint request_endpoint(const char *script_name, const char *path_inf
 		return REQ_EP_STATS;
 	if (n == 7 && memcmp(seg, "metrics", 7) == 0)
 		return REQ_EP_METRICS;
+	if (n == 8 && memcmp(seg, "presence", 8) == 0)
+		return REQ_EP_PRESENCE;
+	if (n == 7 && memcmp(seg, "whisper", 7) == 0)
+		return REQ_EP_WHISPER;
+	if (n == 7 && memcmp(seg, "mercure", 7) == 0)
+		return REQ_EP_MERCURE;
 	return REQ_EP_UNKNOWN;
 }
 
@@ -197,12 +218,25 @@ static int add_tokens(const char *v, size_t n, struct req_sub *out, struct req_e
 		const char *t = v + i;
 		const char *comma = memchr(t, ',', n - i);
 		size_t len = (size_t)((comma ? comma : v + n) - t);
-		if (len < 3 || len > REQ_TOKEN_LEN || strspn(t, "0123456789.abcdefABCDEF") < len)
+		const char *dot = memchr(t, '.', len);
+		if (dot && memchr(dot + 1, '.', len - (size_t)(dot + 1 - t))) {
+			/* A presence token: <expiry>.<member, base64url>.<hex>. */
+			if (len > REQ_PTOKEN_LEN || strspn(t, "0123456789.abcdefghijklmnopqrstuvwxyz"
+					"ABCDEFGHIJKLMNOPQRSTUVWXYZ-_") < len)
+				FAIL(400, "a presence token is <expiry>.<member>.<hex HMAC>");
+			if (out->nptoken == REQ_MAX_AUTH)
+				FAIL(400, "at most 8 presence tokens in one request");
+			memcpy(out->ptoken[out->nptoken], t, len);
+			out->ptoken[out->nptoken++][len] = '\0';
+		} else if (len < 3 || len > REQ_TOKEN_LEN ||
+			   strspn(t, "0123456789.abcdefABCDEF") < len) {
 			FAIL(400, "a token is <expiry>.<hex HMAC>");
-		if (out->ntoken == REQ_MAX_CHANNELS)
-			FAIL(400, "at most 32 tokens in one request");
-		memcpy(out->token[out->ntoken], t, len);
-		out->token[out->ntoken++][len] = '\0';
+		} else {
+			if (out->ntoken == REQ_MAX_CHANNELS)
+				FAIL(400, "at most 32 tokens in one request");
+			memcpy(out->token[out->ntoken], t, len);
+			out->token[out->ntoken++][len] = '\0';
+		}
 		if (!comma)
 			break;
 		i = (size_t)(comma - v) + 1;
@@ -263,6 +297,32 @@ int request_sub(const char *query, const char *last_event_id, const char *accept
 				rc = -1;
 				break;
 			}
+			continue;
+		} else if (key_is(&p, "auth") || key_is(&p, "channel_data")) {
+			bool auth = key_is(&p, "auth");
+			int *k = auth ? &out->nauth : &out->ncdata;
+			if (*k == REQ_MAX_AUTH ||
+			    p.vlen > (auth ? REQ_AUTH_LEN : REQ_CHANNEL_DATA_LEN)) {
+				err->status = 400;
+				err->msg = "at most 8 auth and channel_data of 1 KB each";
+				rc = -1;
+				break;
+			}
+			char *to = auth ? out->auth[*k] : out->cdata[*k];
+			memcpy(to, p.v, p.vlen);
+			to[p.vlen] = '\0';
+			(*k)++;
+			continue;
+		} else if (key_is(&p, "socket_id")) {
+			if (out->socket_id[0] || p.vlen == 0 || p.vlen > REQ_SOCKET_ID_LEN ||
+			    strspn(p.v, "0123456789.") < p.vlen) {
+				err->status = 400;
+				err->msg = "socket_id is <digits>.<digits>, once";
+				rc = -1;
+				break;
+			}
+			memcpy(out->socket_id, p.v, p.vlen);
+			out->socket_id[p.vlen] = '\0';
 			continue;
 		} else if (key_is(&p, "since")) {
 			seen = &seen_since;

@@ -14,9 +14,19 @@
 #define REQ_TYPE_LEN 127
 #define REQ_TOKEN_LEN 96
 #define REQ_MAX_LIMIT 1000
+/* Presence and Pusher authorizations one subscription may carry. */
+#define REQ_MAX_AUTH 8
+#define REQ_PTOKEN_LEN 1500	/* a presence token (member.h, MEMBER_TOKEN_MAX) */
+#define REQ_AUTH_LEN 160	/* a Pusher auth string "<key>:<hex>" */
+#define REQ_CHANNEL_DATA_LEN 1024
+#define REQ_SOCKET_ID_LEN 40
 #define REQ_DEFAULT_LIMIT 100
 
-enum req_endpoint { REQ_EP_UNKNOWN, REQ_EP_SUB, REQ_EP_PUB, REQ_EP_STATS, REQ_EP_METRICS };
+enum req_endpoint {
+	REQ_EP_UNKNOWN, REQ_EP_SUB, REQ_EP_PUB, REQ_EP_STATS, REQ_EP_METRICS,
+	REQ_EP_PRESENCE, REQ_EP_WHISPER, REQ_EP_MERCURE,
+	REQ_EP_PUSHER,		/* a path with /apps/: the Pusher HTTP API */
+};
 
 struct req_error {
 	int status;
@@ -38,6 +48,15 @@ struct req_sub {
 	bool stream;			/* Accept: text/event-stream */
 	int ntoken;			/* private-channel tokens, as given */
 	char token[REQ_MAX_CHANNELS][REQ_TOKEN_LEN + 1];
+	int nptoken;			/* presence tokens (two dots), as given */
+	char ptoken[REQ_MAX_AUTH][REQ_PTOKEN_LEN + 1];
+	/* A subscriber of the Pusher protocol (Laravel Echo): its connection
+	 * ("" when none), and the auth strings (and presence channel_data)
+	 * its app's /broadcasting/auth gave, as given. */
+	char socket_id[REQ_SOCKET_ID_LEN + 1];
+	int nauth, ncdata;
+	char auth[REQ_MAX_AUTH][REQ_AUTH_LEN + 1];
+	char cdata[REQ_MAX_AUTH][REQ_CHANNEL_DATA_LEN + 1];
 };
 
 struct req_pub {
@@ -47,8 +66,11 @@ struct req_pub {
 	size_t len;
 };
 
-/* The endpoint is the last segment of SCRIPT_NAME + PATH_INFO. */
+/* The endpoint is the last segment of SCRIPT_NAME + PATH_INFO, or the
+ * Pusher HTTP API when that path holds /apps/ (request_pusher_path: the
+ * path from /apps/ on, which the caller frees; NULL when none). */
 enum req_endpoint request_endpoint(const char *script_name, const char *path_info);
+char *request_pusher_path(const char *script_name, const char *path_info);
 
 /* True when c is a valid channel name of n bytes. */
 bool request_channel_valid(const char *c, size_t n);

@@ -50,6 +50,13 @@ void waiter_free(struct waiter *w)
 	buf_free(&w->items);
 	free(w->callback);
 	free(w->headers);
+	free(w->exclude);
+	for (int i = 0; i < w->nmembers; i++) {
+		free(w->members[i].channel);
+		free(w->members[i].id);
+		free(w->members[i].info);
+	}
+	free(w->members);
 	free(w);
 }
 

@@ -23,6 +23,12 @@
 struct waiter_chan;
 struct waiter;
 
+/* A member of a presence channel this subscription makes present (owned
+ * strings: its channel, id, and info as JSON text). */
+struct waiter_member {
+	char *channel, *id, *info;
+};
+
 /* The link of anything handed from one thread to another through a
  * waiter_queue (held requests; also publish jobs): embed it, and get back
  * to the container with container_of-style arithmetic. */
@@ -62,6 +68,10 @@ struct waiter {
 	bool parked;		/* in the deadline heap */
 	bool indexed;		/* parked by channel too */
 	int why;		/* DRAINING: the end to count once written (hub.h) */
+	char *exclude;		/* messages of this origin are not sent (its socket_id) */
+	struct waiter_member *members;	/* presence: who this subscription is */
+	int nmembers;
+	bool joined;		/* its members were counted present (the hub's) */
 	bool synced;		/* this host's copy of a shared log was brought up to
 				 * it after the request came: a cursor still ahead is
 				 * from a log made anew (reset) */

@@ -22,10 +22,6 @@ def table_names():
 NOT_YET = {
     # The SPEC's settings of work not landed yet (issues 16 and 17); the
     # test below fails once one of them is in the table and still here.
-    "COMET_PRESENCE_GRACE": "presence (issue 16)",
-    "COMET_PUSHER_APP_ID": "the Pusher HTTP API (issue 16)",
-    "COMET_PUSHER_KEY": "the Pusher HTTP API (issue 16)",
-    "COMET_PUSHER_SECRET": "the Pusher HTTP API (issue 16)",
     "COMET_MERCURE_JWT_KEY": "the Mercure endpoint (issue 17)",
 }
 

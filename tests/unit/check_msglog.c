@@ -605,7 +605,7 @@ START_TEST(presence_joins_and_leaves)
 	struct buf members = BUF_INIT;
 	int64_t last;
 	long count, subs;
-	ck_assert_msg(msglog_members(l, "presence-room", &members, &last, &count, &subs, err,
+	ck_assert_msg(msglog_members(l, "presence-room", false, &members, &last, &count, &subs, err,
 				     sizeof err) == 0, "%s", err);
 	ck_assert_str_eq(buf_str(&members), "[{\"id\":\"7\",\"info\":{\"name\":\"Ann\"}},"
 			 "{\"id\":\"8\",\"info\":{\"name\":\"Bob\"}}]");
@@ -636,7 +636,7 @@ START_TEST(presence_joins_and_leaves)
 	ck_assert_int_eq(msglog_presence_reap(l, "p9", 5001, 1000, 60000, only_alive, "p9", err,
 					      sizeof err), 1);
 	buf_reset(&members);
-	ck_assert(msglog_members(l, "presence-room", &members, &last, &count, &subs, err,
+	ck_assert(msglog_members(l, "presence-room", false, &members, &last, &count, &subs, err,
 				 sizeof err) == 0);
 	ck_assert_str_eq(buf_str(&members), "[]");
 	ck_assert_int_eq(last, 4);
