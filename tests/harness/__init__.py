@@ -41,7 +41,7 @@ from .util import (APACHE_CONF, APACHE_DIR, CRASH_RE, LIGHTTPD_CONF, LIGHTTPD_SN
                    Response, accessible_by_others, alive, build_tool, chown_tree, descendants,
                    find_exe, free_port, kill_session, parse_header_block, port_open,
                    program_path, readable_by_others, sanitized, session_members,
-                   snippet_forwarded_vars, wait_until)
+                   signal_and_wait, snippet_forwarded_vars, wait_until)
 
 __all__ = [
     "Daemon", "dump_logs", "finished_logs", "keep_logs", "main", "NetNS", "private_network",
@@ -52,7 +52,7 @@ __all__ = [
     "Response", "accessible_by_others", "alive", "build_tool", "chown_tree", "descendants",
     "find_exe", "free_port", "kill_session", "parse_header_block", "port_open",
     "program_path", "readable_by_others", "sanitized", "session_members",
-    "snippet_forwarded_vars", "wait_until",
+    "signal_and_wait", "snippet_forwarded_vars", "wait_until",
 ]
 
 # The names tests reached before the harness was a package (private ones

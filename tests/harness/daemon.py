@@ -22,10 +22,14 @@ import tempfile
 
 from . import live
 from .util import (START_TIMEOUT, STOP_TIMEOUT, HarnessError, free_port, port_open,
-                   program_path, wait_until)
+                   program_path, signal_and_wait, wait_until)
 
 
-class Daemon:
+class Daemon(live.Restartable):
+    """`comet-fcgi --listen 127.0.0.1:<port>` (see the module's docstring)."""
+
+    LIVE = live.daemons
+
     def __init__(self, env=None, db=None, program=None, scratch=None,
                  log_name="daemon.out", prefix="comet-daemon-"):
         """env: COMET_* settings; db: COMET_DB (default: comet.db in its
@@ -43,8 +47,7 @@ class Daemon:
         self.log_path = os.path.join(self.scratch, log_name)
         self.port = free_port()
         self.proc = None
-        self._destroyed = False
-        live.add(live.daemons, self)
+        live.add(self.LIVE, self)
 
     def environment(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
@@ -58,7 +61,7 @@ class Daemon:
         return port_open(self.port)
 
     def start(self):
-        if self._destroyed:
+        if self.destroyed:
             raise HarnessError("start: the daemon was destroyed")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -88,28 +91,18 @@ class Daemon:
     def stop(self, timeout=STOP_TIMEOUT):
         """SIGTERM (the program answers what it holds and exits), SIGKILL
         after timeout seconds. The directory, log and port stay."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc and not signal_and_wait(self.proc, signal.SIGTERM, timeout):
+            self.proc.kill()
+            self.proc.wait(5)
         self.proc = None
 
-    def destroy(self):
-        """Stop for good; its own directory is removed, its log kept for the
-        report."""
-        if self._destroyed:
-            return
-        self._destroyed = True
-        try:
-            self.stop()
-        finally:
-            if self.own_scratch:
-                live.finish(self, live.daemons)
-            else:
-                live.remove(live.daemons, self)
+    def forget(self):
+        """After destroy(): its own directory is removed, its log kept for
+        the report; another's is left to its owner."""
+        if self.own_scratch:
+            super().forget()
+        else:
+            live.remove(self.LIVE, self)
 
     def read_log(self):
         """The end of the daemon's output."""

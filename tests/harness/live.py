@@ -61,6 +61,30 @@ def finish(obj, live):
     return logs
 
 
+class Restartable:
+    """The end shared by the fixtures that stop() to be started again (a
+    daemon, a database) and are destroy()ed for good. LIVE is the list
+    they are on."""
+
+    LIVE = None
+    destroyed = False
+
+    def destroy(self):
+        """Stop for good (once), then forget()."""
+        if self.destroyed:
+            return
+        self.destroyed = True
+        try:
+            self.stop()
+        finally:
+            self.forget()
+
+    def forget(self):
+        """Off the live list, the logs kept and the scratch directory
+        removed (finish())."""
+        finish(self, self.LIVE)
+
+
 def stop_all():
     for live, end, what in _ORDER:
         with lock:

@@ -18,7 +18,7 @@ import urllib.parse
 from . import live
 from .psql import PsqlSession
 from .util import (START_TIMEOUT, STOP_TIMEOUT, HarnessError, alive, descendants, free_port,
-                   wait_until)
+                   signal_and_wait, wait_until)
 
 
 def pg_bindir():
@@ -46,7 +46,7 @@ def is_postgresql_uri(db):
     return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
 
 
-class PostgreSQL:
+class PostgreSQL(live.Restartable):
     """A PostgreSQL cluster of its own for a test: initdb in a fresh scratch
     directory, run as an unprivileged user (the `postgres` system user when
     the tests run as root, else the current user), listening on 127.0.0.1
@@ -70,6 +70,7 @@ class PostgreSQL:
     """
 
     SUPERUSER = "postgres"
+    LIVE = live.databases
 
     def __init__(self, name="pg", port=None, listen=(), max_connections=200,
                  settings=None, _data_from=None):
@@ -86,7 +87,6 @@ class PostgreSQL:
         self.password = "pw-" + os.urandom(12).hex()
         self.proc = None
         self.scratch = None
-        self._destroyed = False
         self._initialised = False
         self._data_from = _data_from     # (primary, ) for a standby
         self.primary = None
@@ -195,7 +195,7 @@ class PostgreSQL:
     def start(self):
         """Start the cluster (initdb first, the first time); returns once it
         accepts connections."""
-        if self._destroyed:
+        if self.destroyed:
             raise HarnessError("start: %s was destroyed" % self.name)
         if self.proc and self.proc.poll() is None:
             raise HarnessError("start: %s is running" % self.name)
@@ -303,13 +303,9 @@ class PostgreSQL:
         """Fast shutdown (SIGINT): sessions are ended, the data kept."""
         if not self.proc:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT * 3)
-            except subprocess.TimeoutExpired:
-                sys.stderr.write("harness: postgres %s ignored a fast shutdown; killing\n"
-                                 % self.name)
+        if not signal_and_wait(self.proc, signal.SIGINT, STOP_TIMEOUT * 3):
+            sys.stderr.write("harness: postgres %s ignored a fast shutdown; killing\n"
+                             % self.name)
         self.kill()
 
     def kill(self):
@@ -343,16 +339,6 @@ class PostgreSQL:
             wait_until(gone, STOP_TIMEOUT, "postgres %s processes to exit" % self.name)
         except HarnessError as e:
             sys.stderr.write("harness: %s\n" % e)
-
-    def destroy(self):
-        """Stop for good and remove the scratch directory."""
-        if self._destroyed:
-            return
-        self._destroyed = True
-        try:
-            self.stop()
-        finally:
-            live.finish(self, live.databases)
 
     def read_logs(self):
         try:

@@ -59,7 +59,7 @@ from .util import (APACHE_CONF, APACHE_DIR, CRASH_RE, LIGHTTPD_CONF, PHP_CGI, ST
                    STOP_TIMEOUT, WWW_DIR, HarnessError, Response, accessible_by_others,
                    chown_tree, find_exe, free_port, kill_session, parse_header_block,
                    port_open, program_path, readable_by_others, session_members,
-                   snippet_forwarded_vars, wait_until)
+                   signal_and_wait, snippet_forwarded_vars, wait_until)
 
 
 class Server:
@@ -363,10 +363,7 @@ class Server:
         left of its session."""
         if self.proc and self.proc.poll() is None:
             self._note_web_pids()
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
+            if not signal_and_wait(self.proc, signal.SIGTERM, STOP_TIMEOUT):
                 sys.stderr.write("harness: %s did not stop on SIGTERM within %.0f s\n"
                                  % (self.kind, STOP_TIMEOUT))
         if self.proc:

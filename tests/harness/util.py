@@ -263,6 +263,18 @@ def descendants(root):
     return out
 
 
+def signal_and_wait(proc, sig, timeout):
+    """Sends sig to proc (a subprocess.Popen) if it still runs, and waits
+    up to timeout seconds for it to end; whether it has."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+    return True
+
+
 def kill_session(proc):
     """SIGKILL whatever is left of the session proc (a subprocess.Popen
     started with start_new_session) leads: it, and every worker and program

@@ -258,12 +258,7 @@ class ModPhpApache:
     def stop(self):
         if not self.proc:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=harness.STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
+        harness.signal_and_wait(self.proc, signal.SIGTERM, harness.STOP_TIMEOUT)
         harness.kill_session(self.proc)
         self.proc = None
         # Printed with the other servers' logs when a test failed.
