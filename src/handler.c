@@ -243,6 +243,11 @@ static bool authorize(struct req *q, const struct req_sub *r, struct grant *g)
 	const struct conf *cf = &q->a->conf;
 	int64_t now = clock_wall_ms() / 1000;
 	g->n = 0;
+	/* The publish key (itself, never loopback alone) reads every channel,
+	 * as nobody: the site's own code, not a member. */
+	if (cf->publish_key && auth_publish(param(q->c, "HTTP_AUTHORIZATION"),
+					    param(q->c, "REMOTE_ADDR"), cf->publish_key, false) == 0)
+		return true;
 	for (int i = 0; i < r->nchan; i++) {
 		const char *ch = r->chan[i];
 		bool pres = member_presence_channel(ch);
@@ -749,9 +754,7 @@ static void presence_get(struct req *q)
 	if (!method_ok(q, "GET") || !one_channel(q, &r, true))
 		return;
 	/* The publish key sees every channel; a subscriber its own. */
-	bool key = auth_publish(param(q->c, "HTTP_AUTHORIZATION"), param(q->c, "REMOTE_ADDR"),
-				a->conf.publish_key, a->conf.publish_loopback) == 0;
-	if (!key && !authorize(q, &r, &g))
+	if (!authorize(q, &r, &g))
 		return;
 	grant_free(&g);
 	struct buf members = BUF_INIT, body = BUF_INIT;
