@@ -15,18 +15,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "clock.h"
 #include "conf.h"
 #include "conn.h"
 #include "fcgi.h"
 #include "handler.h"
+#include "pusher.h"
 #include "suites.h"
 #include "token.h"
 #include "wire.h"
 
 /* The settings a row runs with. */
 enum setup {
-	KEYED,		/* a publish key, a token key, one CORS origin, small bounds */
+	KEYED,		/* a publish key, a token key, the Pusher API's keys, one CORS
+			 * origin, small bounds */
 	CLOSED,		/* no publish key: publishing closed to everyone */
 	LOOPBACK,	/* no publish key, COMET_PUBLISH_LOOPBACK=on */
 	BROKEN,		/* KEYED, but the database's directory does not exist */
@@ -36,6 +40,9 @@ enum setup {
 #define TOKEN_KEY "t0ken-key"
 #define ORIGIN "https://good.example"
 #define MAX_MESSAGE "64"
+#define PUSHER_APP "1"
+#define PUSHER_KEY "pk"
+#define PUSHER_SECRET "ps"
 
 static char *dir;
 static char db[4200];
@@ -47,6 +54,8 @@ static const char *lookup(const char *name, void *arg)
 	static const char *const keyed[] = {
 		"COMET_PUBLISH_KEY", PUBLISH_KEY, "COMET_TOKEN_KEY", TOKEN_KEY,
 		"COMET_CORS_ORIGIN", ORIGIN, "COMET_MAX_MESSAGE", MAX_MESSAGE,
+		"COMET_PUSHER_APP_ID", PUSHER_APP, "COMET_PUSHER_KEY", PUSHER_KEY,
+		"COMET_PUSHER_SECRET", PUSHER_SECRET,
 		/* A stream lives a second, so that the CGI-style hub ends it. */
 		"COMET_STREAM_MAX", "1", "COMET_KEEPALIVE", "1", NULL
 	};
@@ -95,6 +104,8 @@ enum extra {
 	HUGE_HEADER,	/* a 300 KB header: over FCGI_PARAMS_MAX */
 	TOKEN,		/* token= a valid one for the channel "private-x" */
 	REFUSE_408,	/* handler_refuse(408), as the server loop does */
+	SIGNED,		/* signed as Pusher's libraries sign (auth_*, body_md5) */
+	BURST,		/* TOKEN, after as many client events as a second allows */
 };
 
 struct answer {
@@ -190,6 +201,32 @@ static void serve(const char *const *params, const char *body, enum extra extra,
 #define TEXT "CONTENT_TYPE", "text/plain"
 #define JSON "CONTENT_TYPE", "application/json"
 #define FROM_AFAR "REMOTE_ADDR", "203.0.113.9"
+
+/* The auth_* parameters (and body_md5) Pusher's libraries add to a
+ * request's query, after what query holds. */
+static void sign(const char *method, const char *path, const char *body, char *query,
+		 size_t size)
+{
+	char err[256], sig[65];
+	size_t n = strlen(query);
+	n += (size_t)snprintf(query + n, size - n, "%sauth_key=" PUSHER_KEY "&auth_timestamp=%lld"
+			      "&auth_version=1.0", n ? "&" : "",
+			      (long long)(clock_wall_ms() / 1000));
+	if (body) {
+		unsigned char md[EVP_MAX_MD_SIZE];
+		unsigned len;
+		ck_assert(EVP_Digest(body, strlen(body), md, &len, EVP_md5(), NULL));
+		n += (size_t)snprintf(query + n, size - n, "&body_md5=");
+		for (unsigned i = 0; i < len; i++)
+			n += (size_t)snprintf(query + n, size - n, "%02x", md[i]);
+	}
+	struct buf s = BUF_INIT;
+	ck_assert_msg(pusher_string_to_sign(method, path, query, &s, err, sizeof err) == 0, "%s",
+		      err);
+	pusher_hmac_hex(PUSHER_SECRET, s.p, s.len, sig);
+	snprintf(query + n, size - n, "&auth_signature=%s", sig);
+	buf_free(&s);
+}
 
 static const struct handler_case {
 	const char *name;
@@ -328,6 +365,51 @@ static const struct handler_case {
 	{ "stats, storage unavailable: 503", BROKEN, "GET", "/comet/stats", "", { KEY, NULL }, NULL,
 	  PLAIN, 503, "application/json", "\"error\":", "Retry-After:", NULL },
 
+	/* presence and client events */
+	{ "presence members", KEYED, "GET", "/comet/presence", "channel=presence-room",
+	  { KEY, NULL }, NULL, PLAIN, 200, "application/json", "\"members\":", NULL, NULL },
+	{ "presence of a channel that is not: 400", KEYED, "GET", "/comet/presence", "channel=a",
+	  { KEY, NULL }, NULL, PLAIN, 400, "application/json", "\"error\":", NULL, NULL },
+	{ "presence unauthorized: 403", KEYED, "GET", "/comet/presence", "channel=presence-room",
+	  { NULL }, NULL, PLAIN, 403, "application/json", "\"error\":", NULL, NULL },
+	{ "POST to presence: 405", KEYED, "POST", "/comet/presence", "channel=presence-room",
+	  { KEY, TEXT, NULL }, "x", PLAIN, 405, "application/json", "\"error\":",
+	  "Allow: GET, OPTIONS", NULL },
+	{ "a client event", KEYED, "POST", "/comet/whisper", "channel=private-x&socket_id=1.2",
+	  { JSON, NULL }, "{\"event\":\"client-typing\",\"data\":{\"a\":1}}", TOKEN, 201,
+	  "application/json", "\"id\":", NULL, NULL },
+	{ "a client event without socket_id: 400", KEYED, "POST", "/comet/whisper",
+	  "channel=private-x", { JSON, NULL }, "{\"event\":\"client-typing\",\"data\":{}}",
+	  TOKEN, 400, "application/json", "\"error\":", NULL, NULL },
+	{ "a client event not named client-: 400", KEYED, "POST", "/comet/whisper",
+	  "channel=private-x&socket_id=1.2", { JSON, NULL }, "{\"event\":\"typing\",\"data\":{}}",
+	  TOKEN, 400, "application/json", "\"error\":", NULL, NULL },
+	{ "a client event unauthorized: 403", KEYED, "POST", "/comet/whisper",
+	  "channel=private-x&socket_id=1.2", { JSON, NULL },
+	  "{\"event\":\"client-typing\",\"data\":{}}", PLAIN, 403, "application/json",
+	  "\"error\":", NULL, NULL },
+	/* A socket_id of its own: the rate is counted per process, and the
+	 * rows may run in one (CK_FORK=no). */
+	{ "client events over 10 a second: 429", KEYED, "POST", "/comet/whisper",
+	  "channel=private-x&socket_id=9.9", { JSON, NULL },
+	  "{\"event\":\"client-typing\",\"data\":{}}", BURST, 429, "application/json",
+	  "\"error\":", "Retry-After:", NULL },
+
+	/* the Pusher HTTP API */
+	{ "Pusher: channels", KEYED, "GET", "/apps/" PUSHER_APP "/channels", "", { NULL }, NULL,
+	  SIGNED, 200, "application/json", "\"channels\":", NULL, NULL },
+	{ "Pusher: trigger an event", KEYED, "POST", "/apps/" PUSHER_APP "/events", "",
+	  { JSON, NULL }, "{\"name\":\"e\",\"channels\":[\"a\"],\"data\":\"{}\"}", SIGNED, 200,
+	  "application/json", "{}", NULL, NULL },
+	{ "Pusher: unsigned: 401", KEYED, "GET", "/apps/" PUSHER_APP "/channels", "", { NULL },
+	  NULL, PLAIN, 401, "application/json", "\"error\":", NULL, NULL },
+	{ "Pusher: another app: 404", KEYED, "GET", "/apps/2/channels", "", { NULL }, NULL, SIGNED,
+	  404, "application/json", "\"error\":", NULL, NULL },
+	{ "Pusher: a wrong method: 405", KEYED, "POST", "/apps/" PUSHER_APP "/channels", "",
+	  { JSON, NULL }, "{}", SIGNED, 405, "application/json", "\"error\":", "Allow: GET", NULL },
+	{ "Pusher: off: 404", CLOSED, "GET", "/apps/" PUSHER_APP "/channels", "", { NULL }, NULL,
+	  PLAIN, 404, "application/json", "\"error\":", NULL, NULL },
+
 	/* anything else */
 	{ "an unknown endpoint: 404", KEYED, "GET", "/comet/nope", "", { NULL }, NULL, PLAIN, 404,
 	  "application/json", "\"status\":404", NULL, NULL },
@@ -351,19 +433,27 @@ START_TEST(request_answered)
 		buf_free(&a.head);
 		buf_free(&a.body);
 	}
-	char query[512];
+	char query[1024];
 	snprintf(query, sizeof query, "%s", t->query);
-	if (t->extra == TOKEN) {
+	if (t->extra == TOKEN || t->extra == BURST) {
 		char tok[TOKEN_MAX + 1];
 		token_make(TOKEN_KEY, "private-x", clock_wall_ms() / 1000 + 60, tok);
 		snprintf(query, sizeof query, "%s&token=%s", t->query, tok);
 	}
+	if (t->extra == SIGNED)
+		sign(t->method, t->path, t->body, query, sizeof query);
 	const char *params[32] = { "REQUEST_METHOD", t->method, "SCRIPT_NAME", t->path,
 				   "QUERY_STRING", query };
 	int n = 6;
 	for (int i = 0; t->params[i]; i++)
 		params[n++] = t->params[i];
 	params[n] = NULL;
+	for (int i = 0; t->extra == BURST && i < 10; i++) {
+		serve(params, t->body, PLAIN, &a);
+		ck_assert_msg(a.status == 201, "client event %d: %d %s", i, a.status, a.body.p);
+		buf_free(&a.head);
+		buf_free(&a.body);
+	}
 	serve(params, t->body, t->extra, &a);
 	ck_assert_msg(a.status == t->status, "%s: %d, want %d\n%s\n%s", t->name, a.status,
 		      t->status, a.head.p, a.body.p);
