@@ -72,7 +72,9 @@ static void job_done(struct commit *c, struct commit_job *job, int status, const
 	notify_answer(c->notify, status);
 	if (job->conn) {
 		struct buf out = BUF_INIT;
-		if (status < 300)
+		if (status < 300 && job->reply_text)
+			reply_text(&out, status, body, len, job->headers);
+		else if (status < 300)
 			reply_json(&out, status, body, len, NULL, job->headers);
 		else
 			reply_error(&out, status, body, NULL, job->headers);

@@ -55,6 +55,7 @@ struct commit_job {
 	char *headers;		/* extra answer header lines (CORS), or NULL */
 	bool batch;		/* answer with an array of acknowledgements */
 	char *reply;		/* answer 200 with this instead (the Pusher API's) */
+	bool reply_text;	/* ... as text/plain (a Mercure update's id) */
 	int64_t queued_us;	/* clock_mono_us() at commit_submit */
 	int n;
 	struct msglog_msg *msg;	/* n messages, pointing into what follows */

@@ -6,10 +6,13 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "conf.h"
+#include "log.h"
 
 #ifndef COMET_DEFAULT_CONFIG
 #define COMET_DEFAULT_CONFIG "/etc/comet-fcgi/comet-fcgi.conf"
@@ -40,6 +43,8 @@ static const struct conf_def table[] = {
 	  "the message log: a SQLite file, or a postgresql:// URI shared by several hosts" },
 	{ "COMET_STATE_DIR", CONF_STR, COMET_DEFAULT_STATE_DIR, 0, 0, NULL, OFF(state_dir),
 	  "with PostgreSQL, this host's own files (wake-up word, local copy of the log)" },
+	{ "COMET_LOG", CONF_STR, "stderr", 0, 0, NULL, OFF(log),
+	  "where log lines go: stderr (the web server's error log), syslog, or a file path" },
 	{ "COMET_TIMEOUT", CONF_INT, "25", 0, 3600, NULL, OFF(timeout),
 	  "seconds a long-poll waits when the request gives no timeout" },
 	{ "COMET_MAX_TIMEOUT", CONF_INT, "120", 0, 3600, NULL, OFF(max_timeout),
@@ -76,9 +81,27 @@ static const struct conf_def table[] = {
 	  "the Pusher app key (PUSHER_APP_KEY of a Laravel app)" },
 	{ "COMET_PUSHER_SECRET", CONF_STR, NULL, 0, 0, NULL, OFF(pusher_secret),
 	  "the Pusher app secret, which signs API requests and channel auth" },
+	{ "COMET_MERCURE_JWT_KEY", CONF_STR, NULL, 0, 0, NULL, OFF(mercure_jwt_key),
+	  "the Mercure hub's JWT key: an HS256 secret, or a PEM public key file (unset: off)" },
+	{ "COMET_MERCURE_ANONYMOUS", CONF_BOOL_ENUM, "off", 0, 0, "off|on", OFF(mercure_anonymous),
+	  "on: Mercure subscribers without a JWT get the public updates" },
 };
 
 #define NTABLE (sizeof table / sizeof table[0])
+
+/* The settings conf_reread replaces while the program runs: the keys, read
+ * only by the request path (handler.c), one thread. A setting another
+ * thread reads (the hub's, the commit thread's, the follower's) must not be
+ * added here. */
+static const char *const live_names[] = { "COMET_PUBLISH_KEY", "COMET_TOKEN_KEY" };
+
+static bool is_live(const struct conf_def *d)
+{
+	for (size_t i = 0; i < sizeof live_names / sizeof live_names[0]; i++)
+		if (strcmp(live_names[i], d->name) == 0)
+			return true;
+	return false;
+}
 
 const char *conf_name(int i)
 {
@@ -215,18 +238,14 @@ static int load_file(struct conf *c, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
-int conf_load(struct conf *c, conf_lookup_fn lookup, void *arg,
-	      char *err, size_t errlen)
+/* Defaults, then the file (if any), then lookup: c is zeroed first. */
+static int load_values(struct conf *c, conf_lookup_fn lookup, void *arg, const char *file,
+		       char *err, size_t errlen)
 {
 	memset(c, 0, sizeof *c);
 	for (size_t i = 0; i < NTABLE; i++)
 		if (table[i].def && set_value(c, &table[i], table[i].def, "", err, errlen) < 0)
 			return -1;
-	/* The file the package installs (with the keys, which PHP reads from
-	 * it too), unless COMET_CONFIG names another or none (""). */
-	const char *file = lookup("COMET_CONFIG", arg);
-	if (!file && access(COMET_DEFAULT_CONFIG, F_OK) == 0)
-		file = COMET_DEFAULT_CONFIG;
 	if (file && *file && load_file(c, file, err, errlen) < 0)
 		return -1;
 	for (size_t i = 0; i < NTABLE; i++) {
@@ -244,7 +263,175 @@ int conf_load(struct conf *c, conf_lookup_fn lookup, void *arg,
 			 c->keepalive, c->stream_max);
 		return -1;
 	}
+	if (strcmp(c->log, "stderr") != 0 && strcmp(c->log, "syslog") != 0 && c->log[0] != '/') {
+		snprintf(err, errlen, "COMET_LOG: '%.40s' is not stderr, syslog or an absolute "
+			 "file path", c->log);
+		return -1;
+	}
 	return 0;
+}
+
+static struct conf_stamp stamp(const char *path)
+{
+	struct conf_stamp s = { 0 };
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return s;
+	s.exists = true;
+	s.dev = (unsigned long long)st.st_dev;
+	s.ino = (unsigned long long)st.st_ino;
+	s.size = (unsigned long long)st.st_size;
+	s.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	s.ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+	return s;
+}
+
+static bool same_stamp(const struct conf_stamp *a, const struct conf_stamp *b)
+{
+	if (a->exists != b->exists)
+		return false;
+	return !a->exists || (a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+			      a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns);
+}
+
+int conf_load(struct conf *c, conf_lookup_fn lookup, void *arg,
+	      char *err, size_t errlen)
+{
+	/* The file the package installs (with the keys, which PHP reads from
+	 * it too), unless COMET_CONFIG names another or none (""). */
+	const char *named = lookup("COMET_CONFIG", arg);
+	const char *file = named;
+	if (!file && access(COMET_DEFAULT_CONFIG, F_OK) == 0)
+		file = COMET_DEFAULT_CONFIG;
+	/* Looked at before it is read: a change while it is read is a change. */
+	struct conf_stamp was = { 0 };
+	const char *watched = named ? (*named ? named : NULL) : COMET_DEFAULT_CONFIG;
+	if (watched)
+		was = stamp(watched);
+	if (load_values(c, lookup, arg, file, err, errlen) < 0)
+		return -1;
+	if (watched) {
+		c->watch.path = xstrdup(watched);
+		c->watch.applied = was;
+	}
+	return 0;
+}
+
+static bool same_value(const struct conf *a, const struct conf *b, const struct conf_def *d)
+{
+	const char *pa = (const char *)a + d->off, *pb = (const char *)b + d->off;
+	switch (d->type) {
+	case CONF_INT:
+		return *(const long *)pa == *(const long *)pb;
+	case CONF_BOOL_ENUM:
+		return *(const bool *)pa == *(const bool *)pb;
+	case CONF_STR: {
+		const char *x = *(char *const *)pa, *y = *(char *const *)pb;
+		return x == y || (x && y && strcmp(x, y) == 0);
+	}
+	}
+	return false;
+}
+
+int conf_reread(struct conf *c, conf_lookup_fn lookup, void *arg,
+		int64_t mono_ms, int64_t wall_ms, char *note, size_t notelen)
+{
+	struct conf_watch *w = &c->watch;
+	note[0] = '\0';
+	if (!w->path || (w->looked && mono_ms - w->checked_ms < 1000))
+		return 0;
+	w->looked = true;
+	w->checked_ms = mono_ms;
+	struct conf_stamp now = stamp(w->path);
+	if (same_stamp(&now, &w->applied)) {
+		w->has_pending = false;
+		return 0;
+	}
+	/* A file being written (an editor's or a shell's truncate, then
+	 * write) must not be taken half-way: only a change that is a second
+	 * old, or seen unchanged a second later. */
+	bool settled = (w->has_pending && same_stamp(&now, &w->pending)) ||
+		       (now.exists && wall_ms - now.mtime_ns / 1000000 >= 1000);
+	if (!settled) {
+		w->pending = now;
+		w->has_pending = true;
+		return 0;
+	}
+	w->has_pending = false;
+	w->applied = now;
+	bool was_bad = w->bad;
+	w->bad = true;		/* until it is read whole */
+	if (!now.exists) {
+		snprintf(note, notelen, "COMET_CONFIG: %.200s is gone: every setting keeps the "
+			 "value it has (read again when the file is back)", w->path);
+		return -1;
+	}
+	struct conf fresh;
+	char err[512];
+	if (load_values(&fresh, lookup, arg, w->path, err, sizeof err) < 0) {
+		conf_free(&fresh);
+		snprintf(note, notelen, "%s: the settings file changed and cannot be used; every "
+			 "setting keeps the value it has (read again when the file changes)", err);
+		return -1;
+	}
+	struct buf live = BUF_INIT, later = BUF_INIT;
+	for (size_t i = 0; i < NTABLE; i++) {
+		const struct conf_def *d = &table[i];
+		if (same_value(c, &fresh, d))
+			continue;
+		if (!is_live(d)) {
+			buf_printf(&later, "%s%s", later.len ? ", " : "", d->name);
+			continue;
+		}
+		char *base = (char *)c, *fbase = (char *)&fresh;
+		switch (d->type) {
+		case CONF_STR: {
+			/* The key's old text goes now: nobody holds it (the
+			 * request path reads keys only while serving). */
+			char **slot = (char **)(base + d->off), **from = (char **)(fbase + d->off);
+			free(*slot);
+			*slot = *from;
+			*from = NULL;
+			break;
+		}
+		case CONF_INT:
+			*(long *)(base + d->off) = *(long *)(fbase + d->off);
+			break;
+		case CONF_BOOL_ENUM:
+			*(bool *)(base + d->off) = *(bool *)(fbase + d->off);
+			break;
+		}
+		buf_printf(&live, "%s%s", live.len ? ", " : "", d->name);
+	}
+	conf_free(&fresh);
+	if (live.len || later.len)
+		snprintf(note, notelen, "settings file %.200s read again:%s%s%s%s%s", w->path,
+			 live.len ? " now in effect: " : "", buf_str(&live),
+			 live.len && later.len ? ";" : "",
+			 later.len ? " changed, in effect at the next start: " : "", buf_str(&later));
+	else if (was_bad)
+		snprintf(note, notelen, "settings file %.200s read again: usable, nothing changed",
+			 w->path);
+	w->bad = false;
+	buf_free(&live);
+	buf_free(&later);
+	return 1;
+}
+
+static const char *env_lookup(const char *name, void *arg)
+{
+	return getenv(name);
+}
+
+void conf_refresh(struct conf *c)
+{
+	char note[1024];
+	int r = conf_reread(c, env_lookup, NULL, clock_mono_ms(), clock_wall_ms(), note,
+			    sizeof note);
+	if (r < 0)
+		log_msg("error", 0, "%s", note);
+	else if (r > 0 && note[0])
+		log_msg("notice", 0, "%s", note);
 }
 
 void conf_free(struct conf *c)
@@ -255,4 +442,6 @@ void conf_free(struct conf *c)
 			free(*slot);
 			*slot = NULL;
 		}
+	free(c->watch.path);
+	c->watch.path = NULL;
 }

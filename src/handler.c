@@ -16,6 +16,7 @@
 #include "json.h"
 #include "log.h"
 #include "member.h"
+#include "mercure.h"
 #include "pusher.h"
 #include "reply.h"
 #include "request.h"
@@ -110,7 +111,10 @@ static void cors(struct req *q)
 		if (n && n == olen && strncmp(p, origin, n) == 0) {
 			buf_adds(&q->headers, "Access-Control-Allow-Origin: ");
 			buf_add(&q->headers, p, n);
-			buf_adds(&q->headers, "\r\nVary: Origin\r\n");
+			/* A listed origin (never "*") may send cookies: EventSource
+			 * withCredentials, Mercure's mercureAuthorization. */
+			buf_adds(&q->headers, "\r\nVary: Origin\r\n"
+				 "Access-Control-Allow-Credentials: true\r\n");
 			return;
 		}
 		p += n;
@@ -300,12 +304,10 @@ static void presence_job(void *arg, const struct waiter_member *m, int n, int de
 	commit_submit(a->commit, commit_presence_job(m, n, delta));
 }
 
-/* Hands the request to the hub to be held; the hub answers it. With sync
- * (its cursor is ahead of this host's copy of a shared log), it goes by
- * way of the write thread, which brings the copy up to the shared log
- * first. */
-static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t checked,
-		 bool sync, struct grant *g)
+/* The waiter for a request to be held (its socket parked, the grant's
+ * members moved into it), or NULL when it could not be (answered). */
+static struct waiter *new_waiter(struct req *q, const struct req_sub *r, int64_t cursor,
+				 int64_t checked, bool sync, struct grant *g)
 {
 	char err[256];
 	struct app *a = q->a;
@@ -319,7 +321,7 @@ static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t
 		} else {
 			unavailable(q, err);
 		}
-		return;
+		return NULL;
 	}
 	const char *names[REQ_MAX_CHANNELS];
 	for (int i = 0; i < r->nchan; i++)
@@ -350,6 +352,15 @@ static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t
 		w->limit = r->limit;
 		w->deadline = now + (int64_t)r->timeout * 1000;
 	}
+	return w;
+}
+
+/* Hands w to the hub to be held; the hub answers it. With sync (its
+ * cursor is ahead of this host's copy of a shared log), it goes by way of
+ * the write thread, which brings the copy up to the shared log first. */
+static void hand_over(struct req *q, struct waiter *w, bool sync)
+{
+	struct app *a = q->a;
 	if (sync) {
 		struct commit_job *job = xcalloc(1, sizeof *job);
 		job->kind = COMMIT_SYNC;
@@ -360,6 +371,14 @@ static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t
 	}
 	if (!a->threaded)
 		hub_run(a->hub);
+}
+
+static void hold(struct req *q, const struct req_sub *r, int64_t cursor, int64_t checked,
+		 bool sync, struct grant *g)
+{
+	struct waiter *w = new_waiter(q, r, cursor, checked, sync, g);
+	if (w)
+		hand_over(q, w, sync);
 }
 
 static void sub(struct req *q)
@@ -1084,8 +1103,258 @@ static void pusher_api(struct req *q)
 	pusher_get(q, &rt);
 }
 
+/* ------------------------------------------------------------- Mercure */
+
+int handler_keys(struct app *a, char *err, size_t errlen)
+{
+	char why[256];
+	if (!a->conf.mercure_jwt_key || a->mercure_key.alg)
+		return 0;
+	if (jwtauth_key_load(&a->mercure_key, a->conf.mercure_jwt_key, why, sizeof why) < 0) {
+		snprintf(err, errlen, "COMET_MERCURE_JWT_KEY: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* The request's JWT verified (where mercure_token_find looks): 0 with
+ * claims; 1 when there is none; -1 when answered 401. */
+static int mercure_claims(struct req *q, const char *query_tok, int nquery,
+			  struct jwtauth_claims *claims, enum mercure_token_src *src)
+{
+	const char *tok;
+	size_t len;
+	char err[256];
+	*src = mercure_token_find(param(q->c, "HTTP_AUTHORIZATION"), query_tok, nquery,
+				  param(q->c, "HTTP_COOKIE"), &tok, &len);
+	if (*src == MERCURE_TOKEN_NONE)
+		return 1;
+	if (*src == MERCURE_TOKEN_BAD ||
+	    jwtauth_verify(&q->a->mercure_key, tok, len, clock_wall_ms() / 1000, claims, err,
+			   sizeof err) < 0) {
+		if (*src == MERCURE_TOKEN_BAD)
+			snprintf(err, sizeof err, "the JWT is not \"Bearer <token>\"");
+		error(q, 401, err, "WWW-Authenticate: Bearer realm=\"mercure\"\r\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* A publish by cookie must come from an origin the site allows
+ * (COMET_CORS_ORIGIN): a cookie goes with any page's form. */
+static bool origin_allowed(struct req *q)
+{
+	const char *allowed = q->a->conf.cors_origin, *origin = param(q->c, "HTTP_ORIGIN");
+	if (!origin)
+		return false;
+	size_t olen = strlen(origin);
+	for (const char *p = allowed ? allowed : ""; *p;) {
+		size_t n = strcspn(p, " ,");
+		if ((n == 1 && *p == '*') || (n == olen && strncmp(p, origin, n) == 0))
+			return true;
+		p += n;
+		p += strspn(p, " ,");
+	}
+	return false;
+}
+
+static void mercure_publish(struct req *q)
+{
+	char err[256];
+	struct app *a = q->a;
+	struct jwtauth_claims claims;
+	enum mercure_token_src src;
+	int rc = mercure_claims(q, NULL, 0, &claims, &src);
+	if (rc < 0)
+		return;
+	if (rc > 0) {
+		error(q, 401, "publishing needs a JWT (Authorization: Bearer, or the "
+		      "mercureAuthorization cookie)", "WWW-Authenticate: Bearer realm=\"mercure\"\r\n");
+		return;
+	}
+	struct mercure_selectors publish = { NULL, 0 };
+	struct mercure_update u;
+	memset(&u, 0, sizeof u);
+	struct commit_job *job = xcalloc(1, sizeof *job);
+	int st = src == MERCURE_TOKEN_COOKIE && !origin_allowed(q) ? 403 : 0;
+	if (st)
+		snprintf(err, sizeof err, "a publish by cookie must come from an allowed origin "
+			 "(COMET_CORS_ORIGIN)");
+	else if ((st = read_body(q->c, request_body_max("application/x-www-form-urlencoded",
+							 a->conf.max_message), &job->body)) != 0)
+		snprintf(err, sizeof err, "%s", st == 413 ? "update too large" : "bad Content-Length");
+	else if ((st = mercure_publish_parse(job->body.p, job->body.len, &u, err, sizeof err)) != 0)
+		;
+	else if (mercure_selectors_compile(&publish, claims.publish, claims.npublish, err,
+					   sizeof err) < 0 ||
+		 !mercure_can_publish(&publish, u.topics, u.ntopics)) {
+		st = 403;
+		snprintf(err, sizeof err, "the JWT's mercure.publish claim does not cover every "
+			 "topic of this update");
+	} else if (mercure_assign_id(&u, mercure_random_default, NULL) < 0) {
+		st = 503;
+		snprintf(err, sizeof err, "no random bytes for an update id");
+	}
+	mercure_selectors_free(&publish);
+	jwtauth_claims_free(&claims);
+	struct buf data = BUF_INIT;
+	struct req_error e;
+	if (!st) {
+		mercure_update_store(&u, &data);
+		if (request_message(MERCURE_CHANNEL, MERCURE_TYPE, data.p, data.len,
+				    a->conf.max_message, &e) < 0) {
+			st = e.status;
+			snprintf(err, sizeof err, "%s", e.msg);
+		}
+	}
+	if (st) {
+		buf_free(&data);
+		mercure_update_free(&u);
+		commit_job_free(job);
+		if (st < 0)
+			conn_close(q->c);
+		else
+			error(q, st, err, NULL);
+		return;
+	}
+	snprintf(job->chan, sizeof job->chan, "%s", MERCURE_CHANNEL);
+	snprintf(job->type, sizeof job->type, "%s", MERCURE_TYPE);
+	job->parsed.owned = xcalloc(1, sizeof *job->parsed.owned);
+	job->parsed.owned[0] = xstrdup(u.id);
+	job->parsed.nowned = 1;
+	job->reply = xstrdup(u.id);
+	job->reply_text = true;
+	mercure_update_free(&u);
+	buf_free(&job->body);
+	job->body = data;
+	job->one = (struct msglog_msg){ job->chan, job->type, job->body.p, job->body.len,
+					job->parsed.owned[0] };
+	job->msg = &job->one;
+	job->n = 1;
+	submit(q, job);
+}
+
+static bool mercure_render(void *arg, const char *json, size_t n, struct buf *out)
+{
+	return mercure_event_for(arg, json, n, out);
+}
+
+static void mercure_render_free(void *arg)
+{
+	mercure_filter_free(arg);
+	free(arg);
+}
+
+static void mercure_subscribe(struct req *q)
+{
+	char err[256];
+	struct app *a = q->a;
+	struct mercure_sub sub;
+	if (mercure_subscribe_parse(param(q->c, "QUERY_STRING"), param(q->c, "HTTP_LAST_EVENT_ID"),
+				    &sub, err, sizeof err) != 0) {
+		mercure_sub_free(&sub);
+		error(q, 400, err, NULL);
+		return;
+	}
+	struct jwtauth_claims claims;
+	memset(&claims, 0, sizeof claims);
+	enum mercure_token_src src;
+	int rc = mercure_claims(q, sub.authorization, sub.nauthorization, &claims, &src);
+	if (rc < 0 || (rc > 0 && !a->conf.mercure_anonymous)) {
+		if (rc > 0)
+			error(q, 401, "subscribing needs a JWT here (COMET_MERCURE_ANONYMOUS is off)",
+			      "WWW-Authenticate: Bearer realm=\"mercure\"\r\n");
+		mercure_sub_free(&sub);
+		return;
+	}
+	struct mercure_filter *f = xcalloc(1, sizeof *f);
+	f->requested = sub.sel;
+	sub.sel = (struct mercure_selectors){ NULL, 0 };
+	if (rc == 0 && mercure_selectors_compile(&f->subscribe, claims.subscribe,
+						 claims.nsubscribe, err, sizeof err) < 0) {
+		jwtauth_claims_free(&claims);
+		mercure_render_free(f);
+		mercure_sub_free(&sub);
+		error(q, 401, err, "WWW-Authenticate: Bearer realm=\"mercure\"\r\n");
+		return;
+	}
+	int64_t exp = rc == 0 ? claims.exp : 0;
+	jwtauth_claims_free(&claims);
+	/* Where the stream starts: after the update the Last-Event-ID names,
+	 * at the oldest retained one (earliest), else from now. */
+	int64_t since = -1, log_last = 0;
+	if (handler_open(a, err, sizeof err) < 0 ||
+	    msglog_find_origin(a->log, MERCURE_CHANNEL, sub.earliest ? NULL : sub.last_event_id,
+			       &since, &log_last, err, sizeof err) < 0) {
+		mercure_render_free(f);
+		mercure_sub_free(&sub);
+		unavailable(q, err);
+		return;
+	}
+	if (sub.earliest)
+		since = 0;
+	else if (since < 0)
+		since = log_last;
+	struct buf out = BUF_INIT, hdr = BUF_INIT;
+	buf_add(&hdr, q->headers.p, q->headers.len);
+	if (sub.last_event_id && !strpbrk(sub.last_event_id, "\r\n"))
+		buf_printf(&hdr, "Last-Event-ID: %s\r\n", sub.last_event_id);
+	reply_sse_start(&out, buf_str(&hdr), 2000);
+	buf_free(&hdr);
+	mercure_sub_free(&sub);
+	notify_answer(a->notify, 200);
+	if (conn_send(q->c, out.p, out.len) < 0) {
+		buf_free(&out);
+		mercure_render_free(f);
+		conn_close(q->c);
+		return;
+	}
+	buf_free(&out);
+	struct req_sub r;
+	memset(&r, 0, sizeof r);
+	r.nchan = 1;
+	snprintf(r.chan[0], sizeof r.chan[0], "%s", MERCURE_CHANNEL);
+	r.stream = true;
+	struct grant g = { .n = 0 };
+	struct waiter *w = new_waiter(q, &r, since, -1, false, &g);
+	if (!w) {
+		mercure_render_free(f);
+		return;
+	}
+	w->render = mercure_render;
+	w->render_arg = f;
+	w->render_free = mercure_render_free;
+	/* The hub's own heartbeat, a comment: EventSource shows nothing. */
+	w->ping = ":\n\n";
+	/* The protocol: a subscription ends when its JWT expires. */
+	if (exp) {
+		int64_t left = exp * 1000 - clock_wall_ms();
+		int64_t until = clock_mono_ms() + (left > 0 ? left : 0);
+		if (until < w->end)
+			w->end = until;
+		if (w->end < w->deadline)
+			w->deadline = w->end;
+	}
+	hand_over(q, w, false);
+}
+
+static void mercure(struct req *q)
+{
+	if (!q->a->conf.mercure_jwt_key) {
+		error(q, 404, "the Mercure endpoint is off: set COMET_MERCURE_JWT_KEY", NULL);
+		return;
+	}
+	if (!method_ok(q, "GET, POST"))
+		return;
+	if (strcmp(q->method, "POST") == 0)
+		mercure_publish(q);
+	else
+		mercure_subscribe(q);
+}
+
 void handler_serve(struct app *a, struct conn *c)
 {
+	conf_refresh(&a->conf);	/* keys changed in the settings file (conf.h) */
 	struct req q = { a, c, param(c, "REQUEST_METHOD"), BUF_INIT, NULL };
 	if (!q.method)
 		q.method = "GET";
@@ -1118,6 +1387,9 @@ void handler_serve(struct app *a, struct conn *c)
 		break;
 	case REQ_EP_PUSHER:
 		pusher_api(&q);
+		break;
+	case REQ_EP_MERCURE:
+		mercure(&q);
 		break;
 	default:
 		error(&q, 404, "unknown endpoint: the path must end in /sub, /pub, /presence, "

@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "commit.h"
 #include "hub.h"
+#include "jwtauth.h"
 #include "msglog.h"
 #include "notify.h"
 
@@ -25,10 +26,14 @@ struct app {
 	bool follows;		/* serving (not the command line): may follow a shared log */
 	int64_t started_ms;
 	int state;		/* SERVE_IDLE, SERVE_BUSY or SERVE_EXITING (atomic) */
+	struct jwtauth_key mercure_key;	/* loaded by handler_keys when configured */
 };
 
 enum { SERVE_IDLE, SERVE_BUSY, SERVE_EXITING };
 
+/* Loads the keys the settings name (COMET_MERCURE_JWT_KEY); 0, or -1 with
+ * err naming the setting. At start: a bad value stops the program. */
+int handler_keys(struct app *a, char *err, size_t errlen);
 /* Opens the log and the notify file; 0, or -1 with err. Retried per request. */
 int handler_open(struct app *a, char *err, size_t errlen);
 

@@ -525,7 +525,10 @@ static void release(struct hub *h, struct waiter *w, enum hub_end why)
 /* Adds one message to what w will be sent. */
 static void add_message(struct waiter *w, int64_t id, const char *json, size_t n)
 {
-	if (w->stream) {
+	if (w->render) {
+		if (!w->render(w->render_arg, json, n, &w->items))
+			return;
+	} else if (w->stream) {
 		reply_sse_event(&w->items, "", id, json, n);
 	} else {
 		if (w->nmatch)
@@ -540,6 +543,10 @@ static void add_message(struct waiter *w, int64_t id, const char *json, size_t n
  * dropped) or reset (the cursor is ahead of the log; id moves it back). */
 static void meta_event(struct waiter *w, const char *name, int64_t id, int64_t last_id)
 {
+	/* Another protocol's stream has no such events: after a reset it
+	 * ends, and its client comes back. */
+	if (w->render)
+		return;
 	char meta[64];
 	int n = snprintf(meta, sizeof meta, "{\"last_id\":%lld}", (long long)last_id);
 	reply_sse_event(&w->items, name, id, meta, (size_t)n);
@@ -881,7 +888,8 @@ static void beat(struct hub *h, struct waiter *w, int64_t now)
 	 * can tell a dead connection from a quiet channel, and no proxy and no
 	 * FcgidIOTimeout sees the stream fall silent. */
 	static const char ping[] = "event: ping\ndata: {}\n\n";
-	if (send_more(h, w, ping, sizeof ping - 1) < 0) {
+	const char *p = w->ping ? w->ping : ping;
+	if (send_more(h, w, p, strlen(p)) < 0) {
 		end(h, w, HUB_HUNGUP);
 		return;
 	}

@@ -15,6 +15,7 @@
 #include "commit.h"
 #include "conf.h"
 #include "handler.h"
+#include "log.h"
 #include "msglog.h"
 #include "notify.h"
 #include "request.h"
@@ -57,9 +58,18 @@ static int check_owner(const char *db, char *err, size_t errlen)
 		return 0;
 	user_name(st.st_uid, owner, sizeof owner);
 	user_name(geteuid(), me, sizeof me);
-	snprintf(err, errlen, "%s belongs to %s, and this runs as %s: files made here now would "
-		 "lock %s out. Run it as %s: sudo -u %s comet-fcgi publish ...", db, owner, me,
-		 owner, owner, owner);
+	if (st.st_uid == 0)
+		/* Never "run it as root": the log is root's because the web
+		 * server ran the program as root, and that is what to fix. */
+		snprintf(err, errlen, "%.200s belongs to root, and this runs as %s: the web server ran "
+			 "comet-fcgi as root, which it should not. Run the web server's comet-fcgi "
+			 "as its user (server.username, User=), give it the log's directory "
+			 "(sudo chown -R %s: %.200s), then publish as that user: sudo -u %s "
+			 "comet-fcgi publish ...", db, me, me, dir, me);
+	else
+		snprintf(err, errlen, "%s belongs to %s, and this runs as %s: files made here now "
+			 "would lock %s out. Run it as its owner: sudo -u %s comet-fcgi publish ...",
+			 db, owner, me, owner, owner);
 	return -1;
 }
 
@@ -77,7 +87,7 @@ static void cli_done(struct commit_job *job, int status, const char *body, size_
 
 static int cli_publish(struct app *a, int argc, char **argv)
 {
-	char err[512], local[4096];
+	char err[1200], local[4096];
 	const char *ctype = "text/plain";
 	int i = 0;
 	if (i + 1 < argc && strcmp(argv[i], "--type") == 0) {
@@ -158,12 +168,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "comet-fcgi: %s\n", err);
 		return 2;
 	}
+	if (handler_keys(&a, err, sizeof err) < 0) {
+		fprintf(stderr, "comet-fcgi: %s\n", err);
+		return 2;
+	}
 	a.started_ms = clock_wall_ms();
 	/* A client that went away must cost an EPIPE, never the process. */
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The command line tells its own user, on its own stderr. */
 	if (argc > 1 && strcmp(argv[1], "publish") == 0)
 		return cli_publish(&a, argc - 2, argv + 2);
+	if (log_open(a.conf.log, err, sizeof err) < 0) {
+		fprintf(stderr, "comet-fcgi: %s\n", err);
+		return 2;
+	}
 
 	/* Before FCGX_Init, which then leaves SIGTERM alone, and before any
 	 * other thread, so that every thread has these signals blocked. */
@@ -194,10 +213,10 @@ int main(int argc, char **argv)
 		}
 		/* Open early so a CGI request answers 503 with the reason logged. */
 		if (handler_open(&a, err, sizeof err) < 0)
-			fprintf(stderr, "comet-fcgi: %s\n", err);
+			log_msg("error", 0, "%s", err);
 		return server_cgi(&a);
 	}
 	if (handler_open(&a, err, sizeof err) < 0)
-		fprintf(stderr, "comet-fcgi: %s (will retry per request)\n", err);
+		log_msg("error", 0, "%s (will retry per request)", err);
 	return server_fastcgi(&a, listen_fd);
 }

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "json.h"
 #include "mercure.h"
+#include "reply.h"
 #include "utf8.h"
 
 /* -- URI templates --------------------------------------------------------
@@ -776,6 +778,102 @@ int mercure_event_render(struct buf *out, const char *id, const char *type,
 }
 
 /* -- Subscribing -------------------------------------------------------------- */
+
+/* -- Stored updates ------------------------------------------------------- */
+
+void mercure_update_store(const struct mercure_update *u, struct buf *out)
+{
+	buf_adds(out, "{\"id\":");
+	reply_json_string(out, u->id);
+	buf_adds(out, ",\"topics\":[");
+	for (size_t i = 0; i < u->ntopics; i++) {
+		if (i)
+			buf_addc(out, ',');
+		reply_json_string(out, u->topics[i]);
+	}
+	buf_adds(out, "],\"data\":");
+	/* data may hold NUL-free text of any length: escaped as a string. */
+	char *d = xstrndup(u->data, u->data_len);
+	reply_json_string(out, d);
+	free(d);
+	buf_printf(out, ",\"private\":%s,\"type\":", u->private_update ? "true" : "false");
+	if (u->type)
+		reply_json_string(out, u->type);
+	else
+		buf_adds(out, "null");
+	buf_printf(out, ",\"retry\":%llu}", (unsigned long long)u->retry);
+}
+
+void mercure_filter_free(struct mercure_filter *f)
+{
+	mercure_selectors_free(&f->requested);
+	mercure_selectors_free(&f->subscribe);
+}
+
+#define NONE ((size_t)-1)
+
+/* The string at p[i] decoded, or NULL (not a string, not text). */
+static char *string_at(const char *p, size_t n, size_t i, size_t *len)
+{
+	if (i == NONE || p[i] != '"')
+		return NULL;
+	char *s = xmalloc(json_string_room(p, n, i));
+	unsigned bad;
+	if (!json_string_text(p, n, i, s, len, &bad)) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+bool mercure_event_for(const struct mercure_filter *f, const char *msg, size_t len,
+		       struct buf *out)
+{
+	size_t key, val, data = NONE, i = json_ws(msg, len, 0);
+	if (i >= len || msg[i] != '{')
+		return false;
+	struct json_iter it;
+	json_iter_init(&it, msg, i);
+	while (json_iter_next(&it, msg, len, &key, &val))
+		if (json_key_is(msg, len, key, "data"))
+			data = val;
+	if (data == NONE || msg[data] != '{')
+		return false;
+	size_t at[6] = { NONE, NONE, NONE, NONE, NONE, NONE };
+	static const char *const names[6] = { "id", "topics", "data", "private", "type", "retry" };
+	json_iter_init(&it, msg, data);
+	while (json_iter_next(&it, msg, len, &key, &val))
+		for (int k = 0; k < 6; k++)
+			if (json_key_is(msg, len, key, names[k]))
+				at[k] = val;
+	if (at[1] == NONE || msg[at[1]] != '[')
+		return false;
+	const char *topics[MERCURE_MAX_TOPICS];
+	char *owned[MERCURE_MAX_TOPICS];
+	size_t nt = 0, n;
+	json_iter_init(&it, msg, at[1]);
+	while (json_iter_next(&it, msg, len, &key, &val) && nt < MERCURE_MAX_TOPICS) {
+		char *t = string_at(msg, len, val, &n);
+		if (t)
+			topics[nt] = owned[nt] = t, nt++;
+	}
+	bool priv = at[3] != NONE && msg[at[3]] == 't';
+	bool ok = nt && mercure_delivers(&f->requested, &f->subscribe, topics, nt, priv);
+	if (ok) {
+		size_t idlen, dlen = 0, tlen;
+		char *id = string_at(msg, len, at[0], &idlen);
+		char *body = string_at(msg, len, at[2], &dlen);
+		char *type = string_at(msg, len, at[4], &tlen);
+		uint64_t retry = at[5] != NONE ? strtoull(msg + at[5], NULL, 10) : 0;
+		ok = mercure_event_render(out, id, type, retry, body ? body : "", dlen) == 0;
+		free(id);
+		free(body);
+		free(type);
+	}
+	for (size_t k = 0; k < nt; k++)
+		free(owned[k]);
+	return ok;
+}
 
 int mercure_subscribe_parse(const char *query, const char *last_event_id_header,
 			    struct mercure_sub *out, char *err, size_t errlen)

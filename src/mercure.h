@@ -234,6 +234,33 @@ int mercure_assign_id(struct mercure_update *u, mercure_random_fn rnd, void *ctx
 int mercure_event_render(struct buf *out, const char *id, const char *type,
 			 uint64_t retry, const char *data, size_t len);
 
+/* -- Stored updates -----------------------------------------------------
+ *
+ * An update lives in the log as a message of channel MERCURE_CHANNEL and
+ * type MERCURE_TYPE whose data is the JSON object
+ * {"id", "topics": [...], "data", "private", "type", "retry"} (type null
+ * when absent, retry 0), its origin the update's id (so that a
+ * Last-Event-ID finds it). */
+#define MERCURE_CHANNEL "mercure"
+#define MERCURE_TYPE "application/x-mercure-update+json"
+
+/* The stored form of u (after mercure_assign_id). */
+void mercure_update_store(const struct mercure_update *u, struct buf *out);
+
+/* What a subscriber asked for and may see (either may be empty). */
+struct mercure_filter {
+	struct mercure_selectors requested;
+	struct mercure_selectors subscribe;	/* its JWT's mercure.subscribe */
+};
+void mercure_filter_free(struct mercure_filter *f);
+
+/* A message of the log as the program renders it ({"id", "channel",
+ * "time", "type", "data": <stored update>}): its event for this
+ * subscriber appended to out, true; false when the update is not for it
+ * (or the message is not an update). */
+bool mercure_event_for(const struct mercure_filter *f, const char *msg, size_t len,
+		       struct buf *out);
+
 /* -- Subscribing --------------------------------------------------------
  *
  * The query of a subscribe, as the hub reads r.URL.Query(): the same

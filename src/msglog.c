@@ -37,7 +37,8 @@
  * were checked to be JSON when published; other types as a string. */
 #define RENDER "json_object('id',id,'channel',channel,'time',time,'type',type," \
 	"'data',CASE WHEN type IN ('application/json','application/x-pusher-event+json'," \
-	"'application/x-comet-presence+json') THEN json(data) ELSE data END)"
+	"'application/x-comet-presence+json','application/x-mercure-update+json') " \
+	"THEN json(data) ELSE data END)"
 
 enum {
 	S_BEGIN, S_BEGIN_IMMEDIATE, S_COMMIT, S_ROLLBACK, S_SEQ, S_INSERT,
@@ -48,7 +49,7 @@ enum {
 	S_PRES_INC, S_PRES_DEC, S_PRES_GC, S_MEMBER_GONE_AT, S_MEMBER_ADD, S_MEMBER_BACK,
 	S_MEMBER_LEFT, S_MEMBER_EXPIRED, S_MEMBER_DEL, S_OWNER_BEAT, S_OWNERS, S_OWNER_DEL,
 	S_OWNER_SUBS_DEL, S_MEMBER_ORPHANS, S_MEMBERS, S_MEMBER_COUNTS, S_MEMBER_IDS,
-	S_PRESENCE_CHANNELS,
+	S_PRESENCE_CHANNELS, S_FIND_ORIGIN,
 	S_NSTMT
 };
 
@@ -125,6 +126,7 @@ static const char *const sql[S_NSTMT] = {
 		      "FROM (SELECT member,info FROM member WHERE channel=?1 ORDER BY member)",
 	[S_MEMBER_COUNTS] = "SELECT (SELECT count(*) FROM member WHERE channel=?1),"
 			    "(SELECT coalesce(sum(subs),0) FROM presence WHERE channel=?1)",
+	[S_FIND_ORIGIN] = "SELECT max(id) FROM msg WHERE channel=?1 AND origin=?2",
 	[S_MEMBER_IDS] = "SELECT json_group_array(json_object('id',member)) "
 			 "FROM (SELECT member FROM member WHERE channel=?1 ORDER BY member)",
 	[S_PRESENCE_CHANNELS] = "SELECT channel,count(*),(SELECT coalesce(sum(subs),0) FROM "
@@ -1645,6 +1647,33 @@ int msglog_presence_reap(struct msglog *l, const char *self, int64_t now_ms, int
 {
 	struct reap r = { self, now_ms, grace_ms, dead_ms, alive, arg };
 	return presence_txn(l, reap_all, &r, err, errlen);
+}
+
+int msglog_find_origin(struct msglog *l, const char *channel, const char *origin, int64_t *id,
+		       int64_t *log_last, char *err, size_t errlen)
+{
+	*id = -1;
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = exec1(l, S_BEGIN, err, errlen);
+	if (rc == 0)
+		rc = seq(l, log_last, err, errlen);
+	if (rc == 0 && origin) {
+		sqlite3_stmt *s = stmt(l, S_FIND_ORIGIN, err, errlen);
+		if (s) {
+			sqlite3_bind_text(s, 1, channel, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 2, origin, -1, SQLITE_STATIC);
+			rc = int_query(l, s, -1, id, err, errlen);
+		} else {
+			rc = MSGLOG_EUNAVAIL;
+		}
+	}
+	if (rc == 0)
+		rc = exec1(l, S_COMMIT, err, errlen);
+	if (rc < 0)
+		rollback(l);
+	leave(l);
+	return rc;
 }
 
 int msglog_presence_channels(struct msglog *l, const char *prefix,

@@ -109,6 +109,11 @@ bool msglog_shared(const struct msglog *l);
  * were copied (readers should look), 0, or MSGLOG_EUNAVAIL. One process
  * per host does this: the follower. A log of one host returns 0 at once. */
 int msglog_follow(struct msglog *l, int timeout_ms, char *err, size_t errlen);
+/* The newest message of channel whose origin is origin (a Mercure update
+ * by its id), into *id (-1: none; origin NULL: not looked for), and the
+ * log's last id in the same snapshot. */
+int msglog_find_origin(struct msglog *l, const char *channel, const char *origin, int64_t *id,
+		       int64_t *log_last, char *err, size_t errlen);
 /* Presence: a member of a presence channel (its id, and its info as JSON
  * text), and the type of the messages that tell of its arrival and its
  * departure: {"event": "join"|"leave", "member": {"id", "info"}}. */

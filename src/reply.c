@@ -27,6 +27,15 @@ const char *reply_reason(int status)
 	}
 }
 
+void reply_text(struct buf *out, int status, const char *body, size_t n, const char *headers)
+{
+	buf_printf(out, "Status: %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+		   "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+		   "X-Content-Type-Options: nosniff\r\n%s\r\n",
+		   status, reply_reason(status), n, headers ? headers : "");
+	buf_add(out, body, n);
+}
+
 void reply_json(struct buf *out, int status, const char *body, size_t n,
 		const char *callback, const char *headers)
 {

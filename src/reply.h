@@ -13,6 +13,8 @@ const char *reply_reason(int status);
 
 /* body is JSON; with a callback the answer is `callback(body);` as
  * application/javascript. headers: extra "Name: value\r\n" lines or NULL. */
+/* A text/plain answer (a Mercure update's id). */
+void reply_text(struct buf *out, int status, const char *body, size_t n, const char *headers);
 void reply_json(struct buf *out, int status, const char *body, size_t n,
 		const char *callback, const char *headers);
 

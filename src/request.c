@@ -568,7 +568,8 @@ int request_message(const char *chan, const char *type, const char *data, size_t
 bool request_json_type(const char *type)
 {
 	return strcmp(type, "application/json") == 0 || strcmp(type, REQ_PUSHER_TYPE) == 0 ||
-	       strcmp(type, "application/x-comet-presence+json") == 0;
+	       strcmp(type, "application/x-comet-presence+json") == 0 ||
+	       strcmp(type, "application/x-mercure-update+json") == 0;
 }
 
 long request_body_max(const char *ctype, long max_message)

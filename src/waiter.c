@@ -51,6 +51,8 @@ void waiter_free(struct waiter *w)
 	free(w->callback);
 	free(w->headers);
 	free(w->exclude);
+	if (w->render_free)
+		w->render_free(w->render_arg);
 	for (int i = 0; i < w->nmembers; i++) {
 		free(w->members[i].channel);
 		free(w->members[i].id);

@@ -69,6 +69,13 @@ struct waiter {
 	bool indexed;		/* parked by channel too */
 	int why;		/* DRAINING: the end to count once written (hub.h) */
 	char *exclude;		/* messages of this origin are not sent (its socket_id) */
+	/* A stream of another protocol (Mercure): render appends a message's
+	 * event for it to out, or passes the message over (false); ping is
+	 * its keepalive; render_free frees render_arg with the waiter. */
+	bool (*render)(void *arg, const char *json, size_t n, struct buf *out);
+	void *render_arg;
+	void (*render_free)(void *arg);
+	const char *ping;
 	struct waiter_member *members;	/* presence: who this subscription is */
 	int nmembers;
 	bool joined;		/* its members were counted present (the hub's) */

@@ -2,16 +2,38 @@
 """`make demo`: serve comet-fcgi under a real lighttpd (or Apache with
 --apache) on 127.0.0.1, with its SQLite log in a scratch directory, and the
 site in www/ (the chat demo at /chat/, PHP via php-cgi), until Ctrl-C. Uses
-the shipped configuration through tests/harness/."""
+the shipped configuration through tests/harness/. Its logs are kept in
+demo-logs/ of the current directory (the build tree) when it stops."""
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+
+
+LOGS_DIR = os.path.join(os.getcwd(), "demo-logs")
+
+
+class DemoServer(harness.Server):
+    """Keeps its logs when it stops (the scratch directory, database and
+    all, is still removed)."""
+
+    kept = None
+
+    def finished(self):
+        dst = os.path.join(LOGS_DIR, time.strftime("%Y%m%d-%H%M%S"))
+        for p in self.error_log_paths():
+            if os.path.exists(p) and os.path.getsize(p):
+                os.makedirs(dst, exist_ok=True)
+                shutil.copy(p, dst)
+        if os.path.isdir(dst):
+            self.kept = dst
 
 
 def main():
@@ -23,7 +45,7 @@ def main():
     args = ap.parse_args()
 
     kind = "apache" if args.apache else "lighttpd"
-    srv = harness.Server(kind, port=args.port or None)
+    srv = DemoServer(kind, port=args.port or None)
     try:
         srv.start()
     except harness.HarnessError as e:
@@ -34,6 +56,12 @@ def main():
     print("comet-fcgi %s under %s at %s/comet/"
           % (srv.stats().get("version", "?"), kind, srv.base_url))
     print("SQLite log: %s" % srv.db)
+    if kind == "lighttpd":
+        print("Logs: comet-fcgi's lines in %s, lighttpd's in %s"
+              % (os.path.join(srv.scratch, "comet-fcgi.log"), os.path.join(srv.scratch, "error.log")))
+    else:
+        print("Logs: Apache's and comet-fcgi's lines in %s" % os.path.join(srv.scratch, "error.log"))
+    print("      (copied to %s/ when the demo stops)" % LOGS_DIR)
     print("No publish key: publishing is open to loopback clients only "
           "(COMET_PUBLISH_LOOPBACK=on, a demo's setting; the default is closed).")
     print()
@@ -52,7 +80,8 @@ def main():
     print("Stats:")
     print("  curl '%s'" % srv.url("/comet/stats"))
     print()
-    print("Ctrl-C stops %s and removes the scratch directory." % kind)
+    print("Ctrl-C stops %s, keeps the logs and removes the rest of the scratch directory."
+          % kind)
     sys.stdout.flush()
 
     stop = []
@@ -75,6 +104,8 @@ def main():
     finally:
         print("\nstopping %s ..." % kind)
         srv.stop()
+        if srv.kept:
+            print("logs kept in %s" % srv.kept)
     return status
 
 

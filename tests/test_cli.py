@@ -25,7 +25,9 @@ PROGRAM = os.environ.get("COMET_FCGI") or os.path.join(SRCDIR, "src", "comet-fcg
 
 def cgi(env, body=b"", timeout=20):
     """Runs one CGI request; returns (status, headers, body)."""
-    full = {"PATH": os.environ.get("PATH", ""), "GATEWAY_INTERFACE": "CGI/1.1"}
+    # No settings file of this machine's (a `make install` makes one).
+    full = {"PATH": os.environ.get("PATH", ""), "GATEWAY_INTERFACE": "CGI/1.1",
+            "COMET_CONFIG": ""}
     full.update(env)
     if body:
         full["CONTENT_LENGTH"] = str(len(body))
@@ -69,7 +71,7 @@ class CommandLine(unittest.TestCase):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def run_prog(self, args, env=None, input=None):
-        full = {"PATH": os.environ.get("PATH", ""), "COMET_DB": self.db}
+        full = {"PATH": os.environ.get("PATH", ""), "COMET_DB": self.db, "COMET_CONFIG": ""}
         full.update(env or {})
         return subprocess.run([PROGRAM] + args, env=full, input=input, capture_output=True,
                               timeout=20)
@@ -115,10 +117,28 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(os.listdir(d), [], "files were made anyway")
         # As its owner it works.
         p = subprocess.run([PROGRAM, "publish", "c", "x"], capture_output=True,
-                           env={"PATH": os.environ.get("PATH", ""), "COMET_DB": db},
+                           env={"PATH": os.environ.get("PATH", ""), "COMET_DB": db,
+                                "COMET_CONFIG": ""},
                            preexec_fn=lambda: (os.setgid(nobody.pw_gid), os.setuid(nobody.pw_uid)))
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         self.assertEqual(json.loads(p.stdout)["channel"], "c")
+        # The other way round: a log root made (a web server that ran the
+        # program as root), published to as nobody. The fix is to give the
+        # log to the web server's user, never to publish as root.
+        rootdir = os.path.join(self.dir, "rootstate")
+        os.mkdir(rootdir)
+        os.chmod(rootdir, 0o755)
+        rootdb = os.path.join(rootdir, "comet.db")
+        self.assertEqual(self.run_prog(["publish", "c", "x"], env={"COMET_DB": rootdb}).returncode, 0)
+        p = subprocess.run([PROGRAM, "publish", "c", "x"], capture_output=True,
+                           env={"PATH": os.environ.get("PATH", ""), "COMET_DB": rootdb,
+                                "COMET_CONFIG": ""},
+                           preexec_fn=lambda: (os.setgid(nobody.pw_gid), os.setuid(nobody.pw_uid)))
+        self.assertNotEqual(p.returncode, 0)
+        err = p.stderr.decode()
+        self.assertIn("chown -R nobody: %s" % rootdir, err)
+        self.assertIn("sudo -u nobody comet-fcgi publish", err)
+        self.assertNotIn("sudo -u root", err)
 
     def test_publish_command(self):
         p = self.run_prog(["publish", "chat", "hello"])
@@ -320,7 +340,7 @@ class CommandLine(unittest.TestCase):
 
 
 class Standalone(unittest.TestCase):
-    """comet-fcgi --listen HOST:PORT, as mod_proxy_fcgi or nginx use it."""
+    """comet-fcgi --listen HOST:PORT, as mod_proxy_fcgi uses it."""
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="comet-listen-")
@@ -329,7 +349,7 @@ class Standalone(unittest.TestCase):
         self.port = s.getsockname()[1]
         s.close()
         env = {"PATH": os.environ.get("PATH", ""), "COMET_DB": os.path.join(self.dir, "c.db"),
-               "COMET_PUBLISH_LOOPBACK": "on"}
+               "COMET_PUBLISH_LOOPBACK": "on", "COMET_CONFIG": ""}
         self.proc = subprocess.Popen([PROGRAM, "--listen", "127.0.0.1:%d" % self.port], env=env,
                                      stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
@@ -431,6 +451,85 @@ class Standalone(unittest.TestCase):
         for st, body in results:
             self.assertEqual(st, 200)
             self.assertEqual(json.loads(body)["messages"], [])
+
+
+class SettingsFileReread(unittest.TestCase):
+    """A key changed in the settings file takes effect in a running program
+    (the daemon, as under mod_proxy_fcgi; the same code serves every way of
+    running); a bad file keeps the keys in use and is logged once. The log
+    goes to a file of its own (COMET_LOG)."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="comet-reread-")
+        self.conf = os.path.join(self.dir, "comet-fcgi.conf")
+        self.log = os.path.join(self.dir, "comet-fcgi.log")
+        self.write("COMET_PUBLISH_KEY = first-key\n")
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        env = {"PATH": os.environ.get("PATH", ""), "COMET_DB": os.path.join(self.dir, "c.db"),
+               "COMET_CONFIG": self.conf, "COMET_LOG": self.log}
+        self.proc = subprocess.Popen([PROGRAM, "--listen", "127.0.0.1:%d" % self.port], env=env)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise
+                time.sleep(0.02)  # polling for the listener to appear
+
+    def tearDown(self):
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def write(self, text):
+        tmp = self.conf + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, self.conf)
+
+    def publish(self, key):
+        params = {"REQUEST_METHOD": "POST", "SCRIPT_NAME": "/pub", "QUERY_STRING": "channel=k",
+                  "REMOTE_ADDR": "127.0.0.1", "CONTENT_TYPE": "text/plain",
+                  "CONTENT_LENGTH": "1", "HTTP_AUTHORIZATION": "Bearer " + key}
+        out = fcgi_request(("127.0.0.1", self.port), params, b"x")
+        return int(out.split(b"\r\n")[0].split()[1])
+
+    def until(self, pred, what, seconds=6):
+        deadline = time.monotonic() + seconds
+        while not pred():
+            if time.monotonic() > deadline:
+                self.fail("not within %d s: %s" % (seconds, what))
+            time.sleep(0.2)  # the program looks at the file once a second
+
+    def logged(self):
+        with open(self.log) as f:
+            return f.read()
+
+    def test_key_changed_without_restart(self):
+        self.assertEqual(self.publish("first-key"), 201)
+        self.write("COMET_PUBLISH_KEY = second-key\nCOMET_TIMEOUT = 5\n")
+        self.until(lambda: self.publish("second-key") == 201, "the new key taken")
+        self.assertEqual(self.publish("first-key"), 401)
+        log = self.logged()
+        self.assertIn("now in effect: COMET_PUBLISH_KEY", log)
+        self.assertIn("in effect at the next start: COMET_TIMEOUT", log)
+        self.assertNotIn("second-key", log, "a key in the log")
+        # A bad file: the key in use stays, and the log says so once.
+        self.write("COMET_PUBLISH_KEY = third-key\nCOMET_TIMOUT = 5\n")
+        # (Looked at from the request path: it takes requests.)
+        self.until(lambda: self.publish("second-key") == 201 and "COMET_TIMOUT" in self.logged(),
+                   "the bad file logged")
+        for _ in range(12):
+            self.assertEqual(self.publish("second-key"), 201)
+            time.sleep(0.2)
+        self.assertEqual(self.publish("third-key"), 401)
+        self.assertEqual(self.logged().count("COMET_TIMOUT"), 1, self.logged())
+        self.assertEqual(self.proc.poll(), None)
 
 
 if __name__ == "__main__":

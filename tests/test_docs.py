@@ -19,11 +19,25 @@ def table_names():
     return re.findall(r"^  (COMET_[A-Z_]+)\s", out, re.M)
 
 
+# Names the README uses that are not the program's settings: the settings
+# file's variable, and variables of the shipped configurations, of `make
+# install` and of the tests. Each is named where it is used.
+NOT_SETTINGS = {
+    "COMET_CONFIG",         # the settings file
+    "COMET_BACKEND",        # apache/comet-proxy-fcgi.conf: the daemon's address
+    "COMET_HTTP_ADDR",      # lighttpd/comet-beside-apache.conf (and its unit)
+    "COMET_HTTP_PORT",
+    "COMET_USER",           # make install COMET_USER=...
+    "COMET_FCGI",           # the tests: the program to run
+    "COMET_KEEP_SCRATCH",   # the tests: keep scratch directories
+    "COMET_TEST_DEB",       # tests/test_deb.py may install the .deb
+}
+
+
 # Settings SPEC.md names that belong to open issues, not built yet.
 NOT_YET = {
-    # The SPEC's settings of work not landed yet (issues 16 and 17); the
-    # test below fails once one of them is in the table and still here.
-    "COMET_MERCURE_JWT_KEY": "the Mercure endpoint (issue 17)",
+    # The SPEC's settings of work not landed yet; the test below fails
+    # once one of them is in the table and still here.
 }
 
 
@@ -45,9 +59,13 @@ class Docs(unittest.TestCase):
             text = f.read()
         for n in self.names:
             self.assertRegex(text, r"\b%s\b" % n, "%s missing from README" % n)
-        documented = set(re.findall(r"\bCOMET_[A-Z_]+\b", text)) - {"COMET_CONFIG"}
+        documented = set(re.findall(r"\bCOMET_[A-Z_]+\b", text)) - NOT_SETTINGS
         self.assertEqual(documented - set(self.names), set(),
                          "README names settings the program does not have")
+        # Each setting in the README's table, once.
+        rows = re.findall(r"^\| (COMET_[A-Z_]+) \|", text, re.M)
+        self.assertEqual(sorted(rows), sorted(set(rows)), "a setting twice in the table")
+        self.assertEqual(set(rows), set(self.names), "the settings table and --help differ")
 
     def test_man_page_documents_every_setting(self):
         man = os.path.join(SRCDIR, "src", "comet-fcgi.8.in")

@@ -12,8 +12,9 @@
  *     transport: "auto",   // "sse" (EventSource), "longpoll", or "auto"
  *     since: 0,            // start after this id; omitted: from now
  *     persist: "chat-cursor", // keep the cursor in localStorage (wins over since)
- *     token: "1763700000.ab12...", // private-* channels: string, array, or a
- *                                  // function returning either (or a Promise)
+ *     token: "1763700000.ab12...", // private-* channels: a token, an array
+ *                                  // of them (one per private channel), or a
+ *                                  // function: see "Tokens" below
  *     timeout: 25,         // long-poll hold in seconds
  *     limit: 100,          // long-poll: messages per answer (the rest follow at once)
  *     keepalive: 15000,    // event stream: ms between the server's pings
@@ -23,15 +24,36 @@
  *   sub.close();
  *
  * Guarantees: every message is delivered at most once and in id order (ids
- * at or below the cursor are dropped); after any error, server restart or
- * network loss the client resumes from its cursor, so nothing acknowledged
- * to a publisher is skipped unless the server reports a gap. Failures are
- * retried with exponential backoff and full jitter (1 s doubling, capped at
- * 30 s, reset after a success); answers that cannot get better by retrying
- * (400, 401, 403, 404, ...) stop the subscription with a fatal onError.
- * A connection that goes dead without closing is given up too: a long-poll
- * after its timeout + 20 s, an event stream when nothing (no message, no
- * "ping") came for 2 keepalive intervals + 5 s.
+ * at or below the cursor are dropped); after every error it retries (below),
+ * a server restart or a network loss, the client resumes from its cursor,
+ * so nothing acknowledged to a publisher is skipped unless the server
+ * reports a gap.
+ *
+ * Retried with exponential backoff and full jitter (1 s doubling, capped
+ * at 30 s, reset after a success; a Retry-After is honoured): no answer
+ * (network down, server gone, a timeout), 408, 425, 429, every 5xx, an
+ * answer that is not the server's JSON, a token function that throws or
+ * rejects. A connection that goes dead without closing is given up and
+ * retried the same way: a long-poll after its timeout + 20 s, an event
+ * stream when nothing (no message, no "ping") came for 2 keepalive
+ * intervals + 5 s.
+ *
+ * Ends the subscription (onError with err.fatal true, then state "closed"):
+ * every other 4xx answer, since asking again cannot change it: 400 (a bad
+ * channel name or parameter), 401, 403 (a private channel without a valid
+ * token, or private channels not enabled on the server), 404 (wrong base
+ * URL), 405, 413, 415 -- except the 403 that a token function can mend:
+ *
+ * Tokens. A private channel's token expires. With `token` a function
+ * (channels) -> token(s) or a Promise of them, e.g.
+ *     token: (channels) => fetch("/comet-token?c=" + channels.join(","))
+ *                            .then((r) => r.text()),
+ * it is called when the subscription starts and again whenever the server
+ * answers 403, and the subscription resumes at once from its cursor with
+ * the new token(s), missing nothing (no onError for that 403). Only if the
+ * server refuses the token(s) just fetched too (another 403 before any
+ * success) does the subscription end. A token given as a string or array cannot be renewed:
+ * its 403 ends the subscription.
  */
 (function (root) {
   "use strict";
@@ -166,6 +188,8 @@
     this.cursor = null;
     this._attempt = 0;
     this._sseFailures = 0;
+    this._tokenCache = null;  // what the token function gave last
+    this._tokenFresh = false; // it was asked after a 403, nothing succeeded since
     this._aborts = [];        // functions aborting requests in flight
     this._es = null;
     this._wake = null;        // ends the current backoff sleep early
@@ -223,10 +247,33 @@
     call(this.options.onMessage, m);
   };
 
+  /* The token(s) for the request: the option's, or what its function gave
+   * (asked once, then again only after a 403: see _renewToken). */
   Subscription.prototype._tokens = async function () {
     var t = this.options.token;
-    if (typeof t === "function") t = await t(this.channels.slice());
-    return toList(t);
+    if (typeof t !== "function") return toList(t);
+    if (this._tokenCache === null) {
+      var got = toList(await t(this.channels.slice()));
+      if (this.closed) return got;
+      this._tokenCache = got;
+    }
+    return this._tokenCache;
+  };
+
+  /* A 403: true when the token function is to be asked for fresh token(s)
+   * and the request made again at once; false when the 403 is final (no
+   * function, or the server refused what it gave just now). */
+  Subscription.prototype._renewToken = function (err) {
+    if (err.status !== 403 || typeof this.options.token !== "function" || this._tokenFresh)
+      return false;
+    this._tokenCache = null;
+    this._tokenFresh = true;
+    return true;
+  };
+
+  /* The server took the request: the token (if any) is good. */
+  Subscription.prototype._accepted = function () {
+    this._tokenFresh = false;
   };
 
   Subscription.prototype._params = async function (extra) {
@@ -245,6 +292,7 @@
                  credentials: this.options.withCredentials ? "include" : "same-origin" };
     var ans = await fetchJSON(url, init, (timeout + 20) * 1000, this._aborts);
     if (this.closed) return;
+    this._accepted();
     if (!quiet) {
       this._attempt = 0;
       this._setState("open");
@@ -309,6 +357,7 @@
       es.onopen = function () {
         alive();
         opened = true;
+        self._accepted();
         self._attempt = 0;
         self._sseFailures = 0;
         self._setState("open");
@@ -405,6 +454,7 @@
         if (!err || err.name !== "CometError") {       // a bug or a broken callback
           err = CometError(String(err && err.message || err), 0, false);
         }
+        if (err.fatal && this._renewToken(err)) continue;  // at once, same cursor
         if (err.fatal) {
           call(this.options.onError, err);
           this.close();

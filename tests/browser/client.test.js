@@ -354,3 +354,41 @@ test("long-poll: a request that never answers, or whose body stalls, is given up
   assert.deepEqual(urls, ["0", "25", "0", "25", "0", "25"]);
   sub.close();
 });
+
+test("a token function: asked once, again after a 403, and the subscription resumes at once", async () => {
+  let calls = 0;
+  const token = async (channels) => { calls++; assert.deepEqual(channels, ["c"]); return `t${calls}`; };
+  const expired = () => answer(403, { error: "a valid, unexpired token is required for c", status: 403 });
+  const got = await run([ok(0), ok(5, [5]), expired, ok(6, [6]), ok(7, [7])], { since: 0, token });
+  const q = got.urls.map((u) => new URL(u).searchParams);
+  assert.deepEqual(q.map((p) => p.get("token")), ["t1", "t1", "t1", "t2", "t2", "t2"]);
+  // The request after the 403 carries the cursor: nothing is missed.
+  assert.deepEqual(q.map((p) => p.get("since")), ["0", "0", "5", "5", "6", "7"]);
+  assert.deepEqual(got.messages, [5, 6, 7]);
+  assert.deepEqual(got.errors, []);
+  assert.deepEqual(got.sleeps, []);
+  assert.equal(calls, 2);
+});
+
+test("a token function whose fresh token is refused too: the 403 ends it", async () => {
+  let calls = 0;
+  const refused = () => answer(403, { error: "private channels are not enabled", status: 403 });
+  const got = await run([ok(0), refused, refused], { since: 0, token: () => { calls++; return "x"; } });
+  assert.equal(calls, 2);
+  assert.deepEqual(got.errors, [[403, true]]);
+  assert.equal(got.sub.state, "closed");
+  // A later 403, after a success, may be mended again.
+  calls = 0;
+  const again = await run([ok(0), refused, ok(1), refused, ok(2)], { since: 0, token: () => { calls++; return "y"; } });
+  assert.equal(calls, 3);
+  assert.deepEqual(again.errors, []);
+});
+
+test("a token function that fails is retried with backoff, not fatal", async () => {
+  let calls = 0;
+  const token = () => { calls++; if (calls === 1) throw new Error("token endpoint down"); return "ok"; };
+  const got = await run([ok(0)], { since: 0, token });
+  assert.deepEqual(got.errors, [[0, false]]);
+  assert.deepEqual(got.sleeps, [500]);
+  assert.equal(calls, 2);
+});

@@ -10,7 +10,8 @@ defines=["COMET_PROXY"]) with COMET_BACKEND set to the daemon's address).
     d.destroy()               # stop, and remove its directory (also at exit)
 
 It runs in a new session with the environment of the tests minus every
-COMET_* variable, plus env and COMET_DB; its output goes to log_path.
+COMET_* variable, plus an empty COMET_CONFIG (no settings file of this
+machine's), env and COMET_DB; its output goes to log_path.
 start() returns once ready() says so: by default when its port accepts
 connections; a test that wants more (an answer to /stats) overrides
 ready()."""
@@ -51,6 +52,7 @@ class Daemon(live.Restartable):
 
     def environment(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
+        env["COMET_CONFIG"] = ""     # no settings file of this machine's
         env.update(self.env)
         env["COMET_DB"] = self.db
         return env

@@ -16,7 +16,10 @@ document root, so srv.url("/chat/") is the chat demo. The only
 generated file is, for Apache, <scratch>/comet-env.conf holding FcgidInitialEnv
 lines for the optional COMET_* settings a test asks for, COMET_DB (which
 apache/comet-fcgid.conf passes only under a Define) and COMET_STATE_DIR;
-lighttpd copies those from its own environment (bin-copy-environment). Server("lighttpd",
+lighttpd copies those from its own environment (bin-copy-environment). The
+program reads no settings file of this machine's (COMET_CONFIG is empty
+unless a test gives one): a `make install` or a package on the machine
+must not change what the tests see. Server("lighttpd",
 config=<another shipped configuration>, server_env={...}) runs one that
 includes the same snippet, such as lighttpd/comet-beside-apache.conf, with
 the further variables it reads from lighttpd's environment;
@@ -25,10 +28,11 @@ Server("apache", defines=[...]) starts Apache with -D NAME for the
 
 Other launches extend Server through its public hooks rather than its
 insides: prepare() (called once the scratch directory is ready, before the
-server starts: another database path, a backend to start first) and
-ready() (when the server counts as started: by default /comet/stats
-answers; listening() for a server whose program is expected to fail).
-error_log_paths(), program_pids() and stop() may be extended too.
+server starts: another database path, a backend to start first), ready()
+(when the server counts as started: by default /comet/stats answers;
+listening() for a server whose program is expected to fail) and
+finished() (once it has stopped, before its directory goes: what to keep
+of it). error_log_paths(), program_pids() and stop() may be extended too.
 
 Environment:
     COMET_FCGI          the program (default: src/comet-fcgi of the build tree)
@@ -198,7 +202,11 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
         env.update({
             "COMET_HTTP_PORT": str(self.port),
+            # lighttpd's own files (lighttpd/*.conf), and the program's
+            # (this host's state, with PostgreSQL).
+            "COMET_LIGHTTPD_DIR": self.scratch,
             "COMET_STATE_DIR": self.scratch,
+            "COMET_CONFIG": "",
             "COMET_FCGI": self.program,
             "COMET_DB": self.db,
             "COMET_WWW_DIR": self.www,
@@ -224,6 +232,7 @@ class Server:
             # password), which an environment variable is not.
             env["COMET_STATE_DIR"] = self.scratch
             env["COMET_DB"] = self.db
+            env.setdefault("COMET_CONFIG", "")
             for k, v in sorted(env.items()):
                 v = v.replace("\\", "\\\\").replace('"', '\\"')
                 f.write('FcgidInitialEnv %s "%s"\n' % (k, v))
@@ -244,8 +253,10 @@ class Server:
     def error_log_paths(self):
         if not self.scratch:
             return []
+        # comet-fcgi.log: the programs' stderr (lighttpd.conf's
+        # server.breakagelog).
         return [os.path.join(self.scratch, n)
-                for n in ("server.out", "error.log", "access.log")]
+                for n in ("server.out", "error.log", "comet-fcgi.log", "access.log")]
 
     def read_logs(self):
         out = []
@@ -398,6 +409,12 @@ class Server:
                                % (self.port, self.read_logs()))
         return self
 
+    def finished(self):
+        """A hook: stop() calls it once the server and every process it
+        started have ended, before the scratch directory is removed, for a
+        launch that keeps something of it (make demo keeps the logs). Does
+        nothing by default."""
+
     def stop(self):
         """Stop the server (SIGTERM, then SIGKILL of its whole session),
         keep its logs in self.logs, and remove the scratch directory."""
@@ -406,6 +423,8 @@ class Server:
         self._stopped = True
         try:
             self._halt()
+            if self.scratch:
+                self.finished()
         finally:
             self.logs = live.finish(self, live.servers)
 

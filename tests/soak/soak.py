@@ -122,7 +122,8 @@ async def main():
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
     env.update({"COMET_DB": os.path.join(scratch, "comet.db"),
                 "COMET_STREAM_MAX": str(int(args.minutes * 60 + 600)),
-                "COMET_RETAIN": "100000", "COMET_PUBLISH_LOOPBACK": "on"})
+                "COMET_RETAIN": "100000", "COMET_PUBLISH_LOOPBACK": "on",
+                "COMET_CONFIG": ""})
     daemon = subprocess.Popen([args.program, "--listen", "127.0.0.1:%d" % port], env=env,
                               stderr=open(os.path.join(scratch, "daemon.err"), "wb"))
     try:

@@ -1,10 +1,22 @@
 "use strict";
 // Subscribes with comet.js as the query says (base, channel, transport,
-// since, limit, token, persist, keepalive) and records what happens: window.seen
-// (messages), window.gaps, window.resets, window.errors, window.states.
+// since, limit, timeout, token, tokenurl, persist, keepalive) and records
+// what happens: window.seen (messages), window.gaps, window.resets,
+// window.errors, window.states; window.tokens: what the token function
+// (tokenurl: fetched from this origin, as a site's page would) gave.
 (function () {
   var q = new URLSearchParams(location.search);
   var log = document.getElementById("log");
+  window.tokens = [];
+  var token = q.has("token") ? q.get("token").split(",") : undefined;
+  if (q.has("tokenurl")) {
+    token = function (channels) {
+      return fetch(q.get("tokenurl") + "?channel=" + encodeURIComponent(channels.join(",")),
+                   { cache: "no-store" })
+        .then(function (r) { return r.text(); })
+        .then(function (t) { window.tokens.push(t); return t; });
+    };
+  }
   window.seen = [];
   window.gaps = [];
   window.resets = [];
@@ -14,7 +26,8 @@
     transport: q.get("transport") || "auto",
     since: q.has("since") ? Number(q.get("since")) : undefined,
     limit: q.has("limit") ? Number(q.get("limit")) : undefined,
-    token: q.has("token") ? q.get("token").split(",") : undefined,
+    timeout: q.has("timeout") ? Number(q.get("timeout")) : undefined,
+    token: token,
     persist: q.get("persist") || undefined,
     keepalive: q.has("keepalive") ? Number(q.get("keepalive")) : undefined,
     onMessage: function (m) {
