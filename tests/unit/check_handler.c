@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <jwt.h>
 #include <openssl/evp.h>
 
 #include "clock.h"
@@ -22,6 +23,7 @@
 #include "conn.h"
 #include "fcgi.h"
 #include "handler.h"
+#include "jwtauth.h"
 #include "pusher.h"
 #include "suites.h"
 #include "token.h"
@@ -39,10 +41,14 @@ enum setup {
 #define PUBLISH_KEY "k3y"
 #define TOKEN_KEY "t0ken-key"
 #define ORIGIN "https://good.example"
-#define MAX_MESSAGE "64"
+#define MAX_MESSAGE 256
+#define STR(x) #x
+#define XSTR(x) STR(x)
 #define PUSHER_APP "1"
 #define PUSHER_KEY "pk"
 #define PUSHER_SECRET "ps"
+#define MERCURE_KEY "a Mercure secret of at least 32 bytes"
+#define MERCURE_PATH "/.well-known/mercure"
 
 static char *dir;
 static char db[4200];
@@ -53,12 +59,15 @@ static const char *lookup(const char *name, void *arg)
 {
 	static const char *const keyed[] = {
 		"COMET_PUBLISH_KEY", PUBLISH_KEY, "COMET_TOKEN_KEY", TOKEN_KEY,
-		"COMET_CORS_ORIGIN", ORIGIN, "COMET_MAX_MESSAGE", MAX_MESSAGE,
+		"COMET_CORS_ORIGIN", ORIGIN, "COMET_MAX_MESSAGE", XSTR(MAX_MESSAGE),
 		"COMET_PUSHER_APP_ID", PUSHER_APP, "COMET_PUSHER_KEY", PUSHER_KEY,
-		"COMET_PUSHER_SECRET", PUSHER_SECRET,
+		"COMET_PUSHER_SECRET", PUSHER_SECRET, "COMET_MERCURE_JWT_KEY", MERCURE_KEY,
 		/* A stream lives a second, so that the CGI-style hub ends it. */
 		"COMET_STREAM_MAX", "1", "COMET_KEEPALIVE", "1", NULL
 	};
+	/* No settings file of this machine's. */
+	if (strcmp(name, "COMET_CONFIG") == 0)
+		return "";
 	if (strcmp(name, "COMET_DB") == 0)
 		return db;
 	if (strcmp(name, "COMET_STATE_DIR") == 0)
@@ -77,6 +86,7 @@ static void start(enum setup s)
 	setup_now = s;
 	snprintf(db, sizeof db, s == BROKEN ? "%s/nowhere/comet.db" : "%s/comet.db", dir);
 	ck_assert_msg(conf_load(&app.conf, lookup, NULL, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(handler_keys(&app, err, sizeof err) == 0, "%s", err);
 	app.started_ms = clock_wall_ms();
 }
 
@@ -93,6 +103,7 @@ static void teardown(void)
 	commit_close(app.commit);
 	msglog_close(app.log);
 	notify_close(app.notify);
+	jwtauth_key_free(&app.mercure_key);
 	conf_free(&app.conf);
 	test_rmtree(dir);
 	free(dir);
@@ -105,6 +116,9 @@ enum extra {
 	TOKEN,		/* token= a valid one for the channel "private-x" */
 	REFUSE_408,	/* handler_refuse(408), as the server loop does */
 	SIGNED,		/* signed as Pusher's libraries sign (auth_*, body_md5) */
+	OVER_MAX,	/* a body of COMET_MAX_MESSAGE bytes and one more */
+	JWT,		/* Authorization: Bearer, a JWT that may publish and
+			 * subscribe to every Mercure topic */
 	BURST,		/* TOKEN, after as many client events as a second allows */
 };
 
@@ -200,6 +214,7 @@ static void serve(const char *const *params, const char *body, enum extra extra,
 #define KEY "HTTP_AUTHORIZATION", "Bearer " PUBLISH_KEY
 #define TEXT "CONTENT_TYPE", "text/plain"
 #define JSON "CONTENT_TYPE", "application/json"
+#define FORM "CONTENT_TYPE", "application/x-www-form-urlencoded"
 #define FROM_AFAR "REMOTE_ADDR", "203.0.113.9"
 
 /* The auth_* parameters (and body_md5) Pusher's libraries add to a
@@ -326,8 +341,7 @@ static const struct handler_case {
 	{ "PUT: 405", KEYED, "PUT", "/comet/pub", "channel=a", { KEY, TEXT, NULL }, "hi", PLAIN,
 	  405, "application/json", "\"error\":", "Allow: GET, POST, DELETE, OPTIONS", NULL },
 	{ "a message over COMET_MAX_MESSAGE: 413", KEYED, "POST", "/comet/pub", "channel=a",
-	  { KEY, TEXT, NULL }, "0123456789012345678901234567890123456789012345678901234567890123X",
-	  PLAIN, 413, "application/json", "\"status\":413", NULL, NULL },
+	  { KEY, TEXT, NULL }, NULL, OVER_MAX, 413, "application/json", "\"status\":413", NULL, NULL },
 	{ "JSON that is not: 415", KEYED, "POST", "/comet/pub", "channel=a", { KEY, JSON, NULL },
 	  "{\"n\":", PLAIN, 415, "application/json", "\"error\":", NULL, NULL },
 	{ "text that is not UTF-8: 415", KEYED, "POST", "/comet/pub", "channel=a",
@@ -407,6 +421,27 @@ static const struct handler_case {
 	  404, "application/json", "\"error\":", NULL, NULL },
 	{ "Pusher: a wrong method: 405", KEYED, "POST", "/apps/" PUSHER_APP "/channels", "",
 	  { JSON, NULL }, "{}", SIGNED, 405, "application/json", "\"error\":", "Allow: GET", NULL },
+	/* Mercure */
+	{ "Mercure: publish", KEYED, "POST", MERCURE_PATH, "", { FORM, NULL },
+	  "topic=t&data=hi", JWT, 200, "text/plain", "urn:uuid:", NULL, NULL },
+	{ "Mercure: subscribe, to the stream's end", KEYED, "GET", MERCURE_PATH,
+	  "topic=t", { NULL }, NULL, JWT, 200, "text/event-stream", "", NULL,
+	  NULL },
+	{ "Mercure: a publish without a topic: 400", KEYED, "POST", MERCURE_PATH, "",
+	  { FORM, NULL }, "data=hi", JWT, 400, "application/json", "\"error\":", NULL, NULL },
+	{ "Mercure: a publish without a JWT: 401", KEYED, "POST", MERCURE_PATH, "",
+	  { FORM, NULL }, "topic=t&data=hi", PLAIN, 401, "application/json",
+	  "\"error\":", NULL, NULL },
+	{ "Mercure: a JWT that is not: 401", KEYED, "GET", MERCURE_PATH, "topic=x",
+	  { "HTTP_AUTHORIZATION", "Bearer a.b.c", NULL }, NULL, PLAIN, 401, "application/json",
+	  "\"error\":", "WWW-Authenticate: Bearer realm=\"mercure\"", NULL },
+	{ "Mercure: a subscriber without a JWT: 401", KEYED, "GET", MERCURE_PATH, "topic=x",
+	  { NULL }, NULL, PLAIN, 401, "application/json", "\"error\":", NULL, NULL },
+	{ "Mercure: PUT: 405", KEYED, "PUT", MERCURE_PATH, "", { FORM, NULL }, "data=hi", JWT, 405,
+	  "application/json", "\"error\":", "Allow: GET, POST, OPTIONS", NULL },
+	{ "Mercure: off: 404", CLOSED, "GET", MERCURE_PATH, "topic=x", { NULL }, NULL, PLAIN, 404,
+	  "application/json", "\"error\":", NULL, NULL },
+
 	{ "Pusher: off: 404", CLOSED, "GET", "/apps/" PUSHER_APP "/channels", "", { NULL }, NULL,
 	  PLAIN, 404, "application/json", "\"error\":", NULL, NULL },
 
@@ -419,6 +454,56 @@ static const struct handler_case {
 	  "hi", REFUSE_408, 408, "application/json", "\"status\":408", NULL, NULL },
 };
 
+/* "Bearer <a JWT that may publish and subscribe to every Mercure topic>",
+ * to be freed. */
+static char *mercure_bearer(void)
+{
+	jwt_t *jwt;
+	ck_assert_int_eq(jwt_new(&jwt), 0);
+	ck_assert_int_eq(jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)MERCURE_KEY,
+				     (int)strlen(MERCURE_KEY)), 0);
+	ck_assert_int_eq(jwt_add_grants_json(jwt, "{\"mercure\":{\"publish\":[\"*\"],"
+					     "\"subscribe\":[\"*\"]}}"), 0);
+	char *tok = jwt_encode_str(jwt);
+	jwt_free(jwt);
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "Bearer %s", tok);
+	free(tok);
+	return b.p;
+}
+
+/* What the row's answer must be. */
+static void check_answer(const struct handler_case *t, const struct answer *a)
+{
+	ck_assert_msg(a->status == t->status, "%s: %d, want %d\n%s\n%s", t->name, a->status,
+		      t->status, a->head.p, a->body.p);
+	if (t->type) {
+		char want[128];
+		snprintf(want, sizeof want, "\r\nContent-Type: %s", t->type);
+		ck_assert_msg(strstr(a->head.p, want), "%s: not %s\n%s", t->name, t->type, a->head.p);
+	}
+	ck_assert_msg(strstr(a->body.p, t->has), "%s: no %s in\n%s", t->name, t->has, a->body.p);
+	if (t->header)
+		ck_assert_msg(strstr(a->head.p, t->header), "%s: no %s in\n%s", t->name, t->header,
+			      a->head.p);
+	if (t->lacks)
+		ck_assert_msg(!strstr(a->head.p, t->lacks), "%s: %s in\n%s", t->name, t->lacks,
+			      a->head.p);
+	/* Every error is JSON naming its status (SPEC.md, Errors). */
+	if (t->status >= 400) {
+		char want[32];
+		snprintf(want, sizeof want, "\"status\":%d", t->status);
+		ck_assert_msg(strstr(a->body.p, "\"error\":") && strstr(a->body.p, want), "%s: %s",
+			      t->name, a->body.p);
+	}
+}
+
+static void answer_free(struct answer *a)
+{
+	buf_free(&a->head);
+	buf_free(&a->body);
+}
+
 START_TEST(request_answered)
 {
 	const struct handler_case *t = &cases[_i];
@@ -430,8 +515,12 @@ START_TEST(request_answered)
 					     "QUERY_STRING", "channel=seeded", KEY, TEXT, NULL };
 		serve(seed, "seed", PLAIN, &a);
 		ck_assert_msg(a.status == 201, "the seed: %d %s", a.status, a.body.p);
-		buf_free(&a.head);
-		buf_free(&a.body);
+		answer_free(&a);
+	}
+	char *body = t->body ? xstrdup(t->body) : NULL, *bearer = NULL;
+	if (t->extra == OVER_MAX) {
+		body = xcalloc(MAX_MESSAGE + 2, 1);
+		memset(body, 'x', MAX_MESSAGE + 1);
 	}
 	char query[1024];
 	snprintf(query, sizeof query, "%s", t->query);
@@ -441,43 +530,28 @@ START_TEST(request_answered)
 		snprintf(query, sizeof query, "%s&token=%s", t->query, tok);
 	}
 	if (t->extra == SIGNED)
-		sign(t->method, t->path, t->body, query, sizeof query);
+		sign(t->method, t->path, body, query, sizeof query);
 	const char *params[32] = { "REQUEST_METHOD", t->method, "SCRIPT_NAME", t->path,
 				   "QUERY_STRING", query };
 	int n = 6;
+	if (t->extra == JWT) {
+		bearer = mercure_bearer();
+		params[n++] = "HTTP_AUTHORIZATION";
+		params[n++] = bearer;
+	}
 	for (int i = 0; t->params[i]; i++)
 		params[n++] = t->params[i];
 	params[n] = NULL;
 	for (int i = 0; t->extra == BURST && i < 10; i++) {
-		serve(params, t->body, PLAIN, &a);
+		serve(params, body, PLAIN, &a);
 		ck_assert_msg(a.status == 201, "client event %d: %d %s", i, a.status, a.body.p);
-		buf_free(&a.head);
-		buf_free(&a.body);
+		answer_free(&a);
 	}
-	serve(params, t->body, t->extra, &a);
-	ck_assert_msg(a.status == t->status, "%s: %d, want %d\n%s\n%s", t->name, a.status,
-		      t->status, a.head.p, a.body.p);
-	if (t->type) {
-		char want[128];
-		snprintf(want, sizeof want, "\r\nContent-Type: %s", t->type);
-		ck_assert_msg(strstr(a.head.p, want), "%s: not %s\n%s", t->name, t->type, a.head.p);
-	}
-	ck_assert_msg(strstr(a.body.p, t->has), "%s: no %s in\n%s", t->name, t->has, a.body.p);
-	if (t->header)
-		ck_assert_msg(strstr(a.head.p, t->header), "%s: no %s in\n%s", t->name, t->header,
-			      a.head.p);
-	if (t->lacks)
-		ck_assert_msg(!strstr(a.head.p, t->lacks), "%s: %s in\n%s", t->name, t->lacks,
-			      a.head.p);
-	/* Every error is JSON naming its status (SPEC.md, Errors). */
-	if (t->status >= 400) {
-		char want[32];
-		snprintf(want, sizeof want, "\"status\":%d", t->status);
-		ck_assert_msg(strstr(a.body.p, "\"error\":") && strstr(a.body.p, want), "%s: %s",
-			      t->name, a.body.p);
-	}
-	buf_free(&a.head);
-	buf_free(&a.body);
+	serve(params, body, t->extra, &a);
+	check_answer(t, &a);
+	free(bearer);
+	free(body);
+	answer_free(&a);
 }
 END_TEST
 
