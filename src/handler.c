@@ -1401,6 +1401,7 @@ void handler_serve(struct app *a, struct conn *c)
 		log_msg("notice", conn_id(c), "request headers and parameters larger than %d KB: 431",
 			FCGI_PARAMS_MAX / 1024);
 		error(&q, 431, "the request's headers and parameters are too large", NULL);
+		buf_free(&q.headers);
 		return;
 	}
 	cors(&q);

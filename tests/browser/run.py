@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The browser tests: www/comet.js and the chat demo in Debian's chromium,
 driven by playwright-core under node's test runner, against real lighttpd
-and Apache started through tests/harness.py (see the *.test.js files).
+and Apache started through tests/harness/ (see the *.test.js files).
 
     python3 tests/browser/run.py [client|chat|restart|keepalive|cors|jsonp|protocol|token ...]
 
@@ -16,7 +16,7 @@ build tree when the source tree is read-only. Screenshots go to
 test-artifacts/browser/ under the current directory (the build tree).
 
 Environment: CHROMIUM (default /usr/bin/chromium), NODE (default: node on
-PATH), COMET_FCGI and the rest as for tests/harness.py.
+PATH), COMET_FCGI and the rest as for tests/harness/.
 """
 
 import json

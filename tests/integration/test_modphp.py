@@ -60,7 +60,7 @@ SUBSCRIBER_JS = os.path.join(harness.TESTS_DIR, "browser", "pages", "subscriber.
 RUN_PY = os.path.join(harness.TESTS_DIR, "browser", "run.py")
 MODULES = "/usr/lib/apache2/modules"
 MOD_PHP = sorted(glob.glob(os.path.join(MODULES, "libphp*.so")))
-APACHE2 = harness._find_exe("APACHE2", "apache2")
+APACHE2 = harness.find_exe("APACHE2", "apache2")
 
 N = 1000                # subscribers held on lighttpd
 MEASURE = 10.0          # seconds of page and publish.php requests
@@ -259,24 +259,11 @@ class ModPhpApache:
     def stop(self):
         if not self.proc:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=harness.STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
-        for pid in harness._session_members(self.proc.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            self.proc.wait(timeout=harness.STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
+        harness.signal_and_wait(self.proc, signal.SIGTERM, harness.STOP_TIMEOUT)
+        harness.kill_session(self.proc)
         self.proc = None
         # Printed with the other servers' logs when a test failed.
-        harness._finished_logs.append(self.logs())
+        harness.keep_logs(self.logs())
 
 
 # ------------------------------------------------------------ the subscribers
