@@ -605,6 +605,30 @@ static void publish(struct req *q)
 	submit(q, job);
 }
 
+static void read_log(struct req *q, commit_read_fn read, const char *chan, void *arg);
+
+/* Channel info; a presence channel's counts its members and subscriptions. */
+static int info_read(struct msglog *log, struct commit_job *job, struct buf *body,
+		     char *err, size_t errlen)
+{
+	if (msglog_info(log, job->chan, body, err, errlen) < 0)
+		return 503;
+	if (!member_presence_channel(job->chan))
+		return 200;
+	struct buf ignored = BUF_INIT;
+	int64_t last;
+	long count, subs;
+	int rc = msglog_members(log, job->chan, true, &ignored, &last, &count, &subs, err, errlen);
+	buf_free(&ignored);
+	if (rc < 0)
+		return 503;
+	if (body->len && body->p[body->len - 1] == '}') {
+		body->len--;
+		buf_printf(body, ",\"members\":%ld,\"subscriptions\":%ld}", count, subs);
+	}
+	return 200;
+}
+
 static void pub(struct req *q)
 {
 	char err[256];
@@ -631,14 +655,7 @@ static void pub(struct req *q)
 		submit(q, job);
 		return;
 	}
-	struct buf body = BUF_INIT;
-	int rc = msglog_info(q->a->log, chan, &body, err, sizeof err);
-	if (rc < 0) {
-		buf_free(&body);
-		unavailable(q, err);
-		return;
-	}
-	json(q, 200, &body);
+	read_log(q, info_read, chan, NULL);
 }
 
 /* What stats and metrics report: false when the request was answered
@@ -701,6 +718,24 @@ static void metrics(struct req *q)
 	for (int i = 0; i < HUB_NEND; i++)
 		buf_printf(&b, "comet_requests_ended_total{reason=\"%s\"} %llu\n", hub_end_names[i],
 			   (unsigned long long)ns.ends[i]);
+	/* A shared log's presence is the server's: not asked for here, where
+	 * nothing waits for it. */
+	struct msglog_presence_count *pc;
+	int npc;
+	char err[256];
+	if (!msglog_shared(a->log) &&
+	    msglog_presence_channels(a->log, "", &pc, &npc, err, sizeof err) == 0) {
+		long members = 0, subs = 0;
+		for (int i = 0; i < npc; i++)
+			members += pc[i].members, subs += pc[i].subs;
+		msglog_presence_counts_free(pc, npc);
+		metric(&b, "comet_presence_members", "gauge",
+		       "Members on presence channels (in their grace included).");
+		buf_printf(&b, "comet_presence_members %ld\n", members);
+		metric(&b, "comet_presence_subscriptions", "gauge",
+		       "Subscriptions held on presence channels, all processes.");
+		buf_printf(&b, "comet_presence_subscriptions %ld\n", subs);
+	}
 	metric(&b, "comet_log_messages", "gauge", "Messages in the log.");
 	buf_printf(&b, "comet_log_messages %lld\n", (long long)messages);
 	metric(&b, "comet_log_last_id", "gauge", "Id of the newest message.");
