@@ -3,7 +3,7 @@
 driven by playwright-core under node's test runner, against real lighttpd
 and Apache started through tests/harness/ (see the *.test.js files).
 
-    python3 tests/browser/run.py [client|chat|restart|keepalive|cors|jsonp|protocol|token ...]
+    python3 tests/browser/run.py [client|chat|restart|keepalive|cors|jsonp|protocol|token|mercure ...]
 
 (modphp.test.js is not among them: tests/integration/test_modphp.py starts
 its servers, an Apache with mod_php among them, and runs it with
@@ -28,7 +28,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TESTS = ["client", "chat", "restart", "keepalive", "cors", "jsonp", "protocol", "token"]
+TESTS = ["client", "chat", "restart", "keepalive", "cors", "jsonp", "protocol", "token", "mercure"]
 # Whole-file limit: each takes well under a minute on the 2-core test machine.
 FILE_TIMEOUT = 150
 SKIP = 77
