@@ -163,6 +163,7 @@ static struct {
 	int rounds;			/* herd: publishes, each answered and asked again */
 	bool fresh;			/* herd: every request on a new connection */
 	bool sse;			/* fanout: subscribers are event streams */
+	const char *form_topic;		/* fanout: publish as a Mercure form with this topic */
 	char *sse_mark;			/* ... answered once this text came */
 } opt = {
 	.rounds = 3,
@@ -1600,8 +1601,18 @@ static void run_fanout(void)
 	 * moment the request is written. */
 	struct hconn pub = { .fd = -1, .kind = K_PUB };
 	char *body = make_body(opt.body_size, 0);
-	conn_set_request(&pub, "POST", opt.fanout_pub_path, "text/plain", body,
-			 (size_t)opt.body_size, false);
+	if (opt.form_topic) {
+		/* A Mercure publish: the form the hub takes. */
+		size_t n = strlen(opt.form_topic) * 3 + (size_t)opt.body_size + 32;
+		char *form = xrealloc(NULL, n);
+		int len = snprintf(form, n, "topic=%s&data=%s", opt.form_topic, body);
+		conn_set_request(&pub, "POST", opt.fanout_pub_path,
+				 "application/x-www-form-urlencoded", form, (size_t)len, false);
+		free(form);
+	} else {
+		conn_set_request(&pub, "POST", opt.fanout_pub_path, "text/plain", body,
+				 (size_t)opt.body_size, false);
+	}
 	free(body);
 	conn_reset_response(&pub);
 	pub.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -2083,6 +2094,8 @@ static void usage(FILE *f)
 "      --sse                subscribers are event streams (Accept:\n"
 "                           text/event-stream); a subscriber's answer is the\n"
 "                           event that carries the message\n"
+"      --form-topic T       publish as a Mercure hub takes it: a form\n"
+"                           topic=T&data=<the message> (T URL-encoded by you)\n"
 "  herd (-n, --sub-path, --pub-path, --ready-*, --answer-timeout as fanout):\n"
 "      --rounds R           publishes (default 3); every subscriber asks again,\n"
 "                           with its own JSONP callback and cursor, the moment\n"
@@ -2208,6 +2221,8 @@ int main(int argc, char **argv)
 			opt.fresh = true;
 		else if (!strcmp(a, "--sse"))
 			opt.sse = true;
+		else if (!strcmp(a, "--form-topic"))
+			opt.form_topic = ARG();
 		else if (!strcmp(a, "--rounds"))
 			opt.rounds = atoi(ARG());
 		else if (!strcmp(a, "-q"))
