@@ -49,6 +49,7 @@ void commit_job_free(struct commit_job *job)
 		free((char *)job->members[i].info);
 	}
 	free(job->members);
+	free(job->read_arg);
 	buf_free(&job->body);
 	json_batch_free(&job->parsed);
 	free(job->types);
@@ -302,6 +303,23 @@ static void presence_one(struct commit *c, struct commit_job *job)
 	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
 }
 
+static void read_one(struct commit *c, struct commit_job *job)
+{
+	char err[512];
+	struct buf body = BUF_INIT;
+	int st = job->read(c->log, job, &body, err, sizeof err);
+	if (st == 503) {
+		log_msg("error", job->conn ? conn_id(job->conn) : 0, "storage unavailable: %s", err);
+		notify_storage_error(c->notify);
+		snprintf(err, sizeof err, "storage unavailable, try again");
+	}
+	if (st < 300)
+		job_done(c, job, st, body.p ? body.p : "", body.len);
+	else
+		job_done(c, job, st, err, 0);
+	buf_free(&body);
+}
+
 /* Every job queued, in order: runs of publishes as groups, the others in
  * their turn. */
 static void commit_list(struct commit *c, struct waiter_qlink *list)
@@ -314,6 +332,8 @@ static void commit_list(struct commit *c, struct waiter_qlink *list)
 				delete_one(c, job);
 			else if (job->kind == COMMIT_PRESENCE)
 				presence_one(c, job);
+			else if (job->kind == COMMIT_READ)
+				read_one(c, job);
 			else
 				sync_one(c, job);
 			continue;
@@ -418,10 +438,7 @@ bool commit_end(struct commit *c, long long deadline_ms)
 {
 	__atomic_store_n(&c->quit, 1, __ATOMIC_SEQ_CST);
 	waiter_queue_ring(&c->queue);
-	if (!thread_join(&c->thread, deadline_ms))
-		return false;
-	commit_close(c);
-	return true;
+	return thread_join(&c->thread, deadline_ms);
 }
 
 void commit_close(struct commit *c)

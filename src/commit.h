@@ -18,6 +18,9 @@
  * the log it lives and lets members leave whose grace ran out, whoever
  * held them (msglog_presence_reap), every COMMIT_REAP_MS.
  *
+ * A read job runs a query of a shared log's own tables (presence) on this
+ * thread's connection and answers it.
+ *
  * A sync job is not a write: a subscriber whose cursor is ahead of this
  * host's copy of a shared log waits here while the copy is brought up to
  * the shared log (what only this thread may wait for), then goes to the
@@ -38,7 +41,14 @@
 #include "request.h"
 #include "waiter.h"
 
-enum commit_kind { COMMIT_PUBLISH, COMMIT_DELETE, COMMIT_SYNC, COMMIT_PRESENCE };
+enum commit_kind { COMMIT_PUBLISH, COMMIT_DELETE, COMMIT_SYNC, COMMIT_PRESENCE, COMMIT_READ };
+
+struct commit_job;
+/* A read of a shared log's own tables (presence), run on the write
+ * thread's connection so that no other thread waits for the server:
+ * fills body (200) or err and returns the status to answer. */
+typedef int (*commit_read_fn)(struct msglog *log, struct commit_job *job, struct buf *body,
+			      char *err, size_t errlen);
 
 struct commit_job;
 /* Where a job's answer goes when it has no request (the command line):
@@ -70,6 +80,8 @@ struct commit_job {
 	 * end (-1); no answer. */
 	struct msglog_member *members;
 	int nmembers, delta;
+	commit_read_fn read;	/* COMMIT_READ */
+	void *read_arg;		/* its own, freed with the job */
 };
 
 struct commit;
@@ -86,10 +98,11 @@ void commit_queue(struct commit *c, struct commit_job *job);
 void commit_poll(struct commit *c);
 /* Frees a commit that runs no thread (CGI, the command line, the tests). */
 void commit_close(struct commit *c);
-/* Shutdown of a threaded commit: every job queued is run and answered, the
- * thread joined and c freed. At deadline_ms (CLOCK_REALTIME milliseconds;
- * 0: none) it stops waiting (a job waiting for a lock held elsewhere):
- * false, and c is left to the process's end. */
+/* Shutdown of a threaded commit: every job queued is run and answered and
+ * the thread joined. At deadline_ms (CLOCK_REALTIME milliseconds; 0: none)
+ * it stops waiting (a job waiting for a lock held elsewhere): false. c
+ * stays valid (a job queued later, a held subscriber's presence ending as
+ * the hub stops, is left undone) until the process ends. */
 bool commit_end(struct commit *c, long long deadline_ms);
 /* Jobs submitted and not yet answered. */
 long commit_pending(struct commit *c);

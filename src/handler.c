@@ -605,6 +605,30 @@ static void publish(struct req *q)
 	submit(q, job);
 }
 
+static void read_log(struct req *q, commit_read_fn read, const char *chan, void *arg);
+
+/* Channel info; a presence channel's counts its members and subscriptions. */
+static int info_read(struct msglog *log, struct commit_job *job, struct buf *body,
+		     char *err, size_t errlen)
+{
+	if (msglog_info(log, job->chan, body, err, errlen) < 0)
+		return 503;
+	if (!member_presence_channel(job->chan))
+		return 200;
+	struct buf ignored = BUF_INIT;
+	int64_t last;
+	long count, subs;
+	int rc = msglog_members(log, job->chan, true, &ignored, &last, &count, &subs, err, errlen);
+	buf_free(&ignored);
+	if (rc < 0)
+		return 503;
+	if (body->len && body->p[body->len - 1] == '}') {
+		body->len--;
+		buf_printf(body, ",\"members\":%ld,\"subscriptions\":%ld}", count, subs);
+	}
+	return 200;
+}
+
 static void pub(struct req *q)
 {
 	char err[256];
@@ -631,14 +655,7 @@ static void pub(struct req *q)
 		submit(q, job);
 		return;
 	}
-	struct buf body = BUF_INIT;
-	int rc = msglog_info(q->a->log, chan, &body, err, sizeof err);
-	if (rc < 0) {
-		buf_free(&body);
-		unavailable(q, err);
-		return;
-	}
-	json(q, 200, &body);
+	read_log(q, info_read, chan, NULL);
 }
 
 /* What stats and metrics report: false when the request was answered
@@ -701,6 +718,24 @@ static void metrics(struct req *q)
 	for (int i = 0; i < HUB_NEND; i++)
 		buf_printf(&b, "comet_requests_ended_total{reason=\"%s\"} %llu\n", hub_end_names[i],
 			   (unsigned long long)ns.ends[i]);
+	/* A shared log's presence is the server's: not asked for here, where
+	 * nothing waits for it. */
+	struct msglog_presence_count *pc;
+	int npc;
+	char err[256];
+	if (!msglog_shared(a->log) &&
+	    msglog_presence_channels(a->log, "", &pc, &npc, err, sizeof err) == 0) {
+		long members = 0, subs = 0;
+		for (int i = 0; i < npc; i++)
+			members += pc[i].members, subs += pc[i].subs;
+		msglog_presence_counts_free(pc, npc);
+		metric(&b, "comet_presence_members", "gauge",
+		       "Members on presence channels (in their grace included).");
+		buf_printf(&b, "comet_presence_members %ld\n", members);
+		metric(&b, "comet_presence_subscriptions", "gauge",
+		       "Subscriptions held on presence channels, all processes.");
+		buf_printf(&b, "comet_presence_subscriptions %ld\n", subs);
+	}
 	metric(&b, "comet_log_messages", "gauge", "Messages in the log.");
 	buf_printf(&b, "comet_log_messages %lld\n", (long long)messages);
 	metric(&b, "comet_log_last_id", "gauge", "Id of the newest message.");
@@ -764,10 +799,62 @@ static bool one_channel(struct req *q, struct req_sub *r, bool presence_only)
 }
 
 /* GET .../presence?channel=presence-x: the members as of a log id. */
-static void presence_get(struct req *q)
+/* Runs read against the log: here, or on the write thread for a shared
+ * log (its server is not waited for on this thread), which answers. */
+static void read_log(struct req *q, commit_read_fn read, const char *chan, void *arg)
 {
 	char err[256];
 	struct app *a = q->a;
+	struct commit_job *job = xcalloc(1, sizeof *job);
+	job->kind = COMMIT_READ;
+	job->read = read;
+	job->read_arg = arg;
+	snprintf(job->chan, sizeof job->chan, "%s", chan);
+	if (handler_open(a, err, sizeof err) < 0) {
+		commit_job_free(job);
+		unavailable(q, err);
+		return;
+	}
+	if (msglog_shared(a->log)) {
+		submit(q, job);
+		return;
+	}
+	struct buf body = BUF_INIT;
+	int st = read(a->log, job, &body, err, sizeof err);
+	commit_job_free(job);
+	if (st == 503) {
+		buf_free(&body);
+		unavailable(q, err);
+	} else if (st >= 300) {
+		buf_free(&body);
+		error(q, st, err, NULL);
+	} else {
+		json(q, st, &body);
+	}
+}
+
+static int members_read(struct msglog *log, struct commit_job *job, struct buf *body,
+			char *err, size_t errlen)
+{
+	struct buf members = BUF_INIT;
+	int64_t last;
+	long count, subs;
+	if (msglog_members(log, job->chan, false, &members, &last, &count, &subs, err,
+			   errlen) < 0) {
+		buf_free(&members);
+		return 503;
+	}
+	buf_adds(body, "{\"channel\":");
+	reply_json_string(body, job->chan);
+	buf_printf(body, ",\"last_id\":%lld,\"members\":", (long long)last);
+	buf_add(body, members.p, members.len);
+	buf_addc(body, '}');
+	buf_free(&members);
+	return 200;
+}
+
+static void presence_get(struct req *q)
+{
 	struct req_sub r;
 	struct grant g = { .n = 0 };
 	if (!method_ok(q, "GET") || !one_channel(q, &r, true))
@@ -776,23 +863,7 @@ static void presence_get(struct req *q)
 	if (!authorize(q, &r, &g))
 		return;
 	grant_free(&g);
-	struct buf members = BUF_INIT, body = BUF_INIT;
-	int64_t last;
-	long count, subs;
-	if (handler_open(a, err, sizeof err) < 0 ||
-	    msglog_members(a->log, r.chan[0], false, &members, &last, &count, &subs, err,
-			   sizeof err) < 0) {
-		buf_free(&members);
-		unavailable(q, err);
-		return;
-	}
-	buf_adds(&body, "{\"channel\":");
-	reply_json_string(&body, r.chan[0]);
-	buf_printf(&body, ",\"last_id\":%lld,\"members\":", (long long)last);
-	buf_add(&body, members.p, members.len);
-	buf_addc(&body, '}');
-	buf_free(&members);
-	json(q, 200, &body);
+	read_log(q, members_read, r.chan[0], NULL);
 }
 
 /* Client events: WHISPER_RATE a second per socket_id, in a burst of as
@@ -883,7 +954,7 @@ static void whisper(struct req *q)
 
 /* The counts of the presence channels among names (Pusher's user_count,
  * subscription_count): what this log knows of; others are unoccupied. */
-static int pusher_states(struct req *q, const char *const *names, int n,
+static int pusher_states(struct msglog *log, const char *const *names, int n,
 			 struct pusher_channel_state *st, char *err, size_t errlen)
 {
 	for (int i = 0; i < n; i++) {
@@ -892,8 +963,8 @@ static int pusher_states(struct req *q, const char *const *names, int n,
 			continue;
 		struct buf ignored = BUF_INIT;
 		int64_t last;
-		int rc = msglog_members(q->a->log, names[i], true, &ignored, &last,
-					&st[i].user_count, &st[i].subscription_count, err, errlen);
+		int rc = msglog_members(log, names[i], true, &ignored, &last, &st[i].user_count,
+					&st[i].subscription_count, err, errlen);
 		buf_free(&ignored);
 		if (rc < 0)
 			return -1;
@@ -965,7 +1036,7 @@ static void pusher_events(struct req *q, const struct pusher_route *rt, struct c
 	if (!st && ev.info) {
 		struct pusher_channel_state *cs = xcalloc((size_t)b->n + 1, sizeof *cs);
 		if (handler_open(a, err, sizeof err) < 0 ||
-		    pusher_states(q, names, b->n, cs, err, sizeof err) < 0)
+		    pusher_states(a->log, names, b->n, cs, err, sizeof err) < 0)
 			st = 503;
 		else
 			pusher_render_events(&reply, &ev, cs, b->n);
@@ -990,60 +1061,63 @@ static void pusher_events(struct req *q, const struct pusher_route *rt, struct c
 }
 
 /* GET .../apps/<id>/channels, .../channels/<name>, .../channels/<name>/users:
- * from what this log knows of presence channels. */
-static void pusher_get(struct req *q, const struct pusher_route *rt)
-{
-	char err[256];
-	struct app *a = q->a;
+ * from what the log knows of presence channels. */
+struct pusher_query {
+	struct pusher_route rt;
 	struct pusher_get g;
-	int st = pusher_get_parse(rt, param(q->c, "QUERY_STRING"), &g, err, sizeof err);
-	if (st) {
-		error(q, st, err, NULL);
-		return;
-	}
-	if (handler_open(a, err, sizeof err) < 0) {
-		unavailable(q, err);
-		return;
-	}
-	struct buf body = BUF_INIT;
-	if (rt->ep == PUSHER_CHANNELS) {
+};
+
+static int pusher_read(struct msglog *log, struct commit_job *job, struct buf *body,
+		       char *err, size_t errlen)
+{
+	const struct pusher_query *pq = job->read_arg;
+	if (pq->rt.ep == PUSHER_CHANNELS) {
 		struct msglog_presence_count *pc;
 		int n;
-		if (msglog_presence_channels(a->log, g.prefix, &pc, &n, err, sizeof err) < 0) {
-			unavailable(q, err);
-			return;
-		}
+		if (msglog_presence_channels(log, pq->g.prefix, &pc, &n, err, errlen) < 0)
+			return 503;
 		struct pusher_channel_state *cs = xcalloc((size_t)n + 1, sizeof *cs);
 		for (int i = 0; i < n; i++)
 			cs[i] = (struct pusher_channel_state){ pc[i].channel, pc[i].members, pc[i].subs };
-		pusher_render_channels(&body, &g, cs, n);
+		pusher_render_channels(body, &pq->g, cs, n);
 		free(cs);
 		msglog_presence_counts_free(pc, n);
-	} else if (rt->ep == PUSHER_CHANNEL) {
-		const char *name = rt->channel;
+	} else if (pq->rt.ep == PUSHER_CHANNEL) {
+		const char *name = pq->rt.channel;
 		struct pusher_channel_state cs;
-		if (pusher_states(q, &name, 1, &cs, err, sizeof err) < 0) {
-			unavailable(q, err);
-			return;
-		}
-		pusher_render_channel(&body, rt, &g, cs.user_count || cs.subscription_count
-				      ? &cs : NULL);
+		if (pusher_states(log, &name, 1, &cs, err, errlen) < 0)
+			return 503;
+		pusher_render_channel(body, &pq->rt, &pq->g,
+				      cs.user_count || cs.subscription_count ? &cs : NULL);
 	} else {
 		struct buf ids = BUF_INIT;
 		int64_t last;
 		long count, subs;
-		if (msglog_members(a->log, rt->channel, true, &ids, &last, &count, &subs, err,
-				   sizeof err) < 0) {
+		if (msglog_members(log, pq->rt.channel, true, &ids, &last, &count, &subs, err,
+				   errlen) < 0) {
 			buf_free(&ids);
-			unavailable(q, err);
-			return;
+			return 503;
 		}
-		buf_adds(&body, "{\"users\":");
-		buf_add(&body, ids.p, ids.len);
-		buf_addc(&body, '}');
+		buf_adds(body, "{\"users\":");
+		buf_add(body, ids.p, ids.len);
+		buf_addc(body, '}');
 		buf_free(&ids);
 	}
-	json(q, 200, &body);
+	return 200;
+}
+
+static void pusher_get(struct req *q, const struct pusher_route *rt)
+{
+	char err[256];
+	struct pusher_query *pq = xcalloc(1, sizeof *pq);
+	pq->rt = *rt;
+	int st = pusher_get_parse(rt, param(q->c, "QUERY_STRING"), &pq->g, err, sizeof err);
+	if (st) {
+		free(pq);
+		error(q, st, err, NULL);
+		return;
+	}
+	read_log(q, pusher_read, rt->channel, pq);
 }
 
 /* The Pusher Channels HTTP API, signed as Pusher's libraries sign it. */
@@ -1362,6 +1436,7 @@ void handler_serve(struct app *a, struct conn *c)
 		log_msg("notice", conn_id(c), "request headers and parameters larger than %d KB: 431",
 			FCGI_PARAMS_MAX / 1024);
 		error(&q, 431, "the request's headers and parameters are too large", NULL);
+		buf_free(&q.headers);
 		return;
 	}
 	cors(&q);

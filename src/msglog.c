@@ -1514,18 +1514,14 @@ static int presence_change(struct msglog *l, const struct msglog_member *m, cons
 	return 0;
 }
 
-/* Runs fn in one write transaction of l (not a shared log's: its presence
- * lives in PostgreSQL, which this host cannot reach from here). */
-static int presence_txn(struct msglog *l, int (*fn)(struct msglog *, void *, char *, size_t),
-			void *arg, char *err, size_t errlen)
+/* Runs fn in one transaction of l (begin: S_BEGIN for a read snapshot,
+ * S_BEGIN_IMMEDIATE for a write); its result, or MSGLOG_EUNAVAIL. */
+static int in_txn(struct msglog *l, int begin, int (*fn)(struct msglog *, void *, char *, size_t),
+		  void *arg, char *err, size_t errlen)
 {
-	if (l->pg) {
-		snprintf(err, errlen, "presence is not kept on a log shared by several hosts");
-		return MSGLOG_EUNAVAIL;
-	}
 	if (enter(l, true, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
-	int rc = exec1(l, S_BEGIN_IMMEDIATE, err, errlen);
+	int rc = exec1(l, begin, err, errlen);
 	if (rc == 0)
 		rc = fn(l, arg, err, errlen);
 	if (rc >= 0 && exec1(l, S_COMMIT, err, errlen) < 0)
@@ -1557,19 +1553,60 @@ static int change_all(struct msglog *l, void *arg, char *err, size_t errlen)
 	return told;
 }
 
-int msglog_presence(struct msglog *l, const struct msglog_member *m, int n, const char *owner,
-		    int delta, int64_t now_ms, char *err, size_t errlen)
-{
-	struct change c = { m, n, owner, delta, now_ms };
-	return presence_txn(l, change_all, &c, err, errlen);
-}
-
 struct reap {
 	const char *self;
 	int64_t now_ms, grace_ms, dead_ms;
 	bool (*alive)(const char *owner, void *arg);
 	void *arg;
 };
+
+/* A shared log's presence is PostgreSQL's; what it appended (told) is
+ * copied here before the call returns, as a publish's is. */
+static int shared_told(struct msglog *l, int rc, int told, char *err, size_t errlen)
+{
+	char ignored[256];
+	if (rc == 0 && told > 0)
+		copy_changes(l, PGLOG_WRITER, 0, ignored, sizeof ignored);
+	leave(l);
+	return rc < 0 ? MSGLOG_EUNAVAIL : told;
+}
+
+int msglog_presence(struct msglog *l, const struct msglog_member *m, int n, const char *owner,
+		    int delta, int64_t now_ms, char *err, size_t errlen)
+{
+	if (l->pg) {
+		int told = 0;
+		if (enter(l, true, err, errlen) < 0)
+			return MSGLOG_EUNAVAIL;
+		int rc = pglog_presence(l->pg, m, n, owner, delta, now_ms, l->retain,
+					l->retain_seconds, &told, err, errlen);
+		return shared_told(l, rc, told, err, errlen);
+	}
+	struct change c = { m, n, owner, delta, now_ms };
+	return in_txn(l, S_BEGIN_IMMEDIATE, change_all, &c, err, errlen);
+}
+
+static int shared_reap(struct msglog *l, struct reap *r, char *err, size_t errlen)
+{
+	struct pglog_owner *o;
+	int n, told = 0;
+	if (enter(l, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	int rc = pglog_owners(l->pg, &o, &n, err, errlen);
+	if (rc == 0) {
+		const char *dead[n + 1];
+		int ndead = 0;
+		for (int i = 0; i < n; i++)
+			if ((!r->self || strcmp(o[i].owner, r->self) != 0) &&
+			    (o[i].seen < r->now_ms - r->dead_ms ||
+			     (r->alive && !r->alive(o[i].owner, r->arg))))
+				dead[ndead++] = o[i].owner;
+		rc = pglog_presence_reap(l->pg, r->self, r->now_ms, r->grace_ms, dead, ndead,
+					 l->retain, l->retain_seconds, &told, err, errlen);
+		pglog_owners_free(o, n);
+	}
+	return shared_told(l, rc, told, err, errlen);
+}
 
 static int reap_all(struct msglog *l, void *arg, char *err, size_t errlen)
 {
@@ -1646,34 +1683,37 @@ int msglog_presence_reap(struct msglog *l, const char *self, int64_t now_ms, int
 			 char *err, size_t errlen)
 {
 	struct reap r = { self, now_ms, grace_ms, dead_ms, alive, arg };
-	return presence_txn(l, reap_all, &r, err, errlen);
+	if (l->pg)
+		return shared_reap(l, &r, err, errlen);
+	return in_txn(l, S_BEGIN_IMMEDIATE, reap_all, &r, err, errlen);
+}
+
+struct find {
+	const char *channel, *origin;
+	int64_t *id, *log_last;
+};
+
+static int find_origin(struct msglog *l, void *arg, char *err, size_t errlen)
+{
+	struct find *f = arg;
+	if (seq(l, f->log_last, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	if (!f->origin)
+		return 0;
+	sqlite3_stmt *s = stmt(l, S_FIND_ORIGIN, err, errlen);
+	if (!s)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_bind_text(s, 1, f->channel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, f->origin, -1, SQLITE_STATIC);
+	return int_query(l, s, -1, f->id, err, errlen);
 }
 
 int msglog_find_origin(struct msglog *l, const char *channel, const char *origin, int64_t *id,
 		       int64_t *log_last, char *err, size_t errlen)
 {
+	struct find f = { channel, origin, id, log_last };
 	*id = -1;
-	if (enter(l, true, err, errlen) < 0)
-		return MSGLOG_EUNAVAIL;
-	int rc = exec1(l, S_BEGIN, err, errlen);
-	if (rc == 0)
-		rc = seq(l, log_last, err, errlen);
-	if (rc == 0 && origin) {
-		sqlite3_stmt *s = stmt(l, S_FIND_ORIGIN, err, errlen);
-		if (s) {
-			sqlite3_bind_text(s, 1, channel, -1, SQLITE_STATIC);
-			sqlite3_bind_text(s, 2, origin, -1, SQLITE_STATIC);
-			rc = int_query(l, s, -1, id, err, errlen);
-		} else {
-			rc = MSGLOG_EUNAVAIL;
-		}
-	}
-	if (rc == 0)
-		rc = exec1(l, S_COMMIT, err, errlen);
-	if (rc < 0)
-		rollback(l);
-	leave(l);
-	return rc;
+	return in_txn(l, S_BEGIN, find_origin, &f, err, errlen);
 }
 
 int msglog_presence_channels(struct msglog *l, const char *prefix,
@@ -1681,12 +1721,13 @@ int msglog_presence_channels(struct msglog *l, const char *prefix,
 {
 	*out = NULL;
 	*n = 0;
-	if (l->pg) {
-		snprintf(err, errlen, "presence is not kept on a log shared by several hosts");
-		return MSGLOG_EUNAVAIL;
-	}
 	if (enter(l, true, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
+	if (l->pg) {
+		int rc = pglog_presence_channels(l->pg, prefix, out, n, err, errlen);
+		leave(l);
+		return rc < 0 ? MSGLOG_EUNAVAIL : 0;
+	}
 	sqlite3_stmt *s = stmt(l, S_PRESENCE_CHANNELS, err, errlen);
 	int rc = SQLITE_ERROR, cap = 0;
 	if (s) {
@@ -1719,44 +1760,47 @@ void msglog_presence_counts_free(struct msglog_presence_count *c, int n)
 	free(c);
 }
 
+struct members {
+	const char *channel;
+	bool ids;
+	struct buf *out;
+	int64_t *last_id;
+	long *count, *subs;
+};
+
+static int members_of(struct msglog *l, void *arg, char *err, size_t errlen)
+{
+	struct members *m = arg;
+	sqlite3_stmt *s = stmt(l, m->ids ? S_MEMBER_IDS : S_MEMBERS, err, errlen);
+	sqlite3_stmt *c = stmt(l, S_MEMBER_COUNTS, err, errlen);
+	if (!s || !c || seq(l, m->last_id, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_bind_text(s, 1, m->channel, -1, SQLITE_STATIC);
+	if (text_query(l, s, m->out, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	sqlite3_bind_text(c, 1, m->channel, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(c);
+	*m->count = rc == SQLITE_ROW ? (long)sqlite3_column_int64(c, 0) : 0;
+	*m->subs = rc == SQLITE_ROW ? (long)sqlite3_column_int64(c, 1) : 0;
+	sqlite3_reset(c);
+	sqlite3_clear_bindings(c);
+	return rc == SQLITE_ROW ? 0 : fail(l, rc, "members", err, errlen);
+}
+
 int msglog_members(struct msglog *l, const char *channel, bool ids, struct buf *members,
 		   int64_t *last_id, long *count, long *subs, char *err, size_t errlen)
 {
 	if (l->pg) {
-		snprintf(err, errlen, "presence is not kept on a log shared by several hosts");
-		return MSGLOG_EUNAVAIL;
+		if (enter(l, true, err, errlen) < 0)
+			return MSGLOG_EUNAVAIL;
+		int rc = pglog_members(l->pg, channel, ids, members, last_id, count, subs, err,
+				       errlen);
+		leave(l);
+		return rc < 0 ? MSGLOG_EUNAVAIL : 0;
 	}
-	if (enter(l, true, err, errlen) < 0)
-		return MSGLOG_EUNAVAIL;
 	/* One snapshot: the members as of the log's last id. */
-	int rc = exec1(l, S_BEGIN, err, errlen);
-	if (rc == 0)
-		rc = seq(l, last_id, err, errlen);
-	sqlite3_stmt *s = rc == 0 ? stmt(l, ids ? S_MEMBER_IDS : S_MEMBERS, err, errlen) : NULL;
-	if (s) {
-		sqlite3_bind_text(s, 1, channel, -1, SQLITE_STATIC);
-		rc = text_query(l, s, members, err, errlen);
-	} else {
-		rc = MSGLOG_EUNAVAIL;
-	}
-	sqlite3_stmt *c = rc == 0 ? stmt(l, S_MEMBER_COUNTS, err, errlen) : NULL;
-	if (c) {
-		sqlite3_bind_text(c, 1, channel, -1, SQLITE_STATIC);
-		rc = sqlite3_step(c);
-		*count = rc == SQLITE_ROW ? (long)sqlite3_column_int64(c, 0) : 0;
-		*subs = rc == SQLITE_ROW ? (long)sqlite3_column_int64(c, 1) : 0;
-		sqlite3_reset(c);
-		sqlite3_clear_bindings(c);
-		rc = rc == SQLITE_ROW ? 0 : fail(l, rc, "members", err, errlen);
-	} else {
-		rc = MSGLOG_EUNAVAIL;
-	}
-	if (rc == 0)
-		rc = exec1(l, S_COMMIT, err, errlen);
-	if (rc < 0)
-		rollback(l);
-	leave(l);
-	return rc;
+	struct members m = { channel, ids, members, last_id, count, subs };
+	return in_txn(l, S_BEGIN, members_of, &m, err, errlen);
 }
 
 bool msglog_shared(const struct msglog *l)

@@ -13,6 +13,9 @@
  *   comet_chan(name, n): messages per channel, for the count limit.
  *   comet_dropped(channel, id, rev): as SQLite's dropped, plus the revision
  *     of the write that made the mark.
+ *   comet_presence, comet_member, comet_owner (version 4): presence, as in
+ *     the SQLite log (msglog.c), shared by the hosts; its join and leave
+ *     messages are appended by comet_publish in the same transaction.
  * Writes are two functions (comet_publish, comet_delete), so that a publish
  * is one round trip and one transaction. */
 #include "config.h"
@@ -32,7 +35,7 @@
 #include "clock.h"
 #include "pglog.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define LOCK_KEY "7270110011"	/* advisory lock for making the schema */
@@ -52,6 +55,13 @@ static const char schema[] =
 	"CREATE INDEX IF NOT EXISTS comet_dropped_rev ON comet_dropped(rev);"
 	"ALTER TABLE comet_msg ADD COLUMN IF NOT EXISTS origin text;"
 	"DROP FUNCTION IF EXISTS comet_publish(text[], text[], bytea[], bigint, bigint, bigint);"
+	"CREATE TABLE IF NOT EXISTS comet_presence(channel text NOT NULL, member text NOT NULL,"
+	" owner text NOT NULL, subs int NOT NULL, PRIMARY KEY (channel, member, owner));"
+	"CREATE INDEX IF NOT EXISTS comet_presence_owner ON comet_presence(owner);"
+	"CREATE TABLE IF NOT EXISTS comet_member(channel text NOT NULL, member text NOT NULL,"
+	" info text NOT NULL, gone bigint, PRIMARY KEY (channel, member));"
+	"CREATE INDEX IF NOT EXISTS comet_member_gone ON comet_member(gone);"
+	"CREATE TABLE IF NOT EXISTS comet_owner(owner text PRIMARY KEY, seen bigint NOT NULL);"
 	/* The count limit is applied per message as with SQLite: for each
 	 * channel of the batch, the oldest beyond keep go, and the mark is the
 	 * newest id dropped. Age: up to 256 of the oldest per publish. */
@@ -91,6 +101,73 @@ static const char schema[] =
 	" END IF;\n"
 	" PERFORM pg_notify('comet', top::text);\n"
 	" RETURN top - many + 1;\n"
+	"END $f$;"
+	/* The event of a member joining or leaving, as the SQLite log makes
+	 * it. */
+	"CREATE OR REPLACE FUNCTION comet_presence_event(ev text, mb text, inf text)"
+	" RETURNS bytea LANGUAGE sql IMMUTABLE AS $f$"
+	" SELECT convert_to(json_build_object('event', ev, 'member',"
+	"  json_build_object('id', mb, 'info', inf::json))::text, 'UTF8') $f$;"
+	"CREATE OR REPLACE FUNCTION comet_presence(ch text[], mb text[], inf text[], own text,"
+	" delta int, now_ms bigint, keep bigint, keep_ms bigint) RETURNS int LANGUAGE plpgsql"
+	" AS $f$\n"
+	"DECLARE i int; g bigint; ec text[] := '{}'; ed bytea[] := '{}';\n"
+	"BEGIN\n"
+	" IF delta > 0 THEN\n"
+	"  INSERT INTO comet_owner VALUES (own, now_ms)"
+	"   ON CONFLICT (owner) DO UPDATE SET seen = excluded.seen;\n"
+	" END IF;\n"
+	" FOR i IN 1 .. coalesce(cardinality(ch), 0) LOOP\n"
+	"  IF delta > 0 THEN\n"
+	"   INSERT INTO comet_presence AS p VALUES (ch[i], mb[i], own, 1)"
+	"    ON CONFLICT (channel, member, owner) DO UPDATE SET subs = p.subs + 1;\n"
+	"   SELECT gone INTO g FROM comet_member WHERE channel = ch[i] AND member = mb[i];\n"
+	"   IF NOT FOUND THEN\n"
+	"    INSERT INTO comet_member VALUES (ch[i], mb[i], inf[i], NULL);\n"
+	"    ec := ec || ch[i];\n"
+	"    ed := ed || comet_presence_event('join', mb[i], inf[i]);\n"
+	"   ELSIF g IS NOT NULL THEN\n"
+	"    UPDATE comet_member SET gone = NULL WHERE channel = ch[i] AND member = mb[i];\n"
+	"   END IF;\n"
+	"  ELSE\n"
+	"   UPDATE comet_presence SET subs = subs - 1"
+	"    WHERE channel = ch[i] AND member = mb[i] AND owner = own;\n"
+	"   DELETE FROM comet_presence WHERE channel = ch[i] AND member = mb[i] AND owner = own"
+	"    AND subs <= 0;\n"
+	"   UPDATE comet_member SET gone = now_ms WHERE channel = ch[i] AND member = mb[i]"
+	"    AND gone IS NULL AND NOT EXISTS (SELECT 1 FROM comet_presence p"
+	"    WHERE p.channel = ch[i] AND p.member = mb[i]);\n"
+	"  END IF;\n"
+	" END LOOP;\n"
+	" IF cardinality(ec) > 0 THEN\n"
+	"  PERFORM comet_publish(ec, array_fill('application/x-comet-presence+json'::text,"
+	"   ARRAY[cardinality(ec)]), ed, array_fill(NULL::text, ARRAY[cardinality(ec)]),"
+	"   now_ms, keep, keep_ms);\n"
+	" END IF;\n"
+	" RETURN cardinality(ec);\n"
+	"END $f$;"
+	"CREATE OR REPLACE FUNCTION comet_presence_reap(own text, now_ms bigint, grace_ms bigint,"
+	" dead text[], keep bigint, keep_ms bigint) RETURNS int LANGUAGE plpgsql AS $f$\n"
+	"DECLARE ec text[]; ed bytea[];\n"
+	"BEGIN\n"
+	" IF own IS NOT NULL THEN\n"
+	"  INSERT INTO comet_owner VALUES (own, now_ms)"
+	"   ON CONFLICT (owner) DO UPDATE SET seen = excluded.seen;\n"
+	" END IF;\n"
+	" DELETE FROM comet_presence WHERE owner = ANY (dead);\n"
+	" DELETE FROM comet_owner WHERE owner = ANY (dead);\n"
+	" UPDATE comet_member m SET gone = now_ms WHERE gone IS NULL AND NOT EXISTS"
+	"  (SELECT 1 FROM comet_presence p WHERE p.channel = m.channel AND p.member = m.member);\n"
+	" WITH l AS (DELETE FROM comet_member WHERE gone <= now_ms - grace_ms"
+	"  RETURNING channel, member, info)"
+	"  SELECT array_agg(channel), array_agg(comet_presence_event('leave', member, info))"
+	"  INTO ec, ed FROM l;\n"
+	" IF cardinality(ec) > 0 THEN\n"
+	"  PERFORM comet_publish(ec, array_fill('application/x-comet-presence+json'::text,"
+	"   ARRAY[cardinality(ec)]), ed, array_fill(NULL::text, ARRAY[cardinality(ec)]),"
+	"   now_ms, keep, keep_ms);\n"
+	" END IF;\n"
+	" RETURN coalesce(cardinality(ec), 0);\n"
 	"END $f$;"
 	"CREATE OR REPLACE FUNCTION comet_delete(c text) RETURNS bigint LANGUAGE plpgsql AS $f$\n"
 	"DECLARE r bigint; top bigint; k bigint;\n"
@@ -440,6 +517,159 @@ int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
 		return failed(&p->w, r, "publish", err, errlen);
 	*first = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return 0;
+}
+
+/* A one-dimensional text[] in binary form (n strings, none NULL). */
+static void text_array(struct buf *b, const char *const *v, int n)
+{
+	uint32_t head[5] = { htonl(1), 0, htonl(25), htonl((uint32_t)n), htonl(1) };
+	buf_add(b, head, sizeof head);
+	for (int i = 0; i < n; i++) {
+		uint32_t l = htonl((uint32_t)strlen(v[i]));
+		buf_add(b, &l, 4);
+		buf_add(b, v[i], strlen(v[i]));
+	}
+}
+
+/* Runs sql (one row, one int column) on the writer connection with
+ * params, the array ones (arrays[i]) binary. */
+static int call_int(struct pglog *p, const char *sql, int n, const char *const *vals,
+		    const int *lens, const int *fmts, int64_t *out, const char *what,
+		    char *err, size_t errlen)
+{
+	if (connect_to(p, &p->w, true, err, errlen) < 0)
+		return -1;
+	PGresult *r = PQexecParams(p->w.c, sql, n, NULL, vals, lens, fmts, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		return failed(&p->w, r, what, err, errlen);
+	*out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return 0;
+}
+
+int pglog_presence(struct pglog *p, const struct msglog_member *m, int n, const char *owner,
+		   int delta, int64_t now_ms, long keep, long keep_seconds, int *told,
+		   char *err, size_t errlen)
+{
+	const char *ch[n > 0 ? n : 1], *mb[n > 0 ? n : 1], *inf[n > 0 ? n : 1];
+	for (int i = 0; i < n; i++)
+		ch[i] = m[i].channel, mb[i] = m[i].id, inf[i] = m[i].info;
+	struct buf a[3] = { BUF_INIT, BUF_INIT, BUF_INIT };
+	text_array(&a[0], ch, n);
+	text_array(&a[1], mb, n);
+	text_array(&a[2], inf, n);
+	char d[8], now[24], k[24], ks[24];
+	snprintf(d, sizeof d, "%d", delta);
+	snprintf(now, sizeof now, "%lld", (long long)now_ms);
+	snprintf(k, sizeof k, "%ld", keep);
+	snprintf(ks, sizeof ks, "%lld", (long long)keep_seconds * 1000);
+	const char *vals[8] = { a[0].p, a[1].p, a[2].p, owner, d, now, k, ks };
+	int lens[8] = { (int)a[0].len, (int)a[1].len, (int)a[2].len, 0, 0, 0, 0, 0 };
+	int fmts[8] = { 1, 1, 1, 0, 0, 0, 0, 0 };
+	int64_t v = 0;
+	int rc = call_int(p, "SELECT comet_presence($1::text[], $2::text[], $3::text[], $4, $5, "
+			  "$6, $7, $8)", 8, vals, lens, fmts, &v, "presence", err, errlen);
+	for (int i = 0; i < 3; i++)
+		buf_free(&a[i]);
+	*told = (int)v;
+	return rc;
+}
+
+int pglog_owners(struct pglog *p, struct pglog_owner **out, int *n, char *err, size_t errlen)
+{
+	*out = NULL;
+	*n = 0;
+	if (connect_to(p, &p->w, true, err, errlen) < 0)
+		return -1;
+	PGresult *r = PQexec(p->w.c, "SELECT owner, seen FROM comet_owner");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		return failed(&p->w, r, "owners", err, errlen);
+	*n = PQntuples(r);
+	*out = xcalloc((size_t)*n + 1, sizeof **out);
+	for (int i = 0; i < *n; i++)
+		(*out)[i] = (struct pglog_owner){ xstrdup(PQgetvalue(r, i, 0)),
+						  strtoll(PQgetvalue(r, i, 1), NULL, 10) };
+	PQclear(r);
+	return 0;
+}
+
+void pglog_owners_free(struct pglog_owner *o, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(o[i].owner);
+	free(o);
+}
+
+int pglog_presence_reap(struct pglog *p, const char *self, int64_t now_ms, int64_t grace_ms,
+			const char *const *dead, int ndead, long keep, long keep_seconds, int *told,
+			char *err, size_t errlen)
+{
+	struct buf a = BUF_INIT;
+	text_array(&a, dead, ndead);
+	char now[24], g[24], k[24], ks[24];
+	snprintf(now, sizeof now, "%lld", (long long)now_ms);
+	snprintf(g, sizeof g, "%lld", (long long)grace_ms);
+	snprintf(k, sizeof k, "%ld", keep);
+	snprintf(ks, sizeof ks, "%lld", (long long)keep_seconds * 1000);
+	const char *vals[6] = { self, now, g, a.p, k, ks };
+	int lens[6] = { 0, 0, 0, (int)a.len, 0, 0 };
+	int fmts[6] = { 0, 0, 0, 1, 0, 0 };
+	int64_t v = 0;
+	int rc = call_int(p, "SELECT comet_presence_reap($1, $2, $3, $4::text[], $5, $6)", 6, vals,
+			  lens, fmts, &v, "presence", err, errlen);
+	buf_free(&a);
+	*told = (int)v;
+	return rc;
+}
+
+int pglog_members(struct pglog *p, const char *channel, bool ids, struct buf *out,
+		  int64_t *last_id, long *count, long *subs, char *err, size_t errlen)
+{
+	if (connect_to(p, &p->w, true, err, errlen) < 0)
+		return -1;
+	/* One statement, one snapshot: the members as of last_id. */
+	const char *sql = ids
+		? "SELECT (SELECT last_id FROM comet_state), coalesce((SELECT json_agg(json_build_object("
+		  "'id', member) ORDER BY member) FROM comet_member WHERE channel = $1), '[]'),"
+		  " (SELECT count(*) FROM comet_member WHERE channel = $1),"
+		  " (SELECT coalesce(sum(subs), 0) FROM comet_presence WHERE channel = $1)"
+		: "SELECT (SELECT last_id FROM comet_state), coalesce((SELECT json_agg(json_build_object("
+		  "'id', member, 'info', info::json) ORDER BY member) FROM comet_member WHERE"
+		  " channel = $1), '[]'), (SELECT count(*) FROM comet_member WHERE channel = $1),"
+		  " (SELECT coalesce(sum(subs), 0) FROM comet_presence WHERE channel = $1)";
+	const char *vals[1] = { channel };
+	PGresult *r = PQexecParams(p->w.c, sql, 1, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		return failed(&p->w, r, "members", err, errlen);
+	*last_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	buf_adds(out, PQgetvalue(r, 0, 1));
+	*count = strtol(PQgetvalue(r, 0, 2), NULL, 10);
+	*subs = strtol(PQgetvalue(r, 0, 3), NULL, 10);
+	PQclear(r);
+	return 0;
+}
+
+int pglog_presence_channels(struct pglog *p, const char *prefix,
+			    struct msglog_presence_count **out, int *n, char *err, size_t errlen)
+{
+	*out = NULL;
+	*n = 0;
+	if (connect_to(p, &p->w, true, err, errlen) < 0)
+		return -1;
+	const char *vals[1] = { prefix };
+	PGresult *r = PQexecParams(p->w.c,
+		"SELECT m.channel, count(*), (SELECT coalesce(sum(subs), 0) FROM comet_presence p"
+		" WHERE p.channel = m.channel) FROM comet_member m WHERE starts_with(m.channel, $1)"
+		" GROUP BY m.channel ORDER BY m.channel LIMIT 10000", 1, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		return failed(&p->w, r, "presence", err, errlen);
+	*n = PQntuples(r);
+	*out = xcalloc((size_t)*n + 1, sizeof **out);
+	for (int i = 0; i < *n; i++)
+		(*out)[i] = (struct msglog_presence_count){ xstrdup(PQgetvalue(r, i, 0)),
+			strtol(PQgetvalue(r, i, 1), NULL, 10), strtol(PQgetvalue(r, i, 2), NULL, 10) };
 	PQclear(r);
 	return 0;
 }

@@ -65,6 +65,25 @@ int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now
 		 long keep, long keep_seconds, int64_t *first, char *err, size_t errlen);
 int pglog_delete(struct pglog *p, const char *chan, int64_t *deleted,
 		 char *err, size_t errlen);
+/* Presence (as msglog_presence and msglog_presence_reap, on the shared
+ * tables; *told gets how many join or leave messages were appended). */
+int pglog_presence(struct pglog *p, const struct msglog_member *m, int n, const char *owner,
+		   int delta, int64_t now_ms, long keep, long keep_seconds, int *told,
+		   char *err, size_t errlen);
+struct pglog_owner {
+	char *owner;
+	int64_t seen;
+};
+int pglog_owners(struct pglog *p, struct pglog_owner **out, int *n, char *err, size_t errlen);
+void pglog_owners_free(struct pglog_owner *o, int n);
+int pglog_presence_reap(struct pglog *p, const char *self, int64_t now_ms, int64_t grace_ms,
+			const char *const *dead, int ndead, long keep, long keep_seconds, int *told,
+			char *err, size_t errlen);
+int pglog_members(struct pglog *p, const char *channel, bool ids, struct buf *out,
+		  int64_t *last_id, long *count, long *subs, char *err, size_t errlen);
+int pglog_presence_channels(struct pglog *p, const char *prefix,
+			    struct msglog_presence_count **out, int *n, char *err, size_t errlen);
+
 /* after_log: the log the copy was made from (NULL: none yet). */
 int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
 		  int64_t after_id, int64_t after_rev, int max, struct pglog_changes *c,

@@ -2,7 +2,7 @@
 """`make demo`: serve comet-fcgi under a real lighttpd (or Apache with
 --apache) on 127.0.0.1, with its SQLite log in a scratch directory, and the
 site in www/ (the chat demo at /chat/, PHP via php-cgi), until Ctrl-C. Uses
-the shipped configuration through tests/harness.py. Its logs are kept in
+the shipped configuration through tests/harness/. Its logs are kept in
 demo-logs/ of the current directory (the build tree) when it stops."""
 
 import argparse
@@ -27,17 +27,14 @@ class DemoServer(harness.Server):
 
     kept = None
 
-    def stop(self):
-        if not self._stopped and self.scratch:
-            self._halt()
-            dst = os.path.join(LOGS_DIR, time.strftime("%Y%m%d-%H%M%S"))
-            for p in self.error_log_paths():
-                if os.path.exists(p) and os.path.getsize(p):
-                    os.makedirs(dst, exist_ok=True)
-                    shutil.copy(p, dst)
-            if os.path.isdir(dst):
-                self.kept = dst
-        super().stop()
+    def finished(self):
+        dst = os.path.join(LOGS_DIR, time.strftime("%Y%m%d-%H%M%S"))
+        for p in self.error_log_paths():
+            if os.path.exists(p) and os.path.getsize(p):
+                os.makedirs(dst, exist_ok=True)
+                shutil.copy(p, dst)
+        if os.path.isdir(dst):
+            self.kept = dst
 
 
 def main():

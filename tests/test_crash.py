@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import unittest
 
@@ -22,53 +21,8 @@ PUBLISHERS = 4
 
 
 def read_all(srv, channel):
-    """Every retained message of channel, paging from 0."""
-    ids, cursor = [], 0
-    for _ in range(1000):
-        r = srv.sub(channel, since=cursor, timeout=0, limit=1000)
-        assert r.status == 200, r
-        ids += [m["id"] for m in r.json["messages"]]
-        cursor = r.json["last_id"]
-        if not r.json["more"]:
-            return ids
-    raise AssertionError("paging did not end")
-
-
-class Publishing:
-    """Publishers on their own threads until stop is set; acks recorded."""
-
-    def __init__(self, srv, channel):
-        self.srv, self.channel = srv, channel
-        self.acked, self.failed = [], 0
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(PUBLISHERS)]
-
-    def run(self, k):
-        for i in range(100000):
-            if self.stop.is_set():
-                return
-            try:
-                r = self.srv.post("/comet/pub", query={"channel": self.channel},
-                                  body="%d-%d" % (k, i), headers={"Content-Type": "text/plain"},
-                                  timeout=10)
-            except OSError:
-                r = None
-            with self.lock:
-                if r is not None and r.status == 201:
-                    self.acked.append(r.json["id"])
-                else:
-                    self.failed += 1
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
+    """The id of every retained message of channel, paging from 0."""
+    return [m["id"] for m in srv.read_all(channel)]
 
 
 class Crash(unittest.TestCase):
@@ -85,7 +39,7 @@ class Crash(unittest.TestCase):
             srv.publish("crash", "start")
             kills = 0
             rng = random.Random(1)
-            with Publishing(srv, "crash") as pub:
+            with harness.Publishers([srv], ["crash"], threads=PUBLISHERS) as pub:
                 deadline = time.monotonic() + RUN_SECONDS
                 while time.monotonic() < deadline:
                     pids = srv.program_pids()
@@ -103,20 +57,20 @@ class Crash(unittest.TestCase):
             r = srv.get("/comet/stats", timeout=10)
             self.assertEqual(r.status, 200)
             self.assertLess(time.monotonic() - start, 2.0)
-            self.check_log(srv, "crash", pub.acked)
+            self.check_log(srv, "crash", pub.ids)
             print("kill -9: %d kills, %d acked, %d failed publishes"
-                  % (kills, len(pub.acked), pub.failed), file=sys.stderr)
+                  % (kills, len(pub.ids), pub.failed), file=sys.stderr)
 
     def test_web_server_restart_during_publishing(self):
         with harness.Server("apache", env={"COMET_RETAIN": "1000000"}) as srv:
             srv.publish("restart", "start")
-            with Publishing(srv, "restart") as pub:
-                harness.wait_until(lambda: len(pub.acked) > 20, 20, "publishes before restart")
+            with harness.Publishers([srv], ["restart"], threads=PUBLISHERS) as pub:
+                harness.wait_until(lambda: len(pub.ids) > 20, 20, "publishes before restart")
                 os.kill(srv.proc.pid, signal.SIGHUP)    # Apache: restart now
-                before = len(pub.acked)
-                harness.wait_until(lambda: len(pub.acked) > before + 20, 30,
+                before = len(pub.ids)
+                harness.wait_until(lambda: len(pub.ids) > before + 20, 30,
                                    "publishes after the restart")
-            self.check_log(srv, "restart", pub.acked)
+            self.check_log(srv, "restart", pub.ids)
 
 
 class DiskFull(unittest.TestCase):
@@ -128,8 +82,7 @@ class DiskFull(unittest.TestCase):
         mounts = []
 
         class SmallDisk(harness.Server):
-            def _prepare_scratch(self):
-                super()._prepare_scratch()
+            def prepare(self):
                 d = os.path.join(self.scratch, "small")
                 os.mkdir(d)
                 subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k,mode=0777", "tmpfs", d],

@@ -1,7 +1,8 @@
 """The settings table (comet-fcgi --help) and the documents agree: every
 variable is documented in the README (and in the man page once there is
 one), every variable SPEC.md names is in the table, and the README opens
-with the two commands."""
+with the two commands. And the tarball carries the test harness: every
+module of tests/harness/ is listed in Makefile.am."""
 
 import os
 import re
@@ -86,6 +87,20 @@ class Docs(unittest.TestCase):
         self.assertEqual(wanted - set(self.names) - set(NOT_YET), set())
         self.assertEqual(set(NOT_YET) & set(self.names), set(),
                          "implemented: take it off NOT_YET")
+
+
+class Dist(unittest.TestCase):
+    def test_makefile_lists_every_harness_module(self):
+        # EXTRA_DIST takes no wildcards: a module added to the package and
+        # not to HARNESS would be missing from `make dist` and the .deb.
+        with open(os.path.join(SRCDIR, "Makefile.am")) as f:
+            text = f.read()
+        m = re.search(r"^HARNESS =((?:.*\\\n)*.*)$", text, re.M)
+        self.assertIsNotNone(m, "Makefile.am has no HARNESS list")
+        listed = set(m.group(1).replace("\\\n", " ").split())
+        package = os.path.join(SRCDIR, "tests", "harness")
+        here = {"tests/harness/" + n for n in os.listdir(package) if n.endswith(".py")}
+        self.assertEqual(listed, here)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """www/comet.php, the PHP helper, run by php-cli against comet-fcgi under a
-real lighttpd (tests/harness.py): publish, types, the publish key, errors,
+real lighttpd (tests/harness/): publish, types, the publish key, errors,
 info(), private-channel and presence tokens. Every case runs twice: through the curl
 extension and, with `php -n` (no php.ini, so no curl), through PHP's http://
 streams. Skipped (77) when php-cli is not installed."""

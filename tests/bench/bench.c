@@ -162,6 +162,9 @@ static struct {
 	const char *batch_channel;	/* their channel */
 	int rounds;			/* herd: publishes, each answered and asked again */
 	bool fresh;			/* herd: every request on a new connection */
+	bool sse;			/* fanout: subscribers are event streams */
+	const char *form_topic;		/* fanout: publish as a Mercure form with this topic */
+	char *sse_mark;			/* ... answered once this text came */
 } opt = {
 	.rounds = 3,
 	.batch_channel = "rate",
@@ -500,8 +503,10 @@ static void conn_set_request(struct hconn *c, const char *method, const char *pa
 	int n = snprintf(head, sizeof head,
 			 "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: comet-bench\r\n%s%s%s",
 			 method, path, host_hdrs[c->host], keepalive ? "" : "Connection: close\r\n",
-			 (c->kind != K_SUB && opt.headers) ? opt.headers : "",
-			 (c->kind != K_SUB && opt.headers) ? "\r\n" : "");
+			 (c->kind != K_SUB && opt.headers) ? opt.headers :
+			 (c->kind == K_SUB && opt.sse) ? "Accept: text/event-stream" : "",
+			 (c->kind != K_SUB && opt.headers) || (c->kind == K_SUB && opt.sse)
+			 ? "\r\n" : "");
 	if (n < 0 || (size_t)n >= sizeof head)
 		die("request head too long");
 	if (body) {
@@ -701,6 +706,16 @@ static int conn_read(struct hconn *c)
 		/* Complete already: no further recv (that would only say EAGAIN). */
 		if ((rc = parse_response(c, false)) != 0)
 			break;
+		/* An event stream never completes: its answer is the event with
+		 * the message. */
+		if (opt.sse && c->kind == K_SUB && c->hdr_end && c->status == 200 &&
+		    memmem(c->buf + c->hdr_end, c->len - c->hdr_end, opt.sse_mark,
+			   strlen(opt.sse_mark))) {
+			rc = 1;
+			c->resp_len = c->len;
+			c->server_close = true;
+			break;
+		}
 	}
 	if (c->buf)
 		c->buf[c->len] = 0;
@@ -815,6 +830,8 @@ static void h2_set_request(struct h2 *h, const char *path)
 		n += hpack_literal(hb + n, 4, path);		/* :path */
 		n += hpack_literal(hb + n, 1, host_hdr);	/* :authority */
 		n += hpack_literal(hb + n, 58, "comet-bench");	/* user-agent */
+		if (opt.sse)
+			n += hpack_literal(hb + n, 19, "text/event-stream");	/* accept */
 		h2_frame_head(o + k, n, 1, 0x5, (uint32_t)(2 * i + 1));
 		k += 9 + n;
 	}
@@ -958,7 +975,10 @@ static bool h2_frame(struct h2 *h, const unsigned char *f, size_t len)
 			}
 			memcpy(s->buf + s->len, p, plen);
 			s->len += plen;
-			if (flags & 0x1)
+			/* An event stream's answer is the event with the message. */
+			if ((flags & 0x1) || (opt.sse && s->status == 200 &&
+					      memmem(s->buf, s->len, opt.sse_mark,
+						     strlen(opt.sse_mark))))
 				h2_finish(h, s, 1, 0);
 		}
 		break;
@@ -1581,8 +1601,18 @@ static void run_fanout(void)
 	 * moment the request is written. */
 	struct hconn pub = { .fd = -1, .kind = K_PUB };
 	char *body = make_body(opt.body_size, 0);
-	conn_set_request(&pub, "POST", opt.fanout_pub_path, "text/plain", body,
-			 (size_t)opt.body_size, false);
+	if (opt.form_topic) {
+		/* A Mercure publish: the form the hub takes. */
+		size_t n = strlen(opt.form_topic) * 3 + (size_t)opt.body_size + 32;
+		char *form = xrealloc(NULL, n);
+		int len = snprintf(form, n, "topic=%s&data=%s", opt.form_topic, body);
+		conn_set_request(&pub, "POST", opt.fanout_pub_path,
+				 "application/x-www-form-urlencoded", form, (size_t)len, false);
+		free(form);
+	} else {
+		conn_set_request(&pub, "POST", opt.fanout_pub_path, "text/plain", body,
+				 (size_t)opt.body_size, false);
+	}
 	free(body);
 	conn_reset_response(&pub);
 	pub.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -2061,6 +2091,11 @@ static void usage(FILE *f)
 "                           knowledge), S per connection (lighttpd allows 8)\n"
 "      --h2-port PORT       their port, when not --port (nginx: a listen ... http2)\n"
 "      --check              an answer counts only if it carries the message\n"
+"      --sse                subscribers are event streams (Accept:\n"
+"                           text/event-stream); a subscriber's answer is the\n"
+"                           event that carries the message\n"
+"      --form-topic T       publish as a Mercure hub takes it: a form\n"
+"                           topic=T&data=<the message> (T URL-encoded by you)\n"
 "  herd (-n, --sub-path, --pub-path, --ready-*, --answer-timeout as fanout):\n"
 "      --rounds R           publishes (default 3); every subscriber asks again,\n"
 "                           with its own JSONP callback and cursor, the moment\n"
@@ -2184,6 +2219,10 @@ int main(int argc, char **argv)
 			opt.batch_channel = ARG();
 		else if (!strcmp(a, "--fresh"))
 			opt.fresh = true;
+		else if (!strcmp(a, "--sse"))
+			opt.sse = true;
+		else if (!strcmp(a, "--form-topic"))
+			opt.form_topic = ARG();
 		else if (!strcmp(a, "--rounds"))
 			opt.rounds = atoi(ARG());
 		else if (!strcmp(a, "-q"))
@@ -2234,6 +2273,9 @@ int main(int argc, char **argv)
 			die("herd is HTTP/1.1 on one server");
 		run_herd();
 	}
+	/* The message's text (make_body's), which an event must carry. */
+	opt.sse_mark = make_body(opt.body_size, 0);
 	run_fanout();
+	free(opt.sse_mark);
 	return 0;
 }

@@ -1,8 +1,9 @@
 /* trivial-fcgi: the cheapest possible FastCGI responder, the baseline for the
  * publish-rate benchmark. It reads each request's body (as comet-fcgi does)
  * and answers 201 {"id":1} to every POST. A GET is answered 200 with the same
- * body, only so that tests/harness.py, which waits for GET /comet/stats to
- * answer 200, can start it from the shipped lighttpd configuration.
+ * body, only so that the harness (tests/harness/server.py), which waits for
+ * GET /comet/stats to answer 200, can start it from the shipped lighttpd
+ * configuration.
  *
  *   gcc -O2 -o trivial-fcgi trivial-fcgi.c -lfcgi
  *

@@ -1,6 +1,6 @@
 "use strict";
 // Shared by the browser tests: a comet-fcgi web server (serve.py over
-// tests/harness.py), Debian's chromium driven by playwright-core, a second
+// tests/harness/), Debian's chromium driven by playwright-core, a second
 // origin serving the test pages, publishing, and artifacts.
 
 const { spawn } = require("node:child_process");

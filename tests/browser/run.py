@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """The browser tests: www/comet.js, the Laravel Echo connector
 www/comet-echo.js (with npm's laravel-echo 1.x and 2.x, and npm's pusher
-publishing) and the chat demo in Debian's chromium, driven by
-playwright-core under node's test runner, against real lighttpd and Apache
-started through tests/harness.py (see the *.test.js files; client and
-connector run in node alone).
+publishing), the Mercure endpoint and the chat demo in Debian's chromium,
+driven by playwright-core under node's test runner, against real lighttpd
+and Apache started through tests/harness/ (see the *.test.js files; client
+and connector run in node alone).
 
-    python3 tests/browser/run.py [client|connector|chat|restart|keepalive|cors|jsonp|protocol|token|echo ...]
+    python3 tests/browser/run.py [client|connector|chat|restart|keepalive|cors|jsonp|protocol|token|mercure|echo ...]
 
 (modphp.test.js is not among them: tests/integration/test_modphp.py starts
 its servers, an Apache with mod_php among them, and runs it with
@@ -20,7 +20,7 @@ build tree when the source tree is read-only. Screenshots go to
 test-artifacts/browser/ under the current directory (the build tree).
 
 Environment: CHROMIUM (default /usr/bin/chromium), NODE (default: node on
-PATH), COMET_FCGI and the rest as for tests/harness.py.
+PATH), COMET_FCGI and the rest as for tests/harness/.
 """
 
 import json
@@ -32,7 +32,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TESTS = ["client", "connector", "chat", "restart", "keepalive", "cors", "jsonp", "protocol", "token", "echo"]
+TESTS = ["client", "connector", "chat", "restart", "keepalive", "cors", "jsonp", "protocol", "token",
+         "mercure", "echo"]
 # Whole-file limit: each takes well under a minute on the 2-core test machine.
 FILE_TIMEOUT = 150
 SKIP = 77

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A web server running comet-fcgi (tests/harness.py), driven over stdin and
+"""A web server running comet-fcgi (tests/harness/), driven over stdin and
 stdout by the browser tests (lib.js), one JSON object per line.
 
     serve.py lighttpd|apache [--www DIR] [NAME=VALUE ...]

@@ -1,6 +1,6 @@
 """Integration tests shared by test_lighttpd.py and test_apache.py: what a
 user of comet-fcgi sees through a real web server started from the shipped
-configuration (see tests/harness.py and SPEC.md)."""
+configuration (see tests/harness/ and SPEC.md)."""
 
 import functools
 import itertools

@@ -57,7 +57,7 @@ class BehindReverseProxy(unittest.TestCase):
             conf = os.path.join(tmp, "proxy.conf")
             with open(conf, "w") as f:
                 f.write(PROXY_CONF % {"dir": tmp, "port": port, "backend": srv.port})
-            front = subprocess.Popen([harness._find_exe("LIGHTTPD", "lighttpd"), "-D", "-f", conf])
+            front = subprocess.Popen([harness.find_exe("LIGHTTPD", "lighttpd"), "-D", "-f", conf])
             url = "http://127.0.0.1:%d/comet/" % port
 
             def answers():   # any HTTP answer: the proxy is up

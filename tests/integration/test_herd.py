@@ -14,7 +14,6 @@ lighttpd/comet-fcgi.conf)."""
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import unittest
@@ -24,23 +23,12 @@ import harness  # noqa: E402
 
 N = 4000
 ROUNDS = 3
-BENCH_SRC = os.path.join(harness.TESTS_DIR, "bench", "bench.c")
 
 
 def setUpModule():
     global BENCH
-    if os.geteuid() != 0:
-        raise unittest.SkipTest("needs root for a network namespace of its own")
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = 2 * N + 500
-    if hard != resource.RLIM_INFINITY and hard < need:
-        raise unittest.SkipTest("hard RLIMIT_NOFILE %d < %d" % (hard, need))
-    why = harness.private_network()
-    if why:
-        raise unittest.SkipTest(why)
-    BENCH = os.path.join(harness.tempfile.mkdtemp(prefix="comet-herd-"), "bench")
-    subprocess.run([os.environ.get("CC", "gcc"), "-O2", "-o", BENCH, BENCH_SRC, "-lm"],
-                   check=True, timeout=120)
+    harness.require_private_network(2 * N + 500)
+    BENCH = harness.build_tool("bench", "-lm")
 
 
 class Herd(unittest.TestCase):

@@ -36,13 +36,11 @@ import json
 import os
 import resource
 import selectors
-import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -216,7 +214,7 @@ class FcgiTarget:
         return self.d.db
 
     def pids(self):
-        return [self.d.proc.pid] if self.d.proc and self.d.proc.poll() is None else []
+        return [self.d.pid] if self.d.pid else []
 
     def restart(self):
         self.d.stop()
@@ -226,11 +224,7 @@ class FcgiTarget:
         return [l for l in self.logs().splitlines() if harness.CRASH_RE.search(l)]
 
     def logs(self):
-        try:
-            with open(self.d.log_path, "rb") as f:
-                return f.read()[-20000:].decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return self.d.read_log()
 
     def encode(self, method, ep, query, body, headers, content_length, end_body):
         qs = urllib.parse.urlencode(query) if query else ""
@@ -438,42 +432,14 @@ def sse_ids(body):
 
 # ------------------------------------------------------------------ daemon
 
-class Daemon:
+class Daemon(harness.Daemon):
+    """Started once it answers /stats over FastCGI."""
+
     def __init__(self, env):
-        self.env = env
-        self.scratch = tempfile.mkdtemp(prefix="comet-hostile-daemon-")
-        self.db = os.path.join(self.scratch, "comet.db")
-        self.log_path = os.path.join(self.scratch, "daemon.log")
-        self.port = harness.free_port()
-        self.proc = None
+        super().__init__(env=env, log_name="daemon.log", prefix="comet-hostile-daemon-")
 
-    def start(self):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
-        env["COMET_CONFIG"] = ""     # no settings file of this machine's
-        env.update(self.env)
-        env["COMET_DB"] = self.db
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [harness.program_path(), "--listen", "127.0.0.1:%d" % self.port],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-        target = FcgiTarget(self)
-        harness.wait_until(lambda: self.proc.poll() is None and stats(target, 2),
-                           harness.START_TIMEOUT, "the daemon to answer /stats")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(harness.STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+    def ready(self):
+        return stats(FcgiTarget(self), 2)
 
 
 # ------------------------------------------------------------------ scenario
@@ -609,18 +575,12 @@ def vmrss(pid):
 def read_all(target, channel, timeout=15):
     """Every retained message of channel from since=0: [(id, tag)], or
     raises AssertionError saying why not."""
-    out, cursor = [], 0
-    for _ in range(1000):
+    def page(cursor):
         r, _ = request(target, "GET", "sub", [("channel", channel), ("since", cursor),
                                               ("timeout", 0), ("limit", 1000)],
                        timeout=timeout, keep=64 << 20)
-        if r is None or r.status != 200 or not isinstance(r.json, dict):
-            raise AssertionError("reading %s from since=%d: %r" % (channel, cursor, r))
-        out += [(m["id"], tag_of(m.get("data"))) for m in r.json["messages"]]
-        cursor = r.json["last_id"]
-        if not r.json.get("more"):
-            return out
-    raise AssertionError("reading %s: paging did not end" % channel)
+        return r
+    return [(m["id"], tag_of(m.get("data"))) for m in harness.read_all(page, what=channel)]
 
 
 def check_acked(acked, read, sequential=True):
@@ -676,11 +636,8 @@ class Hostile(unittest.TestCase):
             cls.S.stop_probes.set()
             cls.S.stop_rss.set()
         if cls.daemon:
-            log = FcgiTarget(cls.daemon).logs()
-            if log:
-                # Printed with the web servers' logs when a test failed.
-                harness._finished_logs.append("----- daemon.log (comet-fcgi --listen)\n" + log)
-            cls.daemon.cleanup()
+            # Its log is printed with the web servers' when a test failed.
+            cls.daemon.destroy()
             cls.daemon = None
         if cls.srv:
             cls.srv.stop()

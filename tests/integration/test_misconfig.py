@@ -5,8 +5,6 @@ left hanging: a bad COMET_* value (the program refuses to start, naming
 the variable), and a database directory the program cannot write."""
 
 import os
-import socket
-import subprocess
 import sys
 import time
 import unittest
@@ -19,34 +17,8 @@ class Misconfigured(harness.Server):
     """Started without waiting for a healthy /comet/stats: only for the web
     server itself to listen."""
 
-    def __init__(self, kind, env=None, db=None):
-        super().__init__(kind, env=env)
-        self.db_override = db
-
-    def _prepare_scratch(self):
-        super()._prepare_scratch()
-        if self.db_override:
-            self.db = self.db_override
-
-    def _spawn_and_wait(self):
-        out = open(os.path.join(self.scratch, "server.out"), "ab")
-        self.proc = subprocess.Popen(
-            self._command(), cwd=self.scratch, env=self._server_env(),
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        out.close()
-
-        def listening():
-            if self.proc.poll() is not None:
-                raise harness.HarnessError("%s exited during start\n%s"
-                                           % (self.kind, self.read_logs()))
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        harness.wait_until(listening, 20, "%s to listen" % self.kind)
-        return True
+    def ready(self):
+        return self.listening()
 
 
 class Misconfig:
@@ -79,7 +51,7 @@ class Misconfig:
                 10, "the database path in the logs")
             self.assertIn("storage unavailable", logs)
             # What to do, for whom: the user the program runs as.
-            user = srv._run_user()[0] if self.KIND == "apache" or os.geteuid() == 0 else None
+            user = srv.run_user()[0] if self.KIND == "apache" or os.geteuid() == 0 else None
             self.assertIn("install -d -o", logs)
             if user and self.KIND == "apache":
                 self.assertIn("install -d -o %s /nonexistent-comet-dir" % user, logs)
@@ -100,7 +72,7 @@ class ReadOnly:
 
     def test_read_only_database_file(self):
         with harness.Server(self.KIND) as srv:
-            if srv._run_user()[0] == "root" or (self.KIND == "lighttpd" and os.geteuid() == 0):
+            if srv.run_user()[0] == "root" or (self.KIND == "lighttpd" and os.geteuid() == 0):
                 self.skipTest("the program runs as root, whom no file mode stops")
             first = srv.publish("ro", "before")
             self.assertEqual(first.status, 201, first)

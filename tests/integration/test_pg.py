@@ -39,7 +39,6 @@ Skipped (77) only when PostgreSQL's server programs are not installed
 import http.client
 import json
 import os
-import random
 import re
 import signal
 import sys
@@ -130,9 +129,7 @@ def post(srv, ch, data, timeout=15):
 def read_all(test, srv, channels, limit=1000):
     """Every retained message on channels, paged from since=0 with limit
     and more. Checks on the way that ids strictly increase."""
-    out, cursor = [], 0
-    for _ in range(100000):
-        r = srv.sub(channels, since=cursor, timeout=0, limit=limit, http_timeout=30)
+    def check(r, cursor, out):
         test.assertEqual(r.status, 200, r)
         d = r.json
         test.assertNotIn("gap", d, r)
@@ -140,12 +137,8 @@ def read_all(test, srv, channels, limit=1000):
         for m in d["messages"]:
             test.assertGreater(m["id"], out[-1]["id"] if out else cursor,
                                "%s: ids not strictly increasing: %r" % (srv.kind, r))
-        out += d["messages"]
         test.assertGreaterEqual(d["last_id"], cursor, r)
-        cursor = d["last_id"]
-        if not d["more"]:
-            return out
-    raise AssertionError("paging did not end")
+    return srv.read_all(channels, limit=limit, check=check, http_timeout=30, max_pages=100000)
 
 
 def pct(values, p):
@@ -390,6 +383,73 @@ class TwoHosts(unittest.TestCase):
             self.assertLess(pct(from_ack, 99), 1.0, "%s -> %s: %s" % (s, d, figures(from_ack)))
 
 
+class PresenceTwoHosts(unittest.TestCase):
+    """Presence on a shared log: a member held on one host is on the channel
+    for the other (GET presence, the Pusher users API), one join however
+    many hosts hold its tabs, and its leave after the grace once the last
+    tab closed, in the log of both; a Pusher event's socket_id is not
+    delivered back on either host."""
+
+    def setUp(self):
+        import test_pusher
+        self.tp = test_pusher
+        pg = shared_cluster()
+        uri = pg.uri(pg.create_database())
+        self.a = harness.Server("lighttpd", db=uri, env=test_pusher.ENV).start()
+        try:
+            self.b = harness.Server("apache", db=uri, env=test_pusher.ENV).start()
+        except BaseException:
+            self.a.stop()
+            raise
+
+    def tearDown(self):
+        try:
+            stop_checked(self.a)
+        finally:
+            stop_checked(self.b)
+
+    def events(self, srv, ch):
+        r = srv.sub([ch], since=0, timeout=0, headers=srv.auth_headers())
+        self.assertEqual(r.status, 200, r)
+        return [(m["data"]["event"], m["data"]["member"]["id"]) for m in r.json["messages"]
+                if m["type"] == "application/x-comet-presence+json"]
+
+    def members(self, srv, ch):
+        r = srv.get("/comet/presence", query=[("channel", ch)], headers=srv.auth_headers())
+        self.assertEqual(r.status, 200, r)
+        return [m["id"] for m in r.json["members"]]
+
+    def test_member_on_one_host_is_on_both(self):
+        ch = "presence-shared"
+        ann = self.tp.presence_params("1.1", ch, "ann", {"n": 1})
+        tabs = []
+        for srv in (self.a, self.b):
+            st = srv.open_stream("/comet/sub", [("channel", ch)] + ann,
+                                 {"Accept": "text/event-stream"})
+            st.read_head()
+            self.assertEqual(st.status, 200)
+            tabs.append(st)
+        for srv in (self.a, self.b):
+            with self.subTest(host=srv.kind):
+                harness.wait_until(lambda: self.members(srv, ch) == ["ann"], 10,
+                                   "ann on %s" % srv.kind)
+                harness.wait_until(lambda: self.events(srv, ch) == [("join", "ann")], 10,
+                                   "ann's one join in %s's copy" % srv.kind)
+        # socket_id exclusion holds across hosts too.
+        self.tp.sdk(self.a, "out(await answer(await p.trigger(%s, 'x', {}, "
+                    "{socket_id: '1.1'})));" % json.dumps(ch))
+        got = self.b.sub([ch], since=0, timeout=0, extra=ann).json["messages"]
+        self.assertEqual([m for m in got if m["type"] == "application/x-pusher-event+json"], [])
+        for st in tabs:
+            st.close()
+        for srv in (self.a, self.b):
+            with self.subTest(host=srv.kind):
+                harness.wait_until(lambda: self.events(srv, ch) == [("join", "ann"),
+                                                                    ("leave", "ann")],
+                                   self.tp.GRACE + 20, "ann's leave on %s" % srv.kind)
+                self.assertEqual(self.members(srv, ch), [])
+
+
 # ============================================== 2b. a fresh database, at once
 
 class FreshDatabase(unittest.TestCase):
@@ -464,7 +524,7 @@ class FreshDatabase(unittest.TestCase):
 
 # ================================================= 3. kill -9 during publishing
 
-class Publishers:
+class Publishers(harness.Publishers):
     """THREADS publishers per host until stop; every 201 recorded with what
     was sent. Each body is unique, so a message in the log names its
     request."""
@@ -473,60 +533,8 @@ class Publishers:
     CHANNELS = ("order-a", "order-b", "order-c")
 
     def __init__(self, hosts, seed=7):
-        self.hosts = hosts
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.acked = {}          # id -> (channel, data)
-        self.sent = {}           # data -> channel
-        self.events = []         # (t_sent, t_answered, host kind, status or None, id)
-        self.dup_acks = []
-        self.statuses = {}
-        self.threads = [threading.Thread(target=self.run, args=(h, k, seed * 100 + 10 * j + k),
-                                         daemon=True)
-                        for j, h in enumerate(hosts) for k in range(self.THREADS)]
-
-    def run(self, srv, k, seed):
-        rng = random.Random(seed)
-        i = 0
-        while not self.stop.is_set():
-            ch = rng.choice(self.CHANNELS)
-            data = "%s-%d-%d" % (srv.kind, k, i)
-            i += 1
-            with self.lock:
-                self.sent[data] = ch
-            t0 = time.monotonic()
-            try:
-                r = post(srv, ch, data, timeout=20)
-                status = r.status
-            except (OSError, http.client.HTTPException):
-                r, status = None, None
-            t1 = time.monotonic()
-            with self.lock:
-                self.statuses[status] = self.statuses.get(status, 0) + 1
-                mid = None
-                if status == 201:
-                    mid = r.json["id"]
-                    if mid in self.acked:
-                        self.dup_acks.append((mid, self.acked[mid], (ch, data)))
-                    self.acked[mid] = (ch, data)
-                self.events.append((t0, t1, srv.kind, status, mid))
-            if status != 201:
-                # Pace retries while a process restarts (not synchronisation).
-                self.stop.wait(0.02)
-
-    def count(self):
-        with self.lock:
-            return len(self.acked)
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(60)
+        super().__init__(hosts, self.CHANNELS, threads=self.THREADS, seed=seed, timeout=20,
+                         pause=0.02)
 
 
 class Follower:

@@ -4,9 +4,6 @@ mod_proxy_fcgi, started from apache/httpd.conf + apache/comet-proxy-fcgi.conf
 as shipped (with -DCOMET_PROXY): the same cases as under mod_fcgid."""
 
 import os
-import signal
-import socket
-import subprocess
 import sys
 import unittest
 
@@ -19,60 +16,30 @@ class ProxyServer(harness.Server):
     """Apache with mod_proxy_fcgi in front of `comet-fcgi --listen`."""
 
     def __init__(self, env=None):
-        super().__init__("apache", env=env)
+        super().__init__("apache", env=env, defines=["COMET_PROXY"])
         self.daemon = None
-        self.backend = None
 
-    def _prepare_scratch(self):
-        super()._prepare_scratch()
-        self.backend = harness.free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
-        env["COMET_CONFIG"] = ""     # no settings file of this machine's
-        env.update(self.extra_env)
-        env["COMET_DB"] = self.db
-        out = open(os.path.join(self.scratch, "daemon.out"), "ab")
-        self.daemon = subprocess.Popen(
-            [self.program, "--listen", "127.0.0.1:%d" % self.backend], env=env,
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        out.close()
-
-        def listening():
-            if self.daemon.poll() is not None:
-                raise harness.HarnessError("comet-fcgi --listen exited: %s"
-                                           % self.daemon.returncode)
-            try:
-                socket.create_connection(("127.0.0.1", self.backend), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        harness.wait_until(listening, 10, "comet-fcgi --listen")
-
-    def _server_env(self):
-        env = super()._server_env()
-        env["COMET_BACKEND"] = "127.0.0.1:%d" % self.backend
-        return env
-
-    def _command(self):
-        return super()._command() + ["-DCOMET_PROXY"]
+    def prepare(self):
+        # The daemon runs in the server's directory, on its database, with
+        # the settings the test asked for; Apache is told its address.
+        self.daemon = harness.Daemon(env=self.extra_env, db=self.db, program=self.program,
+                                     scratch=self.scratch).start()
+        self.server_env["COMET_BACKEND"] = "127.0.0.1:%d" % self.daemon.port
 
     def error_log_paths(self):
-        return super().error_log_paths() + [os.path.join(self.scratch or "", "daemon.out")]
+        return super().error_log_paths() + ([self.daemon.log_path] if self.daemon else [])
 
     def program_pids(self):
-        return [self.daemon.pid] if self.daemon and self.daemon.poll() is None else []
+        return [self.daemon.pid] if self.daemon and self.daemon.pid else []
 
     def stop(self):
         # The daemon first: it answers what Apache's workers are waiting
         # on, so Apache can then stop at once.
-        if self.daemon and self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(5)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
+        if self.daemon:
+            self.daemon.stop(timeout=5)
         super().stop()
+        if self.daemon:
+            self.daemon.destroy()
 
 
 class ApacheProxy(CometCases, unittest.TestCase):

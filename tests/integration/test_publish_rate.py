@@ -15,7 +15,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -26,20 +25,14 @@ ROUNDS = 3
 SECONDS = 2
 CONNS = 16
 FLOOR = 0.5
-HERE = os.path.join(harness.TESTS_DIR, "bench")
 
 
 def setUpModule():
     global BENCH, TRIVIAL
     if harness.sanitized():
         raise unittest.SkipTest("an AddressSanitizer build is slower by design")
-    out = tempfile.mkdtemp(prefix="comet-rate-")
-    BENCH, TRIVIAL = os.path.join(out, "bench"), os.path.join(out, "trivial-fcgi")
-    cc = os.environ.get("CC", "gcc")
-    subprocess.run([cc, "-O2", "-o", BENCH, os.path.join(HERE, "bench.c"), "-lm"],
-                   check=True, timeout=120)
-    subprocess.run([cc, "-O2", "-o", TRIVIAL, os.path.join(HERE, "trivial-fcgi.c"), "-lfcgi"],
-                   check=True, timeout=120)
+    BENCH = harness.build_tool("bench", "-lm")
+    TRIVIAL = harness.build_tool("trivial-fcgi", "-lfcgi")
 
 
 def rate(srv, seconds=SECONDS):

@@ -246,6 +246,11 @@ class PusherApi:
                 "out(await answer(await p.get({path: '/channels/%s', params: "
                 "{info: 'user_count,subscription_count'}})));" % (ch, ch))),
             10, "both tabs counted")
+        info = self.srv.get("/comet/pub", query={"channel": ch}, headers=self.srv.auth_headers())
+        self.assertEqual((info.json["members"], info.json["subscriptions"]), (1, 2), info)
+        metrics = self.srv.get("/comet/metrics", headers=self.srv.auth_headers()).body.decode()
+        self.assertRegex(metrics, r"(?m)^comet_presence_members [1-9]")
+        self.assertRegex(metrics, r"(?m)^comet_presence_subscriptions [1-9]")
         self.assertEqual(rows[0]["body"]["channels"][ch], {"user_count": 1}, rows)
         self.assertEqual(rows[1]["body"], {"users": [{"id": "7"}]}, rows)
         self.assertEqual(rows[2]["body"], {"occupied": True, "user_count": 1,

@@ -90,8 +90,10 @@ int main(void)
 	srunner_add_suite(sr, waiter_suite());
 	srunner_add_suite(sr, misc_suite());
 	srunner_add_suite(sr, fcgi_suite());
+	srunner_add_suite(sr, conn_suite());
 	srunner_add_suite(sr, hub_suite());
 	srunner_add_suite(sr, commit_suite());
+	srunner_add_suite(sr, handler_suite());
 	srunner_add_suite(sr, pusher_suite());
 	srunner_add_suite(sr, jwtauth_suite());
 	srunner_add_suite(sr, mercure_suite());

@@ -46,7 +46,7 @@ void wire_request(struct buf *b, uint16_t id, const char *const *params,
 	buf_free(&p);
 }
 
-long wire_answer(const char *p, size_t n, struct buf *out, bool *ended)
+long wire_scan(const char *p, size_t n, struct buf *out, struct wire_seen *seen)
 {
 	size_t used = 0;
 	while (n - used >= 8) {
@@ -54,11 +54,23 @@ long wire_answer(const char *p, size_t n, struct buf *out, bool *ended)
 		size_t len = ((size_t)h[4] << 8) | h[5], total = 8 + len + h[6];
 		if (n - used < total)
 			break;
-		if (h[1] == 6)
+		seen->records++;
+		if (h[1] == 6 && len)
 			buf_add(out, p + used + 8, len);
+		else if (h[1] == 6)
+			seen->stdout_ends++;
 		else if (h[1] == 3)
-			*ended = true;
+			seen->end_requests++;
 		used += total;
 	}
 	return (long)used;
+}
+
+long wire_answer(const char *p, size_t n, struct buf *out, bool *ended)
+{
+	struct wire_seen seen = { 0, 0, 0 };
+	long used = wire_scan(p, n, out, &seen);
+	if (seen.end_requests)
+		*ended = true;
+	return used;
 }

@@ -18,4 +18,14 @@ void wire_request(struct buf *b, uint16_t id, const char *const *params,
  * END_REQUEST is among them. Returns the bytes consumed. */
 long wire_answer(const char *p, size_t n, struct buf *out, bool *ended);
 
+/* What wire_scan saw, added to on each call: for the tests that count the
+ * records that end a request (each must come exactly once). */
+struct wire_seen {
+	int records;		/* whole records */
+	int stdout_ends;	/* empty STDOUT records: the end of the answer */
+	int end_requests;	/* END_REQUEST records */
+};
+/* wire_answer, counting into *seen. */
+long wire_scan(const char *p, size_t n, struct buf *out, struct wire_seen *seen);
+
 #endif
