@@ -12,8 +12,11 @@
  *     transport: "auto",          // "sse" (event stream), "longpoll" or "auto"
  *     authEndpoint: "/broadcasting/auth",     // Echo's default
  *     auth: { headers: {}, params: {} },      // sent with every authorization
+ *     csrfToken: null, bearerToken: null,     // as Echo: X-CSRF-TOKEN, Authorization
+ *     namespace: "App.Events",    // Echo's event namespace (false: none)
  *     key: "...",                 // accepted for drop-in configurations; unused
  *     withCredentials: false,     // cookies to a comet-fcgi on another origin
+ *     timeout: 25, keepalive: 15000,          // comet.js's, for the subscription
  *   });
  *
  * Then everything Echo gives an application on Pusher: Echo.channel(name),
@@ -455,8 +458,7 @@
   /* A new subscription: from now, or (since) where an earlier one was. */
   Group.prototype.start = function (names, since) {
     var self = this, c = this.connector, o = c.options;
-    var sub = null;
-    sub = comet().subscribe(c._base(), names, {
+    var sub = comet().subscribe(c._base(), names, {
       transport: o.transport || "auto",
       since: since === null ? undefined : since,
       timeout: o.timeout,
