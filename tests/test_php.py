@@ -244,9 +244,13 @@ class PhpCases:
         srv = self.keyed_srv
         r = srv.sub(ch, since=0, timeout=0, extra=[("token", tok)])
         self.assertEqual(r.status, 200, r)
-        r = srv.get("/comet/presence", query={"channel": ch, "token": tok})
-        self.assertEqual(r.status, 200, r)
-        self.assertEqual(r.json["members"], [{"id": "u42", "info": info}])
+        # Presence is written by the commit thread after the answer: poll.
+        def members():
+            r = srv.get("/comet/presence", query={"channel": ch, "token": tok})
+            self.assertEqual(r.status, 200, r)
+            return r.json["members"] or None
+        self.assertEqual(harness.wait_until(members, 10, "u42 on " + ch),
+                         [{"id": "u42", "info": info}])
         # Expired, another key, another channel, a member changed: refused.
         expired = self.result("return $c->presenceToken('%s', 'u42', null, -5, '%s');"
                               % (ch, TOKEN_KEY), srv=srv)
