@@ -21,7 +21,8 @@
  * With --peer PORT (other servers sharing the channels: hosts of one site),
  * fanout opens N subscribers on each server, publishes to -p and reports the
  * latencies also by server; rate's connections alternate the servers.
- * --pub-batch K makes each rate request a comet-fcgi batch of K messages.
+ * --pub-batch K makes each rate request a comet-fcgi batch of K messages;
+ * --pusher ID:KEY:SECRET publishes through the Pusher HTTP API instead.
  *
  * Run "bench --help" for every option.
  */
@@ -47,6 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 /* ------------------------------------------------------------------ utils */
 
@@ -160,6 +163,7 @@ static struct {
 	bool quiet;
 	int pub_batch;			/* rate: messages per request, a JSON array (0: one, plain) */
 	const char *batch_channel;	/* their channel */
+	char *pusher_id, *pusher_key, *pusher_secret;	/* rate: Pusher HTTP API */
 	int rounds;			/* herd: publishes, each answered and asked again */
 	bool fresh;			/* herd: every request on a new connection */
 	bool sse;			/* fanout: subscribers are event streams */
@@ -1147,8 +1151,60 @@ static char *make_batch(long seq, size_t *len)
 	return b;
 }
 
+static void hex(const unsigned char *d, unsigned n, char *out)
+{
+	for (unsigned i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+/* A Pusher HTTP API publish, signed as Pusher's server libraries sign it:
+ * POST /apps/ID/events (or batch_events for --pub-batch K) with auth_key,
+ * auth_timestamp, auth_version, body_md5 and the HMAC-SHA256 of the
+ * method, path and sorted query; each request signed afresh. */
+static void rate_send_pusher(struct hconn *c, long seq)
+{
+	int k = opt.pub_batch > 0 ? opt.pub_batch : 1;
+	size_t per = (size_t)opt.body_size + strlen(opt.batch_channel) + 64;
+	char *body = xrealloc(NULL, 16 + (size_t)k * per);
+	size_t len = 0;
+	if (opt.pub_batch > 0)
+		len += (size_t)sprintf(body, "{\"batch\":[");
+	for (int i = 0; i < k; i++) {
+		char *m = make_body(opt.body_size, seq * k + i);
+		len += (size_t)sprintf(body + len, opt.pub_batch > 0
+				       ? "%s{\"name\":\"bench\",\"channel\":\"%s\",\"data\":\"%s\"}"
+				       : "%s{\"name\":\"bench\",\"channels\":[\"%s\"],\"data\":\"%s\"}",
+				       i ? "," : "", opt.batch_channel, m);
+		free(m);
+	}
+	if (opt.pub_batch > 0)
+		len += (size_t)sprintf(body + len, "]}");
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen;
+	char md5[33], sig[65], path[256], tosign[512];
+	EVP_Digest(body, len, md, &mdlen, EVP_md5(), NULL);
+	hex(md, mdlen, md5);
+	snprintf(path, sizeof path, "/apps/%s/%s", opt.pusher_id,
+		 opt.pub_batch > 0 ? "batch_events" : "events");
+	int n = snprintf(tosign, sizeof tosign, "POST\n%s\nauth_key=%s&auth_timestamp=%ld"
+			 "&auth_version=1.0&body_md5=%s", path, opt.pusher_key,
+			 (long)time(NULL), md5);
+	HMAC(EVP_sha256(), opt.pusher_secret, (int)strlen(opt.pusher_secret),
+	     (unsigned char *)tosign, (size_t)n, md, &mdlen);
+	hex(md, mdlen, sig);
+	char url[1024];
+	snprintf(url, sizeof url, "%s?%s&auth_signature=%s", path,
+		 strchr(strchr(tosign, '\n') + 1, '\n') + 1, sig);
+	conn_set_request(c, "POST", url, "application/json", body, len, true);
+	free(body);
+}
+
 static void rate_send(struct hconn *c, const char *path, long seq)
 {
+	if (opt.pusher_id) {
+		rate_send_pusher(c, seq);
+		return;
+	}
 	if (opt.pub_batch > 0) {
 		size_t len;
 		char *body = make_batch(seq * opt.pub_batch, &len);
@@ -1222,7 +1278,10 @@ static void run_rate(const char *path, int nconns, double duration, struct rate_
 					samples_add(&res->lat, (c->t_done - c->t_sent) * 1000);
 					samples_add(&res->host_lat[c->host],
 						    (c->t_done - c->t_sent) * 1000);
-					if (opt.pub_batch > 0) {
+					if (opt.pusher_id) {
+						/* Pusher answers {} (or one {} a batch event). */
+						res->msgs += opt.pub_batch > 0 ? opt.pub_batch : 1;
+					} else if (opt.pub_batch > 0) {
 						long acks = count_acks(c);
 						res->msgs += acks;
 						if (acks != opt.pub_batch && res->short_acks++ < 3)
@@ -2109,6 +2168,9 @@ static void usage(FILE *f)
 "                           {\"channel\",\"data\"} (comet-fcgi's batch; --pub-path\n"
 "                           without a channel); an answer must hold K acks\n"
 "      --batch-channel C    their channel (default rate)\n"
+"      --pusher ID:KEY:SECRET  publish through the Pusher HTTP API instead:\n"
+"                           POST /apps/ID/events, each signed (with --pub-batch K,\n"
+"                           batch_events of K events)\n"
 "  both:\n"
 "      --peer PORT[:H2PORT] another server sharing the channels (repeatable,\n"
 "                           up to 3): fanout opens N subscribers on each and\n"
@@ -2217,7 +2279,16 @@ int main(int argc, char **argv)
 			opt.pub_batch = atoi(ARG());
 		else if (!strcmp(a, "--batch-channel"))
 			opt.batch_channel = ARG();
-		else if (!strcmp(a, "--fresh"))
+		else if (!strcmp(a, "--pusher")) {
+			/* ID:KEY:SECRET */
+			opt.pusher_id = strdup(ARG());
+			opt.pusher_key = strchr(opt.pusher_id, ':');
+			opt.pusher_secret = opt.pusher_key ? strchr(opt.pusher_key + 1, ':') : NULL;
+			if (!opt.pusher_secret)
+				die("--pusher wants ID:KEY:SECRET");
+			*opt.pusher_key++ = 0;
+			*opt.pusher_secret++ = 0;
+		} else if (!strcmp(a, "--fresh"))
 			opt.fresh = true;
 		else if (!strcmp(a, "--sse"))
 			opt.sse = true;

@@ -28,7 +28,7 @@ ROUNDS = 3
 def setUpModule():
     global BENCH
     harness.require_private_network(2 * N + 500)
-    BENCH = harness.build_tool("bench", "-lm")
+    BENCH = harness.build_tool("bench", "-lm", "-lcrypto")
 
 
 class Herd(unittest.TestCase):

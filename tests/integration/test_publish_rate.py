@@ -31,7 +31,7 @@ def setUpModule():
     global BENCH, TRIVIAL
     if harness.sanitized():
         raise unittest.SkipTest("an AddressSanitizer build is slower by design")
-    BENCH = harness.build_tool("bench", "-lm")
+    BENCH = harness.build_tool("bench", "-lm", "-lcrypto")
     TRIVIAL = harness.build_tool("trivial-fcgi", "-lfcgi")
 
 

@@ -28,7 +28,7 @@ STREAMS = 8
 def setUpModule():
     global BENCH
     harness.require_private_network(N + N // STREAMS + 200)
-    BENCH = harness.build_tool("bench", "-lm")
+    BENCH = harness.build_tool("bench", "-lm", "-lcrypto")
 
 
 class TenThousand(unittest.TestCase):
