@@ -200,7 +200,7 @@ START_TEST(parameters_over_the_bound)
 	memset(value, 'v', t->value);
 	value[t->value] = '\0';
 	const char *params[2 * 41 + 5] = { "REQUEST_METHOD", "GET", "QUERY_STRING", "channel=a" };
-	char names[40][16];
+	char names[40][24];	/* "HTTP_X_PAD_" and any int */
 	int k = 4;
 	for (int i = 0; i < t->count; i++) {
 		snprintf(names[i], sizeof names[i], "HTTP_X_PAD_%d", i);
