@@ -12,6 +12,7 @@
 
 #include "json.h"
 #include "mercure.h"
+#include "urlenc.h"
 #include "reply.h"
 #include "utf8.h"
 
@@ -504,32 +505,14 @@ bool mercure_delivers(const struct mercure_selectors *requested,
 
 /* -- Forms ------------------------------------------------------------------ */
 
-static int unhex(unsigned char b)
-{
-	return b <= '9' ? b - '0' : (b | 0x20) - 'a' + 10;
-}
-
-/* Decodes s[0..n) in place ('+' a space, %XX a byte) and NUL-terminates
- * it; its new length, or -1 on a bad %-escape. */
+/* Decodes s[0..n) in place and NUL-terminates it (s[n] is the copy's own
+ * '&' or NUL); its new length, or -1 on a bad %-escape. */
 static long form_decode(char *s, size_t n)
 {
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char b = (unsigned char)s[i];
-		if (b == '+') {
-			b = ' ';
-		} else if (b == '%') {
-			if (i + 2 >= n || !is_hex((unsigned char)s[i + 1]) ||
-			    !is_hex((unsigned char)s[i + 2]))
-				return -1;
-			b = (unsigned char)(unhex((unsigned char)s[i + 1]) << 4 |
-					    unhex((unsigned char)s[i + 2]));
-			i += 2;
-		}
-		s[o++] = (char)b;
-	}
-	s[o] = '\0';
-	return (long)o;
+	long len = urlenc_decode(s, n);
+	if (len >= 0)
+		s[len] = '\0';
+	return len;
 }
 
 struct form {
@@ -597,6 +580,21 @@ static bool topic_ok(const char *v, size_t n)
 	return n <= MERCURE_TOPIC_MAX && utf8_valid(v, n);
 }
 
+/* One more topic of a form: 0, or 400 with err (worded as the Mercure hub
+ * words it for a subscription). */
+static int add_topic(const char **topics, size_t *n, const char *value, size_t vlen,
+		     bool subscription, char *err, size_t errlen)
+{
+	if (*n == MERCURE_MAX_TOPICS)
+		return fail(err, errlen, 400, subscription ? "Too many \"topic\" parameters "
+			    "(at most %d)." : "more than %d topics", MERCURE_MAX_TOPICS);
+	if (!topic_ok(value, vlen))
+		return fail(err, errlen, 400, "topic %zu is not UTF-8 text of at most %d bytes",
+			    *n + 1, MERCURE_TOPIC_MAX);
+	topics[(*n)++] = value;
+	return 0;
+}
+
 static bool parse_retry(const char *s, uint64_t *out)
 {
 	uint64_t r = 0;
@@ -639,18 +637,10 @@ int mercure_publish_parse(const char *body, size_t len, struct mercure_update *o
 			goto refused;
 		}
 		if (strcmp(name, "topic") == 0) {
-			if (out->ntopics == MERCURE_MAX_TOPICS) {
-				status = fail(err, errlen, 400, "more than %d topics",
-					      MERCURE_MAX_TOPICS);
+			status = add_topic(out->topics, &out->ntopics, value, vlen,
+					   false, err, errlen);
+			if (status)
 				goto refused;
-			}
-			if (!topic_ok(value, vlen)) {
-				status = fail(err, errlen, 400, "topic %zu is not UTF-8 text of at "
-					      "most %d bytes", out->ntopics + 1,
-					      MERCURE_TOPIC_MAX);
-				goto refused;
-			}
-			out->topics[out->ntopics++] = value;
 		} else if (strcmp(name, "data") == 0 && !have_data) {
 			have_data = true;
 			out->data = value;
@@ -902,18 +892,10 @@ int mercure_subscribe_parse(const char *query, const char *last_event_id_header,
 		if (rc < 0)
 			continue;
 		if (strcmp(name, "topic") == 0) {
-			if (out->ntopics == MERCURE_MAX_TOPICS) {
-				status = fail(err, errlen, 400, "Too many \"topic\" parameters "
-					      "(at most %d).", MERCURE_MAX_TOPICS);
+			status = add_topic(out->topics, &out->ntopics, value, vlen,
+					   true, err, errlen);
+			if (status)
 				goto refused;
-			}
-			if (!topic_ok(value, vlen)) {
-				status = fail(err, errlen, 400, "topic %zu is not UTF-8 text of at "
-					      "most %d bytes", out->ntopics + 1,
-					      MERCURE_TOPIC_MAX);
-				goto refused;
-			}
-			out->topics[out->ntopics++] = value;
 		} else if (strcmp(name, "lastEventID") == 0 && !param_id) {
 			param_id = value;
 		} else if (strcmp(name, "authorization") == 0) {

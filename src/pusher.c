@@ -13,6 +13,7 @@
 #include "json.h"
 #include "member.h"
 #include "pusher.h"
+#include "urlenc.h"
 #include "reply.h"
 #include "request.h"
 #include "utf8.h"
@@ -126,37 +127,13 @@ struct query {
 	struct param p[PUSHER_PARAMS_MAX];
 };
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* In place; false for a '%' not followed by two hex digits. */
 static bool url_decode(char *s, size_t *n)
 {
-	size_t o = 0;
-	for (size_t i = 0; i < *n; i++) {
-		char c = s[i];
-		if (c == '+') {
-			c = ' ';
-		} else if (c == '%') {
-			if (i + 2 >= *n)
-				return false;
-			int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
-			if (h < 0 || l < 0)
-				return false;
-			c = (char)(h * 16 + l);
-			i += 2;
-		}
-		s[o++] = c;
-	}
-	*n = o;
+	long len = urlenc_decode(s, *n);
+	if (len < 0)
+		return false;
+	*n = (size_t)len;
 	return true;
 }
 

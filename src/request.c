@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "json.h"
 #include "request.h"
+#include "urlenc.h"
 #include "utf8.h"
 
 #define FAIL(st, m) do { err->status = (st); err->msg = (m); return -1; } while (0)
@@ -106,39 +107,6 @@ static bool digits_capped(const char *s, size_t n, long cap, long *out)
 	return true;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes %XX and '+' in place; returns the new length or -1. */
-static long url_decode(char *s, size_t n)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (c == '+') {
-			c = ' ';
-		} else if (c == '%') {
-			if (i + 2 >= n)
-				return -1;
-			int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
-			if (h < 0 || l < 0)
-				return -1;
-			c = (char)(h * 16 + l);
-			i += 2;
-		}
-		s[o++] = c;
-	}
-	return (long)o;
-}
-
 /* One key=value pair of an urlencoded string, decoded in place. */
 struct pair {
 	char *k, *v;
@@ -162,8 +130,8 @@ static int next_pair(char **cur, char *end, struct pair *p)
 		p->klen = (size_t)((eq ? eq : e) - s);
 		p->v = eq ? eq + 1 : e;
 		p->vlen = (size_t)(e - p->v);
-		long kl = url_decode(p->k, p->klen);
-		long vl = url_decode(p->v, p->vlen);
+		long kl = urlenc_decode(p->k, p->klen);
+		long vl = urlenc_decode(p->v, p->vlen);
 		if (kl < 0 || vl < 0)
 			return -1;
 		p->klen = (size_t)kl;
