@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "msglog.h"	/* struct msglog_msg, which a batch is made of */
+#include "msgtypes.h"	/* struct msglog_msg, which a batch is made of */
 
 /* Deepest nesting of arrays and objects json_valid accepts: SQLite's
  * (JSON_MAX_DEPTH), so that what one accepts the other does. */

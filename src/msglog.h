@@ -3,8 +3,11 @@
  * drops old messages per channel (count) and overall (age) and leaves a mark
  * per channel so that readers behind it are told of the gap.
  *
- * The only module that includes sqlite3.h. A struct msglog is one
- * connection: use it from one thread at a time.
+ * The front of the storage: each call takes the connection and goes to the
+ * SQLite log (sqlmsg, sqlpresence over sqlconn, the private layer that
+ * alone includes sqlite3.h) or, for a shared log, to PostgreSQL (pglog)
+ * and this host's copy of it (replica). Callers include this header only.
+ * A struct msglog is one connection: use it from one thread at a time.
  *
  * Storage errors return MSGLOG_EUNAVAIL with err naming the file and what
  * to do, for the log; nothing here logs. One call waits for locks other
@@ -15,7 +18,7 @@
  * again (making it anew if it was deleted), and an append caught by the
  * change is retried once on the new file. Nothing is acknowledged into a
  * file the path no longer names; until every connection has let go, calls
- * answer MSGLOG_EUNAVAIL (msglog.c says why). */
+ * answer MSGLOG_EUNAVAIL (sqlconn.c says why). */
 #ifndef COMET_MSGLOG_H
 #define COMET_MSGLOG_H
 
@@ -24,67 +27,9 @@
 #include <stdint.h>
 
 #include "buf.h"
-
-/* Return codes: 0, or one of these; err then says why, for the log. */
-#define MSGLOG_EUNAVAIL (-1)	/* storage unavailable: busy, full, I/O (503) */
-#define MSGLOG_EINVAL (-2)	/* a message is not what its type says (415) */
-
-#define MSGLOG_SCHEMA_VERSION 3
-
-/* How long one call waits in all for locks another process holds. */
-#define MSGLOG_BUSY_MS 5000
+#include "msgtypes.h"	/* the messages, pages, batches and return codes */
 
 struct msglog;
-
-struct msglog_msg {
-	const char *channel;
-	const char *type;
-	const char *data;
-	size_t len;
-	/* The publisher's connection (a Pusher socket_id), never delivered to
-	 * a subscriber that gives the same: NULL for none. */
-	const char *origin;
-};
-
-/* One answer's worth of messages for a set of channels. */
-struct msglog_item {
-	int64_t id;
-	size_t off, len;	/* its JSON object within items */
-};
-struct msglog_page {
-	size_t max_bytes;	/* in: the items stop short of this (but hold one); 0: no bound */
-	const char *exclude;	/* in: messages of this origin are passed over; NULL: none */
-	struct buf items;	/* the messages' JSON objects, comma-separated */
-	struct msglog_item *item;	/* each of them */
-	int count, cap;
-	int64_t last_id;	/* the cursor for the next request */
-	int64_t log_last;	/* newest id of the log in the snapshot read */
-	bool more, gap, reset;
-	bool ahead;		/* the cursor is ahead of this host's copy of a shared
-				 * log: msglog_sync, then ahead again means reset */
-};
-
-/* Every message after a position, all channels: what a process dispatches
- * to its waiters after a wake-up. */
-struct msglog_row {
-	int64_t id;
-	char *channel;
-	char *json;
-	size_t jsonlen;
-	char *origin;		/* NULL: none */
-};
-struct msglog_mark {
-	char *channel;
-	int64_t id;		/* messages of channel up to id were dropped */
-};
-struct msglog_batch {
-	struct msglog_row *rows;
-	int n;
-	struct msglog_mark *marks;
-	int nmarks;
-	int64_t last_id;	/* the batch covers (after, last_id] */
-	bool full;		/* max rows were read: read again from last_id */
-};
 
 /* db is a SQLite file, or a postgresql:// URI naming a log shared by several
  * hosts: then this host's copy of it, which every read reads, lives in
@@ -114,14 +59,8 @@ int msglog_follow(struct msglog *l, int timeout_ms, char *err, size_t errlen);
  * log's last id in the same snapshot. */
 int msglog_find_origin(struct msglog *l, const char *channel, const char *origin, int64_t *id,
 		       int64_t *log_last, char *err, size_t errlen);
-/* Presence: a member of a presence channel (its id, and its info as JSON
- * text), and the type of the messages that tell of its arrival and its
- * departure: {"event": "join"|"leave", "member": {"id", "info"}}. */
-struct msglog_member {
-	const char *channel, *id, *info;
-};
-#define MSGLOG_PRESENCE_TYPE "application/x-comet-presence+json"
-/* A subscription of each of the n members begins (delta 1) or ends (-1),
+/* Presence (struct msglog_member, MSGLOG_PRESENCE_TYPE: msgtypes.h).
+ * A subscription of each of the n members begins (delta 1) or ends (-1),
  * held by owner (a process): a member's first appends its join, and a
  * member back within the grace joins again silently. Returns how many
  * messages were appended, or MSGLOG_EUNAVAIL. */
@@ -141,10 +80,6 @@ int msglog_presence_reap(struct msglog *l, const char *self, int64_t now_ms, int
 int msglog_members(struct msglog *l, const char *channel, bool ids, struct buf *members,
 		   int64_t *last_id, long *count, long *subs, char *err, size_t errlen);
 /* The presence channels whose name starts with prefix, with their counts. */
-struct msglog_presence_count {
-	char *channel;
-	long members, subs;
-};
 int msglog_presence_channels(struct msglog *l, const char *prefix,
 			      struct msglog_presence_count **out, int *n, char *err, size_t errlen);
 void msglog_presence_counts_free(struct msglog_presence_count *c, int n);
@@ -166,7 +101,6 @@ void msglog_wait_until(struct msglog *l, int64_t mono_ms);
  * request_channel_valid's rule). ids[i] gets each
  * id; acks gets each {"id","channel","time"} object, comma-separated, and
  * ack_at (when not NULL) where each one is in acks. */
-struct msglog_item;
 int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t now_ms,
 		  int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
 		  char *err, size_t errlen);

@@ -1,5 +1,5 @@
 /* pglog: the message log shared by several hosts, in PostgreSQL. The only
- * module that includes libpq-fe.h; msglog keeps each host's readable copy.
+ * module that includes libpq-fe.h; replica keeps each host's readable copy.
  *
  * One row (comet_state) holds the newest id and a revision; every write
  * (publish or DELETE) updates it first, so its row lock orders the writers:
@@ -21,7 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "msglog.h"
+#include "buf.h"
+#include "msgtypes.h"
 
 /* Writer connections one host opens at most, all its processes together. */
 #define PGLOG_SLOTS 8
