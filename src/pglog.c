@@ -14,7 +14,7 @@
  *   comet_dropped(channel, id, rev): as SQLite's dropped, plus the revision
  *     of the write that made the mark.
  *   comet_presence, comet_member, comet_owner (version 4): presence, as in
- *     the SQLite log (msglog.c), shared by the hosts; its join and leave
+ *     the SQLite log (sqlpresence.c), shared by the hosts; its join and leave
  *     messages are appended by comet_publish in the same transaction.
  * Writes are two functions (comet_publish, comet_delete), so that a publish
  * is one round trip and one transaction. */

@@ -66,7 +66,8 @@ static int copied(struct sqlconn *c, int64_t *id, int64_t *rev, char *log, size_
 		snprintf(log, loglen, "%s", (const char *)sqlite3_column_text(s, 2));
 	}
 	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sqlconn_fail(c, rc, "copy", err, errlen);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
+		: sqlconn_fail(c, rc, "copy", err, errlen);
 }
 
 static int apply_changes(struct sqlconn *c, const struct pglog_changes *ch,

@@ -26,7 +26,9 @@ enum {
 	S_AGE_MARK, S_AGE_DEL, S_SINCE, S_MARKS_AFTER, S_INFO, S_CHAN_MAX, S_COUNT, S_FIND_ORIGIN,
 	S_NSTMT,
 	/* The reads of 1 to REQ_MAX_CHANNELS channels (by_count). */
-	S_READ = S_NSTMT, S_GAP = S_READ + REQ_MAX_CHANNELS + 1, S_END = S_GAP + REQ_MAX_CHANNELS + 1
+	S_READ = S_NSTMT,
+	S_GAP = S_READ + REQ_MAX_CHANNELS + 1,
+	S_END = S_GAP + REQ_MAX_CHANNELS + 1
 };
 _Static_assert(S_END <= SQLCONN_STMT_PRESENCE, "sqlmsg's statements overlap sqlpresence's");
 
@@ -105,7 +107,8 @@ static int trim_count(struct sqlconn *c, const char *chan, long keep, char *err,
 	sqlite3_bind_text(inc, 1, chan, -1, SQLITE_STATIC);
 	sqlite3_bind_text(cnt, 1, chan, -1, SQLITE_STATIC);
 	int64_t n;
-	if (sqlconn_int(c, inc, 0, &n, err, errlen) < 0 || sqlconn_int(c, cnt, 0, &n, err, errlen) < 0)
+	if (sqlconn_int(c, inc, 0, &n, err, errlen) < 0 ||
+	    sqlconn_int(c, cnt, 0, &n, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
 	if (n <= keep)
 		return 0;

@@ -75,7 +75,8 @@ static int text_query(struct sqlconn *c, sqlite3_stmt *s, struct buf *out,
 		buf_add(out, sqlite3_column_text(s, 0), (size_t)sqlite3_column_bytes(s, 0));
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sqlconn_fail(c, rc, "query", err, errlen);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
+		: sqlconn_fail(c, rc, "query", err, errlen);
 }
 
 /* The message telling of member joining or leaving channel. */
@@ -132,8 +133,8 @@ static int bound_exec(struct sqlconn *c, int which, const char *a, const char *b
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 :
-		sqlconn_fail(c, rc, sql[which - SQLCONN_STMT_PRESENCE], err, errlen);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0
+		: sqlconn_fail(c, rc, sql[which - SQLCONN_STMT_PRESENCE], err, errlen);
 }
 
 static int presence_change(struct sqlconn *c, const struct msglog_member *m, const char *owner,
