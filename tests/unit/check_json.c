@@ -412,8 +412,8 @@ START_TEST(batch_agrees_with_sqlite)
 	static const char *const bodies[] = {
 		"[{\"channel\":\"a\",\"data\":\"x\"}]",
 		"[{\"channel\":\"first\",\"data\":\"one\",\"channel\":\"second\",\"data\":2}]",
-		"[{\"data\":{\"k\" : [1, 2.50, \"\\u00e9\"]},\"channel\":\"c\\/d\","
-		"\"type\":\"application/json\"}]",
+		("[{\"data\":{\"k\" : [1, 2.50, \"\\u00e9\"]},\"channel\":\"c\\/d\","
+		 "\"type\":\"application/json\"}]"),
 		"[{\"channel\":\"\\u00e9\\ud83d\\ude00\",\"data\":\" \\\\ \\\" \\n \\t \"}]",
 		"[{\"channel\":\"a\",\"data\":-0.0e+1},{\"channel\":\"b\",\"data\":[ ]}]",
 		"[{\"channel\":\"a\",\"data\":\"{\\\"x\\\":1}\",\"type\":\"application/json\"}]",
