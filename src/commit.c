@@ -211,9 +211,9 @@ static void delete_one(struct commit *c, struct commit_job *job)
 		return;
 	}
 	/* Held subscribers of the channel whose cursor is behind what went
-	 * are told (gap): every process looks. */
-	if (n > 0)
-		commit_after(c->notify, 0);
+	 * are told (gap), and what the copy took from other hosts on the
+	 * way is news too: every process looks. */
+	commit_after(c->notify, 0);
 	struct buf body = BUF_INIT;
 	buf_adds(&body, "{\"channel\":");
 	reply_json_string(&body, job->chan);
@@ -229,10 +229,15 @@ static void sync_one(struct commit *c, struct commit_job *job)
 {
 	char err[512];
 	struct waiter *w = job->waiter;
-	if (msglog_sync(c->log, err, sizeof err) == 0)
+	int rc = msglog_sync(c->log, err, sizeof err);
+	if (rc >= 0)
 		w->synced = true;
 	else
 		log_msg("notice", 0, "a cursor ahead of this host's copy waits for it: %s", err);
+	/* What it copied may be news to subscribers of other processes: the
+	 * follower, told of it, would now find it copied and wake nobody. */
+	if (rc > 0)
+		notify_bump(c->notify);
 	hub_submit_any(c->hub, w);
 	commit_job_free(job);
 	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);

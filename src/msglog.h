@@ -84,7 +84,8 @@ int msglog_presence_channels(struct msglog *l, const char *prefix,
 			      struct msglog_presence_count **out, int *n, char *err, size_t errlen);
 void msglog_presence_counts_free(struct msglog_presence_count *c, int n);
 /* Brings this host's copy of a shared log up to the shared log now (the
- * publishers' connection; a log of one host: nothing). 0 or MSGLOG_EUNAVAIL. */
+ * publishers' connection; a log of one host: nothing). Returns how many
+ * messages and marks it copied (0 or more), or MSGLOG_EUNAVAIL. */
 int msglog_sync(struct msglog *l, char *err, size_t errlen);
 /* Lets go of what an idle log holds that others may need (a shared log's
  * writer connection). */

@@ -187,6 +187,76 @@ START_TEST(test_retention_and_delete_reach_the_copies)
 }
 END_TEST
 
+/* A publisher copies its own messages when its write follows what its copy
+ * holds, and reads the shared log otherwise (the other host wrote between,
+ * retention left marks); the follower told only of what the copy holds
+ * asks nothing. Whichever way, every copy ends the same as one made only
+ * by reading the shared log. */
+START_TEST(test_copies_agree_however_made)
+{
+	char *host_c = test_tmpdir();
+	struct msglog *a = open_on(host_a), *b = open_on(host_b), *c = open_on(host_c);
+	msglog_retention(a, 3, 86400);
+	msglog_retention(b, 3, 86400);
+	struct buf ack = BUF_INIT;
+	follow(a);	/* the new connections: LISTEN */
+	follow(c);
+	static const char *const order = "aabaabbbab";
+	for (int i = 0; order[i]; i++) {
+		struct msglog *pub = order[i] == 'a' ? a : b;
+		const char *chan = i % 3 ? "i" : "j";
+		char data[16];
+		snprintf(data, sizeof data, "m%d", i);
+		add(pub, chan, data, &ack);
+		/* a's follower, told only of a's own publishes, copies nothing. */
+		if (order[i] == 'a' && i > 3 && order[i - 1] == 'a')
+			ck_assert_int_eq(follow(a), 0);
+		/* The publisher reads at once what c, which only reads the
+		 * shared log, reads after copying. */
+		ck_assert_int_gt(follow(c), 0);
+		struct msglog_page mine, ref;
+		rd(pub, chan, 1, &mine);
+		rd(c, chan, 1, &ref);
+		ck_assert_int_eq(mine.count, ref.count);
+		ck_assert_int_eq(mine.gap, ref.gap);
+		ck_assert_int_eq(mine.last_id, ref.last_id);
+		ck_assert_uint_eq(mine.items.len, ref.items.len);
+		ck_assert(memcmp(mine.items.p, ref.items.p, ref.items.len) == 0);
+		msglog_page_free(&mine);
+		msglog_page_free(&ref);
+	}
+	follow(a);
+	follow(b);
+	follow(b);
+	/* i lost 2, 3 and 5 to retention; j only 1, the cursor. */
+	const char *chans[2] = { "i", "j" };
+	for (int k = 0; k < 2; k++) {
+		struct msglog_page pa, pb, pc;
+		rd(a, chans[k], 1, &pa);
+		rd(b, chans[k], 1, &pb);
+		rd(c, chans[k], 1, &pc);
+		ck_assert_int_eq(pc.count, 3);
+		ck_assert_int_eq(pc.gap, k == 0);
+		const struct msglog_page *mine[2] = { &pa, &pb };
+		for (int h = 0; h < 2; h++) {
+			ck_assert_int_eq(mine[h]->count, pc.count);
+			ck_assert_int_eq(mine[h]->gap, pc.gap);
+			ck_assert_uint_eq(mine[h]->items.len, pc.items.len);
+			ck_assert(memcmp(mine[h]->items.p, pc.items.p, pc.items.len) == 0);
+		}
+		msglog_page_free(&pa);
+		msglog_page_free(&pb);
+		msglog_page_free(&pc);
+	}
+	buf_free(&ack);
+	msglog_close(a);
+	msglog_close(b);
+	msglog_close(c);
+	test_rmtree(host_c);
+	free(host_c);
+}
+END_TEST
+
 START_TEST(test_log_made_anew_empties_the_copy)
 {
 	struct msglog *a = open_on(host_a), *b = open_on(host_b);
@@ -290,6 +360,7 @@ Suite *pglog_suite(void)
 	tcase_add_test(t, test_publish_copies_to_every_host);
 	tcase_add_test(t, test_batch_ids_and_one_sequence_across_hosts);
 	tcase_add_test(t, test_retention_and_delete_reach_the_copies);
+	tcase_add_test(t, test_copies_agree_however_made);
 	tcase_add_test(t, test_log_made_anew_empties_the_copy);
 	tcase_add_test(t, test_unreachable_server_named_without_password);
 	tcase_add_test(t, test_writer_connections_bounded_per_host);
