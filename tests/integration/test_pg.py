@@ -181,10 +181,18 @@ def held(srv, chans, since, timeout, out, key):
 
 
 def start_held(srv, chans, since, timeout, out, key):
-    base = srv.stats()["waiting"]
+    """Starts held() and returns once the server holds one subscriber more
+    than the fewest it held meanwhile: a subscriber of an earlier test that
+    times out while this one is taken must not hide it."""
+    low = [srv.stats()["waiting"]]
     t = threading.Thread(target=held, args=(srv, chans, since, timeout, out, key), daemon=True)
     t.start()
-    srv.wait_for_waiting(base + 1, timeout=20)
+
+    def one_more():
+        n = srv.stats()["waiting"]
+        low[0] = min(low[0], n)
+        return n >= low[0] + 1
+    harness.wait_until(one_more, 20, "one more waiting subscriber on %s" % srv.kind)
     return t
 
 
