@@ -182,7 +182,7 @@ int msglog_delete(struct msglog *l, const char *chan, int64_t *deleted,
 		rc = pglog_delete(l->pg, chan, deleted, err, errlen) < 0 ? MSGLOG_EUNAVAIL : 0;
 		char ignored[256];
 		if (rc == 0)
-			replica_copy(l->c, l->pg, PGLOG_WRITER, 0, NULL, ignored, sizeof ignored);
+			replica_copy(l->c, l->pg, PGLOG_WRITER, 0, ignored, sizeof ignored);
 	} else {
 		rc = sqlmsg_delete(l->c, chan, deleted, err, errlen);
 	}
@@ -196,7 +196,7 @@ int msglog_sync(struct msglog *l, char *err, size_t errlen)
 		return 0;
 	if (sqlconn_enter(l->c, true, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
-	int rc = replica_copy(l->c, l->pg, PGLOG_WRITER, 0, NULL, err, errlen);
+	int rc = replica_copy(l->c, l->pg, PGLOG_WRITER, 0, err, errlen);
 	sqlconn_leave(l->c);
 	return rc;
 }
@@ -207,7 +207,7 @@ static int shared_told(struct msglog *l, int rc, int told, char *err, size_t err
 {
 	char ignored[256];
 	if (rc == 0 && told > 0)
-		replica_copy(l->c, l->pg, PGLOG_WRITER, 0, NULL, ignored, sizeof ignored);
+		replica_copy(l->c, l->pg, PGLOG_WRITER, 0, ignored, sizeof ignored);
 	sqlconn_leave(l->c);
 	return rc < 0 ? MSGLOG_EUNAVAIL : told;
 }
@@ -330,15 +330,13 @@ int msglog_follow(struct msglog *l, int timeout_ms, char *err, size_t errlen)
 {
 	if (!l->pg)
 		return 0;
-	struct pglog_news news;
+	bool news;
 	if (pglog_wait(l->pg, timeout_ms, &news, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
-	/* Without news, the timed safety check: one small query. Told only
-	 * of publishes this host's copy already holds (its publishers copy
-	 * their own), it asks nothing of the shared log. */
+	/* Without news, the timed safety check: one small query. */
 	if (sqlconn_enter(l->c, true, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
-	int rc = replica_copy(l->c, l->pg, PGLOG_FOLLOWER, news.upto, news.log, err, errlen);
+	int rc = replica_copy(l->c, l->pg, PGLOG_FOLLOWER, 0, err, errlen);
 	sqlconn_leave(l->c);
 	return rc;
 }

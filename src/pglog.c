@@ -35,7 +35,7 @@
 #include "clock.h"
 #include "pglog.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 4
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define LOCK_KEY "7270110011"	/* advisory lock for making the schema */
@@ -68,10 +68,10 @@ static const char schema[] =
 	"CREATE OR REPLACE FUNCTION comet_publish(ch text[], ty text[], da bytea[], og text[],"
 	" now_ms bigint, keep bigint, keep_ms bigint) RETURNS bigint LANGUAGE plpgsql AS $f$\n"
 	"DECLARE many int := cardinality(ch); top bigint; r bigint; c text; k bigint;"
-	" cut bigint; lg text;\n"
+	" cut bigint;\n"
 	"BEGIN\n"
-	" UPDATE comet_state SET last_id = last_id + many, rev = rev + 1"
-	"  RETURNING last_id, rev, comet_state.log INTO top, r, lg;\n"
+	" UPDATE comet_state SET last_id = last_id + many, rev = rev + 1 RETURNING last_id, rev"
+	"  INTO top, r;\n"
 	" INSERT INTO comet_msg(id, channel, time, type, data, origin)"
 	"  SELECT top - many + i, ch[i], now_ms, ty[i], da[i], og[i]"
 	"  FROM generate_subscripts(ch, 1) AS i;\n"
@@ -99,19 +99,8 @@ static const char schema[] =
 	"  DELETE FROM comet_msg WHERE id <= cut;\n"
 	"  DELETE FROM comet_chan WHERE n <= 0;\n"
 	" END IF;\n"
-	" PERFORM pg_notify('comet', top::text || ' ' || lg);\n"
+	" PERFORM pg_notify('comet', top::text);\n"
 	" RETURN top - many + 1;\n"
-	"END $f$;"
-	/* A publish as the publisher's copy needs it (version 5): the first
-	 * id, the revision and log it was made in, and whether retention left
-	 * marks in that revision. */
-	"CREATE OR REPLACE FUNCTION comet_append(ch text[], ty text[], da bytea[], og text[],"
-	" now_ms bigint, keep bigint, keep_ms bigint, OUT first_id bigint, OUT at_rev bigint,"
-	" OUT in_log text, OUT marked boolean) LANGUAGE plpgsql AS $f$\n"
-	"BEGIN\n"
-	" first_id := comet_publish(ch, ty, da, og, now_ms, keep, keep_ms);\n"
-	" SELECT s.rev, s.log INTO at_rev, in_log FROM comet_state s;\n"
-	" marked := EXISTS (SELECT 1 FROM comet_dropped d WHERE d.rev = at_rev);\n"
 	"END $f$;"
 	/* The event of a member joining or leaving, as the SQLite log makes
 	 * it. */
@@ -361,7 +350,7 @@ static int ensure_schema(PGconn *c, char *err, size_t errlen)
 	return rc;
 }
 
-static const char publish_sql[] = "SELECT * FROM comet_append($1, $2, $3, $4, $5, $6, $7)";
+static const char publish_sql[] = "SELECT comet_publish($1, $2, $3, $4, $5, $6, $7)";
 static const Oid publish_types[7] = { 1009, 1009, 1001, 1009, 20, 20, 20 };
 
 /* Everything a copy needs after ($1 id, $2 rev) of log $3, in one statement
@@ -506,7 +495,7 @@ static int failed(struct pgconn *k, PGresult *r, const char *what, char *err, si
 }
 
 int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now_ms,
-		 long keep, long keep_seconds, struct pglog_made *made, char *err, size_t errlen)
+		 long keep, long keep_seconds, int64_t *first, char *err, size_t errlen)
 {
 	if (connect_to(p, &p->w, true, err, errlen) < 0)
 		return -1;
@@ -525,12 +514,9 @@ int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now
 	PGresult *r = PQexecPrepared(p->w.c, "comet_publish", 7, vals, lens, fmts, 0);
 	for (int i = 0; i < 4; i++)
 		buf_free(&a[i]);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) != 4)
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
 		return failed(&p->w, r, "publish", err, errlen);
-	made->first = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	made->rev = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-	snprintf(made->log, sizeof made->log, "%s", PQgetvalue(r, 0, 2));
-	made->marked = PQgetvalue(r, 0, 3)[0] == 't';
+	*first = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
 	return 0;
 }
@@ -783,31 +769,9 @@ void pglog_changes_free(struct pglog_changes *c)
 	memset(c, 0, sizeof *c);
 }
 
-/* A notification's payload: "<id> <log>" from a publish (version 5), or
- * anything else, which tells nothing of what changed. */
-static void told(struct pglog_news *news, const PGnotify *n)
+int pglog_wait(struct pglog *p, int timeout_ms, bool *news, char *err, size_t errlen)
 {
-	char *end;
-	long long id = strtoll(n->extra, &end, 10);
-	size_t len = *end == ' ' ? strlen(end + 1) : 0;
-	bool named = id > 0 && len > 0 && len < sizeof news->log &&
-		(!news->any || news->upto > 0);
-	if (named && news->any && strcmp(news->log, end + 1) != 0)
-		named = false;
-	if (named) {
-		if (id > news->upto)
-			news->upto = id;
-		memcpy(news->log, end + 1, len + 1);
-	} else {
-		news->upto = 0;
-	}
-	news->any = true;
-}
-
-int pglog_wait(struct pglog *p, int timeout_ms, struct pglog_news *news,
-	       char *err, size_t errlen)
-{
-	memset(news, 0, sizeof *news);
+	*news = false;
 	struct pgconn *k = &p->f;
 	if (!k->listening) {
 		if (connect_to(p, k, false, err, errlen) < 0)
@@ -817,17 +781,18 @@ int pglog_wait(struct pglog *p, int timeout_ms, struct pglog_news *news,
 			return -1;
 		}
 		k->listening = true;
-		news->any = true;
+		*news = true;
 		return 0;
 	}
 	/* Notifications may have come in with the last query's answer. */
 	PGnotify *n;
+	bool any = false;
 	if (PQconsumeInput(k->c))
 		while ((n = PQnotifies(k->c))) {
-			told(news, n);
+			any = true;
 			PQfreemem(n);
 		}
-	if (!news->any) {
+	if (!any) {
 		struct pollfd pf = { PQsocket(k->c), POLLIN, 0 };
 		if (poll(&pf, 1, timeout_ms) < 0 && errno != EINTR) {
 			snprintf(err, errlen, "poll: %s", strerror(errno));
@@ -839,9 +804,10 @@ int pglog_wait(struct pglog *p, int timeout_ms, struct pglog_news *news,
 			return -1;
 		}
 		while ((n = PQnotifies(k->c))) {
-			told(news, n);
+			any = true;
 			PQfreemem(n);
 		}
 	}
+	*news = any;
 	return 0;
 }

@@ -60,20 +60,10 @@ void pglog_close(struct pglog *p);
 /* Closes the writer connection and lets its slot go, for another process. */
 void pglog_idle(struct pglog *p);
 
-/* What a publish made: enough for its publisher's copy to take its own
- * messages without reading them back, when the copy stood at (first - 1,
- * rev - 1) of the same log and retention left no marks. */
-struct pglog_made {
-	int64_t first;		/* the first id; the others follow it */
-	int64_t rev;		/* the write's revision */
-	char log[40];		/* the log's name */
-	bool marked;		/* retention dropped messages in this write */
-};
-
-/* Appends n messages in one transaction, with retention. Returns 0 or
- * -1. */
+/* Appends n messages in one transaction, with retention; *first gets the
+ * first id (the others follow it). Returns 0 or -1. */
 int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now_ms,
-		 long keep, long keep_seconds, struct pglog_made *made, char *err, size_t errlen);
+		 long keep, long keep_seconds, int64_t *first, char *err, size_t errlen);
 int pglog_delete(struct pglog *p, const char *chan, int64_t *deleted,
 		 char *err, size_t errlen);
 /* Presence (as msglog_presence and msglog_presence_reap, on the shared
@@ -101,19 +91,9 @@ int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
 		  char *err, size_t errlen);
 void pglog_changes_free(struct pglog_changes *c);
 
-/* What the follower was told. */
-struct pglog_news {
-	bool any;		/* a notification came (or the connection is new,
-				 * when anything may have been missed) */
-	int64_t upto;		/* every one named a publish of log: the newest
-				 * id they made; 0: some named nothing (a DELETE,
-				 * an older program), the copy must ask */
-	char log[40];
-};
-
 /* The follower's connection: LISTENs, then waits up to timeout_ms for a
- * notification. Returns 0 or -1. */
-int pglog_wait(struct pglog *p, int timeout_ms, struct pglog_news *news,
-	       char *err, size_t errlen);
+ * notification; *news tells whether one came (or the connection is new,
+ * when anything may have been missed). Returns 0 or -1. */
+int pglog_wait(struct pglog *p, int timeout_ms, bool *news, char *err, size_t errlen);
 
 #endif

@@ -8,16 +8,10 @@
  * taken before the shared log is read, so that a message is read from
  * PostgreSQL once per host, by whichever process (the follower, or the
  * publisher itself) gets there first; the other finds nothing left to
- * read. The table copied (sqlconn.c) says how far the copy has got.
- *
- * A publisher whose write directly follows what the copy holds (the copy
- * at the revision before it, the same log, no marks made by retention)
- * copies its own messages as it sent them, without reading them back; a
- * follower told only of publishes the copy holds asks nothing. */
+ * read. The table copied (sqlconn.c) says how far the copy has got. */
 #include "config.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
@@ -122,7 +116,7 @@ static int apply_changes(struct sqlconn *c, const struct pglog_changes *ch,
 }
 
 int replica_copy(struct sqlconn *c, struct pglog *pg, enum pglog_role role, int64_t upto,
-		 const char *upto_log, char *err, size_t errlen)
+		 char *err, size_t errlen)
 {
 	int total = 0;
 	bool more = true;
@@ -135,7 +129,7 @@ int replica_copy(struct sqlconn *c, struct pglog *pg, enum pglog_role role, int6
 			sqlconn_rollback(c);
 			return MSGLOG_EUNAVAIL;
 		}
-		if (upto && id >= upto && (!upto_log || strcmp(log, upto_log) == 0))
+		if (upto && id >= upto)
 			return sqlconn_commit(c, err, errlen) < 0 ? MSGLOG_EUNAVAIL : total;
 		struct pglog_changes ch;
 		memset(&ch, 0, sizeof ch);
@@ -154,48 +148,14 @@ int replica_copy(struct sqlconn *c, struct pglog *pg, enum pglog_role role, int6
 	return total;
 }
 
-/* The publisher's own messages into the copy, when its write directly
- * follows what the copy holds. Returns 1 when it copied them, 0 when the
- * copy must read the shared log instead, MSGLOG_EUNAVAIL. */
-static int copy_own(struct sqlconn *c, const struct msglog_msg *m, int n, int64_t now_ms,
-		    const struct pglog_made *made, char *err, size_t errlen)
-{
-	if (made->marked)
-		return 0;
-	int64_t id, rev;
-	char log[40];
-	if (sqlconn_begin(c, true, err, errlen) < 0)
-		return MSGLOG_EUNAVAIL;
-	if (copied(c, &id, &rev, log, sizeof log, err, errlen) < 0) {
-		sqlconn_rollback(c);
-		return MSGLOG_EUNAVAIL;
-	}
-	if (id != made->first - 1 || rev != made->rev - 1 || strcmp(log, made->log) != 0)
-		return sqlconn_commit(c, err, errlen) < 0 ? MSGLOG_EUNAVAIL : 0;
-	struct pglog_row *rows = xcalloc((size_t)n, sizeof *rows);
-	for (int i = 0; i < n; i++)
-		rows[i] = (struct pglog_row){ made->first + i, now_ms, (char *)m[i].channel,
-					      (char *)m[i].type, (char *)m[i].data, m[i].len,
-					      (char *)m[i].origin };
-	struct pglog_changes ch = { .rows = rows, .nrows = n, .last_id = made->first + n - 1,
-				    .rev = made->rev };
-	snprintf(ch.log, sizeof ch.log, "%s", made->log);
-	int rc = apply_changes(c, &ch, err, errlen) < 0 || sqlconn_commit(c, err, errlen) < 0
-		? MSGLOG_EUNAVAIL : 1;
-	if (rc < 0)
-		sqlconn_rollback(c);
-	free(rows);
-	return rc;
-}
-
 int replica_append(struct sqlconn *c, struct pglog *pg, const struct msglog_msg *m, int n,
 		   int64_t now_ms, long keep, long keep_seconds, int64_t *ids, struct buf *acks,
 		   struct msglog_item *ack_at, char *err, size_t errlen)
 {
-	struct pglog_made made;
-	if (pglog_append(pg, m, n, now_ms, keep, keep_seconds, &made, err, errlen) < 0)
+	int64_t first;
+	if (pglog_append(pg, m, n, now_ms, keep, keep_seconds, &first,
+			 err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
-	int64_t first = made.first;
 	sqlite3_stmt *s = stmt(c, S_ACK, err, errlen);
 	for (int i = 0; i < n; i++) {
 		ids[i] = first + i;
@@ -224,8 +184,6 @@ int replica_append(struct sqlconn *c, struct pglog *pg, const struct msglog_msg 
 	char ignored[256];
 	sqlconn_wait_until(c, clock_mono_ms() + COPY_WAIT_MS);
 	sqlconn_begin_call(c);
-	if (copy_own(c, m, n, now_ms, &made, ignored, sizeof ignored) == 0)
-		replica_copy(c, pg, PGLOG_WRITER, first + n - 1, made.log, ignored,
-			     sizeof ignored);
+	replica_copy(c, pg, PGLOG_WRITER, first + n - 1, ignored, sizeof ignored);
 	return 0;
 }

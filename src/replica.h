@@ -15,12 +15,10 @@ struct sqlconn;
 /* Brings the copy up to the shared log's newest commit, reading it on the
  * connection role names. Returns how many messages and marks were copied
  * (a new last id or a copy made anew counts one), or MSGLOG_EUNAVAIL. With
- * upto, stops without asking the shared log once the copy holds that id
- * of the log upto_log (NULL: of any): a publisher whose commit the
- * follower copied first, a follower told of publishes whose publishers
- * copied them. */
+ * upto, stops without asking the shared log once the copy holds that id: a
+ * publisher whose commit the follower copied first. */
 int replica_copy(struct sqlconn *c, struct pglog *pg, enum pglog_role role, int64_t upto,
-		 const char *upto_log, char *err, size_t errlen);
+		 char *err, size_t errlen);
 /* A publish to the shared log: committed there (acknowledged from then
  * on), with the retention keep and keep_seconds, then copied here, so that
  * this host's readers see it at once; a copy that fails or waits more than
