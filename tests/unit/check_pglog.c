@@ -187,11 +187,10 @@ START_TEST(test_retention_and_delete_reach_the_copies)
 }
 END_TEST
 
-/* A publisher copies its own messages when its write follows what its copy
- * holds, and reads the shared log otherwise (the other host wrote between,
- * retention left marks); the follower told only of what the copy holds
- * asks nothing. Whichever way, every copy ends the same as one made only
- * by reading the shared log. */
+/* The hosts taking turns, retention leaving marks: after every publish the
+ * publisher's copy reads as one made only by reading the shared log, and in
+ * the end so does the other host's; a follower finds nothing left to copy
+ * of its own host's publishes. */
 START_TEST(test_copies_agree_however_made)
 {
 	char *host_c = test_tmpdir();
@@ -208,7 +207,7 @@ START_TEST(test_copies_agree_however_made)
 		char data[16];
 		snprintf(data, sizeof data, "m%d", i);
 		add(pub, chan, data, &ack);
-		/* a's follower, told only of a's own publishes, copies nothing. */
+		/* Only a published since a's last copy: nothing left. */
 		if (order[i] == 'a' && i > 3 && order[i - 1] == 'a')
 			ck_assert_int_eq(follow(a), 0);
 		/* The publisher reads at once what c, which only reads the
