@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <fcgiapp.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +173,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "comet-fcgi: %s\n", err);
 		return 2;
 	}
+	/* Memory freed is kept for reuse, not handed back per request: each
+	 * munmap, or madvise of a thread's heap shrinking, stops the CPUs of
+	 * every other thread (a TLB shootdown). With 8,000 subscribers held,
+	 * glibc's defaults shrank a heap ~150 times a second under publishing
+	 * (tests/bench/results/2026-12-02-trim.md). Buffers up to 32 MiB come
+	 * from the heaps; a heap gives back what is free at its top beyond
+	 * 8 MiB, after a burst. */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 	a.started_ms = clock_wall_ms();
 	/* A client that went away must cost an EPIPE, never the process. */
 	signal(SIGPIPE, SIG_IGN);
