@@ -220,7 +220,9 @@ START_TEST(test_copies_agree_however_made)
 		ck_assert_int_eq(mine.gap, ref.gap);
 		ck_assert_int_eq(mine.last_id, ref.last_id);
 		ck_assert_uint_eq(mine.items.len, ref.items.len);
-		ck_assert(memcmp(mine.items.p, ref.items.p, ref.items.len) == 0);
+		/* An empty page may have no buffer at all. */
+		ck_assert(ref.items.len == 0 ||
+			  memcmp(mine.items.p, ref.items.p, ref.items.len) == 0);
 		msglog_page_free(&mine);
 		msglog_page_free(&ref);
 	}
