@@ -1,12 +1,37 @@
 /* buf: a growable byte buffer and allocation helpers. */
 #include "config.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+
+/* Bytes of large buffers freed or outgrown since buf_give_back last gave
+ * memory back. Answers of many sizes, made and freed in a burst, leave the
+ * heaps full of holes that stay resident (seen: 22 MB free beside 56 MB in
+ * use, under 200 streams that never read); the heaps are kept, their free
+ * pages are not. */
+#define BIG_BUFFER 65536
+#define GIVE_BACK_AFTER (8u << 20)
+static size_t big_freed;
+
+static void released(size_t cap)
+{
+	if (cap >= BIG_BUFFER)
+		__atomic_add_fetch(&big_freed, cap, __ATOMIC_RELAXED);
+}
+
+bool buf_give_back(void)
+{
+	if (__atomic_load_n(&big_freed, __ATOMIC_RELAXED) < GIVE_BACK_AFTER)
+		return false;
+	__atomic_store_n(&big_freed, 0, __ATOMIC_RELAXED);
+	malloc_trim(0);
+	return true;
+}
 
 void *xmalloc(size_t n)
 {
@@ -53,6 +78,7 @@ char *xstrdup(const char *s)
 
 void buf_free(struct buf *b)
 {
+	released(b->cap);
 	free(b->p);
 	b->p = NULL;
 	b->len = b->cap = 0;
@@ -73,6 +99,7 @@ void buf_reserve(struct buf *b, size_t extra)
 	size_t cap = b->cap ? b->cap : 256;
 	while (cap < need)
 		cap *= 2;
+	released(b->cap);
 	b->p = xrealloc(b->p, cap);
 	b->cap = cap;
 }

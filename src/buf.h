@@ -3,6 +3,7 @@
 #ifndef COMET_BUF_H
 #define COMET_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct buf {
@@ -22,6 +23,11 @@ void buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Always NUL-terminated after any call above (the NUL is not counted). */
 const char *buf_str(struct buf *b);
+/* Gives the free pages of the heaps back to the system (malloc_trim) once
+ * 8 MiB of large buffers have been freed since it last did; true if it did.
+ * The hub calls it, between answers: each time costs every thread a TLB
+ * flush, so never per request but per 8 MiB of large answers. */
+bool buf_give_back(void);
 
 /* Allocation that never returns NULL: out of memory is fatal, as in most
  * servers, since no request can be answered correctly without memory. */

@@ -483,6 +483,8 @@ static bool flush_stream(struct hub *h, struct waiter *w)
 		buf_free(&w->items);
 	else
 		buf_reset(&w->items);
+	/* A round of large events for many streams is one long turn. */
+	buf_give_back();
 	w->nmatch = 0;
 	w->more = false;
 	if (rc < 0) {
@@ -1026,6 +1028,8 @@ void hub_poll(struct hub *h, int max_wait_ms)
 		h->ended = w->ended_next;
 		waiter_free(w);
 	}
+	/* Between turns: what a burst of large answers freed goes back. */
+	buf_give_back();
 }
 
 void hub_run(struct hub *h)

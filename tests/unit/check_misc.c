@@ -1,5 +1,5 @@
 /* Unit tests: UTF-8, access rule, answers, log escaping, cross-process
- * wake-up. */
+ * wake-up, memory given back. */
 #include "config.h"
 
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "buf.h"
 #include "log.h"
 #include "notify.h"
 #include "reply.h"
@@ -207,6 +208,39 @@ START_TEST(tokens)
 }
 END_TEST
 
+static void free_big(size_t mib)
+{
+	for (size_t i = 0; i < mib; i++) {
+		struct buf b = BUF_INIT;
+		buf_reserve(&b, (1u << 20) - 1);
+		buf_free(&b);
+	}
+}
+
+START_TEST(give_back)
+{
+	free_big(8);		/* whatever was counted before: now at least 8 MiB */
+	ck_assert(buf_give_back());
+	ck_assert(!buf_give_back());
+	/* Small buffers never count, however many. */
+	for (int i = 0; i < 1000; i++) {
+		struct buf b = BUF_INIT;
+		buf_reserve(&b, 32000);
+		buf_free(&b);
+	}
+	ck_assert(!buf_give_back());
+	free_big(7);
+	ck_assert(!buf_give_back());
+	/* A buffer outgrowing its large blocks counts them too. */
+	struct buf b = BUF_INIT;
+	char chunk[4096] = { 0 };
+	while (b.len < (4u << 20))
+		buf_add(&b, chunk, sizeof chunk);
+	ck_assert(buf_give_back());
+	buf_free(&b);
+}
+END_TEST
+
 Suite *misc_suite(void)
 {
 	Suite *s = suite_create("misc");
@@ -219,6 +253,7 @@ Suite *misc_suite(void)
 	tcase_add_test(t, tokens);
 	tcase_add_test(t, wake_across_processes);
 	tcase_add_test(t, notify_disk_full);
+	tcase_add_test(t, give_back);
 	suite_add_tcase(s, t);
 	return s;
 }
