@@ -95,9 +95,17 @@ DROP_BOUND = 60.0 * SLOW    # only ends the test: see hostile()
 # stay within the bound, and a stream that falls further behind is sent the
 # rest from the log as it reads); a page of the log being rendered, in up to
 # three copies; and 16 MiB for everything else (SQLite caches, the stalled
-# bodies and the probes).
+# bodies and the probes). And a quarter of the subscribers' share for the
+# allocator: answers of many sizes made and freed in a burst leave free
+# holes inside glibc's heaps, resident until the hub gives them back (per
+# 8 MiB freed). Measured with both cores busy (mallinfo2 in a scratch
+# build): at most 62 MB in use, up to 22 MB of holes beside it. Without
+# this share RSS went past the bound in 2 of about 40 such runs (97.7 MB
+# before the give-back, 103.2 MB with it, against 95.6), at most 84 MB in
+# the others.
 PER_SUBSCRIBER = OUTPUT_MAX + BIG + 4096
-RSS_ALLOWANCE = (N_STREAMS + N_LONGPOLLS) * PER_SUBSCRIBER + 3 * OUTPUT_MAX + (16 << 20)
+SUBSCRIBERS = (N_STREAMS + N_LONGPOLLS) * PER_SUBSCRIBER
+RSS_ALLOWANCE = SUBSCRIBERS + SUBSCRIBERS // 4 + 3 * OUTPUT_MAX + (16 << 20)
 
 
 def now():
@@ -672,8 +680,8 @@ class Hostile(unittest.TestCase):
             bound = st.rss_base + RSS_ALLOWANCE
             if st.rss_max > bound:
                 return ["VmRSS reached %.1f MB (in phase %s), above the bound %.1f MB = "
-                        "idle %.1f MB + (%d streams + %d long-polls) x (COMET_OUTPUT_MAX "
-                        "+ a message) + 3 x COMET_OUTPUT_MAX + 16 MiB"
+                        "idle %.1f MB + 1.25 x (%d streams + %d long-polls) x "
+                        "(COMET_OUTPUT_MAX + a message) + 3 x COMET_OUTPUT_MAX + 16 MiB"
                         % (st.rss_max / 1e6, st.rss_max_phase, bound / 1e6,
                            st.rss_base / 1e6, N_STREAMS, N_LONGPOLLS)]
             return []
