@@ -193,7 +193,20 @@ def start_held(srv, chans, since, timeout, out, key):
         low[0] = min(low[0], n)
         return n >= low[0] + 1
     harness.wait_until(one_more, 20, "one more waiting subscriber on %s" % srv.kind)
+    t.held_on, t.held_before = srv, low[0]
     return t
+
+
+def join_held(t, timeout):
+    """Joins a start_held() thread, then waits until its server no longer
+    counts the answered request as waiting. The gauge drops just after the
+    answer is sent, so a client can read its answer first; the next
+    start_held() on that server must not take the late drop for the old
+    subscriber's place being taken by its own (both within one poll)."""
+    t.join(timeout)
+    srv, before = t.held_on, t.held_before
+    harness.wait_until(lambda: srv.stats()["waiting"] <= before, 20,
+                       "the answered subscriber no longer counted on %s" % srv.kind)
 
 
 # ======================================================= 1. the contract cases
@@ -374,7 +387,7 @@ class TwoHosts(unittest.TestCase):
                 r = post(src, ch, "round %d" % i)
                 t_ack = time.monotonic()
                 self.assertEqual(r.status, 201, r)
-                t.join(40)
+                join_held(t, 40)
                 ans, t_ans = out["r"]
                 self.assertIsInstance(ans, harness.Response, ans)
                 self.assertEqual(ans.status, 200, ans)
