@@ -53,6 +53,11 @@ struct hub {
 	 * place get the same bytes (no JSONP callback, no extra headers). */
 	struct buf shared, shared_items;
 	int64_t shared_last;
+	/* Within one match(): the event of message ev_id as this program's
+	 * own event streams are sent it, rendered for the first stream and
+	 * copied for the others. */
+	struct buf ev;
+	int64_t ev_id;
 	long in_state[WAITER_NSTATES];	/* waiters in each state now */
 	unsigned long ends[HUB_NEND];	/* requests ended, by reason */
 	bool shared_more, shared_gap, shared_ok;
@@ -122,6 +127,7 @@ static void hub_free(struct hub *h)
 	msglog_close(h->log);
 	buf_free(&h->shared);
 	buf_free(&h->shared_items);
+	buf_free(&h->ev);
 	free(h->closing);
 	free(h);
 }
@@ -524,12 +530,16 @@ static void release(struct hub *h, struct waiter *w, enum hub_end why)
 		answer(h, w, h->pos > w->cursor ? h->pos : w->cursor, false, false, why);
 }
 
-/* Adds one message to what w will be sent. */
-static void add_message(struct waiter *w, int64_t id, const char *json, size_t n)
+/* Adds one message to what w will be sent; ev: the message's event as
+ * rendered for an earlier stream of the round, or NULL. */
+static void add_message(struct waiter *w, int64_t id, const char *json, size_t n,
+			const struct buf *ev)
 {
 	if (w->render) {
 		if (!w->render(w->render_arg, json, n, &w->items))
 			return;
+	} else if (w->stream && ev) {
+		buf_add(&w->items, ev->p, ev->len);
 	} else if (w->stream) {
 		reply_sse_event(&w->items, "", id, json, n);
 	} else {
@@ -638,7 +648,8 @@ static enum caught catch_up(struct hub *h, struct waiter *w)
 		if (pg.gap)
 			meta_event(w, "gap", w->cursor, pg.last_id);
 		for (int i = 0; i < pg.count; i++)
-			add_message(w, pg.item[i].id, pg.items.p + pg.item[i].off, pg.item[i].len);
+			add_message(w, pg.item[i].id, pg.items.p + pg.item[i].off, pg.item[i].len,
+				    NULL);
 		bool more = pg.more;
 		int64_t last = pg.last_id;
 		size_t got = pg.items.len;
@@ -744,6 +755,17 @@ static void touch(struct waiter *w, struct waiter **touched)
 	*touched = w;
 }
 
+/* The row's event for this program's own streams, rendered once a round. */
+static const struct buf *event_of(struct hub *h, const struct msglog_row *row)
+{
+	if (h->ev_id != row->id) {
+		buf_reset(&h->ev);
+		reply_sse_event(&h->ev, "", row->id, row->json, row->jsonlen);
+		h->ev_id = row->id;
+	}
+	return &h->ev;
+}
+
 /* Answers every listening waiter that a batch of new messages, or of
  * messages dropped after its cursor (retention, DELETE), concerns. */
 static void match(struct hub *h, const struct msglog_batch *b)
@@ -769,9 +791,13 @@ static void match(struct hub *h, const struct msglog_batch *b)
 				w->more = true;
 				continue;
 			}
-			add_message(w, row->id, row->json, row->jsonlen);
+			add_message(w, row->id, row->json, row->jsonlen,
+				    w->stream && !w->render ? event_of(h, row) : NULL);
 		}
 	}
+	h->ev_id = 0;
+	if (h->ev.cap > 65536)
+		buf_free(&h->ev);
 	for (int m = 0; m < b->nmarks; m++)
 		for (struct waiter_link *l = waiter_on(h->set, b->marks[m].channel); l; l = l->next)
 			if (b->marks[m].id > l->w->cursor)

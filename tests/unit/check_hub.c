@@ -96,12 +96,12 @@ static struct conn *request(int *client, const char *query)
 	return c;
 }
 
-static struct waiter *subscriber(int *client, const char *chan, int64_t cursor, bool stream)
+static struct waiter *subscriber_on(int *client, const char **names, int n, int64_t cursor,
+				    bool stream)
 {
 	struct conn *c = request(client, "channel=x");
 	conn_park(c);
-	const char *names[] = { chan };
-	struct waiter *w = waiter_new(names, 1);
+	struct waiter *w = waiter_new(names, n);
 	w->conn = c;
 	w->cursor = cursor;
 	w->checked = -1;
@@ -110,6 +110,12 @@ static struct waiter *subscriber(int *client, const char *chan, int64_t cursor, 
 	w->end = fake_now + 300000;
 	w->deadline = fake_now + (stream ? 15000 : 25000);
 	return w;
+}
+
+static struct waiter *subscriber(int *client, const char *chan, int64_t cursor, bool stream)
+{
+	const char *names[] = { chan };
+	return subscriber_on(client, names, 1, cursor, stream);
 }
 
 /* Reads what the hub sent to client; true once the request has ended. */
@@ -298,6 +304,59 @@ START_TEST(stream_reads_a_long_backlog_in_order)
 	buf_free(&out);
 	buf_free(&raw);
 	close(client);
+}
+END_TEST
+
+/* The ids and data of the events in a stream's output, as "id:data;...". */
+static void events_seen(const char *out, char *got, size_t n)
+{
+	got[0] = '\0';
+	for (const char *p = out; p && (p = strstr(p, "id: ")) != NULL; p += 4) {
+		const char *d = strstr(p, "\"data\":\"");
+		ck_assert_ptr_nonnull(d);
+		size_t len = strlen(got);
+		snprintf(got + len, n - len, "%lld:%.2s;", atoll(p + 4), d + 8);
+	}
+}
+
+/* Streams of one round get each message's event rendered once and copied:
+ * each still gets exactly the events of its own channels, in order, whose
+ * id and data are that message's. */
+START_TEST(streams_of_a_round_get_their_own_events)
+{
+	int64_t last = publish("a", "a0", 2);
+	int ca, cab, cb;
+	hub_submit(hub, subscriber(&ca, "a", last, true));
+	hub_submit(hub, subscriber_on(&cab, (const char *[]){ "a", "b" }, 2, last, true));
+	hub_submit(hub, subscriber(&cb, "b", last, true));
+	hub_poll(hub, 0);
+	ck_assert_int_eq(hub_inflight(hub), 3);
+	int64_t a1 = publish("a", "a1", 2), b1 = publish("b", "b1", 2);
+	int64_t a2 = publish("a", "a2", 2);
+	struct buf out[3] = { BUF_INIT, BUF_INIT, BUF_INIT }, raw[3] = { BUF_INIT, BUF_INIT, BUF_INIT };
+	int client[3] = { ca, cab, cb };
+	char got[3][256], want[3][256];
+	snprintf(want[0], sizeof want[0], "%lld:a1;%lld:a2;", (long long)a1, (long long)a2);
+	snprintf(want[1], sizeof want[1], "%lld:a1;%lld:b1;%lld:a2;", (long long)a1, (long long)b1,
+		 (long long)a2);
+	snprintf(want[2], sizeof want[2], "%lld:b1;", (long long)b1);
+	for (int i = 0; i < 200; i++) {
+		hub_poll(hub, 10);
+		bool all = true;
+		for (int k = 0; k < 3; k++) {
+			take(client[k], &raw[k], &out[k]);
+			events_seen(out[k].p, got[k], sizeof got[k]);
+			all = all && strlen(got[k]) >= strlen(want[k]);
+		}
+		if (all)
+			break;
+	}
+	for (int k = 0; k < 3; k++) {
+		ck_assert_str_eq(got[k], want[k]);
+		buf_free(&out[k]);
+		buf_free(&raw[k]);
+		close(client[k]);
+	}
 }
 END_TEST
 
@@ -505,6 +564,7 @@ Suite *hub_suite(void)
 	tcase_add_test(t, answer_drains_as_the_socket_takes_it);
 	tcase_add_test(t, stream_that_does_not_read_is_dropped);
 	tcase_add_test(t, stream_reads_a_long_backlog_in_order);
+	tcase_add_test(t, streams_of_a_round_get_their_own_events);
 	tcase_add_test(t, socket_number_reused_at_once);
 	tcase_add_test(t, stream_pings_then_expires);
 	tcase_add_test(t, cursor_ahead_is_reset);
