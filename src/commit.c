@@ -21,6 +21,7 @@ struct commit {
 	struct hub *hub;	/* writes what a publisher's socket does not take at once */
 	struct msglog *log;	/* the commit thread's own connection */
 	struct waiter_queue queue;
+	struct waiter_qlink *later;	/* taken from the queue by a group, run after it */
 	bool threaded;
 	long pending;
 	int quit;		/* commit_end: run what is queued, then end */
@@ -86,6 +87,7 @@ static void job_done(struct commit *c, struct commit_job *job, int status, const
 	}
 	commit_job_free(job);
 	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+	notify_queued(c->notify, -1);
 }
 
 static void refuse(struct commit *c, struct commit_job *job, int rc)
@@ -111,12 +113,41 @@ static void refuse_all(struct commit *c, struct waiter_qlink *list, const char *
 	notify_storage_error(c->notify);
 }
 
+/* A shared log's group is fixed when the right to write is granted, not
+ * before: most of a publish's time there is the wait for other hosts'
+ * commits, and what arrives meanwhile joins the group rather than waiting
+ * for a transaction of its own. Only publishes queued right behind the
+ * group's run join it (list is the tail of what was taken); the rest keeps
+ * its order in c->later. */
+static int grow(struct commit *c, struct waiter_qlink *list, char *err, size_t errlen)
+{
+	if (!msglog_shared(c->log))
+		return 0;
+	/* Refused when the wait fails: trying again would wait as long again. */
+	if (msglog_lock(c->log, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	struct waiter_qlink *more = waiter_queue_take(&c->queue), *last = list;
+	while (last->next)
+		last = last->next;
+	while (more && JOB_OF(more)->kind == COMMIT_PUBLISH) {
+		last = last->next = more;
+		more = more->next;
+		last->next = NULL;
+	}
+	c->later = more;
+	return 0;
+}
+
 /* Appends the publishes of list (linked by q.next) in one transaction and
  * answers them; returns the storage result. A publish waits for a lock
  * held elsewhere at most MSGLOG_BUSY_MS from its submission, however long
- * it queued behind a group that waited too. */
-static int commit_group(struct commit *c, struct waiter_qlink *list, char *err, size_t errlen)
+ * it queued behind a group that waited too. With tail (nothing taken
+ * after list), publishes queued meanwhile may join (grow). */
+static int commit_group(struct commit *c, struct waiter_qlink *list, bool tail, char *err,
+			size_t errlen)
 {
+	if (tail && grow(c, list, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
 	int total = 0;
 	int64_t oldest = INT64_MAX;
 	for (struct waiter_qlink *l = list; l; l = l->next) {
@@ -171,10 +202,10 @@ static int commit_group(struct commit *c, struct waiter_qlink *list, char *err, 
 
 /* Publishes, in one group; then, if one's content was refused, one by
  * one, until storage itself fails. */
-static void publish_run(struct commit *c, struct waiter_qlink *list)
+static void publish_run(struct commit *c, struct waiter_qlink *list, bool tail)
 {
 	char err[512];
-	int rc = commit_group(c, list, err, sizeof err);
+	int rc = commit_group(c, list, tail, err, sizeof err);
 	if (rc == 0)
 		return;
 	if (rc == MSGLOG_EUNAVAIL) {
@@ -186,7 +217,7 @@ static void publish_run(struct commit *c, struct waiter_qlink *list)
 		next = l->next;
 		l->next = NULL;
 		if (several)
-			rc = commit_group(c, l, err, sizeof err);
+			rc = commit_group(c, l, false, err, sizeof err);
 		if (rc == 0)
 			continue;
 		if (rc == MSGLOG_EUNAVAIL) {
@@ -241,6 +272,7 @@ static void sync_one(struct commit *c, struct commit_job *job)
 	hub_submit_any(c->hub, w);
 	commit_job_free(job);
 	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+	notify_queued(c->notify, -1);
 }
 
 struct commit_job *commit_presence_job(const struct waiter_member *m, int n, int delta)
@@ -306,6 +338,7 @@ static void presence_one(struct commit *c, struct commit_job *job)
 		c->reap_at = clock_mono_ms() + COMMIT_REAP_MS;
 	commit_job_free(job);
 	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+	notify_queued(c->notify, -1);
 }
 
 static void read_one(struct commit *c, struct commit_job *job)
@@ -329,7 +362,13 @@ static void read_one(struct commit *c, struct commit_job *job)
  * their turn. */
 static void commit_list(struct commit *c, struct waiter_qlink *list)
 {
-	while (list) {
+	for (;;) {
+		if (!list) {
+			list = c->later;
+			c->later = NULL;
+		}
+		if (!list)
+			break;
 		struct commit_job *job = JOB_OF(list);
 		if (job->kind != COMMIT_PUBLISH) {
 			list = list->next;
@@ -348,7 +387,7 @@ static void commit_list(struct commit *c, struct waiter_qlink *list)
 			last = last->next;
 		list = last->next;
 		last->next = NULL;
-		publish_run(c, run);
+		publish_run(c, run, list == NULL);
 	}
 }
 
@@ -429,6 +468,7 @@ void commit_queue(struct commit *c, struct commit_job *job)
 {
 	job->queued_us = clock_mono_us();
 	__atomic_add_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+	notify_queued(c->notify, 1);
 	waiter_queue_push(&c->queue, &job->q);
 }
 

@@ -712,6 +712,10 @@ static void metrics(struct req *q)
 	metric(&b, "comet_draining", "gauge",
 	       "Answers still being written to slow clients, all processes on this database.");
 	buf_printf(&b, "comet_draining %lld\n", (long long)ns.draining);
+	metric(&b, "comet_writes_queued", "gauge",
+	       "Publishes and other writes waiting for the log now, all processes on this "
+	       "database.");
+	buf_printf(&b, "comet_writes_queued %lld\n", (long long)ns.queued);
 	metric(&b, "comet_requests_ended_total", "counter",
 	       "Held requests ended, by reason (answered, expired, failed, hungup, dropped, "
 	       "shutdown).");

@@ -85,12 +85,19 @@ void msglog_wait_until(struct msglog *l, int64_t mono_ms)
 	sqlconn_wait_until(l->c, mono_ms);
 }
 
+int msglog_lock(struct msglog *l, char *err, size_t errlen)
+{
+	return l->pg ? pglog_lock(l->pg, err, errlen) : 0;
+}
+
 int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t now_ms,
 		  int64_t *ids, struct buf *acks, struct msglog_item *ack_at,
 		  char *err, size_t errlen)
 {
-	if (sqlconn_enter(l->c, false, err, errlen) < 0)
+	if (sqlconn_enter(l->c, false, err, errlen) < 0) {
+		pglog_unlock(l->pg);
 		return MSGLOG_EUNAVAIL;
+	}
 	int rc = 0;
 	/* Validate before taking the write lock. */
 	for (int i = 0; i < n && rc == 0; i++) {
@@ -109,6 +116,8 @@ int msglog_append(struct msglog *l, const struct msglog_msg *m, int n, int64_t n
 	else if (rc == 0)
 		rc = sqlmsg_append(l->c, m, n, now_ms, l->retain, l->retain_seconds, ids, acks,
 				   ack_at, err, errlen);
+	if (rc != 0)
+		pglog_unlock(l->pg);
 	sqlconn_leave(l->c);
 	return rc;
 }

@@ -97,6 +97,11 @@ void msglog_retention(struct msglog *l, long count, long seconds);
  * queue is not made to wait a whole busy timeout again. */
 void msglog_wait_until(struct msglog *l, int64_t mono_ms);
 
+/* With a shared log: waits for the right to write next (pglog_lock), so
+ * that the caller can gather what arrived meanwhile into the msglog_append
+ * that must follow. 0 (also with a SQLite log: nothing to do), or -1. */
+int msglog_lock(struct msglog *l, char *err, size_t errlen);
+
 /* Appends n messages in one transaction (all or none); MSGLOG_EINVAL when a
  * message is refused (JSON that is not valid, a channel name outside
  * request_channel_valid's rule). ids[i] gets each

@@ -45,6 +45,7 @@ struct shared {
 	uint64_t commit_count, commit_sum_us;
 	int32_t draining[NOTIFY_SLOTS];	/* by slot, like slots[].waiting */
 	uint64_t ends[NOTIFY_NENDS];
+	int32_t queued[NOTIFY_SLOTS];	/* writes waiting for the log, by slot */
 };
 
 const int notify_statuses[NOTIFY_NSTATUS] = {
@@ -140,6 +141,7 @@ void notify_close(struct notify *n)
 	if (n->mine) {
 		__atomic_store_n(&n->mine->waiting, 0, __ATOMIC_SEQ_CST);
 		__atomic_store_n(&n->sh->draining[n->mine - n->sh->slots], 0, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&n->sh->queued[n->mine - n->sh->slots], 0, __ATOMIC_SEQ_CST);
 		__atomic_store_n(&n->mine->pid, 0, __ATOMIC_SEQ_CST);
 	}
 	munmap(n->sh, sizeof *n->sh);
@@ -191,6 +193,7 @@ static struct slot *my_slot(struct notify *n)
 						__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
 			__atomic_store_n(&s->waiting, 0, __ATOMIC_SEQ_CST);
 			__atomic_store_n(&n->sh->draining[i], 0, __ATOMIC_SEQ_CST);
+			__atomic_store_n(&n->sh->queued[i], 0, __ATOMIC_SEQ_CST);
 			return n->mine = s;
 		}
 	}
@@ -209,6 +212,13 @@ void notify_draining(struct notify *n, int delta)
 	struct slot *s = my_slot(n);
 	if (s)
 		__atomic_add_fetch(&n->sh->draining[s - n->sh->slots], delta, __ATOMIC_SEQ_CST);
+}
+
+void notify_queued(struct notify *n, int delta)
+{
+	struct slot *s = my_slot(n);
+	if (s)
+		__atomic_add_fetch(&n->sh->queued[s - n->sh->slots], delta, __ATOMIC_SEQ_CST);
 }
 
 void notify_ended(struct notify *n, int reason)
@@ -273,13 +283,14 @@ void notify_stats(struct notify *n, struct notify_stats *st)
 	st->commit_sum_us = __atomic_load_n(&n->sh->commit_sum_us, __ATOMIC_RELAXED);
 	for (int i = 0; i < NOTIFY_NENDS; i++)
 		st->ends[i] = __atomic_load_n(&n->sh->ends[i], __ATOMIC_RELAXED);
-	st->waiting = st->draining = 0;
+	st->waiting = st->draining = st->queued = 0;
 	for (int i = 0; i < NOTIFY_SLOTS; i++) {
 		struct slot *s = &n->sh->slots[i];
 		int32_t p = __atomic_load_n(&s->pid, __ATOMIC_SEQ_CST);
 		if (p && alive(p)) {
 			st->waiting += __atomic_load_n(&s->waiting, __ATOMIC_SEQ_CST);
 			st->draining += __atomic_load_n(&n->sh->draining[i], __ATOMIC_SEQ_CST);
+			st->queued += __atomic_load_n(&n->sh->queued[i], __ATOMIC_SEQ_CST);
 		}
 	}
 }

@@ -30,7 +30,7 @@ extern const int64_t notify_buckets_us[NOTIFY_NBUCKETS];
 
 struct notify_stats {
 	uint64_t published, delivered, dropped;
-	int64_t waiting, draining;
+	int64_t waiting, draining, queued;
 	uint64_t ends[NOTIFY_NENDS];
 	uint64_t answers[NOTIFY_NSTATUS + 1];
 	uint64_t storage_errors;
@@ -60,6 +60,8 @@ void notify_dropped(struct notify *n, uint64_t count);
 void notify_answer(struct notify *n, int status);
 void notify_storage_error(struct notify *n);
 void notify_commit_latency(struct notify *n, int64_t us);
+/* This process's writes (publishes, DELETEs, ...) waiting for the log. */
+void notify_queued(struct notify *n, int delta);
 void notify_stats(struct notify *n, struct notify_stats *st);
 
 #endif

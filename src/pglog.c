@@ -190,6 +190,7 @@ struct pgconn {
 	int slot;		/* byte of the slot file locked, -1: none */
 	int slot_fd;
 	bool listening;
+	bool locked;		/* the writer: in a transaction holding comet_state's row */
 };
 
 struct pglog {
@@ -220,6 +221,7 @@ static void drop(struct pgconn *k)
 		PQfinish(k->c);
 	k->c = NULL;
 	k->listening = false;
+	k->locked = false;
 	if (k->slot_fd >= 0)
 		close(k->slot_fd);	/* lets the OFD lock go */
 	k->slot_fd = -1;
@@ -436,7 +438,12 @@ static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err
 		drop(k);
 		return -1;
 	}
+	/* A writer holding comet_state's row between pglog_lock and its
+	 * publish (a stopped or starved process) would stall every host:
+	 * PostgreSQL ends such a session after a second. */
 	if (exec_ok(k->c, "SET statement_timeout = 5000", "connect", err, errlen) < 0 ||
+	    (slotted && exec_ok(k->c, "SET idle_in_transaction_session_timeout = 1000",
+				"connect", err, errlen) < 0) ||
 	    ensure_schema(k->c, err, errlen) < 0 ||
 	    prepare(k->c, "comet_publish", publish_sql, 7, publish_types, err, errlen) < 0 ||
 	    prepare(k->c, "comet_changes", changes_sql, 4, changes_types, err, errlen) < 0) {
@@ -494,10 +501,74 @@ static int failed(struct pgconn *k, PGresult *r, const char *what, char *err, si
 	return -1;
 }
 
+int pglog_lock(struct pglog *p, char *err, size_t errlen)
+{
+	if (connect_to(p, &p->w, true, err, errlen) < 0)
+		return -1;
+	PGresult *r = PQexec(p->w.c, "BEGIN; SELECT 1 FROM comet_state FOR UPDATE");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		return failed(&p->w, r, "lock", err, errlen);
+	PQclear(r);
+	p->w.locked = true;
+	return 0;
+}
+
+void pglog_unlock(struct pglog *p)
+{
+	if (!p || !p->w.locked)
+		return;
+	p->w.locked = false;
+	PGresult *r = PQexec(p->w.c, "ROLLBACK");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		drop(&p->w);
+	PQclear(r);
+}
+
+/* Under pglog_lock: the publish and its COMMIT in one round trip. The
+ * publish is acknowledged only when the COMMIT's own answer says so. */
+static PGresult *publish_commit(struct pgconn *k, const char *const *vals, const int *lens,
+				const int *fmts, char *err, size_t errlen)
+{
+	k->locked = false;
+	if (!PQenterPipelineMode(k->c) ||
+	    !PQsendQueryPrepared(k->c, "comet_publish", 7, vals, lens, fmts, 0) ||
+	    !PQsendQueryParams(k->c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
+	    !PQpipelineSync(k->c)) {
+		failed(k, NULL, "publish", err, errlen);
+		return NULL;
+	}
+	PGresult *pub = PQgetResult(k->c);
+	bool ok = PQresultStatus(pub) == PGRES_TUPLES_OK && PQntuples(pub) == 1;
+	PGresult *r;
+	while ((r = PQgetResult(k->c)))
+		PQclear(r);	/* the end of the publish's results */
+	r = PQgetResult(k->c);
+	ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
+	if (!ok) {
+		/* The first failure says why: the publish's, else the COMMIT's
+		 * (NULL: the connection's). */
+		bool pub_failed = PQresultStatus(pub) != PGRES_TUPLES_OK;
+		pq_error(k->c, pub_failed ? pub : r, "publish", err, errlen);
+		PQclear(pub);
+		PQclear(r);
+		drop(k);
+		return NULL;
+	}
+	PQclear(r);
+	while ((r = PQgetResult(k->c)))
+		PQclear(r);
+	r = PQgetResult(k->c);	/* the sync */
+	bool synced = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+	PQclear(r);
+	if (!synced || !PQexitPipelineMode(k->c))
+		drop(k);	/* committed: the next call connects anew */
+	return pub;
+}
+
 int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now_ms,
 		 long keep, long keep_seconds, int64_t *first, char *err, size_t errlen)
 {
-	if (connect_to(p, &p->w, true, err, errlen) < 0)
+	if (!p->w.locked && connect_to(p, &p->w, true, err, errlen) < 0)
 		return -1;
 	struct buf a[4] = { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT };
 	array_of(&a[0], 25, m, n, 0);
@@ -511,11 +582,20 @@ int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now
 	const char *vals[7] = { a[0].p, a[1].p, a[2].p, a[3].p, now, k, ks };
 	int lens[7] = { (int)a[0].len, (int)a[1].len, (int)a[2].len, (int)a[3].len, 0, 0, 0 };
 	int fmts[7] = { 1, 1, 1, 1, 0, 0, 0 };
-	PGresult *r = PQexecPrepared(p->w.c, "comet_publish", 7, vals, lens, fmts, 0);
+	PGresult *r;
+	if (p->w.locked) {
+		r = publish_commit(&p->w, vals, lens, fmts, err, errlen);
+	} else {
+		r = PQexecPrepared(p->w.c, "comet_publish", 7, vals, lens, fmts, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+			failed(&p->w, r, "publish", err, errlen);
+			r = NULL;
+		}
+	}
 	for (int i = 0; i < 4; i++)
 		buf_free(&a[i]);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-		return failed(&p->w, r, "publish", err, errlen);
+	if (!r)
+		return -1;
 	*first = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
 	return 0;

@@ -60,8 +60,15 @@ void pglog_close(struct pglog *p);
 /* Closes the writer connection and lets its slot go, for another process. */
 void pglog_idle(struct pglog *p);
 
-/* Appends n messages in one transaction, with retention; *first gets the
- * first id (the others follow it). Returns 0 or -1. */
+/* Begins the writer's transaction and waits for comet_state's row, which
+ * orders every write of every host: what a caller gathers meanwhile goes
+ * into the one pglog_append that follows (or pglog_unlock gives it up).
+ * Returns 0 or -1 (nothing held). */
+int pglog_lock(struct pglog *p, char *err, size_t errlen);
+void pglog_unlock(struct pglog *p);
+/* Appends n messages in one transaction, with retention (under pglog_lock:
+ * in its transaction, committed here); *first gets the first id (the
+ * others follow it). Returns 0 or -1. */
 int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now_ms,
 		 long keep, long keep_seconds, int64_t *first, char *err, size_t errlen);
 int pglog_delete(struct pglog *p, const char *chan, int64_t *deleted,

@@ -193,7 +193,7 @@ class CometCases(Backend):
         # database (mod_fcgid: many), like stats.
         before = self.metrics()
         for k in ("comet_waiting", "comet_published_total", "comet_delivered_total",
-                  "comet_dropped_total", "comet_storage_errors_total",
+                  "comet_dropped_total", "comet_storage_errors_total", "comet_writes_queued",
                   'comet_answers_total{status="201"}', 'comet_answers_total{status="404"}',
                   'comet_publish_commit_seconds_bucket{le="+Inf"}',
                   "comet_publish_commit_seconds_count", "comet_publish_commit_seconds_sum"):

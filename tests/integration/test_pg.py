@@ -114,6 +114,61 @@ class PgLockCases:
         self.assert_still_serving()
 
 
+class PgGroupedWrites(unittest.TestCase):
+    """Publishes that reach a host while it waits for comet_state's row
+    (another host committing) go into the one transaction it is waiting to
+    make, not into one each after it (src/commit.c, grow)."""
+
+    N = 5
+
+    def test_publishes_queued_behind_the_row_share_one_commit(self):
+        pg = shared_cluster()
+        database = pg.create_database()
+        srv = harness.Server("lighttpd", db=pg.uri(database)).start()
+        try:
+            ch = channel("grouped")
+            first = srv.publish(ch, "first")
+            self.assertEqual(first.status, 201, first)
+
+            def rev():
+                return int(pg.psql("SELECT rev FROM comet_state", database)[0][0])
+
+            def queued():
+                r = srv.get("/comet/metrics", headers=srv.auth_headers())
+                m = re.search(r"^comet_writes_queued (\d+)$", r.body.decode(), re.M)
+                return m and int(m.group(1)) >= self.N
+
+            before = rev()
+            answers = [None] * self.N
+
+            def publish(i):
+                answers[i] = srv.publish(ch, "m%d" % i)
+
+            threads = [threading.Thread(target=publish, args=(i,)) for i in range(self.N)]
+            with pg.session(database) as s:
+                s.run("BEGIN; SELECT 1 FROM comet_state FOR UPDATE;")
+                for t in threads:
+                    t.start()
+                # Within the program's 5 s wait for the row, after which it
+                # would refuse them.
+                harness.wait_until(queued, 4, "%d publishes waiting for the log" % self.N)
+                s.run("ROLLBACK;")
+            for t in threads:
+                t.join(30)
+            for r in answers:
+                self.assertIsNotNone(r)
+                self.assertEqual(r.status, 201, r)
+            ids = sorted(r.json["id"] for r in answers)
+            self.assertEqual(ids, list(range(ids[0], ids[0] + self.N)))
+            self.assertEqual(rev() - before, 1, "publishes queued behind the row: one "
+                             "transaction for all of them")
+            d = srv.sub(ch, since=first.json["id"], timeout=0)
+            self.assertEqual(sorted(m["data"] for m in d.json["messages"]),
+                             ["m%d" % i for i in range(self.N)])
+        finally:
+            stop_checked(srv)
+
+
 # ------------------------------------------------------------------ helpers
 
 TEXT = {"Content-Type": "text/plain"}

@@ -156,7 +156,7 @@ END_TEST
  * file, and a sparse one as an older version left it. */
 START_TEST(notify_disk_full)
 {
-	char *fs = test_small_fs(64);
+	char *fs = test_small_fs(128);
 	if (!fs)
 		return;
 	char db[4200], file[4300];

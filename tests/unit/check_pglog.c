@@ -352,6 +352,39 @@ START_TEST(test_writer_connections_bounded_per_host)
 }
 END_TEST
 
+/* A writer that waited for comet_state's row (msglog_lock) commits what it
+ * then appends; an append refused after the wait gives the row up at once,
+ * so that another host's publish does not wait for the server's timeout. */
+START_TEST(test_lock_then_append_and_let_go)
+{
+	struct msglog *a = open_on(host_a), *b = open_on(host_b);
+	struct buf ack = BUF_INIT;
+	char err[256];
+	ck_assert_msg(msglog_lock(a, err, sizeof err) == 0, "%s", err);
+	int64_t one = add(a, "k", "one", &ack);
+	follow(b);
+	struct msglog_page pg;
+	rd(b, "k", 0, &pg);
+	ck_assert_int_eq(pg.count, 1);
+	msglog_page_free(&pg);
+	ck_assert_msg(msglog_lock(a, err, sizeof err) == 0, "%s", err);
+	struct msglog_msg bad = { "k", "application/json", "{", 1, NULL };
+	int64_t id;
+	ck_assert_int_eq(msglog_append(a, &bad, 1, clock_wall_ms(), &id, &ack, NULL, err,
+				       sizeof err), MSGLOG_EINVAL);
+	int64_t t0 = clock_mono_ms();
+	ck_assert_int_eq(add(b, "k", "two", &ack), one + 1);
+	ck_assert_int_lt(clock_mono_ms() - t0, 2000);
+	ck_assert_int_eq(add(a, "k", "three", &ack), one + 2);
+	rd(a, "k", 0, &pg);
+	ck_assert_int_eq(pg.count, 3);
+	msglog_page_free(&pg);
+	msglog_close(a);
+	msglog_close(b);
+	buf_free(&ack);
+}
+END_TEST
+
 Suite *pglog_suite(void)
 {
 	Suite *s = suite_create("pglog");
@@ -365,6 +398,7 @@ Suite *pglog_suite(void)
 	tcase_add_test(t, test_log_made_anew_empties_the_copy);
 	tcase_add_test(t, test_unreachable_server_named_without_password);
 	tcase_add_test(t, test_writer_connections_bounded_per_host);
+	tcase_add_test(t, test_lock_then_append_and_let_go);
 	suite_add_tcase(s, t);
 	return s;
 }
