@@ -22,6 +22,7 @@ struct commit {
 	struct msglog *log;	/* the commit thread's own connection */
 	struct waiter_queue queue;
 	struct waiter_qlink *later;	/* taken from the queue by a group, run after it */
+	int64_t crowded_until;	/* grow groups until then (monotonic ms) */
 	bool threaded;
 	long pending;
 	int quit;		/* commit_end: run what is queued, then end */
@@ -118,10 +119,17 @@ static void refuse_all(struct commit *c, struct waiter_qlink *list, const char *
  * commits, and what arrives meanwhile joins the group rather than waiting
  * for a transaction of its own. Only publishes queued right behind the
  * group's run join it (list is the tail of what was taken); the rest keeps
- * its order in c->later. */
+ * its order in c->later.
+ *
+ * Waiting first costs the row a round trip to this host while it is held,
+ * so only a process that has lately had publishes queued behind a group
+ * (CROWDED_MS) waits first: one that serves a request at a time (mod_fcgid)
+ * never finds anything to add. */
+#define CROWDED_MS 10000
+
 static int grow(struct commit *c, struct waiter_qlink *list, char *err, size_t errlen)
 {
-	if (!msglog_shared(c->log))
+	if (!msglog_shared(c->log) || clock_mono_ms() >= c->crowded_until)
 		return 0;
 	/* Refused when the wait fails: trying again would wait as long again. */
 	if (msglog_lock(c->log, err, errlen) < 0)
@@ -168,6 +176,7 @@ static int commit_group(struct commit *c, struct waiter_qlink *list, bool tail, 
 	int rc = msglog_append(c->log, all, total, clock_wall_ms(), ids, &acks, at, err, errlen);
 	if (rc == 0) {
 		commit_after(c->notify, (uint64_t)total);
+		bool several = list->next != NULL;	/* the jobs are freed as answered */
 		k = 0;
 		for (struct waiter_qlink *l = list, *next; l; l = next) {
 			next = l->next;
@@ -191,6 +200,10 @@ static int commit_group(struct commit *c, struct waiter_qlink *list, bool tail, 
 			}
 			job_done(c, job, 201, p, n);
 		}
+		/* Several publishes in the group, or others queued while it was
+		 * written: this process has publishes that could wait together. */
+		if (several || commit_pending(c) > 0)
+			c->crowded_until = clock_mono_ms() + CROWDED_MS;
 	}
 	buf_free(&acks);
 	buf_free(&body);

@@ -117,9 +117,9 @@ class PgLockCases:
 class PgGroupedWrites(unittest.TestCase):
     """Publishes that reach a host while it waits for comet_state's row
     (another host committing) go into the one transaction it is waiting to
-    make, not into one each after it (src/commit.c, grow)."""
-
-    N = 5
+    make, not into one each after it, once the process has had publishes
+    queued behind one another (src/commit.c, grow); a process that has not
+    sends its publish at once, as one serving a request at a time must."""
 
     def test_publishes_queued_behind_the_row_share_one_commit(self):
         pg = shared_cluster()
@@ -130,41 +130,62 @@ class PgGroupedWrites(unittest.TestCase):
             first = srv.publish(ch, "first")
             self.assertEqual(first.status, 201, first)
 
+            def psql(sql):
+                return int(pg.psql(sql, database)[0][0])
+
             def rev():
-                return int(pg.psql("SELECT rev FROM comet_state", database)[0][0])
+                return psql("SELECT rev FROM comet_state")
 
-            def queued():
-                r = srv.get("/comet/metrics", headers=srv.auth_headers())
-                m = re.search(r"^comet_writes_queued (\d+)$", r.body.decode(), re.M)
-                return m and int(m.group(1)) >= self.N
-
-            before = rev()
-            answers = [None] * self.N
-
-            def publish(i):
-                answers[i] = srv.publish(ch, "m%d" % i)
-
-            threads = [threading.Thread(target=publish, args=(i,)) for i in range(self.N)]
-            with pg.session(database) as s:
-                s.run("BEGIN; SELECT 1 FROM comet_state FOR UPDATE;")
-                for t in threads:
-                    t.start()
+            def queued(n):
+                def check():
+                    r = srv.get("/comet/metrics", headers=srv.auth_headers())
+                    m = re.search(r"^comet_writes_queued (\d+)$", r.body.decode(), re.M)
+                    return m and int(m.group(1)) >= n
                 # Within the program's 5 s wait for the row, after which it
                 # would refuse them.
-                harness.wait_until(queued, 4, "%d publishes waiting for the log" % self.N)
-                s.run("ROLLBACK;")
-            for t in threads:
-                t.join(30)
+                harness.wait_until(check, 4, "%d publishes waiting for the log" % n)
+
+            def waiting_for_row():
+                return psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                            "'Lock' AND datname = current_database()") > 0
+
+            answers = []
+
+            def publish(data):
+                t = threading.Thread(target=lambda: answers.append(srv.publish(ch, data)))
+                t.start()
+                return t
+
+            def behind_the_row(first_alone, names):
+                before = rev()
+                with pg.session(database) as s:
+                    s.run("BEGIN; SELECT 1 FROM comet_state FOR UPDATE;")
+                    threads = []
+                    if first_alone:
+                        threads.append(publish(names[0]))
+                        harness.wait_until(waiting_for_row, 4, "the publish waiting for the row")
+                        names = names[1:]
+                    threads += [publish(n) for n in names]
+                    queued(len(threads))
+                    s.run("ROLLBACK;")
+                for t in threads:
+                    t.join(30)
+                return rev() - before
+
+            # Not crowded yet: the first publish goes at once and waits for
+            # the row alone; the four queued behind it are one group after.
+            self.assertEqual(behind_the_row(True, ["a0", "a1", "a2", "a3", "a4"]), 2)
+            # Now crowded: all five wait for the row together.
+            self.assertEqual(behind_the_row(False, ["b0", "b1", "b2", "b3", "b4"]), 1,
+                             "publishes queued behind the row: one transaction for all")
+            self.assertEqual(len(answers), 10)
             for r in answers:
-                self.assertIsNotNone(r)
                 self.assertEqual(r.status, 201, r)
             ids = sorted(r.json["id"] for r in answers)
-            self.assertEqual(ids, list(range(ids[0], ids[0] + self.N)))
-            self.assertEqual(rev() - before, 1, "publishes queued behind the row: one "
-                             "transaction for all of them")
+            self.assertEqual(ids, list(range(ids[0], ids[0] + 10)))
             d = srv.sub(ch, since=first.json["id"], timeout=0)
             self.assertEqual(sorted(m["data"] for m in d.json["messages"]),
-                             ["m%d" % i for i in range(self.N)])
+                             sorted("%s%d" % (p, i) for p in "ab" for i in range(5)))
         finally:
             stop_checked(srv)
 
