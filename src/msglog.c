@@ -340,12 +340,14 @@ int msglog_follow(struct msglog *l, int timeout_ms, char *err, size_t errlen)
 	if (!l->pg)
 		return 0;
 	bool news;
-	if (pglog_wait(l->pg, timeout_ms, &news, err, errlen) < 0)
+	int64_t upto;
+	if (pglog_wait(l->pg, timeout_ms, &news, &upto, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
-	/* Without news, the timed safety check: one small query. */
+	/* Without news, the timed safety check: one small query. News of
+	 * commits this host's publishers have copied already asks nothing. */
 	if (sqlconn_enter(l->c, true, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
-	int rc = replica_copy(l->c, l->pg, PGLOG_FOLLOWER, 0, err, errlen);
+	int rc = replica_copy(l->c, l->pg, PGLOG_FOLLOWER, news ? upto : 0, err, errlen);
 	sqlconn_leave(l->c);
 	return rc;
 }

@@ -849,9 +849,30 @@ void pglog_changes_free(struct pglog_changes *c)
 	memset(c, 0, sizeof *c);
 }
 
-int pglog_wait(struct pglog *p, int timeout_ms, bool *news, char *err, size_t errlen)
+/* Takes the notifications that came: *upto keeps the newest id they name,
+ * or goes to 0 for one that names none (a DELETE). */
+static bool take_notifies(PGconn *c, int64_t *upto)
+{
+	PGnotify *n;
+	bool any = false;
+	while ((n = PQnotifies(c))) {
+		char *end;
+		long long id = strtoll(n->extra, &end, 10);
+		if (!any)
+			*upto = id > 0 && !*end ? id : 0;
+		else if (*upto)
+			*upto = id > 0 && !*end ? (id > *upto ? id : *upto) : 0;
+		any = true;
+		PQfreemem(n);
+	}
+	return any;
+}
+
+int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto, char *err,
+	       size_t errlen)
 {
 	*news = false;
+	*upto = 0;
 	struct pgconn *k = &p->f;
 	if (!k->listening) {
 		if (connect_to(p, k, false, err, errlen) < 0)
@@ -865,13 +886,7 @@ int pglog_wait(struct pglog *p, int timeout_ms, bool *news, char *err, size_t er
 		return 0;
 	}
 	/* Notifications may have come in with the last query's answer. */
-	PGnotify *n;
-	bool any = false;
-	if (PQconsumeInput(k->c))
-		while ((n = PQnotifies(k->c))) {
-			any = true;
-			PQfreemem(n);
-		}
+	bool any = PQconsumeInput(k->c) && take_notifies(k->c, upto);
 	if (!any) {
 		struct pollfd pf = { PQsocket(k->c), POLLIN, 0 };
 		if (poll(&pf, 1, timeout_ms) < 0 && errno != EINTR) {
@@ -883,10 +898,7 @@ int pglog_wait(struct pglog *p, int timeout_ms, bool *news, char *err, size_t er
 			drop(k);
 			return -1;
 		}
-		while ((n = PQnotifies(k->c))) {
-			any = true;
-			PQfreemem(n);
-		}
+		any = take_notifies(k->c, upto);
 	}
 	*news = any;
 	return 0;

@@ -100,7 +100,10 @@ void pglog_changes_free(struct pglog_changes *c);
 
 /* The follower's connection: LISTENs, then waits up to timeout_ms for a
  * notification; *news tells whether one came (or the connection is new,
- * when anything may have been missed). Returns 0 or -1. */
-int pglog_wait(struct pglog *p, int timeout_ms, bool *news, char *err, size_t errlen);
+ * when anything may have been missed), and *upto the newest id they name
+ * (a publish's commit names its last id): a copy that holds it has all they
+ * announce, marks included. 0: not known. Returns 0 or -1. */
+int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto, char *err,
+	       size_t errlen);
 
 #endif
