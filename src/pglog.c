@@ -1,6 +1,6 @@
 /* pglog: the shared message log in PostgreSQL (see pglog.h).
  *
- * Schema (comet_state.version 3), made (or brought up to date: every step
+ * Schema (comet_state.version 5), made (or brought up to date: every step
  * is idempotent) by the first connection that finds it missing or older,
  * under an advisory lock:
  *   comet_state(one, version, last_id, rev, log): one row; last_id and rev
@@ -16,6 +16,7 @@
  *   comet_presence, comet_member, comet_owner (version 4): presence, as in
  *     the SQLite log (sqlpresence.c), shared by the hosts; its join and leave
  *     messages are appended by comet_publish in the same transaction.
+ *   Version 5: comet_publish looks for a channel's oldest above its mark.
  * Writes are two functions (comet_publish, comet_delete), so that a publish
  * is one round trip and one transaction. */
 #include "config.h"
@@ -35,7 +36,7 @@
 #include "clock.h"
 #include "pglog.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define LOCK_KEY "7270110011"	/* advisory lock for making the schema */
@@ -64,11 +65,15 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS comet_owner(owner text PRIMARY KEY, seen bigint NOT NULL);"
 	/* The count limit is applied per message as with SQLite: for each
 	 * channel of the batch, the oldest beyond keep go, and the mark is the
-	 * newest id dropped. Age: up to 256 of the oldest per publish. */
+	 * newest id dropped. Every message of a channel at or below its mark
+	 * is gone (retention, DELETE and age all mark the newest they drop),
+	 * so the oldest are looked for above it, not among the dead index
+	 * entries of what went (until VACUUM, thousands a second). Age: up to
+	 * 256 of the oldest per publish. */
 	"CREATE OR REPLACE FUNCTION comet_publish(ch text[], ty text[], da bytea[], og text[],"
 	" now_ms bigint, keep bigint, keep_ms bigint) RETURNS bigint LANGUAGE plpgsql AS $f$\n"
 	"DECLARE many int := cardinality(ch); top bigint; r bigint; c text; k bigint;"
-	" cut bigint;\n"
+	" cut bigint; lo bigint;\n"
 	"BEGIN\n"
 	" UPDATE comet_state SET last_id = last_id + many, rev = rev + 1 RETURNING last_id, rev"
 	"  INTO top, r;\n"
@@ -79,9 +84,10 @@ static const char schema[] =
 	"  INSERT INTO comet_chan AS t(name, n) VALUES (c, k)"
 	"   ON CONFLICT (name) DO UPDATE SET n = t.n + excluded.n RETURNING t.n INTO k;\n"
 	"  IF k > keep THEN\n"
-	"   SELECT id INTO cut FROM comet_msg WHERE channel = c ORDER BY id"
+	"   lo := coalesce((SELECT id FROM comet_dropped WHERE channel = c), 0);\n"
+	"   SELECT id INTO cut FROM comet_msg WHERE channel = c AND id > lo ORDER BY id"
 	"    OFFSET k - keep - 1 LIMIT 1;\n"
-	"   DELETE FROM comet_msg WHERE channel = c AND id <= cut;\n"
+	"   DELETE FROM comet_msg WHERE channel = c AND id > lo AND id <= cut;\n"
 	"   UPDATE comet_chan SET n = keep WHERE name = c;\n"
 	"   INSERT INTO comet_dropped AS d VALUES (c, cut, r) ON CONFLICT (channel)"
 	"    DO UPDATE SET id = greatest(d.id, excluded.id), rev = excluded.rev;\n"

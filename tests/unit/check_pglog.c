@@ -387,6 +387,47 @@ START_TEST(test_lock_then_append_and_let_go)
 }
 END_TEST
 
+/* One value of a query on the test's own connection. */
+static char *query1(const char *sql)
+{
+	PGconn *c = PQconnectdb(uri);
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+	PGresult *r = PQexec(c, sql);
+	int st = PQresultStatus(r);
+	ck_assert_msg(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+	char *v = xstrdup(st == PGRES_TUPLES_OK && PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
+/* A database an older version made (schema 4: comet_publish looked for a
+ * channel's oldest from its first index entry) is brought up to date by
+ * the first connection of this one, and keeps its messages. */
+START_TEST(test_older_schema_brought_up_to_date)
+{
+	struct msglog *a = open_on(host_a);
+	struct buf ack = BUF_INIT;
+	int64_t one = add(a, "u", "one", &ack);
+	msglog_close(a);
+	free(query1("UPDATE comet_state SET version = 4"));
+	free(query1("CREATE OR REPLACE FUNCTION comet_publish(ch text[], ty text[], da bytea[], "
+		    "og text[], now_ms bigint, keep bigint, keep_ms bigint) RETURNS bigint "
+		    "LANGUAGE sql AS $$ SELECT -1::bigint $$"));
+	a = open_on(host_a);
+	ck_assert_int_eq(add(a, "u", "two", &ack), one + 1);
+	char *v = query1("SELECT version FROM comet_state");
+	ck_assert_str_eq(v, "5");
+	free(v);
+	struct msglog_page pg;
+	rd(a, "u", 0, &pg);
+	ck_assert_int_eq(pg.count, 2);
+	msglog_page_free(&pg);
+	msglog_close(a);
+	buf_free(&ack);
+}
+END_TEST
+
 Suite *pglog_suite(void)
 {
 	Suite *s = suite_create("pglog");
@@ -401,6 +442,7 @@ Suite *pglog_suite(void)
 	tcase_add_test(t, test_unreachable_server_named_without_password);
 	tcase_add_test(t, test_writer_connections_bounded_per_host);
 	tcase_add_test(t, test_lock_then_append_and_let_go);
+	tcase_add_test(t, test_older_schema_brought_up_to_date);
 	suite_add_tcase(s, t);
 	return s;
 }
