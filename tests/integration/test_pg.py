@@ -186,6 +186,32 @@ class PgGroupedWrites(unittest.TestCase):
             d = srv.sub(ch, since=first.json["id"], timeout=0)
             self.assertEqual(sorted(m["data"] for m in d.json["messages"]),
                              sorted("%s%d" % (p, i) for p in "ab" for i in range(5)))
+
+            # A process stopped once the row is its own holds up the other
+            # hosts for a second, not until it runs again: PostgreSQL ends
+            # its session, and its publish is refused, not lost unsaid.
+            stopped = []
+            try:
+                with pg.session(database) as s:
+                    s.run("BEGIN; SELECT 1 FROM comet_state FOR UPDATE;")
+                    t = publish("c0")
+                    harness.wait_until(waiting_for_row, 4, "the publish waiting for the row")
+                    for pid in srv.program_pids():
+                        os.kill(pid, signal.SIGSTOP)
+                        stopped.append(pid)
+                    s.run("ROLLBACK;")
+                t0 = time.monotonic()
+                pg.psql("SET lock_timeout = '4s'; SELECT 1 FROM comet_state FOR UPDATE", database)
+                held = time.monotonic() - t0
+                report("lighttpd, its process stopped holding comet_state's row: another "
+                       "writer waited %.2f s" % held)
+                self.assertLess(held, 3.0)
+            finally:
+                for pid in stopped:
+                    os.kill(pid, signal.SIGCONT)
+            t.join(30)
+            self.assertEqual(answers[-1].status, 503, answers[-1])
+            self.assertEqual(srv.publish(ch, "after").status, 201)
         finally:
             stop_checked(srv)
 
