@@ -60,6 +60,15 @@ void commit_job_free(struct commit_job *job)
 	free(job);
 }
 
+/* The one end of every job: freed and no longer counted as waiting
+ * (commit_pending, and the comet_writes_queued gauge). */
+static void job_gone(struct commit *c, struct commit_job *job)
+{
+	commit_job_free(job);
+	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
+	notify_queued(c->notify, -1);
+}
+
 void commit_after(struct notify *n, uint64_t messages)
 {
 	notify_bump(n);
@@ -86,9 +95,7 @@ static void job_done(struct commit *c, struct commit_job *job, int status, const
 	} else if (job->done) {
 		job->done(job, status, body, len);
 	}
-	commit_job_free(job);
-	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
-	notify_queued(c->notify, -1);
+	job_gone(c, job);
 }
 
 static void refuse(struct commit *c, struct commit_job *job, int rc)
@@ -283,9 +290,7 @@ static void sync_one(struct commit *c, struct commit_job *job)
 	if (rc > 0)
 		notify_bump(c->notify);
 	hub_submit_any(c->hub, w);
-	commit_job_free(job);
-	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
-	notify_queued(c->notify, -1);
+	job_gone(c, job);
 }
 
 struct commit_job *commit_presence_job(const struct waiter_member *m, int n, int delta)
@@ -349,9 +354,7 @@ static void presence_one(struct commit *c, struct commit_job *job)
 		reap(c);
 	else if (!c->reap_at)
 		c->reap_at = clock_mono_ms() + COMMIT_REAP_MS;
-	commit_job_free(job);
-	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_SEQ_CST);
-	notify_queued(c->notify, -1);
+	job_gone(c, job);
 }
 
 static void read_one(struct commit *c, struct commit_job *job)
