@@ -17,7 +17,11 @@
  *     the SQLite log (sqlpresence.c), shared by the hosts; its join and leave
  *     messages are appended by comet_publish in the same transaction.
  *   Version 5: comet_publish looks for a channel's oldest above its mark.
- * Writes are two functions (comet_publish, comet_delete), so that a publish
+ *   Version 6: comet_append, which comet_publish now calls, also answers
+ *     the revision, the log's name and the marks the publish made, so that
+ *     the publisher's host can copy its own messages without reading them
+ *     back (replica.c).
+ * Writes are two functions (comet_append, comet_delete), so that a publish
  * is one round trip and one transaction. */
 #include "config.h"
 
@@ -36,7 +40,7 @@
 #include "clock.h"
 #include "pglog.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define LOCK_KEY "7270110011"	/* advisory lock for making the schema */
@@ -70,13 +74,15 @@ static const char schema[] =
 	 * so the oldest are looked for above it, not among the dead index
 	 * entries of what went (until VACUUM, thousands a second). Age: up to
 	 * 256 of the oldest per publish. */
-	"CREATE OR REPLACE FUNCTION comet_publish(ch text[], ty text[], da bytea[], og text[],"
-	" now_ms bigint, keep bigint, keep_ms bigint) RETURNS bigint LANGUAGE plpgsql AS $f$\n"
-	"DECLARE many int := cardinality(ch); top bigint; r bigint; c text; k bigint;"
-	" cut bigint; lo bigint;\n"
+	"CREATE OR REPLACE FUNCTION comet_append(ch text[], ty text[], da bytea[], og text[],"
+	" now_ms bigint, keep bigint, keep_ms bigint)"
+	" RETURNS TABLE(o_first bigint, o_rev bigint, o_log text, o_ch text, o_id bigint)"
+	" LANGUAGE plpgsql AS $f$\n"
+	"DECLARE many int := cardinality(ch); top bigint; r bigint; lg text; c text; k bigint;"
+	" cut bigint; lo bigint; mc text[] := '{}'; mi bigint[] := '{}'; j int;\n"
 	"BEGIN\n"
-	" UPDATE comet_state SET last_id = last_id + many, rev = rev + 1 RETURNING last_id, rev"
-	"  INTO top, r;\n"
+	" UPDATE comet_state SET last_id = last_id + many, rev = rev + 1"
+	"  RETURNING last_id, rev, log INTO top, r, lg;\n"
 	" INSERT INTO comet_msg(id, channel, time, type, data, origin)"
 	"  SELECT top - many + i, ch[i], now_ms, ty[i], da[i], og[i]"
 	"  FROM generate_subscripts(ch, 1) AS i;\n"
@@ -90,24 +96,43 @@ static const char schema[] =
 	"   DELETE FROM comet_msg WHERE channel = c AND id > lo AND id <= cut;\n"
 	"   UPDATE comet_chan SET n = keep WHERE name = c;\n"
 	"   INSERT INTO comet_dropped AS d VALUES (c, cut, r) ON CONFLICT (channel)"
-	"    DO UPDATE SET id = greatest(d.id, excluded.id), rev = excluded.rev;\n"
+	"    DO UPDATE SET id = greatest(d.id, excluded.id), rev = excluded.rev"
+	"    RETURNING d.id INTO cut;\n"
+	"   mc := mc || c;\n"
+	"   mi := mi || cut;\n"
 	"  END IF;\n"
 	" END LOOP;\n"
 	" SELECT time INTO k FROM comet_msg ORDER BY id LIMIT 1;\n"
 	" IF k < now_ms - keep_ms THEN\n"
 	"  SELECT max(id) INTO cut FROM (SELECT id, time FROM comet_msg ORDER BY id LIMIT 256) o"
 	"   WHERE time < now_ms - keep_ms;\n"
-	"  INSERT INTO comet_dropped AS d SELECT channel, max(id), r FROM comet_msg WHERE id <= cut"
-	"   GROUP BY channel ON CONFLICT (channel)"
-	"   DO UPDATE SET id = greatest(d.id, excluded.id), rev = excluded.rev;\n"
+	"  WITH m AS (INSERT INTO comet_dropped AS d SELECT channel, max(id), r FROM comet_msg"
+	"   WHERE id <= cut GROUP BY channel ON CONFLICT (channel)"
+	"   DO UPDATE SET id = greatest(d.id, excluded.id), rev = excluded.rev"
+	"   RETURNING d.channel, d.id)"
+	"   SELECT mc || array_agg(m.channel), mi || array_agg(m.id) INTO mc, mi FROM m;\n"
 	"  UPDATE comet_chan SET n = comet_chan.n - g.k FROM (SELECT channel, count(*) AS k"
 	"   FROM comet_msg WHERE id <= cut GROUP BY channel) g WHERE comet_chan.name = g.channel;\n"
 	"  DELETE FROM comet_msg WHERE id <= cut;\n"
 	"  DELETE FROM comet_chan WHERE n <= 0;\n"
 	" END IF;\n"
 	" PERFORM pg_notify('comet', top::text);\n"
-	" RETURN top - many + 1;\n"
+	" o_first := top - many + 1;\n"
+	" o_rev := r;\n"
+	" o_log := lg;\n"
+	" IF cardinality(mc) = 0 THEN\n"
+	"  RETURN NEXT;\n"
+	" END IF;\n"
+	" FOR j IN 1 .. cardinality(mc) LOOP\n"
+	"  o_ch := mc[j];\n"
+	"  o_id := mi[j];\n"
+	"  RETURN NEXT;\n"
+	" END LOOP;\n"
 	"END $f$;"
+	/* What version 5 and presence call: the first id. */
+	"CREATE OR REPLACE FUNCTION comet_publish(ch text[], ty text[], da bytea[], og text[],"
+	" now_ms bigint, keep bigint, keep_ms bigint) RETURNS bigint LANGUAGE sql AS $f$"
+	" SELECT o_first FROM comet_append(ch, ty, da, og, now_ms, keep, keep_ms) LIMIT 1 $f$;"
 	/* The event of a member joining or leaving, as the SQLite log makes
 	 * it. */
 	"CREATE OR REPLACE FUNCTION comet_presence_event(ev text, mb text, inf text)"
@@ -358,7 +383,8 @@ static int ensure_schema(PGconn *c, char *err, size_t errlen)
 	return rc;
 }
 
-static const char publish_sql[] = "SELECT comet_publish($1, $2, $3, $4, $5, $6, $7)";
+static const char publish_sql[] =
+	"SELECT o_first, o_rev, o_log, o_ch, o_id FROM comet_append($1, $2, $3, $4, $5, $6, $7)";
 static const Oid publish_types[7] = { 1009, 1009, 1001, 1009, 20, 20, 20 };
 
 /* Everything a copy needs after ($1 id, $2 rev) of log $3, in one statement
@@ -451,13 +477,15 @@ static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err
 	    (slotted && exec_ok(k->c, "SET idle_in_transaction_session_timeout = 1000",
 				"connect", err, errlen) < 0) ||
 	    ensure_schema(k->c, err, errlen) < 0 ||
-	    prepare(k->c, "comet_publish", publish_sql, 7, publish_types, err, errlen) < 0 ||
+	    prepare(k->c, "comet_append", publish_sql, 7, publish_types, err, errlen) < 0 ||
 	    prepare(k->c, "comet_changes", changes_sql, 4, changes_types, err, errlen) < 0) {
 		drop(k);
 		return -1;
 	}
 	return 0;
 }
+
+static char *copy_value(const PGresult *r, int row, int col, size_t *len);
 
 /* A one-dimensional binary array of text (OID 25) or bytea (17). */
 static void array_of(struct buf *b, unsigned oid, const struct msglog_msg *m, int n, int field)
@@ -537,14 +565,14 @@ static PGresult *publish_commit(struct pgconn *k, const char *const *vals, const
 {
 	k->locked = false;
 	if (!PQenterPipelineMode(k->c) ||
-	    !PQsendQueryPrepared(k->c, "comet_publish", 7, vals, lens, fmts, 0) ||
+	    !PQsendQueryPrepared(k->c, "comet_append", 7, vals, lens, fmts, 1) ||
 	    !PQsendQueryParams(k->c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
 	    !PQpipelineSync(k->c)) {
 		failed(k, NULL, "publish", err, errlen);
 		return NULL;
 	}
 	PGresult *pub = PQgetResult(k->c);
-	bool ok = PQresultStatus(pub) == PGRES_TUPLES_OK && PQntuples(pub) == 1;
+	bool ok = PQresultStatus(pub) == PGRES_TUPLES_OK && PQntuples(pub) >= 1;
 	PGresult *r;
 	while ((r = PQgetResult(k->c)))
 		PQclear(r);	/* the end of the publish's results */
@@ -572,8 +600,9 @@ static PGresult *publish_commit(struct pgconn *k, const char *const *vals, const
 }
 
 int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now_ms,
-		 long keep, long keep_seconds, int64_t *first, char *err, size_t errlen)
+		 long keep, long keep_seconds, struct pglog_appended *out, char *err, size_t errlen)
 {
+	memset(out, 0, sizeof *out);
 	if (!p->w.locked && connect_to(p, &p->w, true, err, errlen) < 0)
 		return -1;
 	struct buf a[4] = { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT };
@@ -592,8 +621,8 @@ int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now
 	if (p->w.locked) {
 		r = publish_commit(&p->w, vals, lens, fmts, err, errlen);
 	} else {
-		r = PQexecPrepared(p->w.c, "comet_publish", 7, vals, lens, fmts, 0);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		r = PQexecPrepared(p->w.c, "comet_append", 7, vals, lens, fmts, 1);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1) {
 			failed(&p->w, r, "publish", err, errlen);
 			r = NULL;
 		}
@@ -602,9 +631,29 @@ int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now
 		buf_free(&a[i]);
 	if (!r)
 		return -1;
-	*first = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	/* Binary results: one row, or one per mark. */
+	out->first = be64(PQgetvalue(r, 0, 0));
+	out->rev = be64(PQgetvalue(r, 0, 1));
+	snprintf(out->log, sizeof out->log, "%.*s", PQgetlength(r, 0, 2), PQgetvalue(r, 0, 2));
+	int rows = PQntuples(r);
+	out->marks = xcalloc((size_t)rows, sizeof *out->marks);
+	for (int i = 0; i < rows; i++) {
+		if (PQgetisnull(r, i, 3))
+			continue;
+		struct msglog_mark *mk = &out->marks[out->nmarks++];
+		mk->channel = copy_value(r, i, 3, NULL);
+		mk->id = be64(PQgetvalue(r, i, 4));
+	}
 	PQclear(r);
 	return 0;
+}
+
+void pglog_appended_free(struct pglog_appended *a)
+{
+	for (int i = 0; i < a->nmarks; i++)
+		free(a->marks[i].channel);
+	free(a->marks);
+	memset(a, 0, sizeof *a);
 }
 
 /* A one-dimensional text[] in binary form (n strings, none NULL). */

@@ -66,11 +66,22 @@ void pglog_idle(struct pglog *p);
  * Returns 0 or -1 (nothing held). */
 int pglog_lock(struct pglog *p, char *err, size_t errlen);
 void pglog_unlock(struct pglog *p);
+/* What a publish did, for its host's copy: the first id (the others
+ * follow it), the revision of its write, the log's name, and the marks
+ * retention made in that write (each channel's newest id dropped). */
+struct pglog_appended {
+	int64_t first, rev;
+	char log[40];
+	struct msglog_mark *marks;
+	int nmarks;
+};
+
 /* Appends n messages in one transaction, with retention (under pglog_lock:
- * in its transaction, committed here); *first gets the first id (the
- * others follow it). Returns 0 or -1. */
+ * in its transaction, committed here); *out says what it did (freed with
+ * pglog_appended_free, also after a failure). Returns 0 or -1. */
 int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now_ms,
-		 long keep, long keep_seconds, int64_t *first, char *err, size_t errlen);
+		 long keep, long keep_seconds, struct pglog_appended *out, char *err, size_t errlen);
+void pglog_appended_free(struct pglog_appended *a);
 int pglog_delete(struct pglog *p, const char *chan, int64_t *deleted,
 		 char *err, size_t errlen);
 /* Presence (as msglog_presence and msglog_presence_reap, on the shared

@@ -8,7 +8,10 @@
  * taken before the shared log is read, so that a message is read from
  * PostgreSQL once per host, by whichever process (the follower, or the
  * publisher itself) gets there first; the other finds nothing left to
- * read. The table copied (sqlconn.c) says how far the copy has got. */
+ * read. The table copied (sqlconn.c) says how far the copy has got: a
+ * publish that finds it at the id, revision and log right before its own
+ * write (the follower has copied the other hosts' writes meanwhile) puts
+ * its own messages and marks there as it sent them, reading nothing. */
 #include "config.h"
 
 #include <stdio.h>
@@ -148,14 +151,68 @@ int replica_copy(struct sqlconn *c, struct pglog *pg, enum pglog_role role, int6
 	return total;
 }
 
+/* A publish's own messages and marks, straight into the copy when the
+ * copy holds everything before that write: the same id, revision and log
+ * as the shared log had right before it. Returns 1 when copied, 0 when the
+ * copy is elsewhere (the caller reads the shared log), MSGLOG_EUNAVAIL. */
+static int own_rows(struct sqlconn *c, const struct msglog_msg *m, int n, int64_t now_ms,
+		    const struct pglog_appended *a, char *err, size_t errlen)
+{
+	int64_t id, rev;
+	char log[40];
+	int64_t top = a->first + n - 1;
+	if (sqlconn_begin(c, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	if (copied(c, &id, &rev, log, sizeof log, err, errlen) < 0)
+		goto undo;
+	if (id != a->first - 1 || rev != a->rev - 1 || strcmp(log, a->log) != 0) {
+		sqlconn_rollback(c);
+		return 0;
+	}
+	sqlite3_stmt *ins = stmt(c, S_COPY_INSERT, err, errlen);
+	sqlite3_stmt *seq_set = stmt(c, S_SEQ_SET, err, errlen);
+	sqlite3_stmt *done = stmt(c, S_COPIED_SET, err, errlen);
+	if (!ins || !seq_set || !done)
+		goto undo;
+	for (int i = 0; i < n; i++) {
+		sqlite3_bind_int64(ins, 1, a->first + i);
+		sqlite3_bind_text(ins, 2, m[i].channel, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 3, now_ms);
+		sqlite3_bind_text(ins, 4, m[i].type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 5, m[i].data, (int)m[i].len, SQLITE_STATIC);
+		if (m[i].origin)
+			sqlite3_bind_text(ins, 6, m[i].origin, -1, SQLITE_STATIC);
+		if (sqlconn_step(c, ins, "copy", err, errlen) < 0)
+			goto undo;
+	}
+	for (int i = 0; i < a->nmarks; i++)
+		if (sqlmsg_drop(c, a->marks[i].channel, a->marks[i].id, "copy", err, errlen) < 0)
+			goto undo;
+	/* The copy held id - 1 > 0, so sqlite_sequence has msg's row. */
+	sqlite3_bind_int64(seq_set, 1, top);
+	sqlite3_bind_int64(done, 1, top);
+	sqlite3_bind_int64(done, 2, a->rev);
+	sqlite3_bind_text(done, 3, log, -1, SQLITE_STATIC);
+	if (sqlconn_step(c, seq_set, "copy", err, errlen) < 0 ||
+	    sqlconn_step(c, done, "copy", err, errlen) < 0 ||
+	    sqlconn_commit(c, err, errlen) < 0)
+		goto undo;
+	return 1;
+undo:
+	sqlconn_rollback(c);
+	return MSGLOG_EUNAVAIL;
+}
+
 int replica_append(struct sqlconn *c, struct pglog *pg, const struct msglog_msg *m, int n,
 		   int64_t now_ms, long keep, long keep_seconds, int64_t *ids, struct buf *acks,
 		   struct msglog_item *ack_at, char *err, size_t errlen)
 {
-	int64_t first;
-	if (pglog_append(pg, m, n, now_ms, keep, keep_seconds, &first,
-			 err, errlen) < 0)
+	struct pglog_appended a;
+	if (pglog_append(pg, m, n, now_ms, keep, keep_seconds, &a, err, errlen) < 0) {
+		pglog_appended_free(&a);
 		return MSGLOG_EUNAVAIL;
+	}
+	int64_t first = a.first;
 	sqlite3_stmt *s = stmt(c, S_ACK, err, errlen);
 	for (int i = 0; i < n; i++) {
 		ids[i] = first + i;
@@ -184,6 +241,10 @@ int replica_append(struct sqlconn *c, struct pglog *pg, const struct msglog_msg 
 	char ignored[256];
 	sqlconn_wait_until(c, clock_mono_ms() + COPY_WAIT_MS);
 	sqlconn_begin_call(c);
-	replica_copy(c, pg, PGLOG_WRITER, first + n - 1, ignored, sizeof ignored);
+	/* Most often the follower has copied the writes before this one by
+	 * the time it commits: then nothing is read back. */
+	if (own_rows(c, m, n, now_ms, &a, ignored, sizeof ignored) == 0)
+		replica_copy(c, pg, PGLOG_WRITER, first + n - 1, ignored, sizeof ignored);
+	pglog_appended_free(&a);
 	return 0;
 }

@@ -26,7 +26,7 @@ static void setup(void)
 	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
 	PGresult *r = PQexec(c, "SET client_min_messages = warning; "
 			     "DROP TABLE IF EXISTS comet_state, comet_msg, comet_chan, "
-			     "comet_dropped; DROP FUNCTION IF EXISTS comet_publish, comet_delete");
+			     "comet_dropped; DROP FUNCTION IF EXISTS comet_publish, comet_append, comet_delete");
 	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
 	PQclear(r);
 	PQfinish(c);
@@ -401,30 +401,88 @@ static char *query1(const char *sql)
 	return v;
 }
 
-/* A database an older version made (schema 4: comet_publish looked for a
- * channel's oldest from its first index entry) is brought up to date by
- * the first connection of this one, and keeps its messages. */
+/* A database an older version made (schema 5: comet_publish, no
+ * comet_append) is brought up to date by the first connection of this one,
+ * keeps its messages, and what the older version calls still works. */
 START_TEST(test_older_schema_brought_up_to_date)
 {
 	struct msglog *a = open_on(host_a);
 	struct buf ack = BUF_INIT;
 	int64_t one = add(a, "u", "one", &ack);
 	msglog_close(a);
-	free(query1("UPDATE comet_state SET version = 4"));
+	free(query1("UPDATE comet_state SET version = 5"));
+	free(query1("DROP FUNCTION comet_append"));
 	free(query1("CREATE OR REPLACE FUNCTION comet_publish(ch text[], ty text[], da bytea[], "
 		    "og text[], now_ms bigint, keep bigint, keep_ms bigint) RETURNS bigint "
 		    "LANGUAGE sql AS $$ SELECT -1::bigint $$"));
 	a = open_on(host_a);
 	ck_assert_int_eq(add(a, "u", "two", &ack), one + 1);
 	char *v = query1("SELECT version FROM comet_state");
-	ck_assert_str_eq(v, "5");
+	ck_assert_str_eq(v, "6");
 	free(v);
+	v = query1("SELECT comet_publish('{u}', '{text/plain}', '{three}', '{NULL}', 1, 1000, "
+		   "86400000)");
+	ck_assert_str_eq(v, "3");
+	free(v);
+	follow(a);
 	struct msglog_page pg;
 	rd(a, "u", 0, &pg);
-	ck_assert_int_eq(pg.count, 2);
+	ck_assert_int_eq(pg.count, 3);
 	msglog_page_free(&pg);
 	msglog_close(a);
 	buf_free(&ack);
+}
+END_TEST
+
+/* A publish whose host's copy holds everything before it is copied without
+ * reading the shared log back: with comet_dropped locked (which every read
+ * of changes scans, and a publish that retention leaves alone never
+ * touches), it is answered and readable on its host at once. */
+START_TEST(test_own_publish_copied_without_reading_back)
+{
+	struct msglog *a = open_on(host_a);
+	struct buf ack = BUF_INIT;
+	add(a, "own", "one", &ack);	/* a new copy: read from the shared log */
+	PGconn *k = PQconnectdb(uri);
+	ck_assert_msg(PQstatus(k) == CONNECTION_OK, "%s", PQerrorMessage(k));
+	PGresult *r = PQexec(k, "BEGIN; LOCK TABLE comet_dropped IN ACCESS EXCLUSIVE MODE");
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(k));
+	PQclear(r);
+	/* A read back would wait for the lock until the statement timeout,
+	 * then leave the message to the follower. */
+	int64_t two = add(a, "own", "two", &ack);
+	struct msglog_page pg;
+	rd(a, "own", 0, &pg);
+	ck_assert_int_eq(pg.count, 2);
+	ck_assert_int_eq(pg.last_id, two);
+	msglog_page_free(&pg);
+	PQfinish(k);
+	buf_free(&ack);
+	msglog_close(a);
+}
+END_TEST
+
+/* Another host's DELETE between two publishes gives no id: the second
+ * publish finds its copy at the id before its own but a revision behind,
+ * and reads the DELETE's mark back before its own message. */
+START_TEST(test_own_publish_after_another_hosts_delete)
+{
+	struct msglog *a = open_on(host_a), *b = open_on(host_b);
+	struct buf ack = BUF_INIT;
+	add(a, "d", "one", &ack);
+	int64_t deleted;
+	char err[256];
+	ck_assert_msg(msglog_delete(b, "d", &deleted, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(deleted, 1);
+	int64_t two = add(a, "d", "two", &ack);
+	struct msglog_page pg;
+	rd(a, "d", 0, &pg);
+	ck_assert_int_eq(pg.count, 1);
+	ck_assert_int_eq(pg.item[0].id, two);
+	msglog_page_free(&pg);
+	buf_free(&ack);
+	msglog_close(a);
+	msglog_close(b);
 }
 END_TEST
 
@@ -443,6 +501,8 @@ Suite *pglog_suite(void)
 	tcase_add_test(t, test_writer_connections_bounded_per_host);
 	tcase_add_test(t, test_lock_then_append_and_let_go);
 	tcase_add_test(t, test_older_schema_brought_up_to_date);
+	tcase_add_test(t, test_own_publish_copied_without_reading_back);
+	tcase_add_test(t, test_own_publish_after_another_hosts_delete);
 	suite_add_tcase(s, t);
 	return s;
 }
