@@ -341,15 +341,29 @@ int msglog_follow(struct msglog *l, int timeout_ms, char *err, size_t errlen)
 		return 0;
 	bool news;
 	int64_t upto;
-	if (pglog_wait(l->pg, timeout_ms, &news, &upto, err, errlen) < 0)
+	struct pglog_writes ws;
+	if (pglog_wait(l->pg, timeout_ms, &news, &upto, &ws, err, errlen) < 0)
 		return MSGLOG_EUNAVAIL;
 	/* Without news, the timed safety check: one small query. News of
-	 * commits this host's publishers have copied already asks nothing. */
-	if (sqlconn_enter(l->c, true, err, errlen) < 0)
+	 * commits this host's publishers have copied already, or that the
+	 * notifications carried whole, asks nothing. */
+	if (sqlconn_enter(l->c, true, err, errlen) < 0) {
+		pglog_writes_free(&ws);
 		return MSGLOG_EUNAVAIL;
-	int rc = replica_copy(l->c, l->pg, PGLOG_FOLLOWER, news ? upto : 0, err, errlen);
+	}
+	int applied = 0, rc = 0;
+	int64_t held = 0;
+	if (ws.n) {
+		char ignored[256];
+		applied = replica_apply(l->c, &ws, &held, ignored, sizeof ignored);
+		if (applied < 0)
+			applied = 0;	/* replica_copy reads them */
+	}
+	pglog_writes_free(&ws);
+	if (!news || !upto || held < upto)
+		rc = replica_copy(l->c, l->pg, PGLOG_FOLLOWER, news ? upto : 0, err, errlen);
 	sqlconn_leave(l->c);
-	return rc;
+	return rc < 0 ? rc : rc + applied;
 }
 
 void msglog_idle(struct msglog *l)

@@ -21,6 +21,8 @@
  *     the revision, the log's name and the marks the publish made, so that
  *     the publisher's host can copy its own messages without reading them
  *     back (replica.c).
+ *   Version 7: the notification of a small publish carries it whole, so
+ *     that the other hosts' followers need not read it back either.
  * Writes are two functions (comet_append, comet_delete), so that a publish
  * is one round trip and one transaction. */
 #include "config.h"
@@ -40,7 +42,7 @@
 #include "clock.h"
 #include "pglog.h"
 
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define LOCK_KEY "7270110011"	/* advisory lock for making the schema */
@@ -79,7 +81,7 @@ static const char schema[] =
 	" RETURNS TABLE(o_first bigint, o_rev bigint, o_log text, o_ch text, o_id bigint)"
 	" LANGUAGE plpgsql AS $f$\n"
 	"DECLARE many int := cardinality(ch); top bigint; r bigint; lg text; c text; k bigint;"
-	" cut bigint; lo bigint; mc text[] := '{}'; mi bigint[] := '{}'; j int;\n"
+	" cut bigint; lo bigint; mc text[] := '{}'; mi bigint[] := '{}'; j int; body text;\n"
 	"BEGIN\n"
 	" UPDATE comet_state SET last_id = last_id + many, rev = rev + 1"
 	"  RETURNING last_id, rev, log INTO top, r, lg;\n"
@@ -116,7 +118,21 @@ static const char schema[] =
 	"  DELETE FROM comet_msg WHERE id <= cut;\n"
 	"  DELETE FROM comet_chan WHERE n <= 0;\n"
 	" END IF;\n"
-	" PERFORM pg_notify('comet', top::text);\n"
+	/* The notification carries a small write whole (the format is
+	 * take_write's), so that a follower whose copy is right before it
+	 * need not read it back; a bigger one names its last id only. */
+	" IF many <= 100 THEN\n"
+	"  SELECT string_agg(octet_length(ch[i]) || ' ' || octet_length(ty[i]) || ' '"
+	"   || octet_length(da[i]) || ' ' || coalesce(octet_length(og[i]), -1) || E'\\n'"
+	"   || ch[i] || ty[i] || encode(da[i], 'hex') || coalesce(og[i], ''), '' ORDER BY i)"
+	"   INTO body FROM generate_subscripts(ch, 1) AS i;\n"
+	"  SELECT body || coalesce(string_agg(octet_length(x.c) || ' ' || x.i || E'\\n' || x.c, ''"
+	"   ORDER BY x.o), '') INTO body FROM unnest(mc, mi) WITH ORDINALITY AS x(c, i, o);\n"
+	"  body := top || ' ' || r || ' ' || lg || ' ' || now_ms || ' ' || many || ' '"
+	"   || cardinality(mc) || E'\\n' || body;\n"
+	" END IF;\n"
+	" PERFORM pg_notify('comet', CASE WHEN octet_length(body) < 8000 THEN body"
+	"  ELSE top::text END);\n"
 	" o_first := top - many + 1;\n"
 	" o_rev := r;\n"
 	" o_log := lg;\n"
@@ -904,30 +920,155 @@ void pglog_changes_free(struct pglog_changes *c)
 	memset(c, 0, sizeof *c);
 }
 
+/* A notification's text, read from the front. */
+struct cursor {
+	const char *p, *end;
+};
+
+/* A decimal number followed by sep. */
+static bool number(struct cursor *c, long long *v, char sep)
+{
+	char *e;
+	if (c->p >= c->end || !(*c->p == '-' || (*c->p >= '0' && *c->p <= '9')))
+		return false;
+	errno = 0;
+	*v = strtoll(c->p, &e, 10);
+	if (errno || e >= c->end || *e != sep)
+		return false;
+	c->p = e + 1;
+	return true;
+}
+
+/* n bytes as a string of their own (hex: 2n hex digits, decoded). */
+static char *take_bytes(struct cursor *c, long long n, bool hex)
+{
+	long long want = hex ? 2 * n : n;
+	if (n < 0 || want > c->end - c->p)
+		return NULL;
+	char *s = xmalloc((size_t)n + 1);
+	for (long long i = 0; i < n; i++) {
+		if (!hex) {
+			s[i] = c->p[i];
+			continue;
+		}
+		int v = 0;
+		for (int j = 0; j < 2; j++) {
+			char h = c->p[2 * i + j];
+			int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : -1;
+			if (d < 0) {
+				free(s);
+				return NULL;
+			}
+			v = v * 16 + d;
+		}
+		s[i] = (char)v;
+	}
+	s[n] = '\0';
+	c->p += want;
+	return s;
+}
+
+/* A write a notification carries whole (comet_append): the line "last rev
+ * log time n nmarks", then each message as a line of its lengths "channel
+ * type data origin" (origin -1: none) followed by the channel, the type,
+ * the data in hex and the origin, then each mark as the line "length id"
+ * followed by its channel. False (w emptied) unless all of it reads. */
+static bool take_write(const char *s, struct pglog_changes *w)
+{
+	struct cursor c = { s, s + strlen(s) };
+	long long last, rev, time, n, nmarks;
+	memset(w, 0, sizeof *w);
+	if (!number(&c, &last, ' ') || !number(&c, &rev, ' '))
+		return false;
+	const char *sp = memchr(c.p, ' ', (size_t)(c.end - c.p));
+	if (!sp || sp - c.p >= (long)sizeof w->log)
+		return false;
+	memcpy(w->log, c.p, (size_t)(sp - c.p));
+	c.p = sp + 1;
+	/* Every message and mark takes at least 8 bytes. */
+	if (!number(&c, &time, ' ') || !number(&c, &n, ' ') || !number(&c, &nmarks, '\n') ||
+	    n < 1 || nmarks < 0 || n + nmarks > (c.end - c.p) / 8 + 1 || last < n)
+		return false;
+	w->rows = xcalloc((size_t)n, sizeof *w->rows);
+	w->marks = xcalloc((size_t)nmarks + 1, sizeof *w->marks);
+	for (long long i = 0; i < n; i++) {
+		long long lc, lt, ld, lo;
+		struct pglog_row *r = &w->rows[w->nrows];
+		if (!number(&c, &lc, ' ') || !number(&c, &lt, ' ') || !number(&c, &ld, ' ') ||
+		    !number(&c, &lo, '\n'))
+			goto bad;
+		r->id = last - n + 1 + i;
+		r->time = time;
+		r->len = (size_t)ld;
+		w->nrows++;
+		if (!(r->channel = take_bytes(&c, lc, false)) ||
+		    !(r->type = take_bytes(&c, lt, false)) || !(r->data = take_bytes(&c, ld, true)) ||
+		    (lo >= 0 && !(r->origin = take_bytes(&c, lo, false))))
+			goto bad;
+	}
+	for (long long i = 0; i < nmarks; i++) {
+		long long lc, id;
+		struct msglog_mark *m = &w->marks[w->nmarks];
+		if (!number(&c, &lc, ' ') || !number(&c, &id, '\n'))
+			goto bad;
+		m->id = id;
+		w->nmarks++;
+		if (!(m->channel = take_bytes(&c, lc, false)))
+			goto bad;
+	}
+	if (c.p != c.end)
+		goto bad;
+	w->last_id = last;
+	w->rev = rev;
+	return true;
+bad:
+	pglog_changes_free(w);
+	return false;
+}
+
+void pglog_writes_free(struct pglog_writes *ws)
+{
+	for (int i = 0; i < ws->n; i++)
+		pglog_changes_free(&ws->w[i]);
+	free(ws->w);
+	memset(ws, 0, sizeof *ws);
+}
+
 /* Takes the notifications that came: *upto keeps the newest id they name,
- * or goes to 0 for one that names none (a DELETE). */
-static bool take_notifies(PGconn *c, int64_t *upto)
+ * or goes to 0 for one that names none (a DELETE); the writes they carry
+ * whole go to ws, in commit order. */
+static bool take_notifies(PGconn *c, int64_t *upto, struct pglog_writes *ws)
 {
 	PGnotify *n;
 	bool any = false;
 	while ((n = PQnotifies(c))) {
 		char *end;
 		long long id = strtoll(n->extra, &end, 10);
+		bool named = id > 0 && (!*end || *end == ' ');
+		if (named && *end == ' ') {
+			if (ws->n == ws->cap) {
+				ws->cap = ws->cap ? 2 * ws->cap : 16;
+				ws->w = xrealloc(ws->w, (size_t)ws->cap * sizeof *ws->w);
+			}
+			if (take_write(n->extra, &ws->w[ws->n]))
+				ws->n++;
+		}
 		if (!any)
-			*upto = id > 0 && !*end ? id : 0;
+			*upto = named ? id : 0;
 		else if (*upto)
-			*upto = id > 0 && !*end ? (id > *upto ? id : *upto) : 0;
+			*upto = named ? (id > *upto ? id : *upto) : 0;
 		any = true;
 		PQfreemem(n);
 	}
 	return any;
 }
 
-int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto, char *err,
-	       size_t errlen)
+int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto,
+	       struct pglog_writes *ws, char *err, size_t errlen)
 {
 	*news = false;
 	*upto = 0;
+	memset(ws, 0, sizeof *ws);
 	struct pgconn *k = &p->f;
 	if (!k->listening) {
 		if (connect_to(p, k, false, err, errlen) < 0)
@@ -941,7 +1082,7 @@ int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto, char 
 		return 0;
 	}
 	/* Notifications may have come in with the last query's answer. */
-	bool any = PQconsumeInput(k->c) && take_notifies(k->c, upto);
+	bool any = PQconsumeInput(k->c) && take_notifies(k->c, upto, ws);
 	if (!any) {
 		struct pollfd pf = { PQsocket(k->c), POLLIN, 0 };
 		if (poll(&pf, 1, timeout_ms) < 0 && errno != EINTR) {
@@ -953,7 +1094,7 @@ int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto, char 
 			drop(k);
 			return -1;
 		}
-		any = take_notifies(k->c, upto);
+		any = take_notifies(k->c, upto, ws);
 	}
 	*news = any;
 	return 0;

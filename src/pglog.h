@@ -6,7 +6,9 @@
  * ids are handed out in commit order, gap-free, and a reader of any snapshot
  * that sees id N sees every id below it. Retention and DELETE leave marks
  * (comet_dropped) stamped with the revision that made them, so a copy learns
- * what was dropped since it last looked. Each commit sends NOTIFY comet.
+ * what was dropped since it last looked. Each commit sends NOTIFY comet: a
+ * publish's names its last id (and carries a small one whole), a DELETE's
+ * names none.
  *
  * Two connections, both opened at first need and again after any failure:
  * the writer (publish, DELETE, and reading changes for the publisher), one
@@ -109,12 +111,22 @@ int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
 		  char *err, size_t errlen);
 void pglog_changes_free(struct pglog_changes *c);
 
+/* The writes notifications carried whole (small publishes), in commit
+ * order: each as pglog_changes would read it, rows (last_id - nrows,
+ * last_id] and the marks it made, at revision rev. */
+struct pglog_writes {
+	struct pglog_changes *w;
+	int n, cap;
+};
+void pglog_writes_free(struct pglog_writes *ws);
+
 /* The follower's connection: LISTENs, then waits up to timeout_ms for a
  * notification; *news tells whether one came (or the connection is new,
  * when anything may have been missed), and *upto the newest id they name
  * (a publish's commit names its last id): a copy that holds it has all they
- * announce, marks included. 0: not known. Returns 0 or -1. */
-int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto, char *err,
-	       size_t errlen);
+ * announce, marks included. 0: not known. *ws gets the writes they carried
+ * whole (free it with pglog_writes_free). Returns 0 or -1. */
+int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto,
+	       struct pglog_writes *ws, char *err, size_t errlen);
 
 #endif

@@ -151,6 +151,40 @@ int replica_copy(struct sqlconn *c, struct pglog *pg, enum pglog_role role, int6
 	return total;
 }
 
+int replica_apply(struct sqlconn *c, const struct pglog_writes *ws, int64_t *held,
+		  char *err, size_t errlen)
+{
+	int64_t id, rev;
+	*held = 0;
+	char log[40];
+	int total = 0;
+	if (sqlconn_begin(c, true, err, errlen) < 0)
+		return MSGLOG_EUNAVAIL;
+	if (copied(c, &id, &rev, log, sizeof log, err, errlen) < 0)
+		goto undo;
+	for (int i = 0; i < ws->n; i++) {
+		const struct pglog_changes *w = &ws->w[i];
+		if (strcmp(log, w->log) != 0)
+			break;
+		if (id >= w->last_id)
+			continue;	/* this host's publisher copied it */
+		if (id != w->rows[0].id - 1 || rev != w->rev - 1)
+			break;	/* something came between: read it */
+		if (apply_changes(c, w, err, errlen) < 0)
+			goto undo;
+		id = w->last_id;
+		rev = w->rev;
+		total += w->nrows + w->nmarks;
+	}
+	if (sqlconn_commit(c, err, errlen) < 0)
+		goto undo;
+	*held = id;
+	return total;
+undo:
+	sqlconn_rollback(c);
+	return MSGLOG_EUNAVAIL;
+}
+
 /* A publish's own messages and marks, straight into the copy when the
  * copy holds everything before that write: the same id, revision and log
  * as the shared log had right before it. Returns 1 when copied, 0 when the

@@ -19,6 +19,13 @@ struct sqlconn;
  * publisher whose commit the follower copied first. */
 int replica_copy(struct sqlconn *c, struct pglog *pg, enum pglog_role role, int64_t upto,
 		 char *err, size_t errlen);
+/* Writes the follower's notifications carried whole, applied in order
+ * while each is right after what the copy holds (its id, revision and
+ * log); the first that is not stops it, and is left to replica_copy.
+ * *held gets the id the copy holds then. Returns how many messages and
+ * marks were applied, or MSGLOG_EUNAVAIL. */
+int replica_apply(struct sqlconn *c, const struct pglog_writes *ws, int64_t *held,
+		  char *err, size_t errlen);
 /* A publish to the shared log: committed there (acknowledged from then
  * on), with the retention keep and keep_seconds, then copied here, so that
  * this host's readers see it at once; a copy that fails or waits more than

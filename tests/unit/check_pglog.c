@@ -77,6 +77,26 @@ static int follow(struct msglog *b)
 	return n;
 }
 
+/* Lets host b's follower copy until its copy holds id: the notification
+ * of a publish may come after a read that copied it already (the next
+ * follow then has nothing to do), so one follow is not enough. */
+static int follow_until(struct msglog *b, int64_t id)
+{
+	char err[256];
+	int total = 0;
+	for (int64_t until = clock_mono_ms() + 10000; clock_mono_ms() < until;) {
+		int64_t messages, last;
+		ck_assert_msg(msglog_counts(b, &messages, &last, err, sizeof err) == 0, "%s", err);
+		if (last >= id)
+			return total;
+		int n = msglog_follow(b, 1000, err, sizeof err);
+		ck_assert_msg(n >= 0, "%s", err);
+		total += n;
+	}
+	ck_abort_msg("the copy did not reach id %lld", (long long)id);
+	return -1;
+}
+
 START_TEST(test_publish_copies_to_every_host)
 {
 	struct msglog *a = open_on(host_a), *b = open_on(host_b);
@@ -208,13 +228,13 @@ START_TEST(test_copies_agree_however_made)
 		const char *chan = i % 3 ? "i" : "j";
 		char data[16];
 		snprintf(data, sizeof data, "m%d", i);
-		add(pub, chan, data, &ack);
+		int64_t id = add(pub, chan, data, &ack);
 		/* Only a published since a's last copy: nothing left. */
 		if (order[i] == 'a' && i > 3 && order[i - 1] == 'a')
 			ck_assert_int_eq(follow(a), 0);
-		/* The publisher reads at once what c, which only reads the
+		/* The publisher reads at once what c, which only follows the
 		 * shared log, reads after copying. */
-		ck_assert_int_gt(follow(c), 0);
+		follow_until(c, id);
 		struct msglog_page mine, ref;
 		rd(pub, chan, 1, &mine);
 		rd(c, chan, 1, &ref);
@@ -418,7 +438,7 @@ START_TEST(test_older_schema_brought_up_to_date)
 	a = open_on(host_a);
 	ck_assert_int_eq(add(a, "u", "two", &ack), one + 1);
 	char *v = query1("SELECT version FROM comet_state");
-	ck_assert_str_eq(v, "6");
+	ck_assert_str_eq(v, "7");
 	free(v);
 	v = query1("SELECT comet_publish('{u}', '{text/plain}', '{three}', '{NULL}', 1, 1000, "
 		   "86400000)");
@@ -486,6 +506,70 @@ START_TEST(test_own_publish_after_another_hosts_delete)
 }
 END_TEST
 
+/* A small publish reaches another host's copy from its notification alone:
+ * with comet_dropped locked (every read of changes scans it), b's follower
+ * copies a's publish, its bytes and origin as they were sent, and a bigger
+ * batch than a notification carries is read back once the lock goes. */
+START_TEST(test_follower_copies_from_the_notification)
+{
+	struct msglog *a = open_on(host_a), *b = open_on(host_b);
+	struct buf ack = BUF_INIT;
+	char err[256];
+	add(a, "n", "one", &ack);
+	follow(b);	/* LISTEN */
+	follow(b);	/* a new copy: read from the shared log */
+	PGconn *k = PQconnectdb(uri);
+	ck_assert_msg(PQstatus(k) == CONNECTION_OK, "%s", PQerrorMessage(k));
+	PGresult *r = PQexec(k, "BEGIN; LOCK TABLE comet_dropped IN ACCESS EXCLUSIVE MODE");
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(k));
+	PQclear(r);
+	static const char data[] = "caf\xc3\xa9 \\ \"q\" \x01\n{}";
+	struct msglog_msg m[2] = {
+		{ "n", "text/plain", data, sizeof data - 1, "sock.1" },
+		{ "n2", "application/json", "[1]", 3, NULL },
+	};
+	int64_t ids[2];
+	ck_assert_msg(msglog_append(a, m, 2, 1234, ids, &ack, NULL, err, sizeof err) == 0, "%s",
+		      err);
+	int n = msglog_follow(b, 5000, err, sizeof err);
+	ck_assert_msg(n >= 2, "copied %d: %s", n, n < 0 ? err : "");
+	const char *chans[2] = { "n", "n2" };
+	for (int i = 0; i < 2; i++) {
+		struct msglog_page pa, pb;
+		rd(a, chans[i], 0, &pa);
+		rd(b, chans[i], 0, &pb);
+		ck_assert_int_eq(pb.count, i ? 1 : 2);
+		ck_assert_int_eq(pb.last_id, ids[1]);
+		ck_assert_uint_eq(pb.items.len, pa.items.len);
+		ck_assert(memcmp(pb.items.p, pa.items.p, pa.items.len) == 0);
+		msglog_page_free(&pa);
+		msglog_page_free(&pb);
+	}
+	int64_t found, log_last;
+	ck_assert_msg(msglog_find_origin(b, "n", "sock.1", &found, &log_last, err,
+					 sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(found, ids[0]);
+	/* 101 messages: the notification names the last id only. */
+	struct msglog_msg many[101];
+	int64_t many_ids[101];
+	for (int i = 0; i < 101; i++)
+		many[i] = (struct msglog_msg){ "big", "text/plain", "x", 1, NULL };
+	PQclear(PQexec(k, "ROLLBACK"));
+	ck_assert_msg(msglog_append(a, many, 101, 1234, many_ids, &ack, NULL, err,
+				    sizeof err) == 0, "%s", err);
+	ck_assert_int_gt(msglog_follow(b, 5000, err, sizeof err), 0);
+	struct msglog_page pg;
+	rd(b, "big", many_ids[0], &pg);	/* a page holds 100 at most */
+	ck_assert_int_eq(pg.count, 100);
+	ck_assert_int_eq(pg.last_id, many_ids[100]);
+	msglog_page_free(&pg);
+	PQfinish(k);
+	buf_free(&ack);
+	msglog_close(a);
+	msglog_close(b);
+}
+END_TEST
+
 Suite *pglog_suite(void)
 {
 	Suite *s = suite_create("pglog");
@@ -503,6 +587,7 @@ Suite *pglog_suite(void)
 	tcase_add_test(t, test_older_schema_brought_up_to_date);
 	tcase_add_test(t, test_own_publish_copied_without_reading_back);
 	tcase_add_test(t, test_own_publish_after_another_hosts_delete);
+	tcase_add_test(t, test_follower_copies_from_the_notification);
 	suite_add_tcase(s, t);
 	return s;
 }
