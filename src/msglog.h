@@ -87,8 +87,8 @@ void msglog_presence_counts_free(struct msglog_presence_count *c, int n);
  * publishers' connection; a log of one host: nothing). Returns how many
  * messages and marks it copied (0 or more), or MSGLOG_EUNAVAIL. */
 int msglog_sync(struct msglog *l, char *err, size_t errlen);
-/* Lets go of what an idle log holds that others may need (a shared log's
- * writer connection). */
+/* Lets go of what an idle log holds that others need (a shared log's
+ * writer connection, when another process of the host waits for one). */
 void msglog_idle(struct msglog *l);
 void msglog_close(struct msglog *l);
 void msglog_retention(struct msglog *l, long count, long seconds);

@@ -288,8 +288,16 @@ void pglog_close(struct pglog *p)
 
 void pglog_idle(struct pglog *p)
 {
-	if (p)
-		drop(&p->w);
+	if (!p || !p->w.c)
+		return;
+	/* Kept while no other process of the host waits for a slot: a
+	 * publish on a new connection waits tens of milliseconds for it. */
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = PGLOG_SLOTS,
+			    .l_len = 1 };
+	if (p->w.slot_fd >= 0 && fcntl(p->w.slot_fd, F_OFD_GETLK, &fl) == 0 &&
+	    fl.l_type == F_UNLCK)
+		return;
+	drop(&p->w);
 }
 
 /* libpq's message for the last failure, on one line. */
@@ -314,6 +322,15 @@ static void pq_error(PGconn *c, const PGresult *r, const char *what, char *err, 
 	*o = '\0';
 }
 
+/* The byte after the slots: read-locked by every process of the host
+ * waiting for a slot, so that an idle holder knows to let its slot go. */
+static int wanted(int fd, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = PGLOG_SLOTS,
+			    .l_len = 1 };
+	return fcntl(fd, F_OFD_SETLK, &fl);
+}
+
 /* One of the host's PGLOG_SLOTS writer slots: an open-file-description
  * lock on one byte of the slot file, which the kernel lets go when the
  * process dies, however it dies. Waits for one at most SLOT_WAIT_MS. */
@@ -336,14 +353,19 @@ static int take_slot(struct pglog *p, struct pgconn *k, char *err, size_t errlen
 					    .l_start = s, .l_len = 1 };
 			if (fcntl(k->slot_fd, F_OFD_SETLK, &fl) == 0) {
 				k->slot = s;
+				if (round)
+					wanted(k->slot_fd, F_UNLCK);
 				return 0;
 			}
 		}
 		if (clock_mono_ms() >= give_up)
 			break;
+		if (!round)
+			wanted(k->slot_fd, F_RDLCK);
 		struct timespec ts = { 0, (round < 10 ? 1 : 5) * 1000000L };
 		nanosleep(&ts, NULL);
 	}
+	wanted(k->slot_fd, F_UNLCK);
 	snprintf(err, errlen, "all %d PostgreSQL connections of this host stayed busy for "
 		 "%d ms", PGLOG_SLOTS, SLOT_WAIT_MS);
 	return -1;

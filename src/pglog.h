@@ -13,7 +13,8 @@
  * Two connections, both opened at first need and again after any failure:
  * the writer (publish, DELETE, and reading changes for the publisher), one
  * of a bounded number per host (PGLOG_SLOTS, claimed with a lock on a byte
- * of a file in the state directory and let go by pglog_idle), and the
+ * of a file in the state directory, kept while idle until another process
+ * of the host waits for one: pglog_idle), and the
  * follower's, which LISTENs. Nothing here logs: errors fill err, naming the
  * server (never the URI, which may hold a password). */
 #ifndef COMET_PGLOG_H
@@ -59,7 +60,8 @@ struct pglog_changes {
 bool pglog_is_uri(const char *db);
 void pglog_open(struct pglog **out, const char *uri, const char *state_dir);
 void pglog_close(struct pglog *p);
-/* Closes the writer connection and lets its slot go, for another process. */
+/* The writer has been idle a while: closes its connection and lets its
+ * slot go if another process of the host is waiting for one. */
 void pglog_idle(struct pglog *p);
 
 /* Begins the writer's transaction and waits for comet_state's row, which

@@ -3,10 +3,14 @@
  * this suite alone). Two hosts are two state directories. */
 #include "config.h"
 
+#include <fcntl.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "msglog.h"
@@ -344,6 +348,26 @@ END_TEST
 
 /* A host opens at most PGLOG_SLOTS writer connections: one more waits for
  * a slot, then fails naming the bound; an idle one lets its slot go. */
+/* A publish of its own thread, which may wait for a writer slot. */
+struct waiting {
+	struct msglog *l;
+	int rc;
+	bool done;
+	char err[256];
+};
+
+static void *append_waiting(void *arg)
+{
+	struct waiting *w = arg;
+	struct msglog_msg m = { "s", "text/plain", "x", 1, NULL };
+	struct buf ack = BUF_INIT;
+	int64_t id;
+	w->rc = msglog_append(w->l, &m, 1, 1000, &id, &ack, NULL, w->err, sizeof w->err);
+	buf_free(&ack);
+	__atomic_store_n(&w->done, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
 START_TEST(test_writer_connections_bounded_per_host)
 {
 	struct msglog *w[PGLOG_SLOTS + 1];
@@ -364,9 +388,30 @@ START_TEST(test_writer_connections_bounded_per_host)
 	/* Another host's slots are its own. */
 	struct msglog *other = open_on(host_b);
 	add(other, "s", "x", &ack);
+	/* Idle with nobody waiting: every slot stays held (a publish after a
+	 * pause does not connect again). */
 	msglog_idle(w[0]);
-	ck_assert_msg(msglog_append(w[PGLOG_SLOTS], &m, 1, 1000, &id, &ack, NULL, err,
-				    sizeof err) == 0, "%s", err);
+	char slots[4096];
+	snprintf(slots, sizeof slots, "%s/pg-slots", host_a);
+	int fd = open(slots, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	for (int i = 0; i < PGLOG_SLOTS; i++) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = i,
+				    .l_len = 1 };
+		ck_assert_int_eq(fcntl(fd, F_OFD_GETLK, &fl), 0);
+		ck_assert_msg(fl.l_type != F_UNLCK, "slot %d was let go", i);
+	}
+	close(fd);
+	/* With a publish waiting for a slot, the idle one lets its slot go. */
+	struct waiting wt = { .l = w[PGLOG_SLOTS] };
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, append_waiting, &wt), 0);
+	while (!__atomic_load_n(&wt.done, __ATOMIC_SEQ_CST)) {
+		msglog_idle(w[0]);
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	}
+	pthread_join(t, NULL);
+	ck_assert_msg(wt.rc == 0, "%s", wt.err);
 	for (int i = 0; i <= PGLOG_SLOTS; i++)
 		msglog_close(w[i]);
 	msglog_close(other);
