@@ -182,7 +182,6 @@ static int commit_group(struct commit *c, struct waiter_qlink *list, bool tail, 
 	msglog_wait_until(c->log, oldest + MSGLOG_BUSY_MS);
 	int rc = msglog_append(c->log, all, total, clock_wall_ms(), ids, &acks, at, err, errlen);
 	if (rc == 0) {
-		commit_after(c->notify, (uint64_t)total);
 		bool several = list->next != NULL;	/* the jobs are freed as answered */
 		k = 0;
 		for (struct waiter_qlink *l = list, *next; l; l = next) {
@@ -207,6 +206,10 @@ static int commit_group(struct commit *c, struct waiter_qlink *list, bool tail, 
 			}
 			job_done(c, job, 201, p, n);
 		}
+		/* The publishers' answers go out before the hub is woken: a web
+		 * server that takes a thousand subscribers' answers first would
+		 * hold a publisher's 201 behind all of them. */
+		commit_after(c->notify, (uint64_t)total);
 		/* Several publishes in the group, or others queued while it was
 		 * written: this process has publishes that could wait together. */
 		if (several || commit_pending(c) > 0)

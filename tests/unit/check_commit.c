@@ -111,6 +111,41 @@ START_TEST(one_refused_job_does_not_fail_its_group)
 }
 END_TEST
 
+/* The wake-up word when a publisher was answered. */
+static uint32_t seq_at_answer;
+static int answered_status;
+
+static void record_answer(struct commit_job *j, int status, const char *body, size_t len)
+{
+	(void)j;
+	(void)body;
+	(void)len;
+	answered_status = status;
+	seq_at_answer = notify_seq(note);
+}
+
+/* A publisher is answered before the hub is woken for the subscribers: a
+ * web server that reads a thousand subscribers' answers first would hold
+ * the publisher's 201 behind them all. */
+START_TEST(publisher_answered_before_subscribers_are_woken)
+{
+	struct commit_job *j = xcalloc(1, sizeof *j);
+	j->done = record_answer;
+	snprintf(j->chan, sizeof j->chan, "a");
+	snprintf(j->type, sizeof j->type, "text/plain");
+	buf_adds(&j->body, "one");
+	j->one = (struct msglog_msg){ j->chan, j->type, j->body.p, j->body.len, NULL };
+	j->msg = &j->one;
+	j->n = 1;
+	uint32_t before = notify_seq(note);
+	commit_queue(com, j);
+	commit_poll(com);
+	ck_assert_int_eq(answered_status, 201);
+	ck_assert_uint_eq(seq_at_answer, before);
+	ck_assert_uint_ne(notify_seq(note), before);
+}
+END_TEST
+
 /* A database locked elsewhere fails the whole group at once, within one
  * busy timeout: 503 with Retry-After for each. */
 START_TEST(locked_database_refuses_the_group_within_the_busy_timeout)
@@ -146,6 +181,7 @@ Suite *commit_suite(void)
 	tcase_set_timeout(t, 30);
 	tcase_add_test(t, one_refused_job_does_not_fail_its_group);
 	tcase_add_test(t, locked_database_refuses_the_group_within_the_busy_timeout);
+	tcase_add_test(t, publisher_answered_before_subscribers_are_woken);
 	suite_add_tcase(s, t);
 	return s;
 }
