@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -594,12 +595,45 @@ START_TEST(test_follower_copies_from_the_notification)
 	ck_assert_msg(msglog_find_origin(b, "n", "sock.1", &found, &log_last, err,
 					 sizeof err) == 0, "%s", err);
 	ck_assert_int_eq(found, ids[0]);
+	/* What a notification carries, seen by a listener of the test's own:
+	 * a small write whole, a bigger one only its last id. */
+	PGconn *lis = PQconnectdb(uri);
+	ck_assert_msg(PQstatus(lis) == CONNECTION_OK, "%s", PQerrorMessage(lis));
+	PQclear(PQexec(lis, "LISTEN comet"));
+	static char big[1500];
+	memset(big, 'b', sizeof big);
+	struct msglog_msg two[2] = {
+		{ "n", "text/plain", "small", 5, NULL },
+		{ "n", "text/plain", big, sizeof big, NULL },	/* 3,000 bytes in hex */
+	};
+	PQclear(PQexec(k, "ROLLBACK"));
+	for (int i = 0; i < 2; i++) {
+		int64_t id;
+		ck_assert_msg(msglog_append(a, &two[i], 1, 1234, &id, &ack, NULL, err,
+					    sizeof err) == 0, "%s", err);
+		PGnotify *nt = NULL;
+		for (int64_t until = clock_mono_ms() + 10000; !nt && clock_mono_ms() < until;) {
+			struct pollfd pf = { PQsocket(lis), POLLIN, 0 };
+			poll(&pf, 1, 1000);
+			PQconsumeInput(lis);
+			nt = PQnotifies(lis);
+		}
+		ck_assert_ptr_nonnull(nt);
+		char named[32];
+		snprintf(named, sizeof named, "%lld", (long long)id);
+		if (i == 0)
+			ck_assert_msg(strncmp(nt->extra, named, strlen(named)) == 0 &&
+				      nt->extra[strlen(named)] == ' ', "%s", nt->extra);
+		else
+			ck_assert_str_eq(nt->extra, named);
+		PQfreemem(nt);
+	}
+	PQfinish(lis);
 	/* 101 messages: the notification names the last id only. */
 	struct msglog_msg many[101];
 	int64_t many_ids[101];
 	for (int i = 0; i < 101; i++)
 		many[i] = (struct msglog_msg){ "big", "text/plain", "x", 1, NULL };
-	PQclear(PQexec(k, "ROLLBACK"));
 	ck_assert_msg(msglog_append(a, many, 101, 1234, many_ids, &ack, NULL, err,
 				    sizeof err) == 0, "%s", err);
 	ck_assert_int_gt(msglog_follow(b, 5000, err, sizeof err), 0);
