@@ -9,12 +9,13 @@
  * PostgreSQL once per host, by whichever process (the follower, or the
  * publisher itself) gets there first; the other finds nothing left to
  * read. The table copied (sqlconn.c) says how far the copy has got: a
- * publish that finds it at the id, revision and log right before its own
- * write (the follower has copied the other hosts' writes meanwhile) puts
- * its own messages and marks there as it sent them, reading nothing. */
+ * write that comes right after it (same log, the next id and revision),
+ * whether a publisher's own or one a notification carried, is applied as
+ * it is, reading nothing. */
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
@@ -185,58 +186,6 @@ undo:
 	return MSGLOG_EUNAVAIL;
 }
 
-/* A publish's own messages and marks, straight into the copy when the
- * copy holds everything before that write: the same id, revision and log
- * as the shared log had right before it. Returns 1 when copied, 0 when the
- * copy is elsewhere (the caller reads the shared log), MSGLOG_EUNAVAIL. */
-static int own_rows(struct sqlconn *c, const struct msglog_msg *m, int n, int64_t now_ms,
-		    const struct pglog_appended *a, char *err, size_t errlen)
-{
-	int64_t id, rev;
-	char log[40];
-	int64_t top = a->first + n - 1;
-	if (sqlconn_begin(c, true, err, errlen) < 0)
-		return MSGLOG_EUNAVAIL;
-	if (copied(c, &id, &rev, log, sizeof log, err, errlen) < 0)
-		goto undo;
-	if (id != a->first - 1 || rev != a->rev - 1 || strcmp(log, a->log) != 0) {
-		sqlconn_rollback(c);
-		return 0;
-	}
-	sqlite3_stmt *ins = stmt(c, S_COPY_INSERT, err, errlen);
-	sqlite3_stmt *seq_set = stmt(c, S_SEQ_SET, err, errlen);
-	sqlite3_stmt *done = stmt(c, S_COPIED_SET, err, errlen);
-	if (!ins || !seq_set || !done)
-		goto undo;
-	for (int i = 0; i < n; i++) {
-		sqlite3_bind_int64(ins, 1, a->first + i);
-		sqlite3_bind_text(ins, 2, m[i].channel, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(ins, 3, now_ms);
-		sqlite3_bind_text(ins, 4, m[i].type, -1, SQLITE_STATIC);
-		sqlite3_bind_text(ins, 5, m[i].data, (int)m[i].len, SQLITE_STATIC);
-		if (m[i].origin)
-			sqlite3_bind_text(ins, 6, m[i].origin, -1, SQLITE_STATIC);
-		if (sqlconn_step(c, ins, "copy", err, errlen) < 0)
-			goto undo;
-	}
-	for (int i = 0; i < a->nmarks; i++)
-		if (sqlmsg_drop(c, a->marks[i].channel, a->marks[i].id, "copy", err, errlen) < 0)
-			goto undo;
-	/* The copy held id - 1 > 0, so sqlite_sequence has msg's row. */
-	sqlite3_bind_int64(seq_set, 1, top);
-	sqlite3_bind_int64(done, 1, top);
-	sqlite3_bind_int64(done, 2, a->rev);
-	sqlite3_bind_text(done, 3, log, -1, SQLITE_STATIC);
-	if (sqlconn_step(c, seq_set, "copy", err, errlen) < 0 ||
-	    sqlconn_step(c, done, "copy", err, errlen) < 0 ||
-	    sqlconn_commit(c, err, errlen) < 0)
-		goto undo;
-	return 1;
-undo:
-	sqlconn_rollback(c);
-	return MSGLOG_EUNAVAIL;
-}
-
 int replica_append(struct sqlconn *c, struct pglog *pg, const struct msglog_msg *m, int n,
 		   int64_t now_ms, long keep, long keep_seconds, int64_t *ids, struct buf *acks,
 		   struct msglog_item *ack_at, char *err, size_t errlen)
@@ -276,9 +225,22 @@ int replica_append(struct sqlconn *c, struct pglog *pg, const struct msglog_msg 
 	sqlconn_wait_until(c, clock_mono_ms() + COPY_WAIT_MS);
 	sqlconn_begin_call(c);
 	/* Most often the follower has copied the writes before this one by
-	 * the time it commits: then nothing is read back. */
-	if (own_rows(c, m, n, now_ms, &a, ignored, sizeof ignored) == 0)
-		replica_copy(c, pg, PGLOG_WRITER, first + n - 1, ignored, sizeof ignored);
+	 * the time it commits: then the publish is applied as it was sent, as
+	 * a write a notification carried would be, and nothing is read back.
+	 * The rows point into m (never freed here). */
+	struct pglog_row *rows = xcalloc((size_t)n, sizeof *rows);
+	for (int i = 0; i < n; i++)
+		rows[i] = (struct pglog_row){ first + i, now_ms, (char *)m[i].channel,
+					      (char *)m[i].type, (char *)m[i].data, m[i].len,
+					      (char *)m[i].origin };
+	struct pglog_changes w = { .rows = rows, .nrows = n, .marks = a.marks,
+				   .nmarks = a.nmarks, .last_id = first + n - 1, .rev = a.rev };
+	snprintf(w.log, sizeof w.log, "%s", a.log);
+	struct pglog_writes own = { &w, 1, 1 };
+	int64_t held;
+	if (replica_apply(c, &own, &held, ignored, sizeof ignored) >= 0 && held < w.last_id)
+		replica_copy(c, pg, PGLOG_WRITER, w.last_id, ignored, sizeof ignored);
+	free(rows);
 	pglog_appended_free(&a);
 	return 0;
 }
