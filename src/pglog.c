@@ -23,8 +23,13 @@
  *     back (replica.c).
  *   Version 7: the notification of a small publish carries it whole, so
  *     that the other hosts' followers need not read it back either.
- * Writes are two functions (comet_append, comet_delete), so that a publish
- * is one round trip and one transaction. */
+ *   Version 8: comet_write is comet_append without its notification: the
+ *     write commits without waiting for the disk and its notification
+ *     follows in a transaction of its own, committed durably (note_sql);
+ *     comet_append (presence, version-7 hosts) is comet_write and a
+ *     notification naming the last id.
+ * Writes are functions (comet_write, comet_delete), so that a write is one
+ * statement. */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -42,7 +47,7 @@
 #include "clock.h"
 #include "pglog.h"
 
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define LOCK_KEY "7270110011"	/* advisory lock for making the schema */
@@ -76,12 +81,12 @@ static const char schema[] =
 	 * so the oldest are looked for above it, not among the dead index
 	 * entries of what went (until VACUUM, thousands a second). Age: up to
 	 * 256 of the oldest per publish. */
-	"CREATE OR REPLACE FUNCTION comet_append(ch text[], ty text[], da bytea[], og text[],"
+	"CREATE OR REPLACE FUNCTION comet_write(ch text[], ty text[], da bytea[], og text[],"
 	" now_ms bigint, keep bigint, keep_ms bigint)"
 	" RETURNS TABLE(o_first bigint, o_rev bigint, o_log text, o_ch text, o_id bigint)"
 	" LANGUAGE plpgsql AS $f$\n"
 	"DECLARE many int := cardinality(ch); top bigint; r bigint; lg text; c text; k bigint;"
-	" cut bigint; lo bigint; mc text[] := '{}'; mi bigint[] := '{}'; j int; body text;\n"
+	" cut bigint; lo bigint; mc text[] := '{}'; mi bigint[] := '{}'; j int;\n"
 	"BEGIN\n"
 	" UPDATE comet_state SET last_id = last_id + many, rev = rev + 1"
 	"  RETURNING last_id, rev, log INTO top, r, lg;\n"
@@ -118,24 +123,6 @@ static const char schema[] =
 	"  DELETE FROM comet_msg WHERE id <= cut;\n"
 	"  DELETE FROM comet_chan WHERE n <= 0;\n"
 	" END IF;\n"
-	/* The notification carries a small write whole (the format is
-	 * take_write's), so that a follower whose copy is right before it
-	 * need not read it back; a bigger one names its last id only. Small:
-	 * PostgreSQL's notification queue holds everything sent until every
-	 * listener has read it, and a listener stopped for minutes would fill
-	 * it 25 times faster with the 8,000 bytes a notification may carry. */
-	" IF many <= 100 THEN\n"
-	"  SELECT string_agg(octet_length(ch[i]) || ' ' || octet_length(ty[i]) || ' '"
-	"   || octet_length(da[i]) || ' ' || coalesce(octet_length(og[i]), -1) || E'\\n'"
-	"   || ch[i] || ty[i] || encode(da[i], 'hex') || coalesce(og[i], ''), '' ORDER BY i)"
-	"   INTO body FROM generate_subscripts(ch, 1) AS i;\n"
-	"  SELECT body || coalesce(string_agg(octet_length(x.c) || ' ' || x.i || E'\\n' || x.c, ''"
-	"   ORDER BY x.o), '') INTO body FROM unnest(mc, mi) WITH ORDINALITY AS x(c, i, o);\n"
-	"  body := top || ' ' || r || ' ' || lg || ' ' || now_ms || ' ' || many || ' '"
-	"   || cardinality(mc) || E'\\n' || body;\n"
-	" END IF;\n"
-	" PERFORM pg_notify('comet', CASE WHEN octet_length(body) <= 2000 THEN body"
-	"  ELSE top::text END);\n"
 	" o_first := top - many + 1;\n"
 	" o_rev := r;\n"
 	" o_log := lg;\n"
@@ -147,6 +134,19 @@ static const char schema[] =
 	"  o_id := mi[j];\n"
 	"  RETURN NEXT;\n"
 	" END LOOP;\n"
+	"END $f$;"
+	/* comet_write and its notification naming the last id, in one
+	 * transaction: what presence and a version-7 host call. */
+	"CREATE OR REPLACE FUNCTION comet_append(ch text[], ty text[], da bytea[], og text[],"
+	" now_ms bigint, keep bigint, keep_ms bigint)"
+	" RETURNS TABLE(o_first bigint, o_rev bigint, o_log text, o_ch text, o_id bigint)"
+	" LANGUAGE plpgsql AS $f$\n"
+	"BEGIN\n"
+	" FOR o_first, o_rev, o_log, o_ch, o_id IN SELECT * FROM comet_write(ch, ty, da, og,"
+	"  now_ms, keep, keep_ms) LOOP\n"
+	"  RETURN NEXT;\n"
+	" END LOOP;\n"
+	" PERFORM pg_notify('comet', (o_first + cardinality(ch) - 1)::text);\n"
 	"END $f$;"
 	/* What version 5 and presence call: the first id. */
 	"CREATE OR REPLACE FUNCTION comet_publish(ch text[], ty text[], da bytea[], og text[],"
@@ -246,7 +246,19 @@ struct pgconn {
 struct pglog {
 	char *uri, *slots_path;
 	struct pgconn w, f;	/* writer, follower */
+	/* The newest revision known to be on disk (every write up to it is:
+	 * commit records are flushed in order). Read and raised by the
+	 * writer's and the follower's threads. */
+	int64_t durable_rev;
 };
+
+static void durable_at(struct pglog *p, int64_t rev)
+{
+	int64_t was = __atomic_load_n(&p->durable_rev, __ATOMIC_RELAXED);
+	while (was < rev && !__atomic_compare_exchange_n(&p->durable_rev, &was, rev, false,
+							 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
 
 bool pglog_is_uri(const char *db)
 {
@@ -425,8 +437,17 @@ static int ensure_schema(PGconn *c, char *err, size_t errlen)
 }
 
 static const char publish_sql[] =
-	"SELECT o_first, o_rev, o_log, o_ch, o_id FROM comet_append($1, $2, $3, $4, $5, $6, $7)";
+	"SELECT o_first, o_rev, o_log, o_ch, o_id FROM comet_write($1, $2, $3, $4, $5, $6, $7)";
 static const Oid publish_types[7] = { 1009, 1009, 1001, 1009, 20, 20, 20 };
+
+/* The transaction after a write, committed durably: its notification, and
+ * a record in the WAL (a transactional logical message, which any role may
+ * write) without which PostgreSQL would commit it without waiting for the
+ * disk (or a synchronous standby) either. Its commit record comes after
+ * the write's, so when it returns the write is on disk too. */
+static const char note_sql[] =
+	"SELECT pg_notify('comet', $1), pg_logical_emit_message(true, 'comet', '')";
+static const Oid note_types[1] = { 25 };
 
 /* Everything a copy needs after ($1 id, $2 rev) of log $3, in one statement
  * and so one snapshot, one round trip (the bounds are scalar subqueries so
@@ -518,7 +539,8 @@ static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err
 	    (slotted && exec_ok(k->c, "SET idle_in_transaction_session_timeout = 1000",
 				"connect", err, errlen) < 0) ||
 	    ensure_schema(k->c, err, errlen) < 0 ||
-	    prepare(k->c, "comet_append", publish_sql, 7, publish_types, err, errlen) < 0 ||
+	    prepare(k->c, "comet_write", publish_sql, 7, publish_types, err, errlen) < 0 ||
+	    prepare(k->c, "comet_note", note_sql, 1, note_types, err, errlen) < 0 ||
 	    prepare(k->c, "comet_changes", changes_sql, 4, changes_types, err, errlen) < 0) {
 		drop(k);
 		return -1;
@@ -527,6 +549,8 @@ static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err
 }
 
 static char *copy_value(const PGresult *r, int row, int col, size_t *len);
+static void note_of(struct buf *b, const struct msglog_msg *m, int n, int64_t now_ms,
+		    const struct pglog_appended *a);
 
 /* A one-dimensional binary array of text (OID 25) or bytea (17). */
 static void array_of(struct buf *b, unsigned oid, const struct msglog_msg *m, int n, int field)
@@ -576,11 +600,27 @@ static int failed(struct pgconn *k, PGresult *r, const char *what, char *err, si
 	return -1;
 }
 
+/* A write's transaction commits without waiting for the disk, so that the
+ * row is held for the write alone, not for the flush too: the next host's
+ * write then shares that flush. It is not acknowledged, nor notified, nor
+ * read by anyone, until the note after it is durable (pglog_append,
+ * pglog_changes). */
+#define WRITE_BEGIN "BEGIN", "SET LOCAL synchronous_commit TO off"
+
 int pglog_lock(struct pglog *p, char *err, size_t errlen)
 {
 	if (connect_to(p, &p->w, true, err, errlen) < 0)
 		return -1;
-	PGresult *r = PQexec(p->w.c, "BEGIN; SELECT 1 FROM comet_state FOR UPDATE");
+	static const char *const begin[] = { WRITE_BEGIN };
+	PGresult *r = PQexec(p->w.c, begin[0]);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		return failed(&p->w, r, "lock", err, errlen);
+	PQclear(r);
+	r = PQexec(p->w.c, begin[1]);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		return failed(&p->w, r, "lock", err, errlen);
+	PQclear(r);
+	r = PQexec(p->w.c, "SELECT 1 FROM comet_state FOR UPDATE");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
 		return failed(&p->w, r, "lock", err, errlen);
 	PQclear(r);
@@ -599,45 +639,63 @@ void pglog_unlock(struct pglog *p)
 	PQclear(r);
 }
 
-/* Under pglog_lock: the publish and its COMMIT in one round trip. The
- * publish is acknowledged only when the COMMIT's own answer says so. */
-static PGresult *publish_commit(struct pgconn *k, const char *const *vals, const int *lens,
-				const int *fmts, char *err, size_t errlen)
+/* The write and its COMMIT in one round trip (begun here too unless
+ * pglog_lock began it). Returns the write's rows, or NULL (err filled, the
+ * connection dropped) unless the COMMIT's own answer says it committed. */
+static PGresult *write_commit(struct pgconn *k, const char *const *vals, const int *lens,
+			      const int *fmts, char *err, size_t errlen)
 {
+	static const char *const begin[] = { WRITE_BEGIN };
+	int first = k->locked ? 2 : 0, n = 4 - first;
 	k->locked = false;
-	if (!PQenterPipelineMode(k->c) ||
-	    !PQsendQueryPrepared(k->c, "comet_append", 7, vals, lens, fmts, 1) ||
+	bool sent = PQenterPipelineMode(k->c);
+	for (int i = first; i < 2 && sent; i++)
+		sent = PQsendQueryParams(k->c, begin[i], 0, NULL, NULL, NULL, NULL, 0);
+	if (!sent || !PQsendQueryPrepared(k->c, "comet_write", 7, vals, lens, fmts, 1) ||
 	    !PQsendQueryParams(k->c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
 	    !PQpipelineSync(k->c)) {
 		failed(k, NULL, "publish", err, errlen);
 		return NULL;
 	}
-	PGresult *pub = PQgetResult(k->c);
-	bool ok = PQresultStatus(pub) == PGRES_TUPLES_OK && PQntuples(pub) >= 1;
-	PGresult *r;
-	while ((r = PQgetResult(k->c)))
-		PQclear(r);	/* the end of the publish's results */
-	r = PQgetResult(k->c);
-	ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
+	/* Each statement's results end with NULL; the first failure says
+	 * why (NULL: the connection's). */
+	PGresult *out = NULL, *why = NULL, *r;
+	bool ok = true;
+	for (int i = 0; i < n; i++) {
+		r = PQgetResult(k->c);
+		bool write = i == n - 2, last = i == n - 1;
+		bool good = write ? PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1 :
+			PQresultStatus(r) == PGRES_COMMAND_OK &&
+			(!last || strcmp(PQcmdStatus(r), "COMMIT") == 0);
+		if (!good && ok) {
+			ok = false;
+			why = r;
+		} else if (write && good) {
+			out = r;
+		} else {
+			PQclear(r);
+		}
+		if (r)
+			while ((r = PQgetResult(k->c)))
+				PQclear(r);
+	}
 	if (!ok) {
-		/* The first failure says why: the publish's, else the COMMIT's
-		 * (NULL: the connection's). */
-		bool pub_failed = PQresultStatus(pub) != PGRES_TUPLES_OK;
-		pq_error(k->c, pub_failed ? pub : r, "publish", err, errlen);
-		PQclear(pub);
-		PQclear(r);
+		pq_error(k->c, why, "publish", err, errlen);
+		PQclear(why);
+		PQclear(out);
 		drop(k);
 		return NULL;
 	}
-	PQclear(r);
-	while ((r = PQgetResult(k->c)))
-		PQclear(r);
 	r = PQgetResult(k->c);	/* the sync */
 	bool synced = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
 	PQclear(r);
-	if (!synced || !PQexitPipelineMode(k->c))
-		drop(k);	/* committed: the next call connects anew */
-	return pub;
+	if (!synced || !PQexitPipelineMode(k->c)) {
+		snprintf(err, errlen, "publish: the server's answer ended early");
+		PQclear(out);
+		drop(k);
+		return NULL;
+	}
+	return out;
 }
 
 int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now_ms,
@@ -658,16 +716,7 @@ int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now
 	const char *vals[7] = { a[0].p, a[1].p, a[2].p, a[3].p, now, k, ks };
 	int lens[7] = { (int)a[0].len, (int)a[1].len, (int)a[2].len, (int)a[3].len, 0, 0, 0 };
 	int fmts[7] = { 1, 1, 1, 1, 0, 0, 0 };
-	PGresult *r;
-	if (p->w.locked) {
-		r = publish_commit(&p->w, vals, lens, fmts, err, errlen);
-	} else {
-		r = PQexecPrepared(p->w.c, "comet_append", 7, vals, lens, fmts, 1);
-		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1) {
-			failed(&p->w, r, "publish", err, errlen);
-			r = NULL;
-		}
-	}
+	PGresult *r = write_commit(&p->w, vals, lens, fmts, err, errlen);
 	for (int i = 0; i < 4; i++)
 		buf_free(&a[i]);
 	if (!r)
@@ -686,6 +735,20 @@ int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now
 		mk->id = be64(PQgetvalue(r, i, 4));
 	}
 	PQclear(r);
+	/* Committed, and readable by the other hosts' writes (which only take
+	 * the next id after it), but neither acknowledged nor told of until
+	 * the note is on disk. A failure here leaves the write unacknowledged
+	 * though it may well be kept: as when a COMMIT's answer is lost. */
+	struct buf note = BUF_INIT;
+	note_of(&note, m, n, now_ms, out);
+	const char *nv[1] = { buf_str(&note) };
+	r = PQexecPrepared(p->w.c, "comet_note", 1, nv, NULL, NULL, 0);
+	buf_free(&note);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		return failed(&p->w, r, "publish (committed, not known to be on disk)", err,
+			      errlen);
+	PQclear(r);
+	durable_at(p, out->rev);
 	return 0;
 }
 
@@ -921,6 +984,18 @@ int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
 		}
 	}
 	PQclear(r);
+	/* What the read saw may be committed and not yet on disk (another
+	 * host's write, its note still to come): a transaction committed
+	 * durably after the read puts it there before anyone is given it. */
+	if (c->rev > __atomic_load_n(&p->durable_rev, __ATOMIC_RELAXED)) {
+		r = PQexec(k->c, "SELECT pg_logical_emit_message(true, 'comet', '')");
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			pglog_changes_free(c);
+			return failed(k, r, "read", err, errlen);
+		}
+		PQclear(r);
+		durable_at(p, c->rev);
+	}
 	/* Cut short (or the newest were dropped meanwhile: then the next
 	 * read finds nothing and moves to last). */
 	if (c->nrows && c->rows[c->nrows - 1].id < last) {
@@ -993,7 +1068,45 @@ static char *take_bytes(struct cursor *c, long long n, bool hex)
 	return s;
 }
 
-/* A write a notification carries whole (comet_append): the line "last rev
+/* The notification of a write (take_write reads it): the write whole if it
+ * is small, else its last id. Small: PostgreSQL's notification queue holds
+ * everything sent until every listener has read it, and a listener stopped
+ * for minutes would fill it 4 times sooner with the 8,000 bytes a
+ * notification may carry. */
+#define NOTE_MESSAGES 100
+#define NOTE_BYTES 2000
+
+static void note_of(struct buf *b, const struct msglog_msg *m, int n, int64_t now_ms,
+		    const struct pglog_appended *a)
+{
+	static const char hex[] = "0123456789abcdef";
+	int64_t last = a->first + n - 1;
+	buf_reset(b);
+	buf_printf(b, "%lld %lld %s %lld %d %d\n", (long long)last, (long long)a->rev, a->log,
+		   (long long)now_ms, n, a->nmarks);
+	for (int i = 0; i < n && i < NOTE_MESSAGES && b->len <= NOTE_BYTES; i++) {
+		buf_printf(b, "%zu %zu %zu %ld\n", strlen(m[i].channel), strlen(m[i].type), m[i].len,
+			   m[i].origin ? (long)strlen(m[i].origin) : -1L);
+		buf_adds(b, m[i].channel);
+		buf_adds(b, m[i].type);
+		for (size_t j = 0; j < m[i].len && b->len <= NOTE_BYTES; j++) {
+			unsigned char c = (unsigned char)m[i].data[j];
+			buf_addc(b, hex[c >> 4]);
+			buf_addc(b, hex[c & 15]);
+		}
+		if (m[i].origin)
+			buf_adds(b, m[i].origin);
+	}
+	for (int i = 0; i < a->nmarks && b->len <= NOTE_BYTES; i++)
+		buf_printf(b, "%zu %lld\n%s", strlen(a->marks[i].channel), (long long)a->marks[i].id,
+			   a->marks[i].channel);
+	if (n > NOTE_MESSAGES || b->len > NOTE_BYTES) {
+		buf_reset(b);
+		buf_printf(b, "%lld", (long long)last);
+	}
+}
+
+/* A write a notification carries whole (note_of): the line "last rev
  * log time n nmarks", then each message as a line of its lengths "channel
  * type data origin" (origin -1: none) followed by the channel, the type,
  * the data in hex and the origin, then each mark as the line "length id"
@@ -1078,6 +1191,12 @@ static bool take_notifies(PGconn *c, int64_t *upto, struct pglog_writes *ws)
 			if (take_write(n->extra, &ws->w[ws->n]))
 				ws->n++;
 		}
+		/* In revision order: writes' notes commit in any order. */
+		for (int i = ws->n - 1; i > 0 && ws->w[i].rev < ws->w[i - 1].rev; i--) {
+			struct pglog_changes t = ws->w[i];
+			ws->w[i] = ws->w[i - 1];
+			ws->w[i - 1] = t;
+		}
 		if (!any)
 			*upto = named ? id : 0;
 		else if (*upto)
@@ -1121,6 +1240,9 @@ int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto,
 		}
 		any = take_notifies(k->c, upto, ws);
 	}
+	/* A note is sent by a transaction committed durably after its write. */
+	for (int i = 0; i < ws->n; i++)
+		durable_at(p, ws->w[i].rev);
 	*news = any;
 	return 0;
 }

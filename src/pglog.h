@@ -6,9 +6,18 @@
  * ids are handed out in commit order, gap-free, and a reader of any snapshot
  * that sees id N sees every id below it. Retention and DELETE leave marks
  * (comet_dropped) stamped with the revision that made them, so a copy learns
- * what was dropped since it last looked. Each commit sends NOTIFY comet: a
+ * what was dropped since it last looked. Each write sends NOTIFY comet: a
  * publish's names its last id (and carries a small one whole), a DELETE's
  * names none.
+ *
+ * A publish holds the row for its write only: it commits without waiting
+ * for the disk, and a second transaction, committed durably, sends its
+ * notification; the publish is acknowledged when that returns (the write
+ * is on disk then, or on a synchronous standby: commit records are flushed
+ * in order). Until then nothing of this process gives the write to anyone,
+ * and no notification names it; a read of changes that may have seen a
+ * write not yet known to be on disk commits such a transaction too before
+ * it returns. So every host gives out only what a crash keeps.
  *
  * Two connections, both opened at first need and again after any failure:
  * the writer (publish, DELETE, and reading changes for the publisher), one

@@ -21,6 +21,9 @@
 static const char *uri;
 static char *host_a, *host_b;
 
+static PGconn *admin(void);
+static void admin_exec(PGconn *c, const char *sql);
+
 /* Every test starts from an empty database: the program makes its schema
  * again at its first connection. */
 static void setup(void)
@@ -31,9 +34,15 @@ static void setup(void)
 	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
 	PGresult *r = PQexec(c, "SET client_min_messages = warning; "
 			     "DROP TABLE IF EXISTS comet_state, comet_msg, comet_chan, "
-			     "comet_dropped; DROP FUNCTION IF EXISTS comet_publish, comet_append, comet_delete");
+			     "comet_dropped; DROP FUNCTION IF EXISTS comet_publish, comet_append, "
+			     "comet_write, comet_delete");
 	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
 	PQclear(r);
+	PQfinish(c);
+	/* What a failed test may have left: commits that wait for a standby. */
+	c = admin();
+	admin_exec(c, "ALTER SYSTEM RESET synchronous_standby_names");
+	admin_exec(c, "SELECT pg_reload_conf()");
 	PQfinish(c);
 	host_a = test_tmpdir();
 	host_b = test_tmpdir();
@@ -478,13 +487,14 @@ START_TEST(test_older_schema_brought_up_to_date)
 	msglog_close(a);
 	free(query1("UPDATE comet_state SET version = 5"));
 	free(query1("DROP FUNCTION comet_append"));
+	free(query1("DROP FUNCTION comet_write"));
 	free(query1("CREATE OR REPLACE FUNCTION comet_publish(ch text[], ty text[], da bytea[], "
 		    "og text[], now_ms bigint, keep bigint, keep_ms bigint) RETURNS bigint "
 		    "LANGUAGE sql AS $$ SELECT -1::bigint $$"));
 	a = open_on(host_a);
 	ck_assert_int_eq(add(a, "u", "two", &ack), one + 1);
 	char *v = query1("SELECT version FROM comet_state");
-	ck_assert_str_eq(v, "7");
+	ck_assert_str_eq(v, "8");
 	free(v);
 	v = query1("SELECT comet_publish('{u}', '{text/plain}', '{three}', '{NULL}', 1, 1000, "
 		   "86400000)");
@@ -649,6 +659,139 @@ START_TEST(test_follower_copies_from_the_notification)
 }
 END_TEST
 
+/* The superuser's connection (settings of the server). */
+static PGconn *admin(void)
+{
+	const char *ci = getenv("COMET_TEST_PG_ADMIN");
+	ck_assert_msg(ci != NULL, "COMET_TEST_PG_ADMIN is not set");
+	PGconn *c = PQconnectdb(ci);
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+	return c;
+}
+
+static void admin_exec(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	int st = PQresultStatus(r);
+	ck_assert_msg(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "%s: %s", sql,
+		      PQerrorMessage(c));
+	PQclear(r);
+}
+
+/* Backends waiting for a synchronous standby to confirm their commit. */
+static int waiting_for_standby(PGconn *c)
+{
+	PGresult *r = PQexec(c, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	int n = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return n;
+}
+
+/* A commit that needs a standby no one runs waits until the setting goes:
+ * the stand-in for a disk (or a standby) slow to confirm. Returns once a
+ * commit does wait (the setting reaches the server's processes in turn). */
+static void standby_required(PGconn *c, bool on)
+{
+	admin_exec(c, on ? "ALTER SYSTEM SET synchronous_standby_names = 'nobody'" :
+		   "ALTER SYSTEM RESET synchronous_standby_names");
+	admin_exec(c, "SELECT pg_reload_conf()");
+	if (!on)
+		return;
+	/* A probe commits until one waits (then waits on, nobody to answer). */
+	PGconn *probe = admin();
+	for (int64_t until = clock_mono_ms() + 10000;;) {
+		ck_assert_int_eq(PQsendQuery(probe, "SELECT pg_logical_emit_message(true, 'p', '')"),
+				 1);
+		for (bool answered = false; !answered;) {
+			ck_assert_msg(clock_mono_ms() < until, "commits do not wait for the standby");
+			if (waiting_for_standby(c) > 0) {
+				PQfinish(probe);
+				return;
+			}
+			PQconsumeInput(probe);
+			while (!answered && !PQisBusy(probe)) {
+				PGresult *r = PQgetResult(probe);
+				answered = r == NULL;
+				PQclear(r);
+			}
+		}
+	}
+}
+
+struct following {
+	struct msglog *l;
+	int rc;
+	bool done;
+	char err[256];
+};
+
+static void *follow_waiting(void *arg)
+{
+	struct following *f = arg;
+	f->rc = msglog_follow(f->l, 0, f->err, sizeof f->err);
+	__atomic_store_n(&f->done, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* A publish holds comet_state's row for its write, not while its commit
+ * waits for the disk (or a synchronous standby): another host writes
+ * meanwhile. And until that wait is over no host gives the write out: it
+ * is not acknowledged, and another host's read of changes, which sees it
+ * committed, waits too before its copy takes it. */
+START_TEST(test_row_let_go_before_the_flush_and_nothing_given_out_before_it)
+{
+	struct msglog *a = open_on(host_a), *b = open_on(host_b), *b2 = open_on(host_b);
+	struct buf ack = BUF_INIT;
+	int64_t one = add(a, "d", "one", &ack);
+	follow_until(b, one);
+	PGconn *su = admin();
+	/* append_waiting publishes on channel s. */
+	standby_required(su, true);
+	struct waiting wt = { .l = a };
+	pthread_t t, tf;
+	ck_assert_int_eq(pthread_create(&t, NULL, append_waiting, &wt), 0);
+	/* a's publish has written and waits: its write, committed, moved the
+	 * state on while nobody holds the row. */
+	for (int64_t until = clock_mono_ms() + 10000; waiting_for_standby(su) < 2;)
+		ck_assert_msg(clock_mono_ms() < until, "the publish did not wait for the standby");
+	admin_exec(su, "BEGIN");
+	PGresult *r = PQexec(su, "SELECT last_id FROM comet_state FOR UPDATE NOWAIT");
+	ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK, "the row is held: %s",
+		      PQerrorMessage(su));
+	ck_assert_int_eq(strtoll(PQgetvalue(r, 0, 0), NULL, 10), one + 1);
+	PQclear(r);
+	admin_exec(su, "ROLLBACK");
+	ck_assert(!__atomic_load_n(&wt.done, __ATOMIC_SEQ_CST));
+	/* b's follower looks (no notification came): it waits as well, and
+	 * its copy does not hold the write. */
+	struct following fw = { .l = b };
+	ck_assert_int_eq(pthread_create(&tf, NULL, follow_waiting, &fw), 0);
+	for (int64_t until = clock_mono_ms() + 10000;
+	     waiting_for_standby(su) < 3 && !__atomic_load_n(&fw.done, __ATOMIC_SEQ_CST);)
+		ck_assert_msg(clock_mono_ms() < until, "the follower neither read nor waited");
+	struct msglog_page pg;
+	rd(b2, "s", 0, &pg);
+	ck_assert_int_eq(pg.count, 0);
+	msglog_page_free(&pg);
+	ck_assert(!__atomic_load_n(&wt.done, __ATOMIC_SEQ_CST));
+	standby_required(su, false);
+	pthread_join(t, NULL);
+	pthread_join(tf, NULL);
+	ck_assert_msg(wt.rc == 0, "%s", wt.err);
+	ck_assert_msg(fw.rc >= 0, "%s", fw.err);
+	follow_until(b, one + 1);
+	rd(b2, "s", 0, &pg);
+	ck_assert_int_eq(pg.count, 1);
+	msglog_page_free(&pg);
+	PQfinish(su);
+	msglog_close(a);
+	msglog_close(b);
+	msglog_close(b2);
+	buf_free(&ack);
+}
+END_TEST
+
 Suite *pglog_suite(void)
 {
 	Suite *s = suite_create("pglog");
@@ -667,6 +810,7 @@ Suite *pglog_suite(void)
 	tcase_add_test(t, test_own_publish_copied_without_reading_back);
 	tcase_add_test(t, test_own_publish_after_another_hosts_delete);
 	tcase_add_test(t, test_follower_copies_from_the_notification);
+	tcase_add_test(t, test_row_let_go_before_the_flush_and_nothing_given_out_before_it);
 	suite_add_tcase(s, t);
 	return s;
 }

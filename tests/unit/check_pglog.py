@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The shared log's unit tests (check_pglog.c) against a PostgreSQL of their
 own: starts a cluster (harness.PostgreSQL), then runs check_comet with
-COMET_TEST_PG set, which runs the pglog suite alone. Under the sanitizer
+COMET_TEST_PG set, which runs the pglog suite alone (COMET_TEST_PG_ADMIN: the
+superuser, for settings of the server). Under the sanitizer
 build the same binary is the sanitized one."""
 
 import os
@@ -20,7 +21,9 @@ def main():
     exe = os.path.join(os.environ.get("COMET_BUILD_DIR", os.getcwd()), "tests", "unit",
                        "check_comet")
     with harness.PostgreSQL(name="unit") as pg:
-        env = dict(os.environ, COMET_TEST_PG=pg.uri(), CK_DEFAULT_TIMEOUT="60")
+        admin = "host=%s port=%d user=%s dbname=comet" % (pg.sockdir, pg.port, pg.SUPERUSER)
+        env = dict(os.environ, COMET_TEST_PG=pg.uri(), COMET_TEST_PG_ADMIN=admin,
+                   CK_DEFAULT_TIMEOUT="60")
         return subprocess.run([exe], env=env).returncode
 
 
