@@ -600,6 +600,23 @@ static int failed(struct pgconn *k, PGresult *r, const char *what, char *err, si
 	return -1;
 }
 
+/* A read saw the state at revision rev, which may hold writes committed
+ * and not yet on disk (another host's, its note still to come): unless rev
+ * is known to be on disk, a transaction committed durably after the read
+ * puts them there before anything read is given out. */
+static int seen_durable(struct pglog *p, struct pgconn *k, int64_t rev, const char *what,
+			char *err, size_t errlen)
+{
+	if (rev <= __atomic_load_n(&p->durable_rev, __ATOMIC_RELAXED))
+		return 0;
+	PGresult *r = PQexec(k->c, "SELECT pg_logical_emit_message(true, 'comet', '')");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		return failed(k, r, what, err, errlen);
+	PQclear(r);
+	durable_at(p, rev);
+	return 0;
+}
+
 /* A write's transaction commits without waiting for the disk, so that the
  * row is held for the write alone, not for the flush too: the next host's
  * write then shares that flush. It is not acknowledged, nor notified, nor
@@ -873,11 +890,13 @@ int pglog_members(struct pglog *p, const char *channel, bool ids, struct buf *ou
 		? "SELECT (SELECT last_id FROM comet_state), coalesce((SELECT json_agg(json_build_object("
 		  "'id', member) ORDER BY member) FROM comet_member WHERE channel = $1), '[]'),"
 		  " (SELECT count(*) FROM comet_member WHERE channel = $1),"
-		  " (SELECT coalesce(sum(subs), 0) FROM comet_presence WHERE channel = $1)"
+		  " (SELECT coalesce(sum(subs), 0) FROM comet_presence WHERE channel = $1),"
+		  " (SELECT rev FROM comet_state)"
 		: "SELECT (SELECT last_id FROM comet_state), coalesce((SELECT json_agg(json_build_object("
 		  "'id', member, 'info', info::json) ORDER BY member) FROM comet_member WHERE"
 		  " channel = $1), '[]'), (SELECT count(*) FROM comet_member WHERE channel = $1),"
-		  " (SELECT coalesce(sum(subs), 0) FROM comet_presence WHERE channel = $1)";
+		  " (SELECT coalesce(sum(subs), 0) FROM comet_presence WHERE channel = $1),"
+		  " (SELECT rev FROM comet_state)";
 	const char *vals[1] = { channel };
 	PGresult *r = PQexecParams(p->w.c, sql, 1, NULL, vals, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
@@ -886,8 +905,10 @@ int pglog_members(struct pglog *p, const char *channel, bool ids, struct buf *ou
 	buf_adds(out, PQgetvalue(r, 0, 1));
 	*count = strtol(PQgetvalue(r, 0, 2), NULL, 10);
 	*subs = strtol(PQgetvalue(r, 0, 3), NULL, 10);
+	int64_t rev = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
 	PQclear(r);
-	return 0;
+	/* last_id is a cursor a subscriber goes on from. */
+	return seen_durable(p, &p->w, rev, "members", err, errlen);
 }
 
 int pglog_presence_channels(struct pglog *p, const char *prefix,
@@ -984,17 +1005,9 @@ int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
 		}
 	}
 	PQclear(r);
-	/* What the read saw may be committed and not yet on disk (another
-	 * host's write, its note still to come): a transaction committed
-	 * durably after the read puts it there before anyone is given it. */
-	if (c->rev > __atomic_load_n(&p->durable_rev, __ATOMIC_RELAXED)) {
-		r = PQexec(k->c, "SELECT pg_logical_emit_message(true, 'comet', '')");
-		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			pglog_changes_free(c);
-			return failed(k, r, "read", err, errlen);
-		}
-		PQclear(r);
-		durable_at(p, c->rev);
+	if (seen_durable(p, k, c->rev, "read", err, errlen) < 0) {
+		pglog_changes_free(c);
+		return -1;
 	}
 	/* Cut short (or the newest were dropped meanwhile: then the next
 	 * read finds nothing and moves to last). */
