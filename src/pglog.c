@@ -622,22 +622,13 @@ static int seen_durable(struct pglog *p, struct pgconn *k, int64_t rev, const ch
  * write then shares that flush. It is not acknowledged, nor notified, nor
  * read by anyone, until the note after it is durable (pglog_append,
  * pglog_changes). */
-#define WRITE_BEGIN "BEGIN", "SET LOCAL synchronous_commit TO off"
+#define WRITE_ASYNC "SET LOCAL synchronous_commit TO off"
 
 int pglog_lock(struct pglog *p, char *err, size_t errlen)
 {
 	if (connect_to(p, &p->w, true, err, errlen) < 0)
 		return -1;
-	static const char *const begin[] = { WRITE_BEGIN };
-	PGresult *r = PQexec(p->w.c, begin[0]);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		return failed(&p->w, r, "lock", err, errlen);
-	PQclear(r);
-	r = PQexec(p->w.c, begin[1]);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		return failed(&p->w, r, "lock", err, errlen);
-	PQclear(r);
-	r = PQexec(p->w.c, "SELECT 1 FROM comet_state FOR UPDATE");
+	PGresult *r = PQexec(p->w.c, "BEGIN; " WRITE_ASYNC "; SELECT 1 FROM comet_state FOR UPDATE");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
 		return failed(&p->w, r, "lock", err, errlen);
 	PQclear(r);
@@ -662,7 +653,7 @@ void pglog_unlock(struct pglog *p)
 static PGresult *write_commit(struct pgconn *k, const char *const *vals, const int *lens,
 			      const int *fmts, char *err, size_t errlen)
 {
-	static const char *const begin[] = { WRITE_BEGIN };
+	static const char *const begin[] = { "BEGIN", WRITE_ASYNC };
 	int first = k->locked ? 2 : 0, n = 4 - first;
 	k->locked = false;
 	bool sent = PQenterPipelineMode(k->c);
