@@ -241,23 +241,25 @@ struct pgconn {
 	int slot_fd;
 	bool listening;
 	bool locked;		/* the writer: in a transaction holding comet_state's row */
+	/* Known to be on disk, as this connection learnt it: every write of
+	 * the log up to this revision (commit records are flushed in order).
+	 * Forgotten with the connection. */
+	char durable_log[40];
+	int64_t durable_rev;
 };
 
 struct pglog {
 	char *uri, *slots_path;
 	struct pgconn w, f;	/* writer, follower */
-	/* The newest revision known to be on disk (every write up to it is:
-	 * commit records are flushed in order). Read and raised by the
-	 * writer's and the follower's threads. */
-	int64_t durable_rev;
 };
 
-static void durable_at(struct pglog *p, int64_t rev)
+static void durable_at(struct pgconn *k, const char *log, int64_t rev)
 {
-	int64_t was = __atomic_load_n(&p->durable_rev, __ATOMIC_RELAXED);
-	while (was < rev && !__atomic_compare_exchange_n(&p->durable_rev, &was, rev, false,
-							 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		;
+	if (strcmp(k->durable_log, log) != 0)
+		snprintf(k->durable_log, sizeof k->durable_log, "%s", log);
+	else if (rev <= k->durable_rev)
+		return;
+	k->durable_rev = rev;
 }
 
 bool pglog_is_uri(const char *db)
@@ -284,6 +286,8 @@ static void drop(struct pgconn *k)
 	k->c = NULL;
 	k->listening = false;
 	k->locked = false;
+	k->durable_log[0] = '\0';
+	k->durable_rev = 0;
 	if (k->slot_fd >= 0)
 		close(k->slot_fd);	/* lets the OFD lock go */
 	k->slot_fd = -1;
@@ -604,16 +608,16 @@ static int failed(struct pgconn *k, PGresult *r, const char *what, char *err, si
  * and not yet on disk (another host's, its note still to come): unless rev
  * is known to be on disk, a transaction committed durably after the read
  * puts them there before anything read is given out. */
-static int seen_durable(struct pglog *p, struct pgconn *k, int64_t rev, const char *what,
+static int seen_durable(struct pgconn *k, const char *log, int64_t rev, const char *what,
 			char *err, size_t errlen)
 {
-	if (rev <= __atomic_load_n(&p->durable_rev, __ATOMIC_RELAXED))
+	if (strcmp(k->durable_log, log) == 0 && rev <= k->durable_rev)
 		return 0;
 	PGresult *r = PQexec(k->c, "SELECT pg_logical_emit_message(true, 'comet', '')");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		return failed(k, r, what, err, errlen);
 	PQclear(r);
-	durable_at(p, rev);
+	durable_at(k, log, rev);
 	return 0;
 }
 
@@ -756,7 +760,7 @@ int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now
 		return failed(&p->w, r, "publish (committed, not known to be on disk)", err,
 			      errlen);
 	PQclear(r);
-	durable_at(p, out->rev);
+	durable_at(&p->w, out->log, out->rev);
 	return 0;
 }
 
@@ -882,12 +886,12 @@ int pglog_members(struct pglog *p, const char *channel, bool ids, struct buf *ou
 		  "'id', member) ORDER BY member) FROM comet_member WHERE channel = $1), '[]'),"
 		  " (SELECT count(*) FROM comet_member WHERE channel = $1),"
 		  " (SELECT coalesce(sum(subs), 0) FROM comet_presence WHERE channel = $1),"
-		  " (SELECT rev FROM comet_state)"
+		  " (SELECT rev FROM comet_state), (SELECT log FROM comet_state)"
 		: "SELECT (SELECT last_id FROM comet_state), coalesce((SELECT json_agg(json_build_object("
 		  "'id', member, 'info', info::json) ORDER BY member) FROM comet_member WHERE"
 		  " channel = $1), '[]'), (SELECT count(*) FROM comet_member WHERE channel = $1),"
 		  " (SELECT coalesce(sum(subs), 0) FROM comet_presence WHERE channel = $1),"
-		  " (SELECT rev FROM comet_state)";
+		  " (SELECT rev FROM comet_state), (SELECT log FROM comet_state)";
 	const char *vals[1] = { channel };
 	PGresult *r = PQexecParams(p->w.c, sql, 1, NULL, vals, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
@@ -897,9 +901,11 @@ int pglog_members(struct pglog *p, const char *channel, bool ids, struct buf *ou
 	*count = strtol(PQgetvalue(r, 0, 2), NULL, 10);
 	*subs = strtol(PQgetvalue(r, 0, 3), NULL, 10);
 	int64_t rev = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
+	char log[40];
+	snprintf(log, sizeof log, "%s", PQgetvalue(r, 0, 5));
 	PQclear(r);
 	/* last_id is a cursor a subscriber goes on from. */
-	return seen_durable(p, &p->w, rev, "members", err, errlen);
+	return seen_durable(&p->w, log, rev, "members", err, errlen);
 }
 
 int pglog_presence_channels(struct pglog *p, const char *prefix,
@@ -996,7 +1002,7 @@ int pglog_changes(struct pglog *p, enum pglog_role role, const char *after_log,
 		}
 	}
 	PQclear(r);
-	if (seen_durable(p, k, c->rev, "read", err, errlen) < 0) {
+	if (seen_durable(k, c->log, c->rev, "read", err, errlen) < 0) {
 		pglog_changes_free(c);
 		return -1;
 	}
@@ -1246,7 +1252,7 @@ int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto,
 	}
 	/* A note is sent by a transaction committed durably after its write. */
 	for (int i = 0; i < ws->n; i++)
-		durable_at(p, ws->w[i].rev);
+		durable_at(k, ws->w[i].log, ws->w[i].rev);
 	*news = any;
 	return 0;
 }
