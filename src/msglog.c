@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "json.h"
 #include "msglog.h"
 #include "pglog.h"
@@ -29,6 +30,12 @@ struct msglog {
 	 * into c, which readers read. */
 	struct pglog *pg;
 	long retain, retain_seconds;
+	/* The follower's: writes notifications carried that came before the
+	 * one the copy needs next (held until gap_until, or until a write
+	 * before them is known to have been announced without its messages),
+	 * and the newest id announced so meanwhile. */
+	struct pglog_writes pending;
+	int64_t gap_until, announced;
 };
 
 const char *msglog_local_path(const char *db, const char *state_dir, char *buf, size_t n)
@@ -71,6 +78,7 @@ void msglog_close(struct msglog *l)
 		return;
 	sqlconn_close(l->c);
 	pglog_close(l->pg);
+	pglog_writes_free(&l->pending);
 	free(l);
 }
 
@@ -335,33 +343,64 @@ bool msglog_shared(const struct msglog *l)
 	return l->pg != NULL;
 }
 
+/* A write's notification may come a moment after a later one's (each is
+ * sent by a transaction of its own, committed in any order): how long the
+ * follower waits for it before reading the writes from PostgreSQL. */
+#define FOLLOW_GAP_MS 20
+
 int msglog_follow(struct msglog *l, int timeout_ms, char *err, size_t errlen)
 {
 	if (!l->pg)
 		return 0;
 	bool news;
-	int64_t upto;
-	struct pglog_writes ws;
-	if (pglog_wait(l->pg, timeout_ms, &news, &upto, &ws, err, errlen) < 0)
-		return MSGLOG_EUNAVAIL;
+	int64_t upto, bare;
+	struct pglog_writes *ws = &l->pending;
+	int64_t now = clock_mono_ms();
+	if (ws->n && l->gap_until - now < timeout_ms)
+		timeout_ms = l->gap_until > now ? (int)(l->gap_until - now) : 0;
+	int rc = pglog_wait(l->pg, timeout_ms, &news, &upto, &bare, ws, err, errlen);
 	/* Without news, the timed safety check: one small query. News of
 	 * commits this host's publishers have copied already, or that the
 	 * notifications carried whole, asks nothing. */
-	if (sqlconn_enter(l->c, true, err, errlen) < 0) {
-		pglog_writes_free(&ws);
+	if (rc < 0 || sqlconn_enter(l->c, true, err, errlen) < 0) {
+		pglog_writes_free(ws);
+		l->gap_until = 0;
 		return MSGLOG_EUNAVAIL;
 	}
-	int applied = 0, rc = 0;
+	int applied = 0;
 	int64_t held = 0;
-	if (ws.n) {
+	bool read = !news || !upto;
+	if (bare > l->announced)
+		l->announced = bare;
+	if (ws->n) {
 		char ignored[256];
-		applied = replica_apply(l->c, &ws, &held, ignored, sizeof ignored);
+		applied = replica_apply(l->c, ws, &held, ignored, sizeof ignored);
 		if (applied < 0)
-			applied = 0;	/* replica_copy reads them */
+			applied = 0, read = true;	/* replica_copy reads them */
+		else
+			pglog_writes_drop(ws, held);
 	}
-	pglog_writes_free(&ws);
-	if (!news || !upto || held < upto)
-		rc = replica_copy(l->c, l->pg, PGLOG_FOLLOWER, news ? upto : 0, err, errlen);
+	if (ws->n && !read) {
+		/* A gap before the first held back: read at once if a write
+		 * in it was announced without its messages, else after a
+		 * moment. */
+		if (!l->gap_until)
+			l->gap_until = clock_mono_ms() + FOLLOW_GAP_MS;
+		read = l->announced >= ws->w[0].rows[0].id - 1 || clock_mono_ms() >= l->gap_until;
+	} else if (!read) {
+		read = held < upto;
+	}
+	rc = 0;
+	if (read) {
+		/* Up to what was announced (nothing to read if the copy holds
+		 * it: this host's publishers copied it); without news, or on a
+		 * DELETE's, everything. */
+		rc = replica_copy(l->c, l->pg, PGLOG_FOLLOWER, news && upto ? upto : 0, err,
+				  errlen);
+		pglog_writes_free(ws);
+	}
+	if (!ws->n)
+		l->gap_until = l->announced = 0;
 	sqlconn_leave(l->c);
 	return rc < 0 ? rc : rc + applied;
 }

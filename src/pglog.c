@@ -1079,7 +1079,8 @@ static char *take_bytes(struct cursor *c, long long n, bool hex)
 }
 
 /* The notification of a write (take_write reads it): the write whole if it
- * is small, else its last id. Small: PostgreSQL's notification queue holds
+ * is small, else the line "last rev log" (a version-7 follower reads the
+ * last id from either). Small: PostgreSQL's notification queue holds
  * everything sent until every listener has read it, and a listener stopped
  * for minutes would fill it 4 times sooner with the 8,000 bytes a
  * notification may carry. */
@@ -1112,7 +1113,7 @@ static void note_of(struct buf *b, const struct msglog_msg *m, int n, int64_t no
 			   a->marks[i].channel);
 	if (n > NOTE_MESSAGES || b->len > NOTE_BYTES) {
 		buf_reset(b);
-		buf_printf(b, "%lld", (long long)last);
+		buf_printf(b, "%lld %lld %s", (long long)last, (long long)a->rev, a->log);
 	}
 }
 
@@ -1174,6 +1175,18 @@ bad:
 	return false;
 }
 
+void pglog_writes_drop(struct pglog_writes *ws, int64_t held)
+{
+	int kept = 0;
+	for (int i = 0; i < ws->n; i++) {
+		if (ws->w[i].last_id <= held)
+			pglog_changes_free(&ws->w[i]);
+		else
+			ws->w[kept++] = ws->w[i];
+	}
+	ws->n = kept;
+}
+
 void pglog_writes_free(struct pglog_writes *ws)
 {
 	for (int i = 0; i < ws->n; i++)
@@ -1185,22 +1198,35 @@ void pglog_writes_free(struct pglog_writes *ws)
 /* Takes the notifications that came: *upto keeps the newest id they name,
  * or goes to 0 for one that names none (a DELETE); the writes they carry
  * whole go to ws, in commit order. */
-static bool take_notifies(PGconn *c, int64_t *upto, struct pglog_writes *ws)
+static bool take_notifies(struct pgconn *k, int64_t *upto, int64_t *bare,
+			  struct pglog_writes *ws)
 {
 	PGnotify *n;
 	bool any = false;
-	while ((n = PQnotifies(c))) {
+	while ((n = PQnotifies(k->c))) {
 		char *end;
 		long long id = strtoll(n->extra, &end, 10);
-		bool named = id > 0 && (!*end || *end == ' ');
+		bool named = id > 0 && (!*end || *end == ' '), whole = false;
 		if (named && *end == ' ') {
 			if (ws->n == ws->cap) {
 				ws->cap = ws->cap ? 2 * ws->cap : 16;
 				ws->w = xrealloc(ws->w, (size_t)ws->cap * sizeof *ws->w);
 			}
-			if (take_write(n->extra, &ws->w[ws->n]))
+			long long rev;
+			char log[40];
+			int len = 0;
+			/* A note is sent by a transaction committed durably after
+			 * its write. */
+			if (take_write(n->extra, &ws->w[ws->n])) {
+				durable_at(k, ws->w[ws->n].log, ws->w[ws->n].rev);
 				ws->n++;
+				whole = true;
+			} else if (sscanf(end, " %lld %39s%n", &rev, log, &len) == 2 && !end[len]) {
+				durable_at(k, log, rev);
+			}
 		}
+		if (named && !whole && id > *bare)
+			*bare = id;
 		/* In revision order: writes' notes commit in any order. */
 		for (int i = ws->n - 1; i > 0 && ws->w[i].rev < ws->w[i - 1].rev; i--) {
 			struct pglog_changes t = ws->w[i];
@@ -1217,12 +1243,12 @@ static bool take_notifies(PGconn *c, int64_t *upto, struct pglog_writes *ws)
 	return any;
 }
 
-int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto,
+int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto, int64_t *bare,
 	       struct pglog_writes *ws, char *err, size_t errlen)
 {
 	*news = false;
 	*upto = 0;
-	memset(ws, 0, sizeof *ws);
+	*bare = 0;
 	struct pgconn *k = &p->f;
 	if (!k->listening) {
 		if (connect_to(p, k, false, err, errlen) < 0)
@@ -1236,7 +1262,7 @@ int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto,
 		return 0;
 	}
 	/* Notifications may have come in with the last query's answer. */
-	bool any = PQconsumeInput(k->c) && take_notifies(k->c, upto, ws);
+	bool any = PQconsumeInput(k->c) && take_notifies(k, upto, bare, ws);
 	if (!any) {
 		struct pollfd pf = { PQsocket(k->c), POLLIN, 0 };
 		if (poll(&pf, 1, timeout_ms) < 0 && errno != EINTR) {
@@ -1248,11 +1274,8 @@ int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto,
 			drop(k);
 			return -1;
 		}
-		any = take_notifies(k->c, upto, ws);
+		any = take_notifies(k, upto, bare, ws);
 	}
-	/* A note is sent by a transaction committed durably after its write. */
-	for (int i = 0; i < ws->n; i++)
-		durable_at(k, ws->w[i].log, ws->w[i].rev);
 	*news = any;
 	return 0;
 }

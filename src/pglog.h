@@ -130,14 +130,19 @@ struct pglog_writes {
 	int n, cap;
 };
 void pglog_writes_free(struct pglog_writes *ws);
+/* Frees the writes a copy that holds every id up to held has. */
+void pglog_writes_drop(struct pglog_writes *ws, int64_t held);
 
 /* The follower's connection: LISTENs, then waits up to timeout_ms for a
  * notification; *news tells whether one came (or the connection is new,
  * when anything may have been missed), and *upto the newest id they name
  * (a publish's commit names its last id): a copy that holds it has all they
- * announce, marks included. 0: not known. *ws gets the writes they carried
- * whole (free it with pglog_writes_free). Returns 0 or -1. */
-int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto,
+ * announce, marks included. 0: not known. The writes they carried whole
+ * are added to *ws (which the caller empties first, and frees with
+ * pglog_writes_free), in revision order; *bare gets the newest id named
+ * by a notification that did not carry its write (0: none). Returns 0 or
+ * -1. */
+int pglog_wait(struct pglog *p, int timeout_ms, bool *news, int64_t *upto, int64_t *bare,
 	       struct pglog_writes *ws, char *err, size_t errlen);
 
 #endif
