@@ -392,11 +392,14 @@ int msglog_follow(struct msglog *l, int timeout_ms, char *err, size_t errlen)
 	}
 	rc = 0;
 	if (read) {
-		/* Up to what was announced (nothing to read if the copy holds
-		 * it: this host's publishers copied it); without news, or on a
-		 * DELETE's, everything. */
-		rc = replica_copy(l->c, l->pg, PGLOG_FOLLOWER, news && upto ? upto : 0, err,
-				  errlen);
+		/* Up to what was announced and held back (nothing to read if
+		 * the copy holds it: this host's publishers copied it);
+		 * without news, or on a DELETE's, everything. */
+		int64_t target = news && upto ? upto : 0;
+		for (int i = 0; i < ws->n && target; i++)
+			if (ws->w[i].last_id > target)
+				target = ws->w[i].last_id;
+		rc = replica_copy(l->c, l->pg, PGLOG_FOLLOWER, target, err, errlen);
 		pglog_writes_free(ws);
 	}
 	if (!ws->n)
