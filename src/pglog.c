@@ -86,7 +86,7 @@ static const char schema[] =
 	" RETURNS TABLE(o_first bigint, o_rev bigint, o_log text, o_ch text, o_id bigint)"
 	" LANGUAGE plpgsql AS $f$\n"
 	"DECLARE many int := cardinality(ch); top bigint; r bigint; lg text; c text; k bigint;"
-	" cut bigint; lo bigint; mc text[] := '{}'; mi bigint[] := '{}'; j int;\n"
+	" cut bigint; lo bigint; mc text[] := '{}'; mi bigint[] := '{}'; j int; mt text := '';\n"
 	"BEGIN\n"
 	" UPDATE comet_state SET last_id = last_id + many, rev = rev + 1"
 	"  RETURNING last_id, rev, log INTO top, r, lg;\n"
@@ -123,6 +123,14 @@ static const char schema[] =
 	"  DELETE FROM comet_msg WHERE id <= cut;\n"
 	"  DELETE FROM comet_chan WHERE n <= 0;\n"
 	" END IF;\n"
+	/* What note_sql sends, but for the messages (which the caller has):
+	 * the head of the notification, its marks, and the short form. */
+	" FOR j IN 1 .. cardinality(mc) LOOP\n"
+	"  mt := mt || octet_length(mc[j]) || ' ' || mi[j] || E'\\n' || mc[j];\n"
+	" END LOOP;\n"
+	" PERFORM set_config('comet.note', top || ' ' || r || ' ' || lg || ' ' || now_ms || ' '"
+	"  || many || ' ' || cardinality(mc) || E'\\n\\t' || mt || E'\\t' || top || ' ' || r || ' '"
+	"  || lg, false);\n"
 	" o_first := top - many + 1;\n"
 	" o_rev := r;\n"
 	" o_log := lg;\n"
@@ -448,9 +456,17 @@ static const Oid publish_types[7] = { 1009, 1009, 1001, 1009, 20, 20, 20 };
  * a record in the WAL (a transactional logical message, which any role may
  * write) without which PostgreSQL would commit it without waiting for the
  * disk (or a synchronous standby) either. Its commit record comes after
- * the write's, so when it returns the write is on disk too. */
+ * the write's, so when it returns the write is on disk too. The
+ * notification (note_of) is the head and marks comet_write left in
+ * comet.note around the messages ($1, NULL: too many), or its short form
+ * when too big. */
+#define NOTE_MESSAGES 100
+#define NOTE_BYTES 2000
 static const char note_sql[] =
-	"SELECT pg_notify('comet', $1), pg_logical_emit_message(true, 'comet', '')";
+	"SELECT pg_notify('comet', CASE WHEN octet_length(w) <= " STR(NOTE_BYTES) " THEN w"
+	"  ELSE split_part(s, E'\\t', 3) END), pg_logical_emit_message(true, 'comet', '')"
+	" FROM current_setting('comet.note') AS s,"
+	" LATERAL (SELECT split_part(s, E'\\t', 1) || $1 || split_part(s, E'\\t', 2) AS w) x";
 static const Oid note_types[1] = { 25 };
 
 /* Everything a copy needs after ($1 id, $2 rev) of log $3, in one statement
@@ -553,8 +569,7 @@ static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err
 }
 
 static char *copy_value(const PGresult *r, int row, int col, size_t *len);
-static void note_of(struct buf *b, const struct msglog_msg *m, int n, int64_t now_ms,
-		    const struct pglog_appended *a);
+static bool note_of(struct buf *b, const struct msglog_msg *m, int n);
 
 /* A one-dimensional binary array of text (OID 25) or bytea (17). */
 static void array_of(struct buf *b, unsigned oid, const struct msglog_msg *m, int n, int field)
@@ -651,20 +666,23 @@ void pglog_unlock(struct pglog *p)
 	PQclear(r);
 }
 
-/* The write and its COMMIT in one round trip (begun here too unless
- * pglog_lock began it). Returns the write's rows, or NULL (err filled, the
- * connection dropped) unless the COMMIT's own answer says it committed. */
+/* The write, its COMMIT and its note (note_sql, with the messages of its
+ * notification or NULL) in one round trip, begun here too unless
+ * pglog_lock began it. Returns the write's rows, or NULL (err filled, the
+ * connection dropped) unless the COMMIT's own answer says it committed and
+ * the note's transaction (committed at the sync) has returned. */
 static PGresult *write_commit(struct pgconn *k, const char *const *vals, const int *lens,
-			      const int *fmts, char *err, size_t errlen)
+			      const int *fmts, const char *note, char *err, size_t errlen)
 {
 	static const char *const begin[] = { "BEGIN", WRITE_ASYNC };
-	int first = k->locked ? 2 : 0, n = 4 - first;
+	int first = k->locked ? 2 : 0, n = 5 - first;
 	k->locked = false;
 	bool sent = PQenterPipelineMode(k->c);
 	for (int i = first; i < 2 && sent; i++)
 		sent = PQsendQueryParams(k->c, begin[i], 0, NULL, NULL, NULL, NULL, 0);
 	if (!sent || !PQsendQueryPrepared(k->c, "comet_write", 7, vals, lens, fmts, 1) ||
 	    !PQsendQueryParams(k->c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
+	    !PQsendQueryPrepared(k->c, "comet_note", 1, &note, NULL, NULL, 0) ||
 	    !PQpipelineSync(k->c)) {
 		failed(k, NULL, "publish", err, errlen);
 		return NULL;
@@ -675,10 +693,10 @@ static PGresult *write_commit(struct pgconn *k, const char *const *vals, const i
 	bool ok = true;
 	for (int i = 0; i < n; i++) {
 		r = PQgetResult(k->c);
-		bool write = i == n - 2, last = i == n - 1;
-		bool good = write ? PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1 :
+		bool write = i == n - 3, commit = i == n - 2, rows = write || i == n - 1;
+		bool good = rows ? PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1 :
 			PQresultStatus(r) == PGRES_COMMAND_OK &&
-			(!last || strcmp(PQcmdStatus(r), "COMMIT") == 0);
+			(!commit || strcmp(PQcmdStatus(r), "COMMIT") == 0);
 		if (!good && ok) {
 			ok = false;
 			why = r;
@@ -691,18 +709,19 @@ static PGresult *write_commit(struct pgconn *k, const char *const *vals, const i
 			while ((r = PQgetResult(k->c)))
 				PQclear(r);
 	}
-	if (!ok) {
+	/* The note's transaction commits at the sync: only then is it (and
+	 * the write before it) on disk. */
+	r = ok ? PQgetResult(k->c) : NULL;
+	bool synced = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+	if (ok && !synced) {
+		ok = false;
+		why = r;
+	} else {
+		PQclear(r);
+	}
+	if (!ok || !PQexitPipelineMode(k->c)) {
 		pq_error(k->c, why, "publish", err, errlen);
 		PQclear(why);
-		PQclear(out);
-		drop(k);
-		return NULL;
-	}
-	r = PQgetResult(k->c);	/* the sync */
-	bool synced = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-	PQclear(r);
-	if (!synced || !PQexitPipelineMode(k->c)) {
-		snprintf(err, errlen, "publish: the server's answer ended early");
 		PQclear(out);
 		drop(k);
 		return NULL;
@@ -716,7 +735,7 @@ int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now
 	memset(out, 0, sizeof *out);
 	if (!p->w.locked && connect_to(p, &p->w, true, err, errlen) < 0)
 		return -1;
-	struct buf a[4] = { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT };
+	struct buf a[5] = { BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT };
 	array_of(&a[0], 25, m, n, 0);
 	array_of(&a[1], 25, m, n, 1);
 	array_of(&a[2], 17, m, n, 2);
@@ -728,8 +747,9 @@ int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now
 	const char *vals[7] = { a[0].p, a[1].p, a[2].p, a[3].p, now, k, ks };
 	int lens[7] = { (int)a[0].len, (int)a[1].len, (int)a[2].len, (int)a[3].len, 0, 0, 0 };
 	int fmts[7] = { 1, 1, 1, 1, 0, 0, 0 };
-	PGresult *r = write_commit(&p->w, vals, lens, fmts, err, errlen);
-	for (int i = 0; i < 4; i++)
+	const char *note = note_of(&a[4], m, n) ? buf_str(&a[4]) : NULL;
+	PGresult *r = write_commit(&p->w, vals, lens, fmts, note, err, errlen);
+	for (int i = 0; i < 5; i++)
 		buf_free(&a[i]);
 	if (!r)
 		return -1;
@@ -746,19 +766,6 @@ int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now
 		mk->channel = copy_value(r, i, 3, NULL);
 		mk->id = be64(PQgetvalue(r, i, 4));
 	}
-	PQclear(r);
-	/* Committed, and readable by the other hosts' writes (which only take
-	 * the next id after it), but neither acknowledged nor told of until
-	 * the note is on disk. A failure here leaves the write unacknowledged
-	 * though it may well be kept: as when a COMMIT's answer is lost. */
-	struct buf note = BUF_INIT;
-	note_of(&note, m, n, now_ms, out);
-	const char *nv[1] = { buf_str(&note) };
-	r = PQexecPrepared(p->w.c, "comet_note", 1, nv, NULL, NULL, 0);
-	buf_free(&note);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		return failed(&p->w, r, "publish (committed, not known to be on disk)", err,
-			      errlen);
 	PQclear(r);
 	durable_at(&p->w, out->log, out->rev);
 	return 0;
@@ -1078,23 +1085,17 @@ static char *take_bytes(struct cursor *c, long long n, bool hex)
 	return s;
 }
 
-/* The notification of a write (take_write reads it): the write whole if it
- * is small, else the line "last rev log" (a version-7 follower reads the
- * last id from either). Small: PostgreSQL's notification queue holds
- * everything sent until every listener has read it, and a listener stopped
- * for minutes would fill it 4 times sooner with the 8,000 bytes a
- * notification may carry. */
-#define NOTE_MESSAGES 100
-#define NOTE_BYTES 2000
-
-static void note_of(struct buf *b, const struct msglog_msg *m, int n, int64_t now_ms,
-		    const struct pglog_appended *a)
+/* The notification of a write (take_write reads it; note_sql puts it
+ * together): the write whole if it is small, else the line "last rev log"
+ * (a version-7 follower reads the last id from either). Small:
+ * PostgreSQL's notification queue holds everything sent until every
+ * listener has read it, and a listener stopped for minutes would fill it 4
+ * times sooner with the 8,000 bytes a notification may carry. Here the
+ * messages; false if there are too many. */
+static bool note_of(struct buf *b, const struct msglog_msg *m, int n)
 {
 	static const char hex[] = "0123456789abcdef";
-	int64_t last = a->first + n - 1;
 	buf_reset(b);
-	buf_printf(b, "%lld %lld %s %lld %d %d\n", (long long)last, (long long)a->rev, a->log,
-		   (long long)now_ms, n, a->nmarks);
 	for (int i = 0; i < n && i < NOTE_MESSAGES && b->len <= NOTE_BYTES; i++) {
 		buf_printf(b, "%zu %zu %zu %ld\n", strlen(m[i].channel), strlen(m[i].type), m[i].len,
 			   m[i].origin ? (long)strlen(m[i].origin) : -1L);
@@ -1108,13 +1109,7 @@ static void note_of(struct buf *b, const struct msglog_msg *m, int n, int64_t no
 		if (m[i].origin)
 			buf_adds(b, m[i].origin);
 	}
-	for (int i = 0; i < a->nmarks && b->len <= NOTE_BYTES; i++)
-		buf_printf(b, "%zu %lld\n%s", strlen(a->marks[i].channel), (long long)a->marks[i].id,
-			   a->marks[i].channel);
-	if (n > NOTE_MESSAGES || b->len > NOTE_BYTES) {
-		buf_reset(b);
-		buf_printf(b, "%lld %lld %s", (long long)last, (long long)a->rev, a->log);
-	}
+	return n <= NOTE_MESSAGES && b->len <= NOTE_BYTES;
 }
 
 /* A write a notification carries whole (note_of): the line "last rev
