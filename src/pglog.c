@@ -619,6 +619,36 @@ static int failed(struct pgconn *k, PGresult *r, const char *what, char *err, si
 	return -1;
 }
 
+/* How long a publish waits for its answer: the statements' own bound
+ * (statement_timeout) does not cover a commit waiting for a synchronous
+ * standby, which waits as long as the standby is away. */
+#define ANSWER_WAIT_MS 6000
+
+/* Waits until libpq has a result for k without blocking, or gives up at
+ * deadline: then the server is asked to cancel (a commit waiting for a
+ * standby stops waiting: committed on the primary, not acknowledged here)
+ * and false is returned. */
+static bool answer_by(struct pgconn *k, int64_t deadline)
+{
+	while (PQisBusy(k->c)) {
+		int64_t left = deadline - clock_mono_ms();
+		struct pollfd pf = { PQsocket(k->c), POLLIN, 0 };
+		if (left <= 0) {
+			PGcancel *cn = PQgetCancel(k->c);
+			char ignored[256];
+			if (cn)
+				PQcancel(cn, ignored, sizeof ignored);
+			PQfreeCancel(cn);
+			return false;
+		}
+		if (poll(&pf, 1, (int)left) < 0 && errno != EINTR)
+			return true;	/* PQgetResult then says what failed */
+		if (!PQconsumeInput(k->c))
+			return true;
+	}
+	return true;
+}
+
 /* A read saw the state at revision rev, which may hold writes committed
  * and not yet on disk (another host's, its note still to come): unless rev
  * is known to be on disk, a transaction committed durably after the read
@@ -628,7 +658,25 @@ static int seen_durable(struct pgconn *k, const char *log, int64_t rev, const ch
 {
 	if (strcmp(k->durable_log, log) == 0 && rev <= k->durable_rev)
 		return 0;
-	PGresult *r = PQexec(k->c, "SELECT pg_logical_emit_message(true, 'comet', '')");
+	if (!PQsendQuery(k->c, "SELECT pg_logical_emit_message(true, 'comet', '')"))
+		return failed(k, NULL, what, err, errlen);
+	/* Its row comes before its commit; the end of its results after. */
+	PGresult *r = NULL, *next;
+	for (int64_t deadline = clock_mono_ms() + ANSWER_WAIT_MS;;) {
+		if (!answer_by(k, deadline)) {
+			PQclear(r);
+			drop(k);
+			snprintf(err, errlen, "%s: not known to be on disk within %d ms (a commit "
+				 "waiting for a synchronous standby?)", what, ANSWER_WAIT_MS);
+			return -1;
+		}
+		if (!(next = PQgetResult(k->c)))
+			break;
+		if (r)
+			PQclear(next);
+		else
+			r = next;
+	}
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		return failed(k, r, what, err, errlen);
 	PQclear(r);
@@ -691,7 +739,15 @@ static PGresult *write_commit(struct pgconn *k, const char *const *vals, const i
 	 * why (NULL: the connection's). */
 	PGresult *out = NULL, *why = NULL, *r;
 	bool ok = true;
+	int64_t deadline = clock_mono_ms() + ANSWER_WAIT_MS;
 	for (int i = 0; i < n; i++) {
+		if (!answer_by(k, deadline)) {
+			PQclear(out);
+			drop(k);
+			snprintf(err, errlen, "publish: no answer within %d ms (a commit waiting for "
+				 "a synchronous standby?)", ANSWER_WAIT_MS);
+			return NULL;
+		}
 		r = PQgetResult(k->c);
 		bool write = i == n - 3, commit = i == n - 2, rows = write || i == n - 1;
 		bool good = rows ? PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1 :
@@ -711,6 +767,13 @@ static PGresult *write_commit(struct pgconn *k, const char *const *vals, const i
 	}
 	/* The note's transaction commits at the sync: only then is it (and
 	 * the write before it) on disk. */
+	if (ok && !answer_by(k, deadline)) {
+		PQclear(out);
+		drop(k);
+		snprintf(err, errlen, "publish: not known to be on disk within %d ms (a commit "
+			 "waiting for a synchronous standby?)", ANSWER_WAIT_MS);
+		return NULL;
+	}
 	r = ok ? PQgetResult(k->c) : NULL;
 	bool synced = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
 	if (ok && !synced) {

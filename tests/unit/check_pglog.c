@@ -30,7 +30,13 @@ static void setup(void)
 {
 	uri = getenv("COMET_TEST_PG");
 	ck_assert_msg(uri != NULL, "COMET_TEST_PG is not set");
-	PGconn *c = PQconnectdb(uri);
+	/* What a failed test may have left, first: commits that wait for a
+	 * standby (and hold what the tables' drop would wait for). */
+	PGconn *c = admin();
+	admin_exec(c, "ALTER SYSTEM RESET synchronous_standby_names");
+	admin_exec(c, "SELECT pg_reload_conf()");
+	PQfinish(c);
+	c = PQconnectdb(uri);
 	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
 	PGresult *r = PQexec(c, "SET client_min_messages = warning; "
 			     "DROP TABLE IF EXISTS comet_state, comet_msg, comet_chan, "
@@ -38,11 +44,6 @@ static void setup(void)
 			     "comet_write, comet_delete");
 	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
 	PQclear(r);
-	PQfinish(c);
-	/* What a failed test may have left: commits that wait for a standby. */
-	c = admin();
-	admin_exec(c, "ALTER SYSTEM RESET synchronous_standby_names");
-	admin_exec(c, "SELECT pg_reload_conf()");
 	PQfinish(c);
 	host_a = test_tmpdir();
 	host_b = test_tmpdir();
@@ -788,6 +789,38 @@ static void *follow_waiting(void *arg)
 	return NULL;
 }
 
+/* A commit that waits for a synchronous standby waits as long as the
+ * standby is away, beyond any statement timeout: the publish is refused
+ * after a bound (as one that waited for the row is), and its server
+ * process is told to stop waiting rather than left behind. */
+START_TEST(test_publish_waiting_for_a_standby_refused_in_time)
+{
+	struct msglog *a = open_on(host_a);
+	struct buf ack = BUF_INIT;
+	int64_t one = add(a, "w", "one", &ack);
+	PGconn *su = admin();
+	standby_required(su, true);
+	struct msglog_msg m = { "w", "text/plain", "two", 3, NULL };
+	int64_t id;
+	char err[256];
+	int64_t t0 = clock_mono_ms();
+	ck_assert_int_eq(msglog_append(a, &m, 1, clock_wall_ms(), &id, &ack, NULL, err,
+				       sizeof err), MSGLOG_EUNAVAIL);
+	int64_t took = clock_mono_ms() - t0;
+	ck_assert_msg(took >= 5900 && took < 9000, "refused after %lld ms", (long long)took);
+	ck_assert_msg(strstr(err, "synchronous standby") != NULL, "%s", err);
+	/* Only the probe of standby_required still waits. */
+	for (int64_t until = clock_mono_ms() + 5000; waiting_for_standby(su) > 1;)
+		ck_assert_msg(clock_mono_ms() < until, "the publish's server process still waits");
+	standby_required(su, false);
+	/* Refused, yet committed on the primary: its id is taken. */
+	ck_assert_int_eq(add(a, "w", "three", &ack), one + 2);
+	PQfinish(su);
+	msglog_close(a);
+	buf_free(&ack);
+}
+END_TEST
+
 /* A publish holds comet_state's row for its write, not while its commit
  * waits for the disk (or a synchronous standby): another host writes
  * meanwhile. And until that wait is over no host gives the write out: it
@@ -865,6 +898,7 @@ Suite *pglog_suite(void)
 	tcase_add_test(t, test_own_publish_after_another_hosts_delete);
 	tcase_add_test(t, test_follower_copies_from_the_notification);
 	tcase_add_test(t, test_notifications_out_of_order_applied_without_reading);
+	tcase_add_test(t, test_publish_waiting_for_a_standby_refused_in_time);
 	tcase_add_test(t, test_row_let_go_before_the_flush_and_nothing_given_out_before_it);
 	suite_add_tcase(s, t);
 	return s;
