@@ -359,7 +359,8 @@ END_TEST
 
 /* A host opens at most PGLOG_SLOTS writer connections: one more waits for
  * a slot, then fails naming the bound; an idle one lets its slot go. */
-/* A publish of its own thread, which may wait for a writer slot. */
+/* A publish of its own thread, which may wait for a writer slot (or its
+ * commit for a standby). */
 struct waiting {
 	struct msglog *l;
 	int rc;
@@ -774,16 +775,10 @@ static void standby_required(PGconn *c, bool on)
 	}
 }
 
-struct following {
-	struct msglog *l;
-	int rc;
-	bool done;
-	char err[256];
-};
-
+/* A follow of its own thread (struct waiting, as append_waiting's). */
 static void *follow_waiting(void *arg)
 {
-	struct following *f = arg;
+	struct waiting *f = arg;
 	f->rc = msglog_follow(f->l, 0, f->err, sizeof f->err);
 	__atomic_store_n(&f->done, true, __ATOMIC_SEQ_CST);
 	return NULL;
@@ -852,7 +847,7 @@ START_TEST(test_row_let_go_before_the_flush_and_nothing_given_out_before_it)
 	ck_assert(!__atomic_load_n(&wt.done, __ATOMIC_SEQ_CST));
 	/* b's follower looks (no notification came): it waits as well, and
 	 * its copy does not hold the write. */
-	struct following fw = { .l = b };
+	struct waiting fw = { .l = b };
 	ck_assert_int_eq(pthread_create(&tf, NULL, follow_waiting, &fw), 0);
 	for (int64_t until = clock_mono_ms() + 10000;
 	     waiting_for_standby(su) < 3 && !__atomic_load_n(&fw.done, __ATOMIC_SEQ_CST);)
