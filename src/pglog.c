@@ -695,7 +695,8 @@ int pglog_lock(struct pglog *p, char *err, size_t errlen)
 {
 	if (connect_to(p, &p->w, true, err, errlen) < 0)
 		return -1;
-	PGresult *r = PQexec(p->w.c, "BEGIN; " WRITE_ASYNC "; SELECT 1 FROM comet_state FOR UPDATE");
+	PGresult *r = PQexec(p->w.c, "BEGIN; " WRITE_ASYNC "; "
+			     "SELECT 1 FROM comet_state FOR UPDATE");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
 		return failed(&p->w, r, "lock", err, errlen);
 	PQclear(r);
@@ -744,8 +745,8 @@ static PGresult *write_commit(struct pgconn *k, const char *const *vals, const i
 		if (!answer_by(k, deadline)) {
 			PQclear(out);
 			drop(k);
-			snprintf(err, errlen, "publish: no answer within %d ms (a commit waiting for "
-				 "a synchronous standby?)", ANSWER_WAIT_MS);
+			snprintf(err, errlen, "publish: no answer within %d ms (a commit "
+				 "waiting for a synchronous standby?)", ANSWER_WAIT_MS);
 			return NULL;
 		}
 		r = PQgetResult(k->c);
