@@ -254,6 +254,8 @@ struct pgconn {
 	 * Forgotten with the connection. */
 	char durable_log[40];
 	int64_t durable_rev;
+	bool warned;		/* the server sent a WARNING (noticed) */
+	bool told;		/* a notification sent, its answer not read yet */
 };
 
 struct pglog {
@@ -296,6 +298,7 @@ static void drop(struct pgconn *k)
 	k->locked = false;
 	k->durable_log[0] = '\0';
 	k->durable_rev = 0;
+	k->told = false;
 	if (k->slot_fd >= 0)
 		close(k->slot_fd);	/* lets the OFD lock go */
 	k->slot_fd = -1;
@@ -452,19 +455,26 @@ static const char publish_sql[] =
 	"SELECT o_first, o_rev, o_log, o_ch, o_id FROM comet_write($1, $2, $3, $4, $5, $6, $7)";
 static const Oid publish_types[7] = { 1009, 1009, 1001, 1009, 20, 20, 20 };
 
-/* The transaction after a write, committed durably: its notification, and
- * a record in the WAL (a transactional logical message, which any role may
- * write) without which PostgreSQL would commit it without waiting for the
- * disk (or a synchronous standby) either. Its commit record comes after
- * the write's, so when it returns the write is on disk too. The
- * notification (note_of) is the head and marks comet_write left in
+/* The transaction after a write (or a read), committed durably: a record
+ * in the WAL (a transactional logical message, which any role may write)
+ * without which PostgreSQL would commit it without waiting for the disk (or
+ * a synchronous standby). Its commit record comes after the write's (or
+ * after those of the writes the read saw), so when it returns they are on
+ * disk too, unless the server said WARNING: a wait for the standby
+ * cancelled, the commit made on the primary only. */
+static const char flush_sql[] = "SELECT pg_logical_emit_message(true, 'comet', '')";
+
+/* The notification of a write, sent once the flush after it has returned
+ * (never with it: a cancelled wait for the standby would still deliver
+ * it). It writes nothing to the WAL, so its commit does not wait for the
+ * disk. The text (note_of) is the head and marks comet_write left in
  * comet.note around the messages ($1, NULL: too many), or its short form
  * when too big. */
 #define NOTE_MESSAGES 100
 #define NOTE_BYTES 2000
 static const char note_sql[] =
 	"SELECT pg_notify('comet', CASE WHEN octet_length(w) <= " STR(NOTE_BYTES) " THEN w"
-	"  ELSE split_part(s, E'\\t', 3) END), pg_logical_emit_message(true, 'comet', '')"
+	"  ELSE split_part(s, E'\\t', 3) END)"
 	" FROM current_setting('comet.note') AS s,"
 	" LATERAL (SELECT split_part(s, E'\\t', 1) || $1 || split_part(s, E'\\t', 2) AS w) x";
 static const Oid note_types[1] = { 25 };
@@ -505,9 +515,44 @@ static int prepare(PGconn *c, const char *name, const char *sql, int n, const Oi
 
 /* libpq prints the server's notices (and its FATAL at a shutdown) on
  * stderr, the web server's error log: what matters reaches the caller as
- * an error instead. */
-static void quiet(void *arg, const char *message)
+ * an error instead. A WARNING is remembered (the only one a flush gets is
+ * that its wait for the standby was cancelled). */
+static void noticed(void *arg, const PGresult *r)
 {
+	struct pgconn *k = arg;
+	const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	if (sev && strcmp(sev, "WARNING") == 0)
+		k->warned = true;
+}
+
+static bool answer_by(struct pgconn *k, int64_t deadline);
+
+/* The answer to the last notification sent (note_sql), read before the
+ * connection is used again; false if it failed (the connection is then
+ * made anew: the other hosts learn of the write at the next one, or at
+ * their safety check). */
+static bool settle(struct pgconn *k)
+{
+	if (!k->told)
+		return true;
+	k->told = false;
+	bool ok = answer_by(k, clock_mono_ms() + 1000);
+	PGresult *r;
+	while (ok && (r = PQgetResult(k->c))) {
+		ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+		PQclear(r);
+	}
+	return ok;
+}
+
+static void forget(struct pgconn *k)
+{
+	PQfinish(k->c);
+	k->c = NULL;
+	k->listening = false;
+	k->locked = k->told = false;
+	k->durable_log[0] = '\0';
+	k->durable_rev = 0;
 }
 
 /* Connects k if it is not (and claims a slot first, for the writer). A
@@ -521,18 +566,15 @@ static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err
 	 * anything to read while idle is made anew, so that a publish is not
 	 * sent into it and refused. (The follower's connection is read by
 	 * pglog_wait, which finds its end.) */
+	if (k->c && !settle(k))
+		forget(k);
 	struct pollfd pf = { k->c ? PQsocket(k->c) : -1, POLLIN, 0 };
-	if (slotted && k->c && pf.fd >= 0 && poll(&pf, 1, 0) > 0) {
-		PQfinish(k->c);
-		k->c = NULL;
-	}
+	if (slotted && k->c && pf.fd >= 0 && poll(&pf, 1, 0) > 0)
+		forget(k);
 	if (k->c && PQstatus(k->c) == CONNECTION_OK)
 		return 0;
-	if (k->c) {
-		PQfinish(k->c);
-		k->c = NULL;
-		k->listening = false;
-	}
+	if (k->c)
+		forget(k);
 	if (slotted && k->slot < 0 && take_slot(p, k, err, errlen) < 0)
 		return -1;
 	/* Defaults the URI may override (keywords before dbname): bounded
@@ -546,7 +588,7 @@ static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err
 			       NULL };
 	k->c = PQconnectdbParams(keys, vals, 1);
 	if (k->c)
-		PQsetNoticeProcessor(k->c, quiet, NULL);
+		PQsetNoticeReceiver(k->c, noticed, k);
 	if (PQstatus(k->c) != CONNECTION_OK) {
 		pq_error(k->c, NULL, "connect", err, errlen);
 		drop(k);
@@ -555,12 +597,19 @@ static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err
 	/* A writer holding comet_state's row between pglog_lock and its
 	 * publish (a stopped or starved process) would stall every host:
 	 * PostgreSQL ends such a session after a second. */
+	/* A publish is acknowledged once a commit after it has waited for the
+	 * disk: a role or database with synchronous_commit off would make
+	 * that wait nothing. */
 	if (exec_ok(k->c, "SET statement_timeout = 5000", "connect", err, errlen) < 0 ||
+	    exec_ok(k->c, "SELECT set_config('synchronous_commit', 'on', false)"
+		    " WHERE current_setting('synchronous_commit') = 'off'", "connect", err,
+		    errlen) < 0 ||
 	    (slotted && exec_ok(k->c, "SET idle_in_transaction_session_timeout = 1000",
 				"connect", err, errlen) < 0) ||
 	    ensure_schema(k->c, err, errlen) < 0 ||
 	    prepare(k->c, "comet_write", publish_sql, 7, publish_types, err, errlen) < 0 ||
 	    prepare(k->c, "comet_note", note_sql, 1, note_types, err, errlen) < 0 ||
+	    prepare(k->c, "comet_flush", flush_sql, 0, NULL, err, errlen) < 0 ||
 	    prepare(k->c, "comet_changes", changes_sql, 4, changes_types, err, errlen) < 0) {
 		drop(k);
 		return -1;
@@ -642,9 +691,9 @@ static bool answer_by(struct pgconn *k, int64_t deadline)
 			return false;
 		}
 		if (poll(&pf, 1, (int)left) < 0 && errno != EINTR)
+			deadline = 0;	/* cancelled and given up at once */
+		else if (!PQconsumeInput(k->c))
 			return true;	/* PQgetResult then says what failed */
-		if (!PQconsumeInput(k->c))
-			return true;
 	}
 	return true;
 }
@@ -658,7 +707,8 @@ static int seen_durable(struct pgconn *k, const char *log, int64_t rev, const ch
 {
 	if (strcmp(k->durable_log, log) == 0 && rev <= k->durable_rev)
 		return 0;
-	if (!PQsendQuery(k->c, "SELECT pg_logical_emit_message(true, 'comet', '')"))
+	k->warned = false;
+	if (!PQsendQueryPrepared(k->c, "comet_flush", 0, NULL, NULL, NULL, 0))
 		return failed(k, NULL, what, err, errlen);
 	/* Its row comes before its commit; the end of its results after. */
 	PGresult *r = NULL, *next;
@@ -680,6 +730,12 @@ static int seen_durable(struct pgconn *k, const char *log, int64_t rev, const ch
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		return failed(k, r, what, err, errlen);
 	PQclear(r);
+	if (k->warned) {
+		drop(k);
+		snprintf(err, errlen, "%s: not known to be on disk (the server cancelled its wait "
+			 "for a synchronous standby)", what);
+		return -1;
+	}
 	durable_at(k, log, rev);
 	return 0;
 }
@@ -715,82 +771,83 @@ void pglog_unlock(struct pglog *p)
 	PQclear(r);
 }
 
-/* The write, its COMMIT and its note (note_sql, with the messages of its
- * notification or NULL) in one round trip, begun here too unless
- * pglog_lock began it. Returns the write's rows, or NULL (err filled, the
- * connection dropped) unless the COMMIT's own answer says it committed and
- * the note's transaction (committed at the sync) has returned. */
+/* The write, its COMMIT and the flush after it (flush_sql) in one round
+ * trip, begun here too unless pglog_lock began it; then its notification
+ * (note_sql, with the messages or NULL), whose answer settle reads later.
+ * Returns the write's rows, or NULL (err filled, the connection dropped)
+ * unless the COMMIT's own answer says it committed and the flush's
+ * transaction (committed at the sync) has returned without a WARNING. */
 static PGresult *write_commit(struct pgconn *k, const char *const *vals, const int *lens,
 			      const int *fmts, const char *note, char *err, size_t errlen)
 {
 	static const char *const begin[] = { "BEGIN", WRITE_ASYNC };
 	int first = k->locked ? 2 : 0, n = 5 - first;
 	k->locked = false;
+	k->warned = false;
 	bool sent = PQenterPipelineMode(k->c);
 	for (int i = first; i < 2 && sent; i++)
 		sent = PQsendQueryParams(k->c, begin[i], 0, NULL, NULL, NULL, NULL, 0);
 	if (!sent || !PQsendQueryPrepared(k->c, "comet_write", 7, vals, lens, fmts, 1) ||
 	    !PQsendQueryParams(k->c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) ||
-	    !PQsendQueryPrepared(k->c, "comet_note", 1, &note, NULL, NULL, 0) ||
+	    !PQsendQueryPrepared(k->c, "comet_flush", 0, NULL, NULL, NULL, 0) ||
 	    !PQpipelineSync(k->c)) {
 		failed(k, NULL, "publish", err, errlen);
 		return NULL;
 	}
 	/* Each statement's results end with NULL; the first failure says
-	 * why (NULL: the connection's). */
+	 * why (NULL: the connection's). The flush's transaction commits at
+	 * the sync: only then is it (and the write before it) on disk. */
 	PGresult *out = NULL, *why = NULL, *r;
-	bool ok = true;
+	bool ok = true, late = false;
 	int64_t deadline = clock_mono_ms() + ANSWER_WAIT_MS;
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i <= n && ok; i++) {
 		if (!answer_by(k, deadline)) {
-			PQclear(out);
-			drop(k);
-			snprintf(err, errlen, "publish: no answer within %d ms (a commit "
-				 "waiting for a synchronous standby?)", ANSWER_WAIT_MS);
-			return NULL;
+			ok = false;
+			late = true;
+			break;
 		}
 		r = PQgetResult(k->c);
 		bool write = i == n - 3, commit = i == n - 2, rows = write || i == n - 1;
-		bool good = rows ? PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1 :
+		bool good = i == n ? PQresultStatus(r) == PGRES_PIPELINE_SYNC :
+			rows ? PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1 :
 			PQresultStatus(r) == PGRES_COMMAND_OK &&
 			(!commit || strcmp(PQcmdStatus(r), "COMMIT") == 0);
-		if (!good && ok) {
+		if (!good) {
 			ok = false;
 			why = r;
-		} else if (write && good) {
-			out = r;
-		} else {
-			PQclear(r);
+			break;
 		}
-		if (r)
+		if (write)
+			out = r;
+		else
+			PQclear(r);
+		if (i < n)
 			while ((r = PQgetResult(k->c)))
 				PQclear(r);
 	}
-	/* The note's transaction commits at the sync: only then is it (and
-	 * the write before it) on disk. */
-	if (ok && !answer_by(k, deadline)) {
-		PQclear(out);
-		drop(k);
+	if (ok && !k->warned) {
+		/* On disk: acknowledged even if its notification cannot be
+		 * sent (the other hosts then learn of it at the next one, or at
+		 * their safety check). */
+		if (PQexitPipelineMode(k->c) &&
+		    PQsendQueryPrepared(k->c, "comet_note", 1, &note, NULL, NULL, 0))
+			k->told = true;
+		else
+			drop(k);
+		return out;
+	}
+	if (late)
 		snprintf(err, errlen, "publish: not known to be on disk within %d ms (a commit "
 			 "waiting for a synchronous standby?)", ANSWER_WAIT_MS);
-		return NULL;
-	}
-	r = ok ? PQgetResult(k->c) : NULL;
-	bool synced = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-	if (ok && !synced) {
-		ok = false;
-		why = r;
-	} else {
-		PQclear(r);
-	}
-	if (!ok || !PQexitPipelineMode(k->c)) {
+	else if (ok && k->warned)
+		snprintf(err, errlen, "publish: not known to be on disk (the server cancelled "
+			 "its wait for a synchronous standby)");
+	else
 		pq_error(k->c, why, "publish", err, errlen);
-		PQclear(why);
-		PQclear(out);
-		drop(k);
-		return NULL;
-	}
-	return out;
+	PQclear(why);
+	PQclear(out);
+	drop(k);
+	return NULL;
 }
 
 int pglog_append(struct pglog *p, const struct msglog_msg *m, int n, int64_t now_ms,

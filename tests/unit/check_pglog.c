@@ -787,12 +787,16 @@ static void *follow_waiting(void *arg)
 /* A commit that waits for a synchronous standby waits as long as the
  * standby is away, beyond any statement timeout: the publish is refused
  * after a bound (as one that waited for the row is), and its server
- * process is told to stop waiting rather than left behind. */
+ * process is told to stop waiting rather than left behind. Told so, the
+ * server commits on the primary alone (with a WARNING), and so does one an
+ * administrator cancels: either way the write is not acknowledged, and no
+ * host is told of it or gives it out until a later flush. */
 START_TEST(test_publish_waiting_for_a_standby_refused_in_time)
 {
-	struct msglog *a = open_on(host_a);
+	struct msglog *a = open_on(host_a), *b = open_on(host_b), *b2 = open_on(host_b);
 	struct buf ack = BUF_INIT;
 	int64_t one = add(a, "w", "one", &ack);
+	follow_until(b, one);
 	PGconn *su = admin();
 	standby_required(su, true);
 	struct msglog_msg m = { "w", "text/plain", "two", 3, NULL };
@@ -807,11 +811,45 @@ START_TEST(test_publish_waiting_for_a_standby_refused_in_time)
 	/* Only the probe of standby_required still waits. */
 	for (int64_t until = clock_mono_ms() + 5000; waiting_for_standby(su) > 1;)
 		ck_assert_msg(clock_mono_ms() < until, "the publish's server process still waits");
+	/* An administrator cancels the next one's wait. */
+	struct waiting wt = { .l = a };
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, append_waiting, &wt), 0);
+	for (int64_t until = clock_mono_ms() + 5000; waiting_for_standby(su) < 2;)
+		ck_assert_msg(clock_mono_ms() < until, "the publish did not wait for the standby");
+	admin_exec(su, "SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
+		   " WHERE wait_event = 'SyncRep' AND application_name = 'comet-fcgi'");
+	pthread_join(t, NULL);
+	ck_assert_int_eq(wt.rc, MSGLOG_EUNAVAIL);
+	ck_assert_msg(strstr(wt.err, "cancelled") != NULL, "%s", wt.err);
+	/* b hears of neither (a notification would come within the second),
+	 * and its own look (the safety check) waits for the standby too and
+	 * gives up. */
+	ck_assert_int_eq(msglog_follow(b, 1000, err, sizeof err), MSGLOG_EUNAVAIL);
+	ck_assert_msg(strstr(err, "synchronous standby") != NULL, "%s", err);
+	struct msglog_page pg;
+	rd(b2, "w", one, &pg);
+	ck_assert_int_eq(pg.count, 0);
+	msglog_page_free(&pg);
+	rd(b2, "s", 0, &pg);
+	ck_assert_int_eq(pg.count, 0);
+	msglog_page_free(&pg);
 	standby_required(su, false);
-	/* Refused, yet committed on the primary: its id is taken. */
-	ck_assert_int_eq(add(a, "w", "three", &ack), one + 2);
+	/* Refused, yet committed on the primary: their ids are taken, and
+	 * the next publish's flush puts them on disk (and in the copies). */
+	int64_t four = add(a, "w", "four", &ack);
+	ck_assert_int_eq(four, one + 3);
+	follow_until(b, four);
+	rd(b2, "w", one, &pg);
+	ck_assert_int_eq(pg.count, 2);	/* two, four */
+	msglog_page_free(&pg);
+	rd(b2, "s", 0, &pg);	/* append_waiting's */
+	ck_assert_int_eq(pg.count, 1);
+	msglog_page_free(&pg);
 	PQfinish(su);
 	msglog_close(a);
+	msglog_close(b);
+	msglog_close(b2);
 	buf_free(&ack);
 }
 END_TEST
