@@ -24,8 +24,8 @@
  *   Version 7: the notification of a small publish carries it whole, so
  *     that the other hosts' followers need not read it back either.
  *   Version 8: comet_write is comet_append without its notification: the
- *     write commits without waiting for the disk and its notification
- *     follows in a transaction of its own, committed durably (note_sql);
+ *     write commits without waiting for the disk, a transaction committed
+ *     durably follows (flush_sql), then its notification (note_sql);
  *     comet_append (presence, version-7 hosts) is comet_write and a
  *     notification naming the last id.
  * Writes are functions (comet_write, comet_delete), so that a write is one
@@ -743,8 +743,8 @@ static int seen_durable(struct pgconn *k, const char *log, int64_t rev, const ch
 /* A write's transaction commits without waiting for the disk, so that the
  * row is held for the write alone, not for the flush too: the next host's
  * write then shares that flush. It is not acknowledged, nor notified, nor
- * read by anyone, until the note after it is durable (pglog_append,
- * pglog_changes). */
+ * read by anyone, until the flush after it has returned (write_commit,
+ * seen_durable). */
 #define WRITE_ASYNC "SET LOCAL synchronous_commit TO off"
 
 int pglog_lock(struct pglog *p, char *err, size_t errlen)

@@ -11,13 +11,13 @@
  * names none.
  *
  * A publish holds the row for its write only: it commits without waiting
- * for the disk, and a second transaction, committed durably, sends its
- * notification; the publish is acknowledged when that returns (the write
- * is on disk then, or on a synchronous standby: commit records are flushed
- * in order). Until then nothing of this process gives the write to anyone,
- * and no notification names it; a read of changes that may have seen a
- * write not yet known to be on disk commits such a transaction too before
- * it returns. So every host gives out only what a crash keeps.
+ * for the disk, and a second transaction, committed durably, follows it;
+ * the publish is acknowledged when that returns without a WARNING (the
+ * write is on disk then, or on a synchronous standby: commit records are
+ * flushed in order), and only then is its notification sent. A read of
+ * changes that may have seen a write not yet known to be on disk commits
+ * such a transaction too before it returns. So every host gives out only
+ * what a crash, or a failover to a synchronous standby, keeps.
  *
  * Two connections, both opened at first need and again after any failure:
  * the writer (publish, DELETE, and reading changes for the publisher), one
