@@ -180,10 +180,14 @@ static const char schema[] =
 	"   INSERT INTO comet_presence AS p VALUES (ch[i], mb[i], own, 1)"
 	"    ON CONFLICT (channel, member, owner) DO UPDATE SET subs = p.subs + 1;\n"
 	"   SELECT gone INTO g FROM comet_member WHERE channel = ch[i] AND member = mb[i];\n"
+	/* Another host's join of the same member may insert it meanwhile:
+	 * then that host tells of the join. */
 	"   IF NOT FOUND THEN\n"
-	"    INSERT INTO comet_member VALUES (ch[i], mb[i], inf[i], NULL);\n"
-	"    ec := ec || ch[i];\n"
-	"    ed := ed || comet_presence_event('join', mb[i], inf[i]);\n"
+	"    INSERT INTO comet_member VALUES (ch[i], mb[i], inf[i], NULL) ON CONFLICT DO NOTHING;\n"
+	"    IF FOUND THEN\n"
+	"     ec := ec || ch[i];\n"
+	"     ed := ed || comet_presence_event('join', mb[i], inf[i]);\n"
+	"    END IF;\n"
 	"   ELSIF g IS NOT NULL THEN\n"
 	"    UPDATE comet_member SET gone = NULL WHERE channel = ch[i] AND member = mb[i];\n"
 	"   END IF;\n"

@@ -40,7 +40,7 @@ static void setup(void)
 	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
 	PGresult *r = PQexec(c, "SET client_min_messages = warning; "
 			     "DROP TABLE IF EXISTS comet_state, comet_msg, comet_chan, "
-			     "comet_dropped; DROP FUNCTION IF EXISTS comet_publish, comet_append, "
+			     "comet_dropped, comet_presence, comet_member, comet_owner; DROP FUNCTION IF EXISTS comet_publish, comet_append, "
 			     "comet_write, comet_delete");
 	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
 	PQclear(r);
@@ -715,6 +715,58 @@ START_TEST(test_notifications_out_of_order_applied_without_reading)
 }
 END_TEST
 
+struct joining {
+	struct msglog *l;
+	int rc;
+	char err[256];
+};
+
+static void *join_waiting(void *arg)
+{
+	struct joining *j = arg;
+	struct msglog_member m = { "presence-x", "ann", "{}" };
+	j->rc = msglog_presence(j->l, &m, 1, "a:1", 1, clock_wall_ms(), j->err, sizeof j->err);
+	return NULL;
+}
+
+/* Two hosts' first subscriptions of one member at the same moment: the
+ * one that inserts the member second finds it there (it waited on the
+ * other's insert), and still counts its own subscription. The other
+ * host's insert is the test's, held open until the join waits on it. */
+START_TEST(test_presence_join_at_once_on_two_hosts)
+{
+	struct msglog *a = open_on(host_a);
+	struct buf ack = BUF_INIT;
+	add(a, "warm", "x", &ack);	/* the schema */
+	PGconn *k = PQconnectdb(uri), *su = admin();
+	ck_assert_msg(PQstatus(k) == CONNECTION_OK, "%s", PQerrorMessage(k));
+	admin_exec(k, "BEGIN");
+	admin_exec(k, "INSERT INTO comet_member VALUES ('presence-x', 'ann', '{}', NULL)");
+	struct joining j = { .l = a };
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, join_waiting, &j), 0);
+	for (int64_t until = clock_mono_ms() + 10000;;) {
+		PGresult *r = PQexec(su, "SELECT count(*) FROM pg_stat_activity"
+				     " WHERE wait_event_type = 'Lock' AND application_name = 'comet-fcgi'");
+		int n = atoi(PQgetvalue(r, 0, 0));
+		PQclear(r);
+		if (n > 0)
+			break;
+		ck_assert_msg(clock_mono_ms() < until, "the join did not wait for the other insert");
+	}
+	admin_exec(k, "COMMIT");
+	pthread_join(t, NULL);
+	ck_assert_msg(j.rc >= 0, "%s", j.err);
+	char *subs = query1("SELECT subs FROM comet_presence WHERE owner = 'a:1'");
+	ck_assert_str_eq(subs, "1");
+	free(subs);
+	PQfinish(k);
+	PQfinish(su);
+	msglog_close(a);
+	buf_free(&ack);
+}
+END_TEST
+
 /* The superuser's connection (settings of the server). */
 static PGconn *admin(void)
 {
@@ -931,6 +983,7 @@ Suite *pglog_suite(void)
 	tcase_add_test(t, test_own_publish_after_another_hosts_delete);
 	tcase_add_test(t, test_follower_copies_from_the_notification);
 	tcase_add_test(t, test_notifications_out_of_order_applied_without_reading);
+	tcase_add_test(t, test_presence_join_at_once_on_two_hosts);
 	tcase_add_test(t, test_publish_waiting_for_a_standby_refused_in_time);
 	tcase_add_test(t, test_row_let_go_before_the_flush_and_nothing_given_out_before_it);
 	suite_add_tcase(s, t);
