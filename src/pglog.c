@@ -293,16 +293,21 @@ void pglog_open(struct pglog **out, const char *uri, const char *state_dir)
 	*out = p;
 }
 
-static void drop(struct pgconn *k)
+/* Closes k's connection, and with it all it knew; its slot stays. */
+static void forget(struct pgconn *k)
 {
-	if (k->c)
-		PQfinish(k->c);
+	PQfinish(k->c);
 	k->c = NULL;
 	k->listening = false;
-	k->locked = false;
+	k->locked = k->told = false;
 	k->durable_log[0] = '\0';
 	k->durable_rev = 0;
-	k->told = false;
+}
+
+/* forget, and the slot let go too. */
+static void drop(struct pgconn *k)
+{
+	forget(k);
 	if (k->slot_fd >= 0)
 		close(k->slot_fd);	/* lets the OFD lock go */
 	k->slot_fd = -1;
@@ -547,16 +552,6 @@ static bool settle(struct pgconn *k)
 		PQclear(r);
 	}
 	return ok;
-}
-
-static void forget(struct pgconn *k)
-{
-	PQfinish(k->c);
-	k->c = NULL;
-	k->listening = false;
-	k->locked = k->told = false;
-	k->durable_log[0] = '\0';
-	k->durable_rev = 0;
 }
 
 /* Connects k if it is not (and claims a slot first, for the writer). A

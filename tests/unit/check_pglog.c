@@ -83,6 +83,17 @@ static void rd(struct msglog *l, const char *chan, int64_t since, struct msglog_
 	ck_assert_msg(msglog_read(l, names, 1, since, 100, pg, err, sizeof err) == 0, "%s", err);
 }
 
+/* How many messages of chan after since l's copy holds (a page: 100 at
+ * most). */
+static int count_on(struct msglog *l, const char *chan, int64_t since)
+{
+	struct msglog_page pg;
+	rd(l, chan, since, &pg);
+	int n = pg.count;
+	msglog_page_free(&pg);
+	return n;
+}
+
 /* Copies what host b has not seen yet, as its follower would. */
 static int follow(struct msglog *b)
 {
@@ -879,25 +890,16 @@ START_TEST(test_publish_waiting_for_a_standby_refused_in_time)
 	 * gives up. */
 	ck_assert_int_eq(msglog_follow(b, 1000, err, sizeof err), MSGLOG_EUNAVAIL);
 	ck_assert_msg(strstr(err, "synchronous standby") != NULL, "%s", err);
-	struct msglog_page pg;
-	rd(b2, "w", one, &pg);
-	ck_assert_int_eq(pg.count, 0);
-	msglog_page_free(&pg);
-	rd(b2, "s", 0, &pg);
-	ck_assert_int_eq(pg.count, 0);
-	msglog_page_free(&pg);
+	ck_assert_int_eq(count_on(b2, "w", one), 0);
+	ck_assert_int_eq(count_on(b2, "s", 0), 0);
 	standby_required(su, false);
 	/* Refused, yet committed on the primary: their ids are taken, and
 	 * the next publish's flush puts them on disk (and in the copies). */
 	int64_t four = add(a, "w", "four", &ack);
 	ck_assert_int_eq(four, one + 3);
 	follow_until(b, four);
-	rd(b2, "w", one, &pg);
-	ck_assert_int_eq(pg.count, 2);	/* two, four */
-	msglog_page_free(&pg);
-	rd(b2, "s", 0, &pg);	/* append_waiting's */
-	ck_assert_int_eq(pg.count, 1);
-	msglog_page_free(&pg);
+	ck_assert_int_eq(count_on(b2, "w", one), 2);	/* two, four */
+	ck_assert_int_eq(count_on(b2, "s", 0), 1);	/* append_waiting's */
 	PQfinish(su);
 	msglog_close(a);
 	msglog_close(b);
@@ -942,10 +944,7 @@ START_TEST(test_row_let_go_before_the_flush_and_nothing_given_out_before_it)
 	for (int64_t until = clock_mono_ms() + 10000;
 	     waiting_for_standby(su) < 3 && !__atomic_load_n(&fw.done, __ATOMIC_SEQ_CST);)
 		ck_assert_msg(clock_mono_ms() < until, "the follower neither read nor waited");
-	struct msglog_page pg;
-	rd(b2, "s", 0, &pg);
-	ck_assert_int_eq(pg.count, 0);
-	msglog_page_free(&pg);
+	ck_assert_int_eq(count_on(b2, "s", 0), 0);
 	ck_assert(!__atomic_load_n(&wt.done, __ATOMIC_SEQ_CST));
 	standby_required(su, false);
 	pthread_join(t, NULL);
@@ -953,9 +952,7 @@ START_TEST(test_row_let_go_before_the_flush_and_nothing_given_out_before_it)
 	ck_assert_msg(wt.rc == 0, "%s", wt.err);
 	ck_assert_msg(fw.rc >= 0, "%s", fw.err);
 	follow_until(b, one + 1);
-	rd(b2, "s", 0, &pg);
-	ck_assert_int_eq(pg.count, 1);
-	msglog_page_free(&pg);
+	ck_assert_int_eq(count_on(b2, "s", 0), 1);
 	PQfinish(su);
 	msglog_close(a);
 	msglog_close(b);
