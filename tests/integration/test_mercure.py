@@ -104,11 +104,21 @@ class Mercure:
     def setUpClass(cls):
         if not os.path.exists(MERCURE):
             raise unittest.SkipTest("php-symfony-mercure is not installed (make check does)")
-        cls.srv = harness.Server(cls.KIND, env={"COMET_MERCURE_JWT_KEY": SECRET}).start()
+        # Apache learns that a client left only when a write to it fails, the
+        # second keep-alive after the close: a short one lets each test start
+        # with the streams of the test before gone.
+        cls.srv = harness.Server(cls.KIND, env={"COMET_MERCURE_JWT_KEY": SECRET,
+                                                "COMET_KEEPALIVE": "1"}).start()
 
     @classmethod
     def tearDownClass(cls):
         cls.srv.stop()
+
+    def setUp(self):
+        # Counting held streams from a base taken while a closed one was
+        # still counted waited for one too many (ci, lighttpd): start at none.
+        harness.wait_until(lambda: self.srv.stats()["waiting"] == 0, 20,
+                           "the streams of the test before to end")
 
     def stream(self, topics, headers=None, query=(), token=None):
         h = {"Accept": "text/event-stream"}
@@ -123,14 +133,13 @@ class Mercure:
         self.srv.wait_for_waiting(n)
 
     def test_symfony_publishes_and_selectors_match(self):
-        base = self.srv.stats()["waiting"]
         pub = hs256({"mercure": {"publish": ["*"]}})
         sub = hs256({"mercure": {"subscribe": []}})
         exact = self.stream(["https://example.com/books/1"], token=sub)
         template = self.stream(["https://example.com/books/{id}"], token=sub)
         anything = self.stream(["*"], token=sub)
         other = self.stream(["https://example.com/authors/{id}"], token=sub)
-        self.held(base + 4)
+        self.held(4)
         uid = symfony_publish(self.srv, pub, ["https://example.com/books/1",
                                               "https://example.com/books/2"], '{"n": 1}')
         self.assertTrue(uid.startswith("urn:uuid:"), uid)
@@ -153,14 +162,13 @@ class Mercure:
     def test_private_updates_need_the_subscribe_claim(self):
         pub = hs256({"mercure": {"publish": ["*"]}})
         topic = "https://example.com/users/%d/secret" % time.monotonic_ns()
-        base = self.srv.stats()["waiting"]
         yes = hs256({"mercure": {"subscribe": ["https://example.com/users/{id}/secret"]}})
         no = hs256({"mercure": {"subscribe": ["https://example.com/other"]}})
         by_header = self.stream([topic], token=yes)
         by_cookie = self.stream([topic], headers={"Cookie": "mercureAuthorization=" + yes})
         by_query = self.stream([topic], query=[("authorization", yes)])
         refused = self.stream([topic], token=no)
-        self.held(base + 4)
+        self.held(4)
         symfony_publish(self.srv, pub, topic, "private one", private=True)
         public = symfony_publish(self.srv, pub, topic, "public one")
         for name, st in (("header", by_header), ("cookie", by_cookie), ("query", by_query)):
