@@ -28,6 +28,11 @@
  *     durably follows (flush_sql), then its notification (note_sql);
  *     comet_append (presence, version-7 hosts) is comet_write and a
  *     notification naming the last id.
+ *   Version 9: comet_state.oldest, at most the time of the message with
+ *     the lowest id (NULL: not known), so that a write looks at the
+ *     oldest message only when it may have expired: that index scan
+ *     crossed every dead entry retention left at the head until VACUUM
+ *     (68 us a write after 14,000 of them, against 7 freshly vacuumed).
  * Writes are functions (comet_write, comet_delete), so that a write is one
  * statement. */
 #include "config.h"
@@ -47,7 +52,7 @@
 #include "clock.h"
 #include "pglog.h"
 
-#define SCHEMA_VERSION 8
+#define SCHEMA_VERSION 9
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define LOCK_KEY "7270110011"	/* advisory lock for making the schema */
@@ -66,6 +71,7 @@ static const char schema[] =
 	" rev bigint NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS comet_dropped_rev ON comet_dropped(rev);"
 	"ALTER TABLE comet_msg ADD COLUMN IF NOT EXISTS origin text;"
+	"ALTER TABLE comet_state ADD COLUMN IF NOT EXISTS oldest bigint;"
 	"DROP FUNCTION IF EXISTS comet_publish(text[], text[], bytea[], bigint, bigint, bigint);"
 	"CREATE TABLE IF NOT EXISTS comet_presence(channel text NOT NULL, member text NOT NULL,"
 	" owner text NOT NULL, subs int NOT NULL, PRIMARY KEY (channel, member, owner));"
@@ -86,10 +92,12 @@ static const char schema[] =
 	" RETURNS TABLE(o_first bigint, o_rev bigint, o_log text, o_ch text, o_id bigint)"
 	" LANGUAGE plpgsql AS $f$\n"
 	"DECLARE many int := cardinality(ch); top bigint; r bigint; lg text; c text; k bigint;"
-	" cut bigint; lo bigint; mc text[] := '{}'; mi bigint[] := '{}'; j int; mt text := '';\n"
+	" cut bigint; lo bigint; mc text[] := '{}'; mi bigint[] := '{}'; j int; mt text := '';"
+	" od bigint;\n"
 	"BEGIN\n"
-	" UPDATE comet_state SET last_id = last_id + many, rev = rev + 1"
-	"  RETURNING last_id, rev, log INTO top, r, lg;\n"
+	" UPDATE comet_state SET last_id = last_id + many, rev = rev + 1,"
+	"  oldest = CASE WHEN oldest > now_ms THEN now_ms ELSE oldest END"
+	"  RETURNING last_id, rev, log, oldest INTO top, r, lg, od;\n"
 	" INSERT INTO comet_msg(id, channel, time, type, data, origin)"
 	"  SELECT top - many + i, ch[i], now_ms, ty[i], da[i], og[i]"
 	"  FROM generate_subscripts(ch, 1) AS i;\n"
@@ -109,19 +117,32 @@ static const char schema[] =
 	"   mi := mi || cut;\n"
 	"  END IF;\n"
 	" END LOOP;\n"
-	" SELECT time INTO k FROM comet_msg ORDER BY id LIMIT 1;\n"
-	" IF k < now_ms - keep_ms THEN\n"
-	"  SELECT max(id) INTO cut FROM (SELECT id, time FROM comet_msg ORDER BY id LIMIT 256) o"
-	"   WHERE time < now_ms - keep_ms;\n"
-	"  WITH m AS (INSERT INTO comet_dropped AS d SELECT channel, max(id), r FROM comet_msg"
-	"   WHERE id <= cut GROUP BY channel ON CONFLICT (channel)"
-	"   DO UPDATE SET id = greatest(d.id, excluded.id), rev = excluded.rev"
-	"   RETURNING d.channel, d.id)"
-	"   SELECT mc || array_agg(m.channel), mi || array_agg(m.id) INTO mc, mi FROM m;\n"
-	"  UPDATE comet_chan SET n = comet_chan.n - g.k FROM (SELECT channel, count(*) AS k"
-	"   FROM comet_msg WHERE id <= cut GROUP BY channel) g WHERE comet_chan.name = g.channel;\n"
-	"  DELETE FROM comet_msg WHERE id <= cut;\n"
-	"  DELETE FROM comet_chan WHERE n <= 0;\n"
+	/* oldest, lowered to the time of every message written (NULL stays
+	 * NULL), is a bound on the time of the one with the lowest id, which
+	 * is what expires first: the oldest is looked at only when the bound
+	 * may have expired, and the bound is made exact then (NULL after
+	 * dropping some: the next write looks again). Deletes only raise the lowest id; with
+	 * hosts' clocks apart, a message above it may be older, and waits for
+	 * it, as it did. */
+	" IF od IS NULL OR od < now_ms - keep_ms THEN\n"
+	"  SELECT time INTO k FROM comet_msg ORDER BY id LIMIT 1;\n"
+	"  IF k < now_ms - keep_ms THEN\n"
+	"   SELECT max(id) INTO cut FROM (SELECT id, time FROM comet_msg ORDER BY id LIMIT 256) o"
+	"    WHERE time < now_ms - keep_ms;\n"
+	"   WITH m AS (INSERT INTO comet_dropped AS d SELECT channel, max(id), r FROM comet_msg"
+	"    WHERE id <= cut GROUP BY channel ON CONFLICT (channel)"
+	"    DO UPDATE SET id = greatest(d.id, excluded.id), rev = excluded.rev"
+	"    RETURNING d.channel, d.id)"
+	"    SELECT mc || array_agg(m.channel), mi || array_agg(m.id) INTO mc, mi FROM m;\n"
+	"   UPDATE comet_chan SET n = comet_chan.n - g.k FROM (SELECT channel, count(*) AS k"
+	"    FROM comet_msg WHERE id <= cut GROUP BY channel) g WHERE comet_chan.name = g.channel;\n"
+	"   DELETE FROM comet_msg WHERE id <= cut;\n"
+	"   DELETE FROM comet_chan WHERE n <= 0;\n"
+	"   k := NULL;\n"
+	"  END IF;\n"
+	"  IF k IS DISTINCT FROM od THEN\n"
+	"   UPDATE comet_state SET oldest = k;\n"
+	"  END IF;\n"
 	" END IF;\n"
 	/* What note_sql sends, but for the messages (which the caller has):
 	 * the head of the notification, its marks, and the short form. */

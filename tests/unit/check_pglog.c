@@ -75,6 +75,18 @@ static int64_t add(struct msglog *l, const char *chan, const char *data, struct 
 	return id;
 }
 
+static int64_t add_at(struct msglog *l, const char *chan, int64_t now_ms)
+{
+	struct msglog_msg m = { chan, "text/plain", "m", 1, NULL };
+	int64_t id;
+	struct buf ack = BUF_INIT;
+	char err[256];
+	ck_assert_msg(msglog_append(l, &m, 1, now_ms, &id, &ack, NULL, err, sizeof err) == 0,
+		      "%s", err);
+	buf_free(&ack);
+	return id;
+}
+
 static void rd(struct msglog *l, const char *chan, int64_t since, struct msglog_page *pg)
 {
 	const char *names[1] = { chan };
@@ -230,6 +242,53 @@ START_TEST(test_retention_and_delete_reach_the_copies)
 	ck_assert_int_ge(bt.nmarks, 1);
 	msglog_batch_free(&bt);
 	buf_free(&ack);
+	msglog_close(a);
+	msglog_close(b);
+}
+END_TEST
+
+/* Age retention on the writes' own clocks (10 s): a write looks at the
+ * oldest message only when comet_state.oldest, a bound on its time, may
+ * have expired, and that bound is neither lost when unknown nor left
+ * behind when it is made exact. */
+START_TEST(test_age_retention_by_the_writes_clocks)
+{
+	struct msglog *a = open_on(host_a), *b = open_on(host_b);
+	msglog_retention(a, 1000, 10);
+	const int64_t t0 = 1000000;
+	add_at(a, "old", t0);
+	add_at(a, "mid", t0 + 4000);
+	/* A bound not known (dropped, or a schema 8 log) is looked for. */
+	PGconn *c = PQconnectdb(uri);
+	PQclear(PQexec(c, "UPDATE comet_state SET oldest = NULL"));
+	int64_t id = add_at(a, "new", t0 + 10500);
+	follow_until(b, id);
+	ck_assert_int_eq(count_on(b, "old", 0), 0);
+	ck_assert_int_eq(count_on(b, "mid", 0), 1);
+	/* After dropping, the next write finds the oldest again, not its own
+	 * time: mid goes once it is 10 s old, not 10 s after that write. */
+	add_at(a, "new", t0 + 11000);
+	id = add_at(a, "new", t0 + 14001);
+	follow_until(b, id);
+	ck_assert_int_eq(count_on(b, "mid", 0), 0);
+	ck_assert_int_eq(count_on(b, "new", 0), 3);
+	/* A write from a clock behind lowers the bound; the next write looks
+	 * at the oldest (by id) again, finds it current and makes the bound
+	 * exact, dropping nothing: age goes by id, as with SQLite. */
+	add_at(a, "new", t0 + 14200);
+	add_at(b, "behind", t0 + 2000);
+	PGresult *r = PQexec(c, "SELECT oldest FROM comet_state");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	ck_assert_str_eq(PQgetvalue(r, 0, 0), "1002000");
+	PQclear(r);
+	id = add_at(a, "new", t0 + 14500);
+	follow_until(b, id);
+	ck_assert_int_eq(count_on(b, "new", 0), 5);
+	ck_assert_int_eq(count_on(b, "behind", 0), 1);
+	r = PQexec(c, "SELECT oldest FROM comet_state");
+	ck_assert_str_eq(PQgetvalue(r, 0, 0), "1010500");
+	PQclear(r);
+	PQfinish(c);
 	msglog_close(a);
 	msglog_close(b);
 }
@@ -504,13 +563,14 @@ START_TEST(test_older_schema_brought_up_to_date)
 	free(query1("UPDATE comet_state SET version = 5"));
 	free(query1("DROP FUNCTION comet_append"));
 	free(query1("DROP FUNCTION comet_write"));
+	free(query1("ALTER TABLE comet_state DROP COLUMN oldest"));
 	free(query1("CREATE OR REPLACE FUNCTION comet_publish(ch text[], ty text[], da bytea[], "
 		    "og text[], now_ms bigint, keep bigint, keep_ms bigint) RETURNS bigint "
 		    "LANGUAGE sql AS $$ SELECT -1::bigint $$"));
 	a = open_on(host_a);
 	ck_assert_int_eq(add(a, "u", "two", &ack), one + 1);
 	char *v = query1("SELECT version FROM comet_state");
-	ck_assert_str_eq(v, "8");
+	ck_assert_str_eq(v, "9");
 	free(v);
 	v = query1("SELECT comet_publish('{u}', '{text/plain}', '{three}', '{NULL}', 1, 1000, "
 		   "86400000)");
@@ -973,6 +1033,7 @@ Suite *pglog_suite(void)
 	tcase_add_test(t, test_publish_copies_to_every_host);
 	tcase_add_test(t, test_batch_ids_and_one_sequence_across_hosts);
 	tcase_add_test(t, test_retention_and_delete_reach_the_copies);
+	tcase_add_test(t, test_age_retention_by_the_writes_clocks);
 	tcase_add_test(t, test_copies_agree_however_made);
 	tcase_add_test(t, test_log_made_anew_empties_the_copy);
 	tcase_add_test(t, test_unreachable_server_named_without_password);
