@@ -247,6 +247,52 @@ START_TEST(test_retention_and_delete_reach_the_copies)
 }
 END_TEST
 
+/* Count retention of batches that put a channel a few over (found under a
+ * constant limit) and many over (by offset): the newest keep stay, in
+ * every copy. */
+START_TEST(test_count_retention_of_batches)
+{
+	struct msglog *a = open_on(host_a), *b = open_on(host_b);
+	msglog_retention(a, 2, 86400);
+	static const int sizes[] = { 1, 3, 5, 1, 12, 10 };
+	int64_t last = 0, seen = 0;
+	for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+		struct msglog_msg m[12];
+		int64_t ids[12];
+		struct buf acks = BUF_INIT;
+		char err[256];
+		for (int i = 0; i < sizes[k]; i++) {
+			m[i] = (struct msglog_msg){ i % 4 == 3 ? "other" : "r", "text/plain", "m", 1,
+						    NULL };
+			seen += i % 4 != 3;
+		}
+		ck_assert_msg(msglog_append(a, m, sizes[k], clock_wall_ms(), ids, &acks, NULL, err,
+					    sizeof err) == 0, "%s", err);
+		buf_free(&acks);
+		last = ids[sizes[k] - 1];
+		follow_until(b, last);
+		/* The two newest of r, by id, and nothing else of it. */
+		int64_t want[2], n = 0;
+		for (int i = sizes[k] - 1; i >= 0 && n < 2; i--)
+			if (strcmp(m[i].channel, "r") == 0)
+				want[n++] = ids[i];
+		struct msglog *on[2] = { a, b };
+		for (int h = 0; h < 2; h++) {
+			struct msglog_page pg;
+			rd(on[h], "r", 0, &pg);
+			ck_assert_int_eq(pg.count, seen < 2 ? seen : 2);
+			if (n == 2) {
+				ck_assert_int_eq(pg.item[0].id, want[1]);
+				ck_assert_int_eq(pg.item[1].id, want[0]);
+			}
+			msglog_page_free(&pg);
+		}
+	}
+	msglog_close(a);
+	msglog_close(b);
+}
+END_TEST
+
 /* Age retention on the writes' own clocks (10 s): a write looks at the
  * oldest message only when comet_state.oldest, a bound on its time, may
  * have expired, and that bound is neither lost when unknown nor left
@@ -1034,6 +1080,7 @@ Suite *pglog_suite(void)
 	tcase_add_test(t, test_batch_ids_and_one_sequence_across_hosts);
 	tcase_add_test(t, test_retention_and_delete_reach_the_copies);
 	tcase_add_test(t, test_age_retention_by_the_writes_clocks);
+	tcase_add_test(t, test_count_retention_of_batches);
 	tcase_add_test(t, test_copies_agree_however_made);
 	tcase_add_test(t, test_log_made_anew_empties_the_copy);
 	tcase_add_test(t, test_unreachable_server_named_without_password);
