@@ -505,6 +505,10 @@ static const Oid publish_types[7] = { 1009, 1009, 1001, 1009, 20, 20, 20 };
  * cancelled, the commit made on the primary only. */
 static const char flush_sql[] = "SELECT pg_logical_emit_message(true, 'comet', '')";
 
+/* The row every write takes in turn, taken before a group is made
+ * (pglog_lock): prepared, so that it is not planned again each time. */
+static const char lock_sql[] = "SELECT 1 FROM comet_state FOR UPDATE";
+
 /* The notification of a write, sent once the flush after it has returned
  * (never with it: a cancelled wait for the standby would still deliver
  * it). It writes nothing to the WAL, so its commit does not wait for the
@@ -641,6 +645,7 @@ static int connect_to(struct pglog *p, struct pgconn *k, bool slotted, char *err
 	    prepare(k->c, "comet_write", publish_sql, 7, publish_types, err, errlen) < 0 ||
 	    prepare(k->c, "comet_note", note_sql, 1, note_types, err, errlen) < 0 ||
 	    prepare(k->c, "comet_flush", flush_sql, 0, NULL, err, errlen) < 0 ||
+	    prepare(k->c, "comet_lock", lock_sql, 0, NULL, err, errlen) < 0 ||
 	    prepare(k->c, "comet_changes", changes_sql, 4, changes_types, err, errlen) < 0) {
 		drop(k);
 		return -1;
@@ -782,8 +787,7 @@ int pglog_lock(struct pglog *p, char *err, size_t errlen)
 {
 	if (connect_to(p, &p->w, true, err, errlen) < 0)
 		return -1;
-	PGresult *r = PQexec(p->w.c, "BEGIN; " WRITE_ASYNC "; "
-			     "SELECT 1 FROM comet_state FOR UPDATE");
+	PGresult *r = PQexec(p->w.c, "BEGIN; " WRITE_ASYNC "; EXECUTE comet_lock");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
 		return failed(&p->w, r, "lock", err, errlen);
 	PQclear(r);
