@@ -132,9 +132,11 @@ static const char schema[] =
 	 * NULL), is a bound on the time of the one with the lowest id, which
 	 * is what expires first: the oldest is looked at only when the bound
 	 * may have expired, and the bound is made exact then (NULL after
-	 * dropping some: the next write looks again). Deletes only raise the lowest id; with
-	 * hosts' clocks apart, a message above it may be older, and waits for
-	 * it, as it did. */
+	 * dropping some: the next write looks again). Deletes only raise the
+	 * lowest id. A message above it may be older (hosts' clocks apart, a
+	 * clock stepped back, a time taken before the wait for the row): once
+	 * the bound is exact and the lowest goes by count or DELETE, such a
+	 * message may stay past its age by up to that difference. */
 	" IF od IS NULL OR od < now_ms - keep_ms THEN\n"
 	"  SELECT time INTO k FROM comet_msg ORDER BY id LIMIT 1;\n"
 	"  IF k < now_ms - keep_ms THEN\n"

@@ -306,7 +306,10 @@ START_TEST(test_age_retention_by_the_writes_clocks)
 	add_at(a, "mid", t0 + 4000);
 	/* A bound not known (dropped, or a schema 8 log) is looked for. */
 	PGconn *c = PQconnectdb(uri);
-	PQclear(PQexec(c, "UPDATE comet_state SET oldest = NULL"));
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+	PGresult *r = PQexec(c, "UPDATE comet_state SET oldest = NULL");
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+	PQclear(r);
 	int64_t id = add_at(a, "new", t0 + 10500);
 	follow_until(b, id);
 	ck_assert_int_eq(count_on(b, "old", 0), 0);
@@ -323,7 +326,7 @@ START_TEST(test_age_retention_by_the_writes_clocks)
 	 * exact, dropping nothing: age goes by id, as with SQLite. */
 	add_at(a, "new", t0 + 14200);
 	add_at(b, "behind", t0 + 2000);
-	PGresult *r = PQexec(c, "SELECT oldest FROM comet_state");
+	r = PQexec(c, "SELECT oldest FROM comet_state");
 	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
 	ck_assert_str_eq(PQgetvalue(r, 0, 0), "1002000");
 	PQclear(r);
@@ -332,6 +335,7 @@ START_TEST(test_age_retention_by_the_writes_clocks)
 	ck_assert_int_eq(count_on(b, "new", 0), 5);
 	ck_assert_int_eq(count_on(b, "behind", 0), 1);
 	r = PQexec(c, "SELECT oldest FROM comet_state");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
 	ck_assert_str_eq(PQgetvalue(r, 0, 0), "1010500");
 	PQclear(r);
 	PQfinish(c);
