@@ -736,6 +736,45 @@ static bool answer_by(struct pgconn *k, int64_t deadline)
 	return true;
 }
 
+/* sql with params on k, its answer waited for at most ANSWER_WAIT_MS, as
+ * a publish's is: what DELETE and presence write commits waiting for the
+ * disk (or a synchronous standby) too. Returns its one row, or NULL (err
+ * filled, the connection dropped) if it failed, came late, or its wait for
+ * the standby was cancelled (committed on the primary only). */
+static PGresult *call_by(struct pgconn *k, const char *sql, int n, const char *const *vals,
+			 const int *lens, const int *fmts, const char *what, char *err,
+			 size_t errlen)
+{
+	k->warned = false;
+	if (!PQsendQueryParams(k->c, sql, n, NULL, vals, lens, fmts, 0)) {
+		failed(k, NULL, what, err, errlen);
+		return NULL;
+	}
+	int64_t deadline = clock_mono_ms() + ANSWER_WAIT_MS;
+	PGresult *out = NULL, *r;
+	bool late = false;
+	while (!(late = !answer_by(k, deadline)) && (r = PQgetResult(k->c))) {
+		if (out)
+			PQclear(r);
+		else
+			out = r;
+	}
+	bool row = PQresultStatus(out) == PGRES_TUPLES_OK && PQntuples(out) == 1;
+	if (!late && row && !k->warned)
+		return out;
+	if (late)
+		snprintf(err, errlen, "%s: not known to be on disk within %d ms (a commit waiting "
+			 "for a synchronous standby?)", what, ANSWER_WAIT_MS);
+	else if (row)
+		snprintf(err, errlen, "%s: not known to be on disk (the server cancelled its wait "
+			 "for a synchronous standby)", what);
+	else
+		pq_error(k->c, out, what, err, errlen);
+	PQclear(out);
+	drop(k);
+	return NULL;
+}
+
 /* A read saw the state at revision rev, which may hold writes committed
  * and not yet on disk (another host's, its note still to come): unless rev
  * is known to be on disk, a transaction committed durably after the read
@@ -950,16 +989,16 @@ static void text_array(struct buf *b, const char *const *v, int n)
 }
 
 /* Runs sql (one row, one int column) on the writer connection with
- * params, the array ones (arrays[i]) binary. */
+ * params, the array ones (arrays[i]) binary, bounded as call_by. */
 static int call_int(struct pglog *p, const char *sql, int n, const char *const *vals,
 		    const int *lens, const int *fmts, int64_t *out, const char *what,
 		    char *err, size_t errlen)
 {
 	if (connect_to(p, &p->w, true, err, errlen) < 0)
 		return -1;
-	PGresult *r = PQexecParams(p->w.c, sql, n, NULL, vals, lens, fmts, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-		return failed(&p->w, r, what, err, errlen);
+	PGresult *r = call_by(&p->w, sql, n, vals, lens, fmts, what, err, errlen);
+	if (!r)
+		return -1;
 	*out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
 	return 0;
@@ -1102,9 +1141,10 @@ int pglog_delete(struct pglog *p, const char *chan, int64_t *deleted, char *err,
 	if (connect_to(p, &p->w, true, err, errlen) < 0)
 		return -1;
 	const char *vals[1] = { chan };
-	PGresult *r = PQexecParams(p->w.c, "SELECT comet_delete($1)", 1, NULL, vals, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-		return failed(&p->w, r, "delete", err, errlen);
+	PGresult *r = call_by(&p->w, "SELECT comet_delete($1)", 1, vals, NULL, NULL, "delete", err,
+			      errlen);
+	if (!r)
+		return -1;
 	*deleted = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
 	return 0;

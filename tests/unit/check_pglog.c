@@ -971,6 +971,7 @@ START_TEST(test_publish_waiting_for_a_standby_refused_in_time)
 {
 	struct msglog *a = open_on(host_a), *b = open_on(host_b), *b2 = open_on(host_b);
 	struct buf ack = BUF_INIT;
+	add(a, "d", "to delete", &ack);
 	int64_t one = add(a, "w", "one", &ack);
 	follow_until(b, one);
 	PGconn *su = admin();
@@ -987,6 +988,16 @@ START_TEST(test_publish_waiting_for_a_standby_refused_in_time)
 	/* Only the probe of standby_required still waits. */
 	for (int64_t until = clock_mono_ms() + 5000; waiting_for_standby(su) > 1;)
 		ck_assert_msg(clock_mono_ms() < until, "the publish's server process still waits");
+	/* A DELETE's commit waits alike, and is bounded alike (as presence's
+	 * calls are: the same call). */
+	int64_t gone;
+	t0 = clock_mono_ms();
+	ck_assert_int_eq(msglog_delete(a, "d", &gone, err, sizeof err), MSGLOG_EUNAVAIL);
+	took = clock_mono_ms() - t0;
+	ck_assert_msg(took >= 5900 && took < 9000, "DELETE refused after %lld ms", (long long)took);
+	ck_assert_msg(strstr(err, "synchronous standby") != NULL, "%s", err);
+	for (int64_t until = clock_mono_ms() + 5000; waiting_for_standby(su) > 1;)
+		ck_assert_msg(clock_mono_ms() < until, "the DELETE's server process still waits");
 	/* An administrator cancels the next one's wait. */
 	struct waiting wt = { .l = a };
 	pthread_t t;
@@ -1005,6 +1016,7 @@ START_TEST(test_publish_waiting_for_a_standby_refused_in_time)
 	ck_assert_msg(strstr(err, "synchronous standby") != NULL, "%s", err);
 	ck_assert_int_eq(count_on(b2, "w", one), 0);
 	ck_assert_int_eq(count_on(b2, "s", 0), 0);
+	ck_assert_int_eq(count_on(b2, "d", 0), 1);
 	standby_required(su, false);
 	/* Refused, yet committed on the primary: their ids are taken, and
 	 * the next publish's flush puts them on disk (and in the copies). */
@@ -1013,6 +1025,7 @@ START_TEST(test_publish_waiting_for_a_standby_refused_in_time)
 	follow_until(b, four);
 	ck_assert_int_eq(count_on(b2, "w", one), 2);	/* two, four */
 	ck_assert_int_eq(count_on(b2, "s", 0), 1);	/* append_waiting's */
+	ck_assert_int_eq(count_on(b2, "d", 0), 0);	/* the DELETE, committed on the primary */
 	PQfinish(su);
 	msglog_close(a);
 	msglog_close(b);
