@@ -105,7 +105,7 @@ class CometCases(Backend):
     def assert_publish_refused_alone(self, ch, timeout=60, delete=False):
         """Publishes to ch (with delete, DELETEs its messages) while the
         test holds the log's write lock elsewhere: the write is answered 503
-        with Retry-After, and every other request meanwhile within 2 s.
+        with Retry-After, and every other request meanwhile, before it.
         Returns the 503."""
         result = {}
 
@@ -117,14 +117,18 @@ class CometCases(Backend):
                 result["r"] = self.srv.publish(ch, "during", timeout=timeout)
         t = threading.Thread(target=write, daemon=True)
         t.start()
-        # The publish waits for the lock in the commit thread; the process
-        # keeps answering everything else meanwhile (the wait is 5 s, so
-        # 2 s is a clear line).
+        # The publish waits for the lock (5 s) in the commit thread; the
+        # process keeps answering everything else meanwhile, so each answer
+        # comes while the write still waits. (No fixed line below 5 s: under
+        # Apache the first may wait for mod_fcgid to spawn a process, 1 s,
+        # and for that process to start; ci35 saw 2.03 s on a quiet machine.)
         for _ in range(3):
             t0 = time.monotonic()
             self.assertEqual(self.srv.get("/comet/stats").status, 200)
             self.assert_sub_answer(self.srv.sub(ch, since=0, timeout=0))
-            self.assertLess(time.monotonic() - t0, 2.0, "blocked behind the locked publish")
+            took = time.monotonic() - t0
+            self.assertTrue(t.is_alive() and took < 4.5,
+                            "blocked behind the locked write: %.2f s" % took)
         t.join(timeout)
         r = result["r"]
         self.assert_error(r, 503)
