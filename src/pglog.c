@@ -784,35 +784,10 @@ static int seen_durable(struct pgconn *k, const char *log, int64_t rev, const ch
 {
 	if (strcmp(k->durable_log, log) == 0 && rev <= k->durable_rev)
 		return 0;
-	k->warned = false;
-	if (!PQsendQueryPrepared(k->c, "comet_flush", 0, NULL, NULL, NULL, 0))
-		return failed(k, NULL, what, err, errlen);
-	/* Its row comes before its commit; the end of its results after. */
-	PGresult *r = NULL, *next;
-	for (int64_t deadline = clock_mono_ms() + ANSWER_WAIT_MS;;) {
-		if (!answer_by(k, deadline)) {
-			PQclear(r);
-			drop(k);
-			snprintf(err, errlen, "%s: not known to be on disk within %d ms (a commit "
-				 "waiting for a synchronous standby?)", what, ANSWER_WAIT_MS);
-			return -1;
-		}
-		if (!(next = PQgetResult(k->c)))
-			break;
-		if (r)
-			PQclear(next);
-		else
-			r = next;
-	}
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		return failed(k, r, what, err, errlen);
-	PQclear(r);
-	if (k->warned) {
-		drop(k);
-		snprintf(err, errlen, "%s: not known to be on disk (the server cancelled its wait "
-			 "for a synchronous standby)", what);
+	PGresult *r = call_by(k, "EXECUTE comet_flush", 0, NULL, NULL, NULL, what, err, errlen);
+	if (!r)
 		return -1;
-	}
+	PQclear(r);
 	durable_at(k, log, rev);
 	return 0;
 }
