@@ -567,6 +567,11 @@ class Server:
             return st if st.get("waiting", 0) >= n else None
         return wait_until(check, timeout, "%d waiting subscribers on %s" % (n, self.kind))
 
+    def wait_for_none_waiting(self, timeout, what):
+        """Poll /comet/stats until it reports no held subscriber: what the
+        caller waits for (the subscribers it or a test before let go)."""
+        return wait_until(lambda: self.stats()["waiting"] == 0, timeout, what)
+
     def publish(self, channel, data, content_type="text/plain", headers=None,
                 auth=True, timeout=15):
         """POST data to /comet/pub?channel=... with curl, the way a site's

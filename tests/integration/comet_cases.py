@@ -274,9 +274,8 @@ class CometCases(Backend):
         # would wait for one subscriber too many (as test_mercure's did in
         # ci): start once none is held. Apache notices a closed stream at the
         # second keep-alive write (COMET_KEEPALIVE, 15 s by default).
-        harness.wait_until(lambda: self.srv.stats()["waiting"] == 0, 60,
-                           "the subscribers of the tests before to end")
-        base = 0
+        self.srv.wait_for_none_waiting(60,
+                                       "the subscribers of the tests before to end")
         req = ("GET /comet/sub?channel=%s&since=%d&timeout=30 HTTP/1.0\r\n"
                "Host: 127.0.0.1\r\n\r\n" % (ch, since)).encode()
         socks, sel = [], selectors.DefaultSelector()
@@ -292,7 +291,7 @@ class CometCases(Backend):
             # subscriber) several times slower: its run checks memory
             # safety, the normal build the timing.
             slow = 3 if harness.sanitized() else 1
-            self.srv.wait_for_waiting(base + n, timeout=25 * slow)
+            self.srv.wait_for_waiting(n, timeout=25 * slow)
             self.assertLess(time.monotonic() - t_start, self.WAITING_WITHIN * slow,
                             "%d subscribers took too long to be held" % n)
             self.assertEqual(sel.select(0), [],

@@ -70,8 +70,8 @@ class LighttpdClientGone(Backend, unittest.TestCase):
             srv.wait_for_waiting(5)
             for s in streams:
                 s.close()
-            harness.wait_until(lambda: srv.stats()["waiting"] == 0, 5,
-                               "held streams of departed clients to be freed")
+            srv.wait_for_none_waiting(5,
+                                      "held streams of departed clients to be freed")
             self.assertEqual(srv.publish("gone", "x").status, 201)
 
 
@@ -93,8 +93,8 @@ class LighttpdClientGone(Backend, unittest.TestCase):
                 for c in clients:
                     c.kill()
                     c.wait()
-                harness.wait_until(lambda: srv.stats()["waiting"] == 0, 5,
-                                   "held long-polls of departed HTTP/2 clients to be freed")
+                srv.wait_for_none_waiting(5,
+                                          "held long-polls of departed HTTP/2 clients to be freed")
             finally:
                 for c in clients:
                     if c.poll() is None:

@@ -117,8 +117,8 @@ class Mercure:
     def setUp(self):
         # Counting held streams from a base taken while a closed one was
         # still counted waited for one too many (ci, lighttpd): start at none.
-        harness.wait_until(lambda: self.srv.stats()["waiting"] == 0, 20,
-                           "the streams of the test before to end")
+        self.srv.wait_for_none_waiting(20,
+                                       "the streams of the test before to end")
 
     def stream(self, topics, headers=None, query=(), token=None):
         h = {"Accept": "text/event-stream"}

@@ -542,8 +542,8 @@ class SiteOnModPhp(unittest.TestCase):
     def test_3_control_subscribers_on_apache_starve_it(self):
         # What step 1 would meet if the site held its subscribers itself:
         # WORKERS PHP pages each waiting for a message take every child.
-        harness.wait_until(lambda: self.srv.stats()["waiting"] == 0, 20,
-                           "the streams of step 1 to be gone")
+        self.srv.wait_for_none_waiting(20,
+                                       "the streams of step 1 to be gone")
         results = []
 
         def hold():

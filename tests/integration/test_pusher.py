@@ -125,8 +125,8 @@ class PusherApi:
     def setUp(self):
         # hold() counts from a base: one taken while a stream the test
         # before closed was still counted waited for one too many (ci36).
-        harness.wait_until(lambda: self.srv.stats()["waiting"] == 0, 25,
-                           "the subscribers of the test before to end")
+        self.srv.wait_for_none_waiting(25,
+                                       "the subscribers of the test before to end")
 
     def last_id(self):
         return self.srv.stats()["last_id"]
